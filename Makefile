@@ -1,0 +1,33 @@
+# hpsearch: make install | make demo | make test | make lint
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Without a GPU take the CPU build of torch (a plain `torch` pulls a multi-GB CUDA build);
+# with one (nvidia-smi answers) take PyPI's default CUDA build. Override: make install TORCH=...
+TORCH ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo torch; else echo torch==2.13.0; fi)
+
+.PHONY: install demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+# The quickstart sweep: MiniLM on the bundled support-intent data, offline, a few minutes on 2 cores.
+demo: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/hpsearch run studies/quickstart.yaml
+	$(BIN)/hpsearch status studies/quickstart.yaml
+	$(BIN)/hpsearch export studies/quickstart.yaml
+
+test:
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf studies/*.db studies/*.best.* studies/*.best-model

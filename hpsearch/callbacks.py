@@ -1,0 +1,56 @@
+"""TrainerCallbacks: record the learning curve, report the objective to Optuna and prune at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+from transformers import TrainerCallback
+
+# Timing entries Trainer adds to every evaluation; they are not part of the learning curve.
+_NOT_CURVE = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
+
+
+class OptunaReporter(TrainerCallback):
+    """At every evaluation: append a curve point, report the objective keyed by step, maybe prune.
+
+    Raising `optuna.TrialPruned` from `on_evaluate` leaves `Trainer.train()` at once, so a pruned
+    trial trains no step past the evaluation that condemned it.
+    """
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        objective_key: str,
+        on_point: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.trial = trial
+        self.objective_key = objective_key
+        self.on_point = on_point
+        self.curve: list[dict] = []
+        self.training = True
+        self.pruned_at: int | None = None
+        self._train_loss: float | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self._train_loss = float(logs["loss"])
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        step = state.global_step
+        metrics = metrics or {}
+        if self.objective_key not in metrics:
+            raise KeyError(f"evaluation returned no {self.objective_key!r}; it returned {sorted(metrics)}")
+        point = {"step": step, "epoch": round(float(state.epoch or 0.0), 4), "train_loss": self._train_loss}
+        point.update({k: float(v) for k, v in metrics.items() if k not in _NOT_CURVE and isinstance(v, (int, float))})
+        point.pop("epoch_eval", None)
+        if self.curve and self.curve[-1]["step"] == step:
+            return  # the closing evaluation of a step already evaluated
+        self.curve.append(point)
+        value = point[self.objective_key]
+        self.trial.report(value, step)
+        if self.on_point is not None:
+            self.on_point(point)
+        if self.training and self.trial.should_prune():
+            self.pruned_at = step
+            raise optuna.TrialPruned(f"pruned at step {step}")

@@ -1,0 +1,137 @@
+"""The `hpsearch` command: thin verbs over spec, controller, status and export.
+
+    hpsearch validate studies/quickstart.yaml
+    hpsearch run studies/quickstart.yaml [--set sampler.type=random] [--n-trials 4] [--quiet]
+    hpsearch status studies/quickstart.yaml
+    hpsearch export studies/quickstart.yaml --format yaml --out best.yaml
+
+Exit status: 0 success, 1 runtime failure, 2 invalid input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from hpsearch import __version__
+
+    parser = argparse.ArgumentParser(prog="hpsearch", description="Hyperparameter search for fine-tuning.")
+    parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def study_verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("study", metavar="STUDY", help="the study file, e.g. studies/quickstart.yaml")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a study-file key, e.g. --set data.path=DIR --set sampler.type=random",
+        )
+        p.add_argument("--storage", help="SQLAlchemy URL of the study storage (default: STUDY folder/NAME.db)")
+        return p
+
+    study_verb("validate", "check a study file, its data and model without writing anything")
+    run = study_verb("run", "run the sweep, or resume it where it stopped")
+    run.add_argument("--n-trials", type=int, help="total trials of the study (overrides budget.n_trials)")
+    run.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+    status = study_verb("status", "show a table of the study's trials")
+    status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    export = study_verb("export", "write the best trial's training arguments and a manifest")
+    export.add_argument("--format", choices=("yaml", "json"), default="yaml", help="file format")
+    export.add_argument("--out", type=Path, help="output file (default: STUDY folder/NAME.best.FORMAT)")
+    export.add_argument("--trial", type=int, help="export this trial instead of the best one")
+    return parser
+
+
+def _spec(args):
+    from hpsearch.spec import load_spec
+
+    overrides = list(args.overrides)
+    if getattr(args, "n_trials", None) is not None:
+        overrides.append(f"budget.n_trials={args.n_trials}")
+    return load_spec(args.study, overrides)
+
+
+def _validate(args) -> int:
+    from hpsearch import controller
+
+    spec = _spec(args)
+    print(controller.describe(spec, controller.check(spec, args.storage)))
+    return EXIT_OK
+
+
+def _run(args) -> int:
+    from hpsearch import controller
+
+    return controller.run(_spec(args), args.storage, quiet=args.quiet)
+
+
+def _study(args):
+    from hpsearch.storage import load_study, storage_url
+
+    spec = _spec(args)
+    url = storage_url(spec, args.storage)
+    return spec, url, load_study(spec, url)
+
+
+def _status(args) -> int:
+    from hpsearch import status
+
+    spec, _, study = _study(args)
+    if args.format == "json":
+        print(json.dumps(status.rows(study), indent=2))
+    else:
+        print(status.table(study, spec.objective.metric))
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    from hpsearch import export
+
+    spec, url, study = _study(args)
+    trial = export.pick_trial(study, args.trial)
+    arguments, manifest = export.build(study, trial, url)
+    out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best.{args.format}"
+    manifest_file = export.write(arguments, manifest, out, args.format)
+    print(f"trial {trial.number} ({manifest['metric']}={trial.value:.4g}): wrote {out} and {manifest_file}")
+    return EXIT_OK
+
+
+VERBS = {"validate": _validate, "run": _run, "status": _status, "export": _export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from hpsearch.spec import SpecError
+    from hpsearch.storage import NotFound
+
+    try:
+        return VERBS[args.verb](args)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except NotFound as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("HPSEARCH_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

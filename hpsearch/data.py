@@ -1,0 +1,174 @@
+"""Load the study's data (local files or a hub dataset), subsample it, and cache tokenized splits.
+
+Loading happens once per study, before any trial; so does tokenization, which is also cached on disk
+under a key made of the tokenizer, max_length and the data's content fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from hpsearch.spec import DataSpec, SpecError
+
+READERS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class RawData:
+    """The train and eval splits, each with the text and label columns only."""
+
+    train: datasets.Dataset
+    eval: datasets.Dataset
+    fingerprint: str
+    """sha256 of the rows both splits hold (after subsampling), the column names and label names."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HPSEARCH_CACHE", Path.home() / ".cache" / "hpsearch"))
+
+
+def _read_file(path: Path) -> datasets.Dataset:
+    import pandas as pd
+
+    kind = READERS[path.suffix.lower()]
+    if kind == "csv":
+        frame = pd.read_csv(path)
+    elif kind == "parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_json(path, lines=(kind == "jsonl"))
+    return datasets.Dataset.from_pandas(frame, preserve_index=False)
+
+
+def _local_splits(path: Path, source) -> dict[str, Path]:
+    if path.is_file():
+        if path.suffix.lower() not in READERS:
+            raise SpecError(source, "data.path", f"{path.name}: unsupported file; allowed: {', '.join(READERS)}")
+        return {"train": path}
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in READERS)
+    if not files:
+        raise SpecError(source, "data.path", f"{path} holds no {', '.join(READERS)} file (one file per split)")
+    splits: dict[str, Path] = {}
+    for p in files:
+        if p.stem in splits:
+            raise SpecError(source, "data.path", f"two files for split {p.stem!r} in {path}")
+        splits[p.stem] = p
+    return splits
+
+
+def _hub_splits(name: str, source) -> datasets.DatasetDict:
+    looks_local = name.startswith((".", "/", "~")) or Path(name).suffix.lower() in READERS
+    if looks_local:
+        raise SpecError(source, "data.path", f"no such file or folder: {name}")
+    try:
+        loaded = datasets.load_dataset(name)
+    except Exception as exc:  # offline, unknown id, private: one line, not a traceback
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise SpecError(
+            source, "data.path", f"{name!r} is not a local file or folder, and the hub could not load it: {reason}"
+        ) from None
+    if not isinstance(loaded, datasets.DatasetDict):
+        loaded = datasets.DatasetDict({"train": loaded})
+    return loaded
+
+
+def _subsample(ds: datasets.Dataset, n: int | None, seed: int) -> datasets.Dataset:
+    if n is None or n >= len(ds):
+        return ds
+    return ds.shuffle(seed=seed).select(range(n))
+
+
+def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
+    feature = ds.features[column]
+    values = ds[column]
+    if isinstance(feature, datasets.ClassLabel):
+        return [feature.int2str(v) for v in values]
+    return [str(v) for v in values]
+
+
+def load_raw(spec: DataSpec, source) -> RawData:
+    """Read the two splits, check columns and labels, subsample; raises SpecError on bad input."""
+    local = Path(spec.path)
+    if local.exists():
+        found = _local_splits(local, source)
+    else:
+        found = _hub_splits(spec.path, source)
+    names = ", ".join(found) or "none"
+    if spec.train_split not in found:
+        raise SpecError(source, "data.train_split", f"no split {spec.train_split!r} in {spec.path}; splits: {names}")
+    if spec.eval_split is not None and spec.eval_split not in found:
+        raise SpecError(source, "data.eval_split", f"no split {spec.eval_split!r} in {spec.path}; splits: {names}")
+
+    def read(split: str) -> datasets.Dataset:
+        ds = found[split]
+        return _read_file(ds) if isinstance(ds, Path) else ds
+
+    train = read(spec.train_split)
+    if spec.eval_fraction is not None:
+        parts = train.train_test_split(test_size=spec.eval_fraction, seed=spec.seed)
+        train, evaluation = parts["train"], parts["test"]
+        eval_name = f"{spec.train_split} (held out {spec.eval_fraction:g})"
+    else:
+        evaluation = read(spec.eval_split)
+        eval_name = spec.eval_split
+    for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
+        for key in ("text_column", "label_column"):
+            column = getattr(spec, key)
+            if column not in ds.column_names:
+                raise SpecError(
+                    source,
+                    f"data.{key}",
+                    f"no column {column!r} in split {split_name!r}; columns: {', '.join(ds.column_names)}",
+                )
+    train = _subsample(train, spec.max_train_samples, spec.seed)
+    evaluation = _subsample(evaluation, spec.max_eval_samples, spec.seed)
+
+    def plain(ds: datasets.Dataset) -> datasets.Dataset:
+        texts = ["" if t is None else str(t) for t in ds[spec.text_column]]
+        return datasets.Dataset.from_dict({"text": texts, "label": _labels_as_text(ds, spec.label_column)})
+
+    train, evaluation = plain(train), plain(evaluation)
+    if len(train) == 0 or len(evaluation) == 0:
+        raise SpecError(source, "data", f"empty split: {len(train)} train and {len(evaluation)} eval rows")
+    digest = hashlib.sha256()
+    for ds in (train, evaluation):
+        for text, label in zip(ds["text"], ds["label"], strict=True):
+            digest.update(f"{text}\x1f{label}\x1e".encode())
+        digest.update(b"\x1d")
+    return RawData(train=train, eval=evaluation, fingerprint=digest.hexdigest()[:16])
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else f"{tokenizer.name_or_path}:{len(tokenizer)}"
+    return hashlib.sha256(f"{type(tokenizer).__name__}\n{text}".encode()).hexdigest()[:16]
+
+
+def cached(key_parts: dict, build: Callable[[], datasets.DatasetDict]) -> datasets.DatasetDict:
+    """Return build()'s result, stored under a key of `key_parts`; built once, then loaded."""
+    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
+    target = cache_dir() / "tokenized" / key
+    if (target / "dataset_dict.json").exists():
+        return datasets.load_from_disk(str(target))
+    result = build()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target, then rename: a concurrent or interrupted build never leaves half a cache.
+    scratch = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    try:
+        result.save_to_disk(str(scratch))
+        (scratch / "key.json").write_text(json.dumps(key_parts, sort_keys=True, indent=1))
+        scratch.rename(target)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not (target / "dataset_dict.json").exists():
+            raise
+    return datasets.load_from_disk(str(target))

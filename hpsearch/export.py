@@ -1,0 +1,80 @@
+"""Best trial -> its training arguments (loadable as TrainingArguments(**d)) plus a manifest."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from hpsearch.storage import NotFound, redact
+
+PACKAGES = ("hpsearch", "optuna", "transformers", "torch", "datasets", "accelerate", "sqlalchemy")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
+    if number is None:
+        try:
+            return study.best_trial
+        except ValueError:
+            raise NotFound(f"study {study.study_name!r} has no completed trial to export") from None
+    for t in study.get_trials(deepcopy=False):
+        if t.number == number:
+            if t.state != optuna.trial.TrialState.COMPLETE:
+                raise NotFound(f"trial {number} is {t.state.name}, not COMPLETE")
+            return t
+    raise NotFound(f"study {study.study_name!r} has no trial {number}")
+
+
+def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tuple[dict, dict]:
+    spec = study.user_attrs.get("spec", {})
+    arguments = dict(trial.user_attrs["training_arguments"])
+    manifest: dict[str, Any] = {
+        "study": study.study_name,
+        "storage": redact(url),
+        "trial": trial.number,
+        "metric": f"eval_{spec.get('objective', {}).get('metric', '?')}",
+        "value": trial.value,
+        "direction": study.direction.name.lower(),
+        "params": dict(trial.params),
+        "seed": trial.user_attrs.get("seed"),
+        "task": spec.get("task"),
+        "model": spec.get("model", {}).get("name_or_path"),
+        "data": {
+            **{k: spec.get("data", {}).get(k) for k in ("path", "train_split", "eval_split", "max_length")},
+            "fingerprint": trial.user_attrs.get("data_fingerprint"),
+        },
+        "trained_on": trial.user_attrs.get("device"),
+        "versions": {p: _version(p) for p in PACKAGES},
+        "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    return arguments, manifest
+
+
+def dump(data: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def manifest_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}.manifest{out.suffix}")
+
+
+def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(dump(arguments, fmt))
+    path = manifest_path(out)
+    path.write_text(dump(manifest, fmt))
+    return path

@@ -1,0 +1,73 @@
+"""Live progress of a sweep on the terminal: one line per trial start, evaluation and end."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import optuna
+
+
+def format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_params(params: dict) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+
+
+class Progress:
+    def __init__(self, metric: str, quiet: bool = False, stream=None) -> None:
+        self.metric = metric
+        self.key = f"eval_{metric}"
+        self.quiet = quiet
+        self.stream = stream or sys.stdout
+        self.best: tuple[int, float] | None = None
+
+    def say(self, line: str, always: bool = False) -> None:
+        if always or not self.quiet:
+            print(line, file=self.stream, flush=True)
+
+    def _best(self) -> str:
+        if self.best is None:
+            return "best -"
+        return f"best {format_value(self.best[1])} (trial {self.best[0]})"
+
+    def started(self, number: int, params: dict) -> None:
+        self.say(f"trial {number:>3}  start     {format_params(params)}")
+
+    def evaluated(self, number: int, point: dict, max_steps: int) -> None:
+        extra = "" if self.key == "eval_loss" else f"  eval_loss={format_value(point.get('eval_loss'))}"
+        self.say(
+            f"trial {number:>3}  step {point['step']:>5}/{max_steps:<5} "
+            f"{self.metric}={format_value(point.get(self.key))}{extra}  {self._best()}"
+        )
+
+    def finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Optuna callback: called after every trial, whatever its state."""
+        try:
+            best = study.best_trial
+            self.best = (best.number, best.value)
+        except ValueError:
+            pass
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        state = trial.state.name
+        if state == "COMPLETE":
+            detail = f"{self.metric}={format_value(trial.value)}"
+        elif state == "PRUNED":
+            detail = f"at step {trial.user_attrs.get('steps_trained', '?')}"
+        else:
+            detail = trial.user_attrs.get("error", "")
+        self.say(f"trial {trial.number:>3}  {state:<9} {detail}  {seconds:.1f}s  {self._best()}")
+
+    def summary(self, study: optuna.Study, started: float) -> None:
+        counts: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        line = f"study {study.study_name}: {states} ({time.time() - started:.0f}s this run)"
+        if self.best is not None:
+            line += f"; {self._best()}"
+        self.say(line, always=True)

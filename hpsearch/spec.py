@@ -1,0 +1,525 @@
+"""Study file (YAML) plus `--set` overrides -> a validated, frozen `Spec`.
+
+Every error names the file, the field, what was given and what is allowed, and is raised as
+`SpecError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASKS = ("sequence-classification",)
+# Each sampler and pruner with the options a study file may give it, and their types.
+SAMPLERS: dict[str, dict[str, type | tuple]] = {
+    "grid": {"seed": int},
+    "random": {"seed": int},
+    "tpe": {"seed": int, "n_startup_trials": int, "multivariate": bool},
+}
+_WARMUP = {"n_startup_trials": int, "n_warmup_steps": int, "interval_steps": int, "n_min_trials": int}
+PRUNERS: dict[str, dict[str, type | tuple]] = {
+    "none": {},
+    "median": dict(_WARMUP),
+    "percentile": {"percentile": float, **_WARMUP},
+    "successive-halving": {
+        "min_resource": (int, str),
+        "reduction_factor": int,
+        "min_early_stopping_rate": int,
+        "bootstrap_count": int,
+    },
+    "hyperband": {"min_resource": int, "max_resource": (int, str), "reduction_factor": int, "bootstrap_count": int},
+}
+METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "loss": "minimize"}
+
+# Keys hpsearch sets itself for every trial; a study file may not set them.
+RESERVED_TRAINING_ARGUMENTS = {"output_dir": "hpsearch gives every trial its own output folder"}
+# Names users reach for that transformers 5 no longer has.
+RENAMED_TRAINING_ARGUMENTS = {
+    "warmup_ratio": "use warmup_steps with a float in [0, 1) (a fraction of the training steps)",
+    "evaluation_strategy": "use eval_strategy",
+    "lr": "use learning_rate",
+    "batch_size": "use per_device_train_batch_size",
+}
+
+
+class SpecError(Exception):
+    """Invalid study input: the CLI prints it in one or two lines and exits with status 2."""
+
+    def __init__(self, source: str | Path, field_path: str, message: str) -> None:
+        self.source = str(source)
+        self.field = field_path
+        self.message = message
+        where = f"{self.source}: {field_path}" if field_path else self.source
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched parameter: a float or int range, or a list of categorical choices."""
+
+    name: str
+    kind: str  # "float" | "int" | "categorical"
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def values(self) -> list[Any]:
+        """Every value the parameter can take; only for discrete parameters (used by grid)."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.step is None:
+            raise ValueError(f"{self.name} is continuous")
+        count = int(round((self.high - self.low) / self.step + 1e-9)) + 1
+        values = [self.low + i * self.step for i in range(count)]
+        if self.kind == "float":
+            values = [round(v, 12) for v in values]
+        return values
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.kind == "categorical" or self.step is not None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name_or_path: str
+    """A local folder with config.json, or a hub id (a packaged local copy is used when installed)."""
+    save_best: bool = False
+    """Keep the best trial's fine-tuned model and tokenizer in NAME.best-model/ beside the study."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    path: str
+    """A hub dataset id, a local file (csv, json, jsonl, parquet) or a folder with one file per split."""
+    text_column: str = "text"
+    label_column: str = "label"
+    train_split: str = "train"
+    eval_split: str | None = None
+    """Defaults to `validation`; must not be set together with eval_fraction."""
+    eval_fraction: float | None = None
+    """Hold out this fraction of the train split (seeded) as the eval split."""
+    max_length: int = 128
+    max_train_samples: int | None = None
+    """Seeded subsample of the train split."""
+    max_eval_samples: int | None = None
+    seed: int = 0
+    """Seed of the subsampling and of eval_fraction."""
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    metric: str = "accuracy"
+    """accuracy, f1_macro or loss, measured on the eval split."""
+    direction: str = ""
+    """maximize or minimize; defaults to what the metric needs."""
+
+    @property
+    def key(self) -> str:
+        return f"eval_{self.metric}"
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    type: str = "tpe"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    type: str = "median"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    n_trials: int | None = None
+    """Total trials of the study, counted across resumes; grid defaults to the grid size."""
+    timeout: float | None = None
+    """Seconds for this invocation; no new trial starts after it."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    task: str
+    model: ModelSpec
+    data: DataSpec
+    objective: ObjectiveSpec
+    search: dict[str, ParamSpec]
+    train: dict[str, Any]
+    sampler: SamplerSpec
+    pruner: PrunerSpec
+    budget: BudgetSpec
+    storage: str | None
+    source: str
+    """The study file this spec was read from."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain data (saved with the study)."""
+        out = dataclasses.asdict(self)
+        out["search"] = {name: _param_to_raw(p) for name, p in self.search.items()}
+        out["sampler"] = {"type": self.sampler.type, **self.sampler.options}
+        out["pruner"] = {"type": self.pruner.type, **self.pruner.options}
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads 1e-5 as a float (YAML 1.1 wants 1.0e-5)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: YAML scalar or flow list, so `3`, `1e-4`, `true`, `[8, 16]` all work."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
+    """Read a study file, apply `KEY=VALUE` overrides and validate everything."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(path, "", "no such study file")
+    try:
+        raw = yaml.load(path.read_text(), Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(path, "", f"malformed YAML: {where}{problem}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(path, "", "a study file is a mapping of keys (name, task, model, ...)")
+    from_cli = apply_overrides(raw, overrides, path)
+    return parse_spec(raw, path, from_cli)
+
+
+def apply_overrides(raw: dict, overrides, source) -> set[str]:
+    """Apply `a.b.c=value` overrides in place; returns the dotted keys that were set."""
+    keys = set()
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(source, "--set", f"{item!r} is not KEY=VALUE (e.g. sampler.type=random)")
+        dotted, _, text = item.partition("=")
+        parts = dotted.strip().split(".")
+        if not all(parts):
+            raise SpecError(source, "--set", f"{dotted!r} is not a dotted key")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise SpecError(source, ".".join(parts[: i + 1]), "is not a mapping; cannot set a key in it")
+            node = child
+        node[parts[-1]] = parse_value(text)
+        keys.add(dotted.strip())
+    return keys
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+class _Fields:
+    """Reads one mapping section, type-checking each field and rejecting unknown keys."""
+
+    def __init__(self, raw: Any, section: str, source: Path) -> None:
+        self.source = source
+        self.section = section
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise SpecError(source, section, f"must be a mapping, got {type(raw).__name__}")
+        self.raw = dict(raw)
+        self.used: set[str] = set()
+
+    def name(self, key: str) -> str:
+        return f"{self.section}.{key}" if self.section else key
+
+    def get(self, key: str, kind, default: Any = ..., allowed=None) -> Any:
+        self.used.add(key)
+        if key not in self.raw or self.raw[key] is None:
+            if default is ...:
+                raise SpecError(self.source, self.name(key), "is required")
+            return default
+        return check_type(self.raw[key], kind, self.source, self.name(key), allowed)
+
+    def finish(self, extra_allowed=()) -> None:
+        unknown = sorted(set(self.raw) - self.used - set(extra_allowed))
+        if unknown:
+            allowed = ", ".join(sorted(self.used | set(extra_allowed)))
+            raise SpecError(self.source, self.name(unknown[0]), f"unknown key; allowed: {allowed}")
+
+
+def check_type(value: Any, kind, source, name: str, allowed=None) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if not ok:
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise SpecError(source, name, f"must be {expected}, got {value!r}")
+    if allowed is not None and value not in allowed:
+        raise SpecError(source, name, f"{value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def _positive(value, source, name, allow_zero=False):
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise SpecError(source, name, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spec:
+    top = _Fields(raw, "", source)
+    name = top.get("name", str)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise SpecError(source, "name", f"{name!r}: use letters, digits, '-', '_' and '.'")
+    task = top.get("task", str, allowed=TASKS)
+    model = _parse_model(top.get("model", (dict, str)), source, from_cli)
+    data = _parse_data(top.get("data", dict), source, from_cli)
+    objective = _parse_objective(top.get("objective", dict, {}), source)
+    search = _parse_search(top.get("search", dict), source)
+    train = _parse_train(top.get("train", dict, {}), source, search)
+    sampler = _parse_typed(top.get("sampler", dict, {}), "sampler", SAMPLERS, "tpe", source)
+    pruner = _parse_typed(top.get("pruner", dict, {}), "pruner", PRUNERS, "median", source)
+    budget = _parse_budget(top.get("budget", dict, {}), source, sampler)
+    storage = top.get("storage", str, None)
+    top.finish()
+    return Spec(
+        name=name,
+        task=task,
+        model=model,
+        data=data,
+        objective=objective,
+        search=search,
+        train=train,
+        sampler=sampler,
+        pruner=pruner,
+        budget=budget,
+        storage=storage,
+        source=str(source),
+    )
+
+
+def resolve_path(value: str, dotted: str, source: Path, from_cli: set[str]) -> str:
+    """Paths in a study file are relative to its folder; paths given with --set, to the cwd."""
+    base = Path.cwd() if dotted in from_cli else source.parent
+    candidate = Path(value).expanduser()
+    if not candidate.is_absolute():
+        candidate = base / candidate
+    return str(candidate.resolve()) if candidate.exists() else value
+
+
+def _parse_model(raw, source, from_cli) -> ModelSpec:
+    if isinstance(raw, str):
+        raw = {"name_or_path": raw}
+    f = _Fields(raw, "model", source)
+    path = resolve_path(f.get("name_or_path", str), "model.name_or_path", source, from_cli)
+    spec = ModelSpec(name_or_path=path, save_best=f.get("save_best", bool, False))
+    f.finish()
+    return spec
+
+
+def _parse_data(raw, source, from_cli) -> DataSpec:
+    f = _Fields(raw, "data", source)
+    path = resolve_path(f.get("path", str), "data.path", source, from_cli)
+    eval_split = f.get("eval_split", str, None)
+    eval_fraction = f.get("eval_fraction", float, None)
+    if eval_fraction is not None:
+        if eval_split is not None:
+            raise SpecError(source, "data.eval_fraction", "set eval_split or eval_fraction, not both")
+        if not 0 < eval_fraction < 1:
+            raise SpecError(source, "data.eval_fraction", f"must be in (0, 1), got {eval_fraction}")
+    elif eval_split is None:
+        eval_split = "validation"
+    spec = DataSpec(
+        path=path,
+        text_column=f.get("text_column", str, "text"),
+        label_column=f.get("label_column", str, "label"),
+        train_split=f.get("train_split", str, "train"),
+        eval_split=eval_split,
+        eval_fraction=eval_fraction,
+        max_length=_positive(f.get("max_length", int, 128), source, "data.max_length"),
+        max_train_samples=_positive(f.get("max_train_samples", int, None), source, "data.max_train_samples"),
+        max_eval_samples=_positive(f.get("max_eval_samples", int, None), source, "data.max_eval_samples"),
+        seed=f.get("seed", int, 0),
+    )
+    f.finish()
+    return spec
+
+
+def _parse_objective(raw, source) -> ObjectiveSpec:
+    f = _Fields(raw, "objective", source)
+    metric = f.get("metric", str, "accuracy", allowed=tuple(METRICS))
+    direction = f.get("direction", str, METRICS[metric], allowed=("maximize", "minimize"))
+    f.finish()
+    return ObjectiveSpec(metric=metric, direction=direction)
+
+
+def _parse_typed(raw, section, table, default, source):
+    """sampler / pruner: `type` plus the options that type accepts."""
+    f = _Fields(raw, section, source)
+    kind = f.get("type", str, default, allowed=tuple(table))
+    options = {k: v for k, v in f.raw.items() if k != "type"}
+    for key, value in options.items():
+        if key not in table[kind]:
+            allowed = ", ".join(["type", *table[kind]])
+            raise SpecError(source, f"{section}.{key}", f"unknown key for {section} {kind}; allowed: {allowed}")
+        check_type(value, table[kind][key], source, f"{section}.{key}")
+    for key in ("n_startup_trials", "n_warmup_steps", "reduction_factor", "min_resource"):
+        if isinstance(options.get(key), int) and options[key] < 0:
+            raise SpecError(source, f"{section}.{key}", f"must be >= 0, got {options[key]}")
+    cls = SamplerSpec if section == "sampler" else PrunerSpec
+    return cls(type=kind, options=options)
+
+
+def _parse_budget(raw, source, sampler: SamplerSpec) -> BudgetSpec:
+    f = _Fields(raw, "budget", source)
+    budget = BudgetSpec(
+        n_trials=_positive(f.get("n_trials", int, None), source, "budget.n_trials"),
+        timeout=_positive(f.get("timeout", float, None), source, "budget.timeout"),
+    )
+    f.finish()
+    if sampler.type != "grid" and budget.n_trials is None and budget.timeout is None:
+        raise SpecError(source, "budget", "set n_trials or timeout (only grid has a natural end)")
+    return budget
+
+
+def _training_fields() -> dict[str, Any]:
+    from transformers import TrainingArguments
+
+    return {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
+
+
+def _choices_for(name: str) -> tuple[str, ...] | None:
+    """Names transformers accepts for the string-valued arguments we can check up front."""
+    if name == "optim":
+        from transformers.training_args import OptimizerNames
+
+        return tuple(o.value for o in OptimizerNames)
+    if name == "lr_scheduler_type":
+        from transformers.trainer_utils import SchedulerType
+
+        return tuple(s.value for s in SchedulerType)
+    return None
+
+
+def check_training_argument(name: str, value: Any, source, section: str) -> None:
+    fields = _training_fields()
+    where = f"{section}.{name}"
+    if name in RENAMED_TRAINING_ARGUMENTS:
+        raise SpecError(source, where, f"not a TrainingArguments field: {RENAMED_TRAINING_ARGUMENTS[name]}")
+    if name in RESERVED_TRAINING_ARGUMENTS:
+        raise SpecError(source, where, f"set by hpsearch: {RESERVED_TRAINING_ARGUMENTS[name]}")
+    if name not in fields:
+        raise SpecError(source, where, "unknown key; search and train take transformers TrainingArguments field names")
+    allowed = _choices_for(name)
+    if allowed is not None and value not in allowed:
+        raise SpecError(source, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+
+
+def _parse_search(raw, source) -> dict[str, ParamSpec]:
+    if not raw:
+        raise SpecError(source, "search", "must name at least one parameter to search")
+    params = {}
+    for name, value in raw.items():
+        where = f"search.{name}"
+        param = _parse_param(name, value, source, where)
+        for choice in param.choices:
+            check_training_argument(name, choice, source, "search")
+        if param.kind != "categorical":
+            check_training_argument(name, param.low, source, "search")
+        params[name] = param
+    return params
+
+
+def _parse_param(name, value, source, where) -> ParamSpec:
+    if isinstance(value, list):
+        value = {"type": "categorical", "choices": value}
+    if not isinstance(value, dict):
+        raise SpecError(source, where, "must be a list of choices or {type: float|int, low, high, log, step}")
+    f = _Fields(value, where, source)
+    kind = f.get("type", str, allowed=("float", "int", "categorical"))
+    if kind == "categorical":
+        choices = f.get("choices", list)
+        f.finish()
+        if not choices:
+            raise SpecError(source, f"{where}.choices", "is empty; give at least one choice")
+        for c in choices:
+            if not (c is None or isinstance(c, (bool, int, float, str))):
+                raise SpecError(source, f"{where}.choices", f"{c!r}: choices must be numbers, strings or booleans")
+        if len(set(map(repr, choices))) != len(choices):
+            raise SpecError(source, f"{where}.choices", "lists a choice twice")
+        return ParamSpec(name=name, kind="categorical", choices=tuple(choices))
+    number = float if kind == "float" else int
+    low = f.get("low", number)
+    high = f.get("high", number)
+    log = f.get("log", bool, False)
+    step = f.get("step", number, None)
+    f.finish()
+    if low >= high:
+        raise SpecError(source, f"{where}.low", f"low ({low}) must be below high ({high})")
+    if log and low <= 0:
+        raise SpecError(source, f"{where}.low", f"a log scale needs low > 0, got {low}")
+    if log and step is not None:
+        raise SpecError(source, f"{where}.step", "log and step cannot be combined")
+    if step is not None and step <= 0:
+        raise SpecError(source, f"{where}.step", f"must be > 0, got {step}")
+    return ParamSpec(name=name, kind=kind, low=low, high=high, log=log, step=step)
+
+
+def _parse_train(raw, source, search) -> dict[str, Any]:
+    train = {}
+    fields = _training_fields()
+    for name, value in raw.items():
+        check_training_argument(name, value, source, "train")
+        if name in search:
+            raise SpecError(source, f"train.{name}", "is also in search; a parameter is either searched or fixed")
+        default = fields[name].default
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        train[name] = value
+    if train.get("eval_strategy") == "no":
+        raise SpecError(source, "train.eval_strategy", "'no' leaves nothing to prune or score; use steps or epoch")
+    return train
+
+
+def _param_to_raw(p: ParamSpec) -> Any:
+    if p.kind == "categorical":
+        return list(p.choices)
+    out = {"type": p.kind, "low": p.low, "high": p.high}
+    if p.log:
+        out["log"] = True
+    if p.step is not None:
+        out["step"] = p.step
+    return out

@@ -1,0 +1,97 @@
+"""Sequence classification: label mapping from the data, accuracy, macro-F1 and eval loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+
+from hpsearch import data as data_module
+from hpsearch.spec import Spec, SpecError
+
+
+@dataclass(frozen=True)
+class TaskData:
+    train: datasets.Dataset
+    eval: datasets.Dataset
+    labels: tuple[str, ...]
+    fingerprint: str
+
+
+def label_names(raw: data_module.RawData, spec: Spec) -> tuple[str, ...]:
+    """Sorted train labels (numerically when they are all integers); eval labels must be among them."""
+    train_labels = set(raw.train["label"])
+    missing = sorted(set(raw.eval["label"]) - train_labels)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise SpecError(
+            spec.source,
+            "data.eval_split",
+            f"{len(missing)} eval label(s) never occur in the train split: {shown}",
+        )
+    if all(label.lstrip("-").isdigit() for label in train_labels):
+        return tuple(sorted(train_labels, key=int))
+    return tuple(sorted(train_labels))
+
+
+def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
+    """Tokenize both splits once (dynamic padding happens per batch in the collator)."""
+    labels = label_names(raw, spec)
+    index = {name: i for i, name in enumerate(labels)}
+    max_length = spec.data.max_length
+
+    def build() -> datasets.DatasetDict:
+        def encode(batch):
+            out = tokenizer(batch["text"], truncation=True, max_length=max_length)
+            out["labels"] = [index[label] for label in batch["label"]]
+            return out
+
+        both = datasets.DatasetDict({"train": raw.train, "eval": raw.eval})
+        return both.map(encode, batched=True, remove_columns=["text", "label"])
+
+    key = {
+        "task": spec.task,
+        "tokenizer": data_module.tokenizer_fingerprint(tokenizer),
+        "max_length": max_length,
+        "data": raw.fingerprint,
+        "labels": list(labels),
+    }
+    tokenized = data_module.cached(key, build)
+    return TaskData(train=tokenized["train"], eval=tokenized["eval"], labels=labels, fingerprint=raw.fingerprint)
+
+
+def build_model(model_path: str, labels: tuple[str, ...]):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        model_path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
+
+
+def collator(tokenizer):
+    from transformers import DataCollatorWithPadding
+
+    return DataCollatorWithPadding(tokenizer)
+
+
+def compute_metrics(prediction) -> dict[str, float]:
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    predicted = np.asarray(logits).argmax(axis=-1)
+    truth = np.asarray(prediction.label_ids)
+    return {"accuracy": float((predicted == truth).mean()), "f1_macro": macro_f1(truth, predicted)}
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean F1 over the labels that occur in the truth or the predictions (as scikit-learn does)."""
+    scores = []
+    for label in np.union1d(truth, predicted):
+        tp = np.sum((predicted == label) & (truth == label))
+        fp = np.sum((predicted == label) & (truth != label))
+        fn = np.sum((predicted != label) & (truth == label))
+        denominator = 2 * tp + fp + fn
+        scores.append(2 * tp / denominator if denominator else 0.0)
+    return float(np.mean(scores)) if scores else 0.0

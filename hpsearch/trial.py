@@ -1,0 +1,182 @@
+"""One trial = one fine-tuning job: params -> TrainingArguments -> Trainer.train() -> objective.
+
+Everything that happened is recorded on the Optuna trial as user attributes, whatever the outcome:
+the complete training arguments, the learning curve, wall time, throughput, peak memory, device,
+seed and, for a failed trial, the error.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import resource
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from hpsearch import space
+from hpsearch.callbacks import OptunaReporter
+from hpsearch.progress import Progress
+from hpsearch.spec import Spec
+
+# What hpsearch sets unless the study's `train` section says otherwise.
+DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
+    "eval_strategy": "steps",
+    "eval_steps": 0.1,  # a float below 1 is a fraction of the training steps: ten evaluations
+    "save_strategy": "no",  # checkpoints are not kept; model.save_best keeps the best model
+    "report_to": "none",  # the record is the Optuna storage
+    "disable_tqdm": True,
+    "logging_nan_inf_filter": False,  # a NaN loss must be seen, not averaged away
+    "per_device_eval_batch_size": 64,
+    "seed": 42,
+}
+
+
+def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
+    """The trial's TrainingArguments (all but output_dir): defaults, then `train`, then the params."""
+    args = {**DEFAULT_TRAINING_ARGUMENTS, **spec.train, **params}
+    # Log the train loss exactly when evaluating, so every curve point carries both losses.
+    if "logging_strategy" not in spec.train and "logging_steps" not in spec.train:
+        args["logging_strategy"] = args["eval_strategy"]
+        if args["eval_strategy"] == "steps":
+            args["logging_steps"] = args.get("eval_steps") or 500
+    return args
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a study shares; built once per worker."""
+
+    spec: Spec
+    task: Any  # a module of hpsearch.tasks
+    data: Any  # the task's TaskData
+    tokenizer: Any
+    model_path: str
+    best_model_dir: Path | None
+    progress: Progress
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: writing 5 resets this process's peak resident set size (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def _is_new_best(trial: optuna.Trial, value: float) -> bool:
+    try:
+        best = trial.study.best_value
+    except ValueError:  # no completed trial yet
+        return True
+    return value > best if trial.study.direction == optuna.study.StudyDirection.MAXIMIZE else value < best
+
+
+def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
+    """Optuna objective: fine-tune once with the trial's parameters and return the final metric."""
+    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+
+    spec = ctx.spec
+    params = space.suggest(trial, spec.search)
+    args_dict = training_arguments(spec, params)
+    ctx.progress.started(trial.number, params)
+    output_dir = tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-")
+    record: dict[str, Any] = {
+        "training_arguments": args_dict,
+        "seed": args_dict["seed"],
+        "data_fingerprint": ctx.data.fingerprint,
+    }
+    trainer = None
+    started = time.perf_counter()
+    try:
+        args = TrainingArguments(output_dir=output_dir, **args_dict)
+        complete = args.to_dict()
+        complete.pop("output_dir", None)
+        record["training_arguments_all"] = complete
+        record["device"] = _device_name(args.device)
+        _reset_peak_memory(args.device)
+        set_seed(args.seed)  # the new classification head is drawn from this seed
+        model = ctx.task.build_model(ctx.model_path, ctx.data.labels)
+        reporter = OptunaReporter(trial, spec.objective.key)
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=ctx.data.train,
+            eval_dataset=ctx.data.eval,
+            data_collator=ctx.task.collator(ctx.tokenizer),
+            compute_metrics=ctx.task.compute_metrics,
+            callbacks=[reporter],
+        )
+        trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
+        reporter.on_point = lambda point: ctx.progress.evaluated(trial.number, point, trainer.state.max_steps)
+        record["curve"] = reporter.curve
+        result = trainer.train()
+        reporter.training = False
+        if not reporter.curve or reporter.curve[-1]["step"] != trainer.state.global_step:
+            trainer.evaluate()  # score the final weights, not those of the last scheduled evaluation
+        record["train_samples_per_second"] = result.metrics.get("train_samples_per_second")
+        record["train_loss"] = result.metrics.get("train_loss")
+        value = reporter.curve[-1][spec.objective.key]
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{spec.objective.key} is {value} at the end of training")
+        if ctx.best_model_dir is not None and _is_new_best(trial, value):
+            trainer.save_model(str(ctx.best_model_dir))
+            ctx.tokenizer.save_pretrained(str(ctx.best_model_dir))
+            record["saved_model"] = str(ctx.best_model_dir)
+        return value
+    except optuna.TrialPruned:
+        raise
+    except KeyboardInterrupt:
+        record["error"] = "interrupted"
+        record["interrupted"] = True
+        raise
+    except Exception as exc:
+        record["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        record["traceback"] = traceback.format_exc()[-4000:]
+        raise
+    finally:
+        wall = time.perf_counter() - started
+        record["wall_time_s"] = round(wall, 3)
+        if trainer is not None:
+            state = trainer.state
+            record["steps_trained"] = state.global_step
+            record["max_steps"] = state.max_steps
+            record["device_seconds"] = round(wall, 3)
+            if record.get("train_samples_per_second") is None and wall > 0:
+                per_step = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps
+                record["train_samples_per_second"] = round(state.global_step * per_step / wall, 3)
+            record["peak_memory_mb"] = round(_peak_memory_mb(trainer.args.device), 1)
+        for key, value in record.items():
+            trial.set_user_attr(key, value)
+        trainer = None
+        shutil.rmtree(output_dir, ignore_errors=True)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

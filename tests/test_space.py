@@ -1,0 +1,106 @@
+"""space.py, samplers.py, pruners.py: distributions, grid expansion and the factories."""
+
+import optuna
+import pytest
+
+from hpsearch import pruners, samplers, space
+from hpsearch.spec import SpecError, load_spec
+
+
+def test_distributions_follow_the_search_section(make_study):
+    spec = load_spec(
+        make_study(
+            search__warmup_steps={"type": "float", "low": 0.0, "high": 0.2, "step": 0.05},
+            search__gradient_accumulation_steps={"type": "int", "low": 1, "high": 4, "log": True},
+        )
+    )
+    dists = {name: space.distribution(p) for name, p in spec.search.items()}
+    assert dists["learning_rate"] == optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)
+    assert dists["per_device_train_batch_size"] == optuna.distributions.CategoricalDistribution((8, 16))
+    assert dists["warmup_steps"] == optuna.distributions.FloatDistribution(0.0, 0.2, step=0.05)
+    assert dists["gradient_accumulation_steps"] == optuna.distributions.IntDistribution(1, 4, log=True)
+
+
+def test_suggest_stays_inside_the_space(make_study):
+    spec = load_spec(make_study())
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(20):
+        params = space.suggest(study.ask(), spec.search)
+        assert 1e-3 <= params["learning_rate"] <= 1e-2
+        assert params["per_device_train_batch_size"] in (8, 16)
+
+
+def test_grid_expands_steps_and_choices(make_study):
+    spec = load_spec(
+        make_study(
+            search={
+                "warmup_steps": {"type": "float", "low": 0.0, "high": 0.2, "step": 0.1},
+                "num_train_epochs": {"type": "int", "low": 1, "high": 5, "step": 2},
+                "optim": ["adamw_torch", "sgd"],
+            },
+            train={"eval_steps": 0.5},
+        )
+    )
+    grid = space.grid(spec.search, spec.source)
+    assert grid == {"warmup_steps": [0.0, 0.1, 0.2], "num_train_epochs": [1, 3, 5], "optim": ["adamw_torch", "sgd"]}
+    assert space.grid_size(spec.search, spec.source) == 18
+
+
+def test_grid_rejects_a_continuous_parameter(make_study):
+    spec = load_spec(make_study(sampler__type="grid"))
+    with pytest.raises(SpecError, match="search.learning_rate: the grid sampler needs a discrete space"):
+        samplers.build_sampler(spec)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "cls"),
+    [
+        ({"type": "random"}, optuna.samplers.RandomSampler),
+        ({"type": "tpe", "n_startup_trials": 3}, optuna.samplers.TPESampler),
+    ],
+)
+def test_sampler_factory(make_study, sampler, cls):
+    assert isinstance(samplers.build_sampler(load_spec(make_study(sampler=sampler))), cls)
+
+
+def test_seeded_tpe_repeats_its_suggestions(make_study):
+    spec = load_spec(make_study(sampler={"type": "tpe", "seed": 3, "n_startup_trials": 2}))
+
+    def run() -> list:
+        study = optuna.create_study(sampler=samplers.build_sampler(spec), direction="maximize")
+        study.optimize(lambda t: -abs(space.suggest(t, spec.search)["learning_rate"] - 3e-3), n_trials=6)
+        return [t.params for t in study.trials]
+
+    assert run() == run()
+
+
+PRUNERS = [
+    ({"type": "none"}, optuna.pruners.NopPruner),
+    ({"type": "median", "n_startup_trials": 2, "n_warmup_steps": 5}, optuna.pruners.MedianPruner),
+    ({"type": "percentile", "percentile": 25.0, "n_warmup_steps": 5}, optuna.pruners.PercentilePruner),
+    ({"type": "successive-halving", "min_resource": 2, "reduction_factor": 3}, optuna.pruners.SuccessiveHalvingPruner),
+    ({"type": "hyperband", "min_resource": 2, "max_resource": "auto"}, optuna.pruners.HyperbandPruner),
+]
+
+
+@pytest.mark.parametrize(("pruner", "cls"), PRUNERS, ids=[p[0]["type"] for p in PRUNERS])
+def test_pruner_factory(make_study, pruner, cls):
+    assert isinstance(pruners.build_pruner(load_spec(make_study(pruner=pruner))), cls)
+
+
+@pytest.mark.parametrize(
+    ("pruner", "message"),
+    [
+        (
+            {"type": "median", "percentile": 20.0},
+            "pruner.percentile: unknown key for pruner median; allowed: type, n_startup_trials",
+        ),
+        ({"type": "percentile"}, "pruner.percentile: is required"),
+        ({"type": "percentile", "percentile": 140.0}, "pruner: "),
+        ({"type": "hyperband", "max_resource": "lots"}, "pruner.max_resource: must be an integer or 'auto'"),
+        ({"type": "median", "n_warmup_steps": -1}, "pruner.n_warmup_steps: must be >= 0"),
+    ],
+)
+def test_bad_pruner_options(make_study, pruner, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(")):
+        pruners.build_pruner(load_spec(make_study(pruner=pruner)))

@@ -1,0 +1,122 @@
+"""spec.py: reading, overrides, and the error message for each kind of bad input."""
+
+from pathlib import Path
+
+import pytest
+
+from hpsearch.spec import SpecError, load_spec, parse_value
+
+from .conftest import DELETE
+
+
+def test_reads_a_study_file(make_study):
+    spec = load_spec(make_study())
+    assert spec.name == "tiny"
+    assert spec.objective.direction == "maximize"
+    assert spec.objective.key == "eval_accuracy"
+    lr = spec.search["learning_rate"]
+    assert (lr.kind, lr.low, lr.high, lr.log) == ("float", 1e-3, 1e-2, True)
+    assert spec.search["per_device_train_batch_size"].choices == (8, 16)
+    assert spec.data.eval_split == "validation"
+    assert spec.train["num_train_epochs"] == 2.0
+
+
+def test_loss_objective_defaults_to_minimize(make_study):
+    assert load_spec(make_study(objective={"metric": "loss"})).objective.direction == "minimize"
+
+
+def test_scientific_notation_without_dot_is_a_float(tmp_path, make_study):
+    path = make_study()
+    path.write_text(path.read_text().replace("low: 0.001", "low: 1e-3"))
+    assert load_spec(path).search["learning_rate"].low == 1e-3
+
+
+def test_overrides_set_nested_keys_with_parsed_types(make_study):
+    spec = load_spec(
+        make_study(),
+        ["sampler.type=tpe", "sampler.seed=7", "search.learning_rate.low=1e-4", "train.max_grad_norm=0.5"],
+    )
+    assert spec.sampler.type == "tpe" and spec.sampler.options == {"seed": 7}
+    assert spec.search["learning_rate"].low == 1e-4
+    assert spec.train["max_grad_norm"] == 0.5
+
+
+def test_parse_value():
+    assert parse_value("3") == 3
+    assert parse_value("1e-4") == 1e-4
+    assert parse_value("true") is True
+    assert parse_value("[8, 16]") == [8, 16]
+    assert parse_value("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_data_path_relative_to_study_file_but_set_paths_relative_to_cwd(tmp_path, make_study, monkeypatch):
+    path = make_study()
+    text = path.read_text()
+    path.write_text(text.replace(str(tmp_path / "intents"), "intents"))
+    monkeypatch.chdir(Path("/"))
+    assert load_spec(path).data.path == str(tmp_path / "intents")
+    monkeypatch.chdir(tmp_path.parent)
+    relative = f"{tmp_path.name}/intents"
+    assert load_spec(path, [f"data.path={relative}"]).data.path == str(tmp_path / "intents")
+
+
+BAD = [
+    # (changes, the field the message must name, a word of what is allowed)
+    ({"colour": "red"}, "colour", "allowed: budget, data, model, name"),
+    ({"sampler__typ": "tpe"}, "sampler.typ", None),
+    ({"data__txt_column": "x"}, "data.txt_column", "allowed"),
+    ({"budget__n_trials": "ten"}, "budget.n_trials", "must be int"),
+    ({"search__learning_rate__low": 0.1}, "search.learning_rate.low", "below high"),
+    (
+        {"search__learning_rate": {"type": "float", "low": 0.0, "high": 1e-2, "log": True}},
+        "search.learning_rate.low",
+        "log",
+    ),
+    ({"search__per_device_train_batch_size": []}, "search.per_device_train_batch_size.choices", "empty"),
+    ({"search__optim": ["adamw_torch", "adamw_turbo"]}, "search.optim", "adamw_torch_fused"),
+    ({"train__lr_scheduler_type": "zigzag"}, "train.lr_scheduler_type", "cosine"),
+    ({"train__warmup_ratio": 0.1}, "train.warmup_ratio", "warmup_steps"),
+    ({"train__output_dir": "x"}, "train.output_dir", "hpsearch"),
+    ({"train__learning_rate": 0.1}, "train.learning_rate", "either searched or fixed"),
+    ({"task": "translation"}, "task", "sequence-classification"),
+    ({"sampler__type": "bayes"}, "sampler.type", "tpe"),
+    ({"pruner__type": "asha"}, "pruner.type", "hyperband"),
+    ({"objective__metric": "bleu"}, "objective.metric", "f1_macro"),
+    ({"budget": DELETE}, "budget", "n_trials"),
+    ({"search__learning_rate__type": "number"}, "search.learning_rate.type", "float"),
+    ({"search": {}}, "search", "at least one"),
+    ({"name": "my study!"}, "name", "letters"),
+    ({"data__eval_fraction": 0.2, "data__eval_split": "validation"}, "data.eval_fraction", "not both"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "allowed"), BAD, ids=[b[1] for b in BAD])
+def test_bad_input_names_file_field_and_allowed(make_study, changes, field, allowed):
+    path = make_study(**changes)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert caught.value.field == field
+    assert message.startswith(f"{path}: {field}: ")
+    if allowed:
+        assert allowed in message
+    assert len(message.splitlines()) <= 2
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nsearch: {learning_rate: [1, 2\n")
+    with pytest.raises(SpecError, match=r"broken.yaml: malformed YAML: line \d+"):
+        load_spec(path)
+
+
+def test_bad_override_syntax(make_study):
+    with pytest.raises(SpecError, match="--set: 'sampler' is not KEY=VALUE"):
+        load_spec(make_study(), ["sampler"])
+
+
+def test_to_dict_round_trips_the_search_space(make_study):
+    spec = load_spec(make_study())
+    saved = spec.to_dict()
+    assert saved["search"]["learning_rate"] == {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}
+    assert saved["sampler"] == {"type": "random", "seed": 0}

@@ -1,0 +1,225 @@
+"""Real sweeps of a tiny BERT (random weights) through the CLI, recorded in a real SQLite file."""
+
+import json
+import sqlite3
+
+import optuna
+import pytest
+import yaml
+from transformers import TrainingArguments
+
+from hpsearch import cli
+from hpsearch.tasks import classification
+
+
+def load(path, name="tiny") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{path.parent / name}.db")
+
+
+def run(path, *extra) -> int:
+    return cli.main(["run", str(path), "--quiet", *extra])
+
+
+def test_grid_runs_every_point_once_and_stops(make_study):
+    path = make_study(
+        sampler={"type": "grid"},
+        search={"learning_rate": [1e-3, 5e-3], "per_device_train_batch_size": [8, 16]},
+        budget={},
+    )
+    assert run(path) == 0
+    study = load(path)
+    points = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(points) == 4 and len(set(points)) == 4
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert run(path) == 0  # exhausted: a second run adds nothing
+    assert len(load(path).trials) == 4
+
+
+def test_trial_records_what_happened(make_study):
+    path = make_study(budget={"n_trials": 1})
+    assert run(path) == 0
+    trial = load(path).trials[0]
+    attrs = trial.user_attrs
+    assert attrs["training_arguments"]["learning_rate"] == trial.params["learning_rate"]
+    assert attrs["training_arguments_all"]["per_device_train_batch_size"] == trial.params["per_device_train_batch_size"]
+    assert attrs["seed"] == 42 and attrs["device"] == "cpu"
+    assert attrs["wall_time_s"] > 0 and attrs["train_samples_per_second"] > 0 and attrs["peak_memory_mb"] > 0
+    curve = attrs["curve"]
+    steps = [p["step"] for p in curve]
+    assert steps == sorted(steps) and steps[-1] == attrs["steps_trained"] == attrs["max_steps"]
+    assert len(curve) >= 4
+    assert all({"train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"} <= set(p) for p in curve[1:])
+    # the objective is the last evaluation, and each evaluation was reported to Optuna by step
+    assert trial.value == curve[-1]["eval_accuracy"]
+    assert sorted(trial.intermediate_values) == steps
+    saved = load(path).user_attrs["spec"]
+    assert saved["name"] == "tiny" and saved["search"]["per_device_train_batch_size"] == [8, 16]
+
+
+def test_pruned_trial_stops_training_at_once(make_study):
+    # Trial 0 learns fast; trial 1's learning rate is too small to move the loss, so the median
+    # pruner stops it at its first evaluation past the warm-up.
+    path = make_study(
+        objective={"metric": "loss"},
+        search={"learning_rate": {"type": "float", "low": 3e-2, "high": 3.1e-2}},
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 2},
+        train={"num_train_epochs": 4, "eval_steps": 0.1, "use_cpu": True, "per_device_train_batch_size": 8},
+        budget={"n_trials": 1},
+    )
+    assert run(path) == 0
+    tiny_lr = ["--set", "search.learning_rate.low=1e-9", "--set", "search.learning_rate.high=2e-9"]
+    assert run(path, *tiny_lr, "--n-trials", "2") == 0
+    full, pruned = load(path).trials
+    assert full.state == optuna.trial.TrialState.COMPLETE
+    assert pruned.state == optuna.trial.TrialState.PRUNED
+    assert pruned.user_attrs["steps_trained"] < full.user_attrs["steps_trained"]
+    # it trained no step past the evaluation that pruned it
+    assert pruned.user_attrs["steps_trained"] == pruned.last_step == pruned.user_attrs["curve"][-1]["step"]
+
+
+def test_resume_counts_the_total_and_repeats_nothing(make_study):
+    path = make_study(budget={"n_trials": 2})
+    assert run(path) == 0
+    first = [(t.number, t.params, t.datetime_complete) for t in load(path).trials]
+    assert run(path, "--n-trials", "3") == 0
+    trials = load(path).trials
+    assert len(trials) == 3
+    assert [(t.number, t.params, t.datetime_complete) for t in trials[:2]] == first
+    assert run(path, "--n-trials", "3") == 0
+    assert len(load(path).trials) == 3
+
+
+def test_seeded_tpe_sweeps_repeat(tmp_path, make_study):
+    path = make_study(sampler={"type": "tpe", "seed": 5, "n_startup_trials": 2}, budget={"n_trials": 3})
+    assert run(path) == 0
+    assert run(path, "--set", "name=again") == 0
+    assert [t.params for t in load(path).trials] == [t.params for t in load(path, "again").trials]
+
+
+def test_failing_trial_is_recorded_and_the_sweep_goes_on(make_study, monkeypatch):
+    real = classification.build_model
+    calls = []
+
+    def flaky(path, labels):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected failure in trial 1")
+        return real(path, labels)
+
+    monkeypatch.setattr(classification, "build_model", flaky)
+    path = make_study(budget={"n_trials": 3})
+    assert run(path) == 0
+    states = [t.state for t in load(path).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert load(path).trials[1].user_attrs["error"] == "RuntimeError: injected failure in trial 1"
+
+
+def test_all_trials_failing_exits_1(make_study, monkeypatch):
+    monkeypatch.setattr(classification, "build_model", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert run(make_study(budget={"n_trials": 2})) == 1
+
+
+def test_interrupted_trial_is_rerun_on_resume(make_study, monkeypatch):
+    real = classification.build_model
+    calls = []
+
+    def interrupt_second(path, labels):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, labels)
+
+    monkeypatch.setattr(classification, "build_model", interrupt_second)
+    path = make_study(budget={"n_trials": 3})
+    assert run(path) == 130
+    interrupted = load(path).trials[1]
+    assert interrupted.user_attrs["interrupted"] is True
+    assert run(path) == 0
+    trials = load(path).trials
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == 1]
+    assert len(retry) == 1 and retry[0].params == interrupted.params
+    assert retry[0].state == optuna.trial.TrialState.COMPLETE
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
+
+
+def test_export_loads_back_into_training_arguments(make_study, tmp_path, capsys):
+    path = make_study(budget={"n_trials": 2})
+    assert run(path) == 0
+    best = load(path).best_trial
+    out = tmp_path / "best.json"
+    assert cli.main(["export", str(path), "--format", "json", "--out", str(out)]) == 0
+    arguments = json.loads(out.read_text())
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), **arguments)
+    assert args.learning_rate == best.params["learning_rate"]
+    assert args.per_device_train_batch_size == best.params["per_device_train_batch_size"]
+    assert args.num_train_epochs == 2 and args.use_cpu is True
+    manifest = json.loads((tmp_path / "best.manifest.json").read_text())
+    assert manifest["trial"] == best.number and manifest["value"] == best.value
+    assert manifest["metric"] == "eval_accuracy" and manifest["seed"] == 42
+    assert manifest["data"]["fingerprint"] == best.user_attrs["data_fingerprint"]
+    assert manifest["versions"]["optuna"] == optuna.__version__
+    # default: YAML beside the study file
+    assert cli.main(["export", str(path)]) == 0
+    assert yaml.safe_load((path.parent / "tiny.best.yaml").read_text()) == arguments
+
+
+def test_status_table_and_json(make_study, capsys):
+    path = make_study(budget={"n_trials": 2})
+    assert run(path) == 0
+    capsys.readouterr()
+    assert cli.main(["status", str(path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:5] == ["#", "state", "accuracy", "duration", "pruned"]
+    assert table[1].split()[:2] == ["0", "COMPLETE"] and "learning_rate=" in table[1]
+    assert table[-1].startswith("best: trial ")
+    assert cli.main(["status", str(path), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
+
+
+def test_progress_lines_and_quiet_mode(make_study, capsys):
+    path = make_study(budget={"n_trials": 1})
+    assert cli.main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "trial   0  start     learning_rate=" in out
+    assert "trial   0  step " in out and "accuracy=" in out
+    assert "trial   0  COMPLETE  accuracy=" in out
+    assert run(path, "--n-trials", "2") == 0
+    quiet = capsys.readouterr().out.strip().splitlines()
+    assert len(quiet) == 1 and quiet[0].startswith("study tiny: 2 complete")
+
+
+def test_any_sqlalchemy_url_via_storage(make_study, tmp_path):
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    path = make_study(budget={"n_trials": 1})
+    assert run(path, "--storage", url) == 0
+    assert not (tmp_path / "tiny.db").exists()
+    with sqlite3.connect(tmp_path / "elsewhere.db") as db:
+        assert db.execute("select count(*) from trials").fetchone() == (1,)
+
+
+def test_save_best_keeps_a_loadable_model(make_study):
+    from transformers import AutoModelForSequenceClassification
+
+    path = make_study(model__save_best=True, budget={"n_trials": 1})
+    assert run(path) == 0
+    model = AutoModelForSequenceClassification.from_pretrained(path.parent / "tiny.best-model")
+    assert sorted(model.config.label2id) == ["cancel", "password", "refund", "track"]
+
+
+@pytest.mark.parametrize("verb", ["status", "export"])
+def test_status_and_export_without_a_study(make_study, verb, capsys):
+    path = make_study()
+    assert cli.main([verb, str(path)]) == 2
+    assert "no study database at" in capsys.readouterr().err
+    assert not (path.parent / "tiny.db").exists()
+
+
+def test_resuming_with_an_incompatible_space_is_refused(make_study, capsys):
+    path = make_study(budget={"n_trials": 1})
+    assert run(path) == 0
+    capsys.readouterr()
+    assert run(path, "--set", "search.per_device_train_batch_size=[4, 8]", "--n-trials", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert "search.per_device_train_batch_size: the stored study 'tiny' searched" in err
+    assert len(load(path).trials) == 1
