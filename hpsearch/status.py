@@ -40,7 +40,7 @@ def table(study: optuna.Study, metric: str) -> str:
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header) - 1)]
     text = []
     for row in [header, *lines]:
-        text.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        text.append("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
     try:
         best = study.best_trial
         text.append(f"best: trial {best.number}, {metric}={format_value(best.value)}")
