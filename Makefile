@@ -30,4 +30,4 @@ lint:
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf studies/*.db studies/*.best.* studies/*.best-model
+	rm -rf studies/*.db studies/*.best

@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     export = study_verb("export", "write the best trial's training arguments and a manifest")
     export.add_argument("--format", choices=("yaml", "json"), default="yaml", help="file format")
-    export.add_argument("--out", type=Path, help="output file (default: STUDY folder/NAME.best.FORMAT)")
+    export.add_argument(
+        "--out", type=Path, help="output file (default: STUDY folder/NAME.best/training_arguments.FORMAT)"
+    )
     export.add_argument("--trial", type=int, help="export this trial instead of the best one")
     return parser
 
@@ -101,7 +103,7 @@ def _export(args) -> int:
     spec, url, study = _study(args)
     trial = export.pick_trial(study, args.trial)
     arguments, manifest = export.build(study, trial, url)
-    out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best.{args.format}"
+    out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"training_arguments.{args.format}"
     manifest_file = export.write(arguments, manifest, out, args.format)
     print(f"trial {trial.number} ({manifest['metric']}={trial.value:.4g}): wrote {out} and {manifest_file}")
     return EXIT_OK

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
 
 from hpsearch.spec import DataSpec, SpecError
 
@@ -81,10 +82,23 @@ def _hub_splits(name: str, source) -> datasets.DatasetDict:
     return loaded
 
 
-def _subsample(ds: datasets.Dataset, n: int | None, seed: int) -> datasets.Dataset:
+def _subsample(ds: datasets.Dataset, n: int | None, seed: int, label_column: str) -> datasets.Dataset:
+    """A seeded, label-stratified sample of n rows: every label keeps its share, and at least one
+    row while n allows, so a small subsample of a many-class set does not lose classes."""
     if n is None or n >= len(ds):
         return ds
-    return ds.shuffle(seed=seed).select(range(n))
+    order = np.random.default_rng(seed).permutation(len(ds))
+    labels = np.asarray([str(x) for x in ds[label_column]], dtype=object)[order]
+    counts: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    rank = np.empty(len(order))
+    for i, label in enumerate(labels):
+        rank[i] = seen.get(label, 0) / counts[label]  # k-th row of its label -> k / count
+        seen[label] = seen.get(label, 0) + 1
+    chosen = order[np.argsort(rank, kind="stable")[:n]]
+    return ds.select(sorted(chosen.tolist()))
 
 
 def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
@@ -129,8 +143,8 @@ def load_raw(spec: DataSpec, source) -> RawData:
                     f"data.{key}",
                     f"no column {column!r} in split {split_name!r}; columns: {', '.join(ds.column_names)}",
                 )
-    train = _subsample(train, spec.max_train_samples, spec.seed)
-    evaluation = _subsample(evaluation, spec.max_eval_samples, spec.seed)
+    train = _subsample(train, spec.max_train_samples, spec.seed, spec.label_column)
+    evaluation = _subsample(evaluation, spec.max_eval_samples, spec.seed, spec.label_column)
 
     def plain(ds: datasets.Dataset) -> datasets.Dataset:
         texts = ["" if t is None else str(t) for t in ds[spec.text_column]]
@@ -148,8 +162,16 @@ def load_raw(spec: DataSpec, source) -> RawData:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
+    """What decides the token ids: vocabulary, normalizer, pre-tokenizer, special tokens."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else f"{tokenizer.name_or_path}:{len(tokenizer)}"
+    if backend is None:
+        text = f"{tokenizer.name_or_path}:{len(tokenizer)}"
+    else:
+        state = json.loads(backend.to_str())
+        # Calling the tokenizer with truncation/padding rewrites these two; they do not change the ids.
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        text = json.dumps(state, sort_keys=True)
     return hashlib.sha256(f"{type(tokenizer).__name__}\n{text}".encode()).hexdigest()[:16]
 
 

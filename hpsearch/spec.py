@@ -93,7 +93,7 @@ class ModelSpec:
     name_or_path: str
     """A local folder with config.json, or a hub id (a packaged local copy is used when installed)."""
     save_best: bool = False
-    """Keep the best trial's fine-tuned model and tokenizer in NAME.best-model/ beside the study."""
+    """Keep the best trial's fine-tuned model and tokenizer in NAME.best/model/ beside the study."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ class DataSpec:
     text_column: str = "text"
     label_column: str = "label"
     train_split: str = "train"
-    eval_split: str | None = None
-    """Defaults to `validation`; must not be set together with eval_fraction."""
+    eval_split: str | None = "validation"
+    """The eval split's name; None when eval_fraction carves the eval split out of train."""
     eval_fraction: float | None = None
     """Hold out this fraction of the train split (seeded) as the eval split."""
     max_length: int = 128
@@ -310,8 +310,8 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     objective = _parse_objective(top.get("objective", dict, {}), source)
     search = _parse_search(top.get("search", dict), source)
     train = _parse_train(top.get("train", dict, {}), source, search)
-    sampler = _parse_typed(top.get("sampler", dict, {}), "sampler", SAMPLERS, "tpe", source)
-    pruner = _parse_typed(top.get("pruner", dict, {}), "pruner", PRUNERS, "median", source)
+    sampler = _parse_typed(top.get("sampler", dict, {}), "sampler", SAMPLERS, "tpe", source, from_cli)
+    pruner = _parse_typed(top.get("pruner", dict, {}), "pruner", PRUNERS, "median", source, from_cli)
     budget = _parse_budget(top.get("budget", dict, {}), source, sampler)
     storage = top.get("storage", str, None)
     top.finish()
@@ -386,11 +386,17 @@ def _parse_objective(raw, source) -> ObjectiveSpec:
     return ObjectiveSpec(metric=metric, direction=direction)
 
 
-def _parse_typed(raw, section, table, default, source):
-    """sampler / pruner: `type` plus the options that type accepts."""
+def _parse_typed(raw, section, table, default, source, from_cli):
+    """sampler / pruner: `type` plus the options that type accepts.
+
+    `--set sampler.type=random` on a study file whose TPE sampler has TPE-only options drops those
+    options rather than failing: the file's options belonged to the type the command line replaced.
+    """
     f = _Fields(raw, section, source)
     kind = f.get("type", str, default, allowed=tuple(table))
     options = {k: v for k, v in f.raw.items() if k != "type"}
+    if f"{section}.type" in from_cli:
+        options = {k: v for k, v in options.items() if k in table[kind] or f"{section}.{k}" in from_cli}
     for key, value in options.items():
         if key not in table[kind]:
             allowed = ", ".join(["type", *table[kind]])

@@ -79,7 +79,7 @@ def prepare(spec: Spec, progress: Progress, model_path: str, raw: data.RawData) 
     task = TASKS[spec.task]
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     task_data = task.prepare(spec, raw, tokenizer)
-    best_dir = Path(spec.source).resolve().parent / f"{spec.name}.best-model" if spec.model.save_best else None
+    best_dir = Path(spec.source).resolve().parent / f"{spec.name}.best" / "model" if spec.model.save_best else None
     return TrialContext(
         spec=spec,
         task=task,

@@ -120,3 +120,13 @@ def test_to_dict_round_trips_the_search_space(make_study):
     saved = spec.to_dict()
     assert saved["search"]["learning_rate"] == {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}
     assert saved["sampler"] == {"type": "random", "seed": 0}
+
+
+def test_switching_sampler_type_on_the_command_line_drops_the_old_types_options(make_study):
+    path = make_study(sampler={"type": "tpe", "seed": 3, "n_startup_trials": 4})
+    spec = load_spec(path, ["sampler.type=random"])
+    assert (spec.sampler.type, spec.sampler.options) == ("random", {"seed": 3})
+    with pytest.raises(SpecError, match="sampler.n_startup_trials: unknown key for sampler random"):
+        load_spec(path, ["sampler.type=random", "sampler.n_startup_trials=2"])
+    with pytest.raises(SpecError, match="sampler.n_startup_trials: unknown key for sampler random"):
+        load_spec(make_study(sampler={"type": "random", "n_startup_trials": 4}))

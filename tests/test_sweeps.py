@@ -160,7 +160,7 @@ def test_export_loads_back_into_training_arguments(make_study, tmp_path, capsys)
     assert manifest["versions"]["optuna"] == optuna.__version__
     # default: YAML beside the study file
     assert cli.main(["export", str(path)]) == 0
-    assert yaml.safe_load((path.parent / "tiny.best.yaml").read_text()) == arguments
+    assert yaml.safe_load((path.parent / "tiny.best" / "training_arguments.yaml").read_text()) == arguments
 
 
 def test_status_table_and_json(make_study, capsys):
@@ -203,7 +203,7 @@ def test_save_best_keeps_a_loadable_model(make_study):
 
     path = make_study(model__save_best=True, budget={"n_trials": 1})
     assert run(path) == 0
-    model = AutoModelForSequenceClassification.from_pretrained(path.parent / "tiny.best-model")
+    model = AutoModelForSequenceClassification.from_pretrained(path.parent / "tiny.best" / "model")
     assert sorted(model.config.label2id) == ["cancel", "password", "refund", "track"]
 
 

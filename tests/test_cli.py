@@ -1,0 +1,117 @@
+"""Bad input through the real CLI: exit status 2, a short message naming file and field, nothing written."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hpsearch import cli
+
+
+def grid_continuous(path: Path) -> None:
+    text = path.read_text().replace("type: random", "type: grid")
+    path.write_text(text)
+
+
+def missing_model(path: Path) -> None:
+    text = path.read_text()
+    start = text.index("name_or_path: ") + len("name_or_path: ")
+    end = text.index("\n", start)
+    path.write_text(text[:start] + "./no-such-model" + text[end:])
+
+
+def malformed(path: Path) -> None:
+    path.write_text(path.read_text() + "search: [unclosed\n")
+
+
+def unknown_eval_label(path: Path) -> None:
+    folder = path.parent / "intents"
+    frame = pd.read_csv(folder / "validation.csv")
+    frame.loc[3, "intent"] = "complaint"
+    frame.to_csv(folder / "validation.csv", index=False)
+
+
+CASES = [
+    # id, study changes, a function that edits the file, the field named, a word of what is allowed
+    ("malformed-yaml", {}, malformed, "malformed YAML", "line"),
+    ("unknown-key", {"data__shuffle": True}, None, "data.shuffle", "text_column"),
+    ("wrong-type", {"data__max_length": "long"}, None, "data.max_length", "int"),
+    ("low-above-high", {"search__learning_rate__high": 1e-4}, None, "search.learning_rate.low", "below high"),
+    ("log-low-zero", {"search__learning_rate__low": 0.0}, None, "search.learning_rate.low", "low > 0"),
+    ("empty-choices", {"search__per_device_train_batch_size": []}, None, "search.per_device_train_batch_size", ""),
+    ("grid-continuous", {}, grid_continuous, "search.learning_rate", "discrete"),
+    ("unknown-sampler", {"sampler__type": "cmaes"}, None, "sampler.type", "grid, random, tpe"),
+    ("unknown-pruner", {"pruner__type": "patient"}, None, "pruner.type", "median"),
+    ("unknown-optimizer", {"search__optim": ["adamw_torch", "adam"]}, None, "search.optim", "sgd"),
+    ("unknown-scheduler", {"train__lr_scheduler_type": "step"}, None, "train.lr_scheduler_type", "linear"),
+    ("missing-data", {"data__path": "./missing-folder"}, None, "data.path", "no such file"),
+    ("missing-split", {"data__eval_split": "test"}, None, "data.eval_split", "splits: train, validation"),
+    ("missing-column", {"data__text_column": "query"}, None, "data.text_column", "columns: text, intent"),
+    ("eval-label-not-in-train", {}, unknown_eval_label, "data.eval_split", "complaint"),
+    ("missing-model", {}, missing_model, "model.name_or_path", "no such model folder"),
+    ("bad-override", {}, None, "--set", "KEY=VALUE"),
+]
+
+
+@pytest.mark.parametrize("verb", ["validate", "run"])
+@pytest.mark.parametrize(("case", "changes", "edit", "field", "allowed"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_and_writes_nothing(make_study, capsys, verb, case, changes, edit, field, allowed):
+    path = make_study(**changes)
+    if edit:
+        edit(path)
+    before = sorted(p.name for p in path.parent.iterdir())
+    extra = ["--set", "oops"] if case == "bad-override" else []
+    assert cli.main([verb, str(path), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: ")
+    assert field in err and allowed in err
+    assert len(err.splitlines()) <= 2
+    assert sorted(p.name for p in path.parent.iterdir()) == before  # no database, no export
+
+
+def test_validate_reports_what_it_checked(make_study, capsys):
+    path = make_study()
+    assert cli.main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "OK: study 'tiny'" in out and "96 train / 32 eval rows, 4 labels" in out
+    assert not (path.parent / "tiny.db").exists()
+
+
+def test_console_script_exit_statuses(make_study):
+    path = make_study(sampler__type="bayes")
+    exe = Path(sys.executable).parent / "hpsearch"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    bad = subprocess.run([str(exe), "run", str(path)], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (f"error: {path}: sampler.type: 'bayes' is not allowed; allowed: grid, random, tpe")
+    assert bad.stdout == ""
+    usage = subprocess.run([str(exe), "run"], capture_output=True, text=True, env=env)
+    assert usage.returncode == 2 and "STUDY" in usage.stderr
+
+
+def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study):
+    import signal
+    import time
+
+    import optuna
+
+    path = make_study(budget={"n_trials": 2}, train={"num_train_epochs": 30, "eval_steps": 0.02, "use_cpu": True})
+    exe = Path(sys.executable).parent / "hpsearch"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [str(exe), "run", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    deadline = time.time() + 120
+    for line in proc.stdout:  # wait until the first trial is training
+        if " step " in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted: run the same command again to resume" in err
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}")
+    assert [t.user_attrs.get("interrupted") for t in study.trials] == [True]
+    assert study.trials[0].user_attrs["steps_trained"] > 0

@@ -1,0 +1,175 @@
+"""data.py and the classification task: local formats, splits, labels, subsampling, the cache."""
+
+import json
+
+import datasets
+import pandas as pd
+import pytest
+
+from hpsearch import data
+from hpsearch.spec import DataSpec, SpecError
+from hpsearch.tasks import classification
+
+from .conftest import write_intents
+
+
+def spec_for(path, **kw) -> DataSpec:
+    return DataSpec(path=str(path), label_column="intent", **kw)
+
+
+def test_folder_holds_one_file_per_split(intents_data):
+    raw = data.load_raw(spec_for(intents_data), "s.yaml")
+    assert (len(raw.train), len(raw.eval)) == (96, 32)
+    assert raw.train.column_names == ["text", "label"]
+
+
+@pytest.mark.parametrize("suffix", ["json", "jsonl", "parquet"])
+def test_other_formats(tmp_path, intents_data, suffix):
+    folder = tmp_path / suffix
+    folder.mkdir()
+    for split in ("train", "validation"):
+        frame = pd.read_csv(intents_data / f"{split}.csv")
+        target = folder / f"{split}.{suffix}"
+        if suffix == "parquet":
+            frame.to_parquet(target)
+        elif suffix == "jsonl":
+            frame.to_json(target, orient="records", lines=True)
+        else:
+            target.write_text(json.dumps(frame.to_dict(orient="records")))
+    raw = data.load_raw(spec_for(folder), "s.yaml")
+    reference = data.load_raw(spec_for(intents_data), "s.yaml")
+    assert raw.fingerprint == reference.fingerprint
+
+
+def test_single_file_with_eval_fraction(intents_data):
+    raw = data.load_raw(spec_for(intents_data / "train.csv", eval_split=None, eval_fraction=0.25), "s.yaml")
+    assert (len(raw.train), len(raw.eval)) == (72, 24)
+    again = data.load_raw(spec_for(intents_data / "train.csv", eval_split=None, eval_fraction=0.25), "s.yaml")
+    assert raw.eval["text"] == again.eval["text"]  # the held-out part is seeded
+
+
+def test_subsampling_is_seeded(intents_data):
+    one = data.load_raw(spec_for(intents_data, max_train_samples=20, seed=1), "s.yaml")
+    two = data.load_raw(spec_for(intents_data, max_train_samples=20, seed=1), "s.yaml")
+    other = data.load_raw(spec_for(intents_data, max_train_samples=20, seed=2), "s.yaml")
+    assert len(one.train) == 20 and one.train["text"] == two.train["text"]
+    assert one.fingerprint == two.fingerprint != other.fingerprint
+
+
+def test_fingerprint_follows_content(tmp_path):
+    a = data.load_raw(spec_for(write_intents(tmp_path / "a", seed=0)), "s.yaml")
+    b = data.load_raw(spec_for(write_intents(tmp_path / "b", seed=1)), "s.yaml")
+    assert a.fingerprint != b.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"train_split": "training"}, "data.train_split: no split 'training' in .*; splits: train, validation"),
+        ({"eval_split": "dev"}, "data.eval_split: no split 'dev'"),
+        (
+            {"text_column": "utterance"},
+            "data.text_column: no column 'utterance' in split 'train'; columns: text, intent",
+        ),
+        ({"label_column": "label"}, "data.label_column: no column 'label'"),
+    ],
+)
+def test_missing_split_or_column(intents_data, changes, message):
+    kw = {"label_column": "intent", **changes}
+    with pytest.raises(SpecError, match=message):
+        data.load_raw(DataSpec(path=str(intents_data), **kw), "s.yaml")
+
+
+def test_missing_file_and_unsupported_file(tmp_path):
+    with pytest.raises(SpecError, match="data.path: no such file or folder: ./nowhere"):
+        data.load_raw(spec_for("./nowhere"), "s.yaml")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SpecError, match="data.path: notes.txt: unsupported file"):
+        data.load_raw(spec_for(tmp_path / "notes.txt"), "s.yaml")
+
+
+def test_unreachable_hub_dataset_fails_fast_with_one_line():
+    with pytest.raises(SpecError) as caught:
+        data.load_raw(spec_for("nobody/no-such-dataset"), "s.yaml")
+    assert "data.path: 'nobody/no-such-dataset' is not a local file or folder" in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_eval_labels_must_occur_in_train(intents_data, make_study):
+    from hpsearch.spec import load_spec
+
+    frame = pd.read_csv(intents_data / "validation.csv")
+    frame.loc[0, "intent"] = "complaint"
+    frame.to_csv(intents_data / "validation.csv", index=False)
+    spec = load_spec(make_study())
+    raw = data.load_raw(spec.data, spec.source)
+    with pytest.raises(SpecError, match="data.eval_split: 1 eval label.* never occur in the train split: complaint"):
+        classification.label_names(raw, spec)
+
+
+def test_integer_labels_sort_numerically():
+    raw = data.RawData(
+        train=datasets.Dataset.from_dict({"text": ["a"] * 3, "label": ["10", "2", "1"]}),
+        eval=datasets.Dataset.from_dict({"text": ["a"], "label": ["2"]}),
+        fingerprint="x",
+    )
+
+    class FakeSpec:
+        source = "s.yaml"
+
+    assert classification.label_names(raw, FakeSpec) == ("1", "2", "10")
+
+
+def test_tokenization_is_cached_by_tokenizer_length_and_data(intents_data, make_study, tiny_model, tmp_path):
+    from transformers import AutoTokenizer
+
+    from hpsearch.spec import load_spec
+
+    spec = load_spec(make_study())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    raw = data.load_raw(spec.data, spec.source)
+    builds = []
+    real = data.cached
+
+    def counting(key, build):
+        return real(key, lambda: builds.append(key) or build())
+
+    import hpsearch.tasks.classification as task
+
+    task.data_module.cached = counting
+    try:
+        first = task.prepare(spec, raw, tokenizer)
+        again = task.prepare(spec, raw, tokenizer)
+        longer = task.prepare(load_spec(make_study(data__max_length=8)), raw, tokenizer)
+    finally:
+        task.data_module.cached = real
+    assert len(builds) == 2  # the second prepare was a cache hit; max_length 8 is a new entry
+    assert first.train["input_ids"] == again.train["input_ids"]
+    assert max(map(len, longer.train["input_ids"])) <= 8
+    assert first.train["labels"][:4] == [first.labels.index(x) for x in raw.train["label"][:4]]
+    assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 2
+
+
+def test_macro_f1_matches_its_definition():
+    import numpy as np
+
+    truth = np.array([0, 0, 1, 1, 2])
+    predicted = np.array([0, 1, 1, 1, 0])
+    # label 0: tp1 fp1 fn1 -> 0.5; label 1: tp2 fp1 fn0 -> 0.8; label 2: tp0 fn1 -> 0
+    assert classification.macro_f1(truth, predicted) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_subsample_keeps_every_label_and_its_share(tmp_path):
+    import csv
+
+    folder = tmp_path / "skewed"
+    folder.mkdir()
+    rows = [(f"row {i}", "common") for i in range(90)] + [(f"rare {i}", f"rare{i % 5}") for i in range(10)]
+    for split in ("train", "validation"):
+        with open(folder / f"{split}.csv", "w", newline="") as f:
+            csv.writer(f).writerows([("text", "intent"), *rows])
+    raw = data.load_raw(spec_for(folder, max_train_samples=20, seed=3), "s.yaml")
+    labels = raw.train["label"]
+    assert len(labels) == 20
+    assert set(labels) == {"common", "rare0", "rare1", "rare2", "rare3", "rare4"}
+    assert labels.count("common") >= 14  # 90% of the rows, less the rare labels' guaranteed seats
