@@ -16,16 +16,20 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 
+# `make test` and `make lint` on a fresh clone install first.
+$(BIN)/pytest:
+	$(MAKE) install
+
 # The quickstart sweep: MiniLM on the bundled support-intent data, offline, a few minutes on 2 cores.
 demo: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/hpsearch run studies/quickstart.yaml
 	$(BIN)/hpsearch status studies/quickstart.yaml
 	$(BIN)/hpsearch export studies/quickstart.yaml
 
-test:
+test: $(BIN)/pytest
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests
 
-lint:
+lint: $(BIN)/pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

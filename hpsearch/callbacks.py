@@ -51,6 +51,7 @@ class OptunaReporter(TrainerCallback):
         self.trial.report(value, step)
         if self.on_point is not None:
             self.on_point(point)
-        if self.training and self.trial.should_prune():
+        # Trainer evaluates the last step inside train(); a trial trained to the end is not pruned.
+        if self.training and step < state.max_steps and self.trial.should_prune():
             self.pruned_at = step
             raise optuna.TrialPruned(f"pruned at step {step}")

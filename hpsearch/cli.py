@@ -65,10 +65,10 @@ def _spec(args):
 
 
 def _validate(args) -> int:
-    from hpsearch import controller
+    from hpsearch import preflight
 
     spec = _spec(args)
-    print(controller.describe(spec, controller.check(spec, args.storage)))
+    print(preflight.describe(spec, preflight.check(spec, args.storage)))
     return EXIT_OK
 
 

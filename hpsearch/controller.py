@@ -1,78 +1,46 @@
-"""Check a study before anything is written, create or resume it, and drive the sweep."""
+"""Create or resume a study after preflight, refuse incompatible resumes, and drive the sweep."""
 
 from __future__ import annotations
 
+import signal
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
 
 import optuna
 
-from hpsearch import __version__, data, models, pruners, samplers, space, worker
+from hpsearch import __version__, preflight, space, worker
 from hpsearch.progress import Progress
 from hpsearch.spec import Spec, SpecError
-from hpsearch.storage import open_storage, redact, storage_url
-from hpsearch.tasks import TASKS
-from hpsearch.trial import training_arguments
+from hpsearch.storage import open_storage, redact
+
+# Sections that decide what a trial's number means; a resumed study must keep them.
+FIXED_SECTIONS = ("task", "model", "data", "objective", "train")
 
 
-@dataclass(frozen=True)
-class Checked:
-    """What validation learned and a run reuses."""
-
-    storage_url: str
-    model_path: str
-    raw: data.RawData
-    labels: tuple[str, ...]
-    total_trials: int | None
-
-
-def _example_params(spec: Spec) -> list[tuple[str, dict]]:
-    """A base point of the space, then each categorical choice on top of it."""
-    base = {n: (p.choices[0] if p.kind == "categorical" else p.low) for n, p in spec.search.items()}
-    points = [("train", base)]
-    for name, p in spec.search.items():
-        for choice in p.choices[1:]:
-            points.append((f"search.{name}", {**base, name: choice}))
-    return points
-
-
-def _check_training_arguments(spec: Spec) -> None:
-    from transformers import TrainingArguments
-
-    for field, params in _example_params(spec):
-        try:
-            TrainingArguments(output_dir="unused", **training_arguments(spec, params))
-        except (ValueError, TypeError, ImportError) as exc:
-            raise SpecError(
-                spec.source, field, f"TrainingArguments rejects it: {str(exc).splitlines()[0][:300]}"
-            ) from None
-
-
-def check(spec: Spec, storage_override: str | None = None) -> Checked:
-    """Every check a run needs before it writes anything; raises SpecError."""
-    samplers.build_sampler(spec)
-    pruners.build_pruner(spec)
-    url = storage_url(spec, storage_override)
-    _check_training_arguments(spec)
-    model_path = models.resolve_model(spec.model.name_or_path, spec.source)
-    raw = data.load_raw(spec.data, spec.source)
-    labels = TASKS[spec.task].label_names(raw, spec)
-    return Checked(url, model_path, raw, labels, worker.total_trials(spec))
-
-
-def describe(spec: Spec, checked: Checked) -> str:
-    trials = "until the timeout" if checked.total_trials is None else f"{checked.total_trials} trials"
-    return (
-        f"{spec.source}: OK: study {spec.name!r}, {spec.task}, {len(spec.search)} searched params "
-        f"({', '.join(spec.search)}), {spec.sampler.type} sampler, {spec.pruner.type} pruner, {trials}\n"
-        f"  data: {len(checked.raw.train)} train / {len(checked.raw.eval)} eval rows, "
-        f"{len(checked.labels)} labels, fingerprint {checked.raw.fingerprint}\n"
-        f"  model: {checked.model_path}\n  storage: {redact(checked.storage_url)}"
-    )
-
-
-def _check_compatible(spec: Spec, study: optuna.Study) -> None:
-    """A resumed study must search each parameter with the same kind of distribution as before."""
+def _check_resume(spec: Spec, study: optuna.Study) -> None:
+    """A resumed study keeps its direction, its fixed settings and the kind of each distribution."""
+    where = f"the stored study {spec.name!r}"
+    if study.direction.name.lower() != spec.objective.direction:
+        raise SpecError(
+            spec.source,
+            "objective.direction",
+            f"{where} was created to {study.direction.name.lower()}; use a new study name",
+        )
+    stored_spec = study.user_attrs.get("spec") or {}
+    current = spec.to_dict()
+    for section in FIXED_SECTIONS:
+        before, now = stored_spec.get(section), current[section]
+        if section == "model":  # keeping the best model or not changes no trial
+            before = {k: v for k, v in (before or {}).items() if k != "save_best"} or None
+            now = {k: v for k, v in now.items() if k != "save_best"}
+        if before is None or before == now:
+            continue
+        if isinstance(before, dict) and isinstance(now, dict):
+            key = next(k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k))
+            field, old = f"{section}.{key}", before.get(key)
+        else:
+            field, old = section, before
+        raise SpecError(spec.source, field, f"{where} ran with {old!r}; resume with it or use a new study name")
     stored = {}
     for t in study.get_trials(deepcopy=False):
         stored.update(t.distributions)
@@ -85,39 +53,50 @@ def _check_compatible(spec: Spec, study: optuna.Study) -> None:
             raise SpecError(
                 spec.source,
                 f"search.{name}",
-                f"the stored study {spec.name!r} searched it as {stored[name]}; change it back or use a new study name",
+                f"{where} searched it as {stored[name]}; change it back or use a new study name",
             ) from None
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler's stop, `kill`) ends the run as Ctrl-C does: trial recorded, exit 130."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(spec: Spec, storage_override: str | None = None, quiet: bool = False) -> int:
     """Run or resume the sweep; returns the exit status (KeyboardInterrupt propagates)."""
-    checked = check(spec, storage_override)
+    checked = preflight.check(spec, storage_override)
+    url = checked.storage_url
     worker.quiet_libraries()
     progress = Progress(spec.objective.metric, quiet=quiet)
-    ctx = worker.prepare(spec, progress, checked.model_path, checked.raw)
-    study = worker.open_study(spec, open_storage(checked.storage_url, create=True))
-    if study.direction.name.lower() != spec.objective.direction:
-        raise SpecError(
-            spec.source,
-            "objective.direction",
-            f"the stored study {spec.name!r} was created to {study.direction.name.lower()}; use a new name",
-        )
-    _check_compatible(spec, study)
+    study = worker.open_study(spec, open_storage(url, create=True))
+    _check_resume(spec, study)
     study.set_user_attr("spec", spec.to_dict())
+    study.set_user_attr("labels", list(checked.labels))
     study.set_user_attr("hpsearch_version", __version__)
     requeued = worker.requeue_interrupted(study)
-    done = sum(worker.counted(t) for t in study.get_trials(deepcopy=False))
+    first_new = len(study.get_trials(deepcopy=False)) - requeued
+    progress.resume(study)
     total = "?" if checked.total_trials is None else checked.total_trials
     progress.say(
-        f"study {spec.name}: {done}/{total} trials done in {redact(checked.storage_url)}"
+        f"study {spec.name}: {worker.counted(study)}/{total} trials done in {redact(url)}"
         + (f"; re-running {requeued} interrupted" if requeued else "")
     )
     started = time.time()
     try:
-        worker.work(spec, study, ctx, timeout=spec.budget.timeout)
+        with _sigterm_as_interrupt():
+            worker.work(spec, url, progress, checked)
     finally:
         progress.summary(study, started)
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    if optuna.trial.TrialState.COMPLETE not in states and optuna.trial.TrialState.FAIL in states:
+    this_run = [t.state for t in study.get_trials(deepcopy=False) if t.number >= first_new]
+    if this_run and optuna.trial.TrialState.COMPLETE not in this_run and optuna.trial.TrialState.FAIL in this_run:
         return 1
     return 0

@@ -20,6 +20,7 @@ import numpy as np
 
 from hpsearch.spec import DataSpec, SpecError
 
+CACHE_FORMAT = 1  # bump when what a task stores in the cache changes
 READERS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
@@ -37,17 +38,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HPSEARCH_CACHE", Path.home() / ".cache" / "hpsearch"))
 
 
-def _read_file(path: Path) -> datasets.Dataset:
+def _read_file(path: Path, source) -> datasets.Dataset:
     import pandas as pd
 
     kind = READERS[path.suffix.lower()]
-    if kind == "csv":
-        frame = pd.read_csv(path)
-    elif kind == "parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.read_json(path, lines=(kind == "jsonl"))
-    return datasets.Dataset.from_pandas(frame, preserve_index=False)
+    try:
+        if kind == "csv":  # as text: "007" stays "007" and an empty cell is "", not NaN
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=(kind == "jsonl"), dtype=False)
+        return datasets.Dataset.from_pandas(frame, preserve_index=False)
+    except Exception as exc:  # a malformed file is bad input, not a crash
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {reason}") from None
 
 
 def _local_splits(path: Path, source) -> dict[str, Path]:
@@ -82,11 +87,9 @@ def _hub_splits(name: str, source) -> datasets.DatasetDict:
     return loaded
 
 
-def _subsample(ds: datasets.Dataset, n: int | None, seed: int, label_column: str) -> datasets.Dataset:
-    """A seeded, label-stratified sample of n rows: every label keeps its share, and at least one
-    row while n allows, so a small subsample of a many-class set does not lose classes."""
-    if n is None or n >= len(ds):
-        return ds
+def _stratified_order(ds: datasets.Dataset, seed: int, label_column: str) -> np.ndarray:
+    """Row indices in a seeded order whose every prefix is label-stratified: each label keeps its
+    share, and at least one row while the prefix allows, so no small sample loses a class."""
     order = np.random.default_rng(seed).permutation(len(ds))
     labels = np.asarray([str(x) for x in ds[label_column]], dtype=object)[order]
     counts: dict[str, int] = {}
@@ -97,8 +100,21 @@ def _subsample(ds: datasets.Dataset, n: int | None, seed: int, label_column: str
     for i, label in enumerate(labels):
         rank[i] = seen.get(label, 0) / counts[label]  # k-th row of its label -> k / count
         seen[label] = seen.get(label, 0) + 1
-    chosen = order[np.argsort(rank, kind="stable")[:n]]
-    return ds.select(sorted(chosen.tolist()))
+    return order[np.argsort(rank, kind="stable")]
+
+
+def _subsample(ds: datasets.Dataset, n: int | None, seed: int, label_column: str) -> datasets.Dataset:
+    if n is None or n >= len(ds):
+        return ds
+    return ds.select(sorted(_stratified_order(ds, seed, label_column)[:n].tolist()))
+
+
+def _hold_out(ds: datasets.Dataset, fraction: float, seed: int, label_column: str):
+    """(train, eval): a seeded, label-stratified fraction of the rows held out for evaluation."""
+    order = _stratified_order(ds, seed, label_column)
+    n_eval = max(1, round(len(ds) * fraction))
+    # The order's tail: every label's first rows stay in train, so no label exists only in eval.
+    return ds.select(sorted(order[:-n_eval].tolist())), ds.select(sorted(order[-n_eval:].tolist()))
 
 
 def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
@@ -124,12 +140,15 @@ def load_raw(spec: DataSpec, source) -> RawData:
 
     def read(split: str) -> datasets.Dataset:
         ds = found[split]
-        return _read_file(ds) if isinstance(ds, Path) else ds
+        return _read_file(ds, source) if isinstance(ds, Path) else ds
 
     train = read(spec.train_split)
     if spec.eval_fraction is not None:
-        parts = train.train_test_split(test_size=spec.eval_fraction, seed=spec.seed)
-        train, evaluation = parts["train"], parts["test"]
+        if spec.label_column not in train.column_names:
+            raise SpecError(
+                source, "data.label_column", f"no column {spec.label_column!r} in split {spec.train_split!r}"
+            )
+        train, evaluation = _hold_out(train, spec.eval_fraction, spec.seed, spec.label_column)
         eval_name = f"{spec.train_split} (held out {spec.eval_fraction:g})"
     else:
         evaluation = read(spec.eval_split)
@@ -150,6 +169,14 @@ def load_raw(spec: DataSpec, source) -> RawData:
         texts = ["" if t is None else str(t) for t in ds[spec.text_column]]
         return datasets.Dataset.from_dict({"text": texts, "label": _labels_as_text(ds, spec.label_column)})
 
+    for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
+        missing = sum(
+            label is None or (isinstance(label, str) and not label.strip()) for label in ds[spec.label_column]
+        )
+        if missing:
+            raise SpecError(
+                source, "data.label_column", f"{missing} row(s) of split {split_name!r} have no {spec.label_column!r}"
+            )
     train, evaluation = plain(train), plain(evaluation)
     if len(train) == 0 or len(evaluation) == 0:
         raise SpecError(source, "data", f"empty split: {len(train)} train and {len(evaluation)} eval rows")
@@ -177,6 +204,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def cached(key_parts: dict, build: Callable[[], datasets.DatasetDict]) -> datasets.DatasetDict:
     """Return build()'s result, stored under a key of `key_parts`; built once, then loaded."""
+    import tokenizers
+    import transformers
+
+    # The library versions are part of the key: a new tokenizer release may encode differently.
+    versions = {"format": CACHE_FORMAT, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__}
+    key_parts = {**key_parts, **versions}
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
     target = cache_dir() / "tokenized" / key
     if (target / "dataset_dict.json").exists():

@@ -35,6 +35,13 @@ class Progress:
             return "best -"
         return f"best {format_value(self.best[1])} (trial {self.best[0]})"
 
+    def resume(self, study: optuna.Study) -> None:
+        """Start from the stored study's best, so a resumed run's lines show it."""
+        try:
+            self.best = (study.best_trial.number, study.best_value)
+        except ValueError:
+            pass
+
     def started(self, number: int, params: dict) -> None:
         self.say(f"trial {number:>3}  start     {format_params(params)}")
 
@@ -47,11 +54,7 @@ class Progress:
 
     def finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna callback: called after every trial, whatever its state."""
-        try:
-            best = study.best_trial
-            self.best = (best.number, best.value)
-        except ValueError:
-            pass
+        self.resume(study)
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         state = trial.state.name
         if state == "COMPLETE":

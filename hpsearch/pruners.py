@@ -21,11 +21,6 @@ _FACTORIES = {
 
 def build_pruner(spec: Spec) -> optuna.pruners.BasePruner:
     kind, options = spec.pruner.type, spec.pruner.options
-    if kind == "percentile" and "percentile" not in options:
-        raise SpecError(spec.source, "pruner.percentile", "is required for the percentile pruner (0-100)")
-    for key in ("min_resource", "max_resource"):
-        if isinstance(options.get(key), str) and options[key] != "auto":
-            raise SpecError(spec.source, f"pruner.{key}", f"must be an integer or 'auto', got {options[key]!r}")
     try:
         return _FACTORIES[kind](**options)
     except ValueError as exc:  # Optuna's own range checks, e.g. percentile outside 0-100

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 
 from hpsearch import space
 from hpsearch.spec import Spec
 
 
-def build_sampler(spec: Spec) -> optuna.samplers.BaseSampler:
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler, tolerant of enqueued trials.
+
+    A trial re-run after Ctrl-C is enqueued with fixed params and so carries no `grid_id`; Optuna's
+    `after_trial` looks one up when a single grid point is left and raises KeyError. Such a trial
+    only stops the study if the grid is exhausted.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        if "grid_id" in study._storage.get_trial_system_attrs(trial._trial_id):
+            super().after_trial(study, trial, state, values)
+        elif self.is_exhausted(study):
+            study.stop()
+
+
+def build_sampler(spec: Spec, n_existing_trials: int = 0) -> optuna.samplers.BaseSampler:
+    """The study's sampler. On resume a random or TPE sampler's seed is mixed with the number of trials already run, so a
+    resumed random or TPE study does not replay the configs its first run drew, and stays
+    reproducible: the same study resumed at the same point draws the same configs."""
     kind, options = spec.sampler.type, spec.sampler.options
     seed = options.get("seed", 0)
-    if kind == "grid":
-        return optuna.samplers.GridSampler(space.grid(spec.search, spec.source), seed=seed)
+    if kind == "grid":  # its seed orders the grid, and stored grid ids index that order: keep it
+        return GridSampler(space.grid(spec.search), seed=seed)
+    if n_existing_trials:
+        seed = int(np.random.SeedSequence([seed, n_existing_trials]).generate_state(1)[0])
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(

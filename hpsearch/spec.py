@@ -7,7 +7,12 @@ Every error names the file, the field, what was given and what is allowed, and i
 from __future__ import annotations
 
 import dataclasses
+import enum
+import json
+import math
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +82,7 @@ class ParamSpec:
             return list(self.choices)
         if self.step is None:
             raise ValueError(f"{self.name} is continuous")
-        count = int(round((self.high - self.low) / self.step + 1e-9)) + 1
+        count = round((self.high - self.low) / self.step) + 1  # spec checked that step divides the range
         values = [self.low + i * self.step for i in range(count)]
         if self.kind == "float":
             values = [round(v, 12) for v in values]
@@ -177,8 +182,13 @@ class Spec:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads 1e-5 as a float (YAML 1.1 wants 1.0e-5)."""
+    """SafeLoader that reads 1e-5 as a float (YAML 1.1 wants 1.0e-5) and dates as plain strings."""
 
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -289,9 +299,9 @@ def check_type(value: Any, kind, source, name: str, allowed=None) -> Any:
     return value
 
 
-def _positive(value, source, name, allow_zero=False):
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise SpecError(source, name, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+def _positive(value, source, name):
+    if value is not None and value <= 0:
+        raise SpecError(source, name, f"must be > 0, got {value}")
     return value
 
 
@@ -315,7 +325,15 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     budget = _parse_budget(top.get("budget", dict, {}), source, sampler)
     storage = top.get("storage", str, None)
     top.finish()
-    return Spec(
+    if sampler.type == "grid":
+        for param in search.values():
+            if not param.is_discrete:
+                raise SpecError(
+                    source,
+                    f"search.{param.name}",
+                    "the grid sampler needs a discrete space: give a list of choices or a step",
+                )
+    spec = Spec(
         name=name,
         task=task,
         model=model,
@@ -329,15 +347,33 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         storage=storage,
         source=str(source),
     )
+    try:
+        json.dumps(spec.to_dict())
+    except TypeError as exc:  # e.g. a YAML value with no JSON form; the spec is stored as JSON
+        raise SpecError(source, "", f"a value cannot be stored: {exc}") from None
+    return spec
 
 
 def resolve_path(value: str, dotted: str, source: Path, from_cli: set[str]) -> str:
-    """Paths in a study file are relative to its folder; paths given with --set, to the cwd."""
-    base = Path.cwd() if dotted in from_cli else source.parent
+    """A local path made absolute, or a hub id (`org/name`) left as it is.
+
+    Paths in a study file are relative to its folder; paths given with --set, to the cwd. A value
+    is a hub id only if nothing of it exists locally and it has the hub's `org/name` shape.
+    """
+    given_on_cli = any(dotted == key or dotted.startswith(f"{key}.") for key in from_cli)
+    base = Path.cwd() if given_on_cli else source.parent
     candidate = Path(value).expanduser()
     if not candidate.is_absolute():
         candidate = base / candidate
-    return str(candidate.resolve()) if candidate.exists() else value
+    parts = Path(value).parts
+    looks_local = (
+        candidate.exists()
+        or value.startswith((".", "/", "~"))
+        or len(parts) > 2
+        or Path(value).suffix != ""
+        or (base / parts[0]).is_dir()
+    )
+    return str(candidate.resolve()) if looks_local else value
 
 
 def _parse_model(raw, source, from_cli) -> ModelSpec:
@@ -405,6 +441,11 @@ def _parse_typed(raw, section, table, default, source, from_cli):
     for key in ("n_startup_trials", "n_warmup_steps", "reduction_factor", "min_resource"):
         if isinstance(options.get(key), int) and options[key] < 0:
             raise SpecError(source, f"{section}.{key}", f"must be >= 0, got {options[key]}")
+    for key in ("min_resource", "max_resource"):
+        if isinstance(options.get(key), str) and options[key] != "auto":
+            raise SpecError(source, f"{section}.{key}", f"must be an integer or 'auto', got {options[key]!r}")
+    if kind == "percentile" and "percentile" not in options:
+        raise SpecError(source, f"{section}.percentile", "is required for the percentile pruner (0-100)")
     cls = SamplerSpec if section == "sampler" else PrunerSpec
     return cls(type=kind, options=options)
 
@@ -421,10 +462,44 @@ def _parse_budget(raw, source, sampler: SamplerSpec) -> BudgetSpec:
     return budget
 
 
-def _training_fields() -> dict[str, Any]:
+def _training_fields() -> dict[str, tuple[type, ...]]:
+    """Each TrainingArguments field with the plain Python types its annotation admits."""
     from transformers import TrainingArguments
 
-    return {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
+    hints = typing.get_type_hints(TrainingArguments)
+    fields = {}
+    for f in dataclasses.fields(TrainingArguments):
+        if not f.init:
+            continue
+        hint = hints[f.name]
+        members = (
+            typing.get_args(hint)
+            if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+            else (hint,)
+        )
+        accepted = []
+        for member in members:
+            member = typing.get_origin(member) or member  # list[str] -> list
+            if isinstance(member, type) and issubclass(member, enum.Enum):
+                member = str  # enum fields take their value names
+            if isinstance(member, type):
+                accepted.append(member)
+        fields[f.name] = tuple(accepted)
+    return fields
+
+
+def _fits(value: Any, accepted: tuple[type, ...]) -> bool:
+    if not accepted or object in accepted:
+        return True
+    if isinstance(value, bool):
+        return bool in accepted
+    if isinstance(value, int):
+        return int in accepted or float in accepted
+    if isinstance(value, float):
+        return float in accepted
+    if value is None:
+        return type(None) in accepted
+    return isinstance(value, accepted)
 
 
 def _choices_for(name: str) -> tuple[str, ...] | None:
@@ -449,6 +524,9 @@ def check_training_argument(name: str, value: Any, source, section: str) -> None
         raise SpecError(source, where, f"set by hpsearch: {RESERVED_TRAINING_ARGUMENTS[name]}")
     if name not in fields:
         raise SpecError(source, where, "unknown key; search and train take transformers TrainingArguments field names")
+    if not _fits(value, fields[name]):
+        expected = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in fields[name]))
+        raise SpecError(source, where, f"must be {expected}, got {value!r}")
     allowed = _choices_for(name)
     if allowed is not None and value not in allowed:
         raise SpecError(source, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
@@ -465,6 +543,7 @@ def _parse_search(raw, source) -> dict[str, ParamSpec]:
             check_training_argument(name, choice, source, "search")
         if param.kind != "categorical":
             check_training_argument(name, param.low, source, "search")
+            check_training_argument(name, param.high, source, "search")
         params[name] = param
     return params
 
@@ -501,6 +580,13 @@ def _parse_param(name, value, source, where) -> ParamSpec:
         raise SpecError(source, f"{where}.step", "log and step cannot be combined")
     if step is not None and step <= 0:
         raise SpecError(source, f"{where}.step", f"must be > 0, got {step}")
+    if step is not None:
+        steps = (high - low) / step
+        if abs(steps - round(steps)) > 1e-9:
+            top = low + math.floor(steps + 1e-9) * step
+            raise SpecError(
+                source, f"{where}.high", f"high - low must be a multiple of step {step}; e.g. high: {top:g}"
+            )
     return ParamSpec(name=name, kind=kind, low=low, high=high, log=log, step=step)
 
 
@@ -511,8 +597,7 @@ def _parse_train(raw, source, search) -> dict[str, Any]:
         check_training_argument(name, value, source, "train")
         if name in search:
             raise SpecError(source, f"train.{name}", "is also in search; a parameter is either searched or fixed")
-        default = fields[name].default
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        if fields[name] == (float,) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         train[name] = value
     if train.get("eval_strategy") == "no":

@@ -7,7 +7,7 @@ seed and, for a failed trial, the error.
 
 from __future__ import annotations
 
-import gc
+import json
 import math
 import resource
 import shutil
@@ -99,27 +99,32 @@ def _is_new_best(trial: optuna.Trial, value: float) -> bool:
     return value > best if trial.study.direction == optuna.study.StudyDirection.MAXIMIZE else value < best
 
 
+def _save_record(trial: optuna.Trial, record: dict[str, Any], progress: Progress) -> None:
+    """Write the record as user attributes; a failure here must not hide the trial's own outcome."""
+    for key, value in record.items():
+        try:
+            trial.set_user_attr(key, json.loads(json.dumps(value, default=str)))
+        except Exception as exc:  # e.g. the database is locked past its timeout
+            progress.say(f"trial {trial.number:>3}  warning: could not record {key}: {exc}", always=True)
+
+
 def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     """Optuna objective: fine-tune once with the trial's parameters and return the final metric."""
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
     spec = ctx.spec
-    params = space.suggest(trial, spec.search)
-    args_dict = training_arguments(spec, params)
-    ctx.progress.started(trial.number, params)
+    record: dict[str, Any] = {"data_fingerprint": ctx.data.fingerprint}
     output_dir = tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-")
-    record: dict[str, Any] = {
-        "training_arguments": args_dict,
-        "seed": args_dict["seed"],
-        "data_fingerprint": ctx.data.fingerprint,
-    }
     trainer = None
     started = time.perf_counter()
+    train_started = train_ended = None
     try:
+        params = space.suggest(trial, spec.search)
+        args_dict = training_arguments(spec, params)
+        record.update(training_arguments=args_dict, seed=args_dict["seed"])
+        ctx.progress.started(trial.number, params)
         args = TrainingArguments(output_dir=output_dir, **args_dict)
-        complete = args.to_dict()
-        complete.pop("output_dir", None)
-        record["training_arguments_all"] = complete
+        record["training_arguments_all"] = {k: v for k, v in args.to_dict().items() if k != "output_dir"}
         record["device"] = _device_name(args.device)
         _reset_peak_memory(args.device)
         set_seed(args.seed)  # the new classification head is drawn from this seed
@@ -137,7 +142,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
         reporter.on_point = lambda point: ctx.progress.evaluated(trial.number, point, trainer.state.max_steps)
         record["curve"] = reporter.curve
+        train_started = time.perf_counter()
         result = trainer.train()
+        train_ended = time.perf_counter()
         reporter.training = False
         if not reporter.curve or reporter.curve[-1]["step"] != trainer.state.global_step:
             trainer.evaluate()  # score the final weights, not those of the last scheduled evaluation
@@ -150,33 +157,32 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             trainer.save_model(str(ctx.best_model_dir))
             ctx.tokenizer.save_pretrained(str(ctx.best_model_dir))
             record["saved_model"] = str(ctx.best_model_dir)
+            trial.study.set_user_attr("best_model_trial", trial.number)
         return value
     except optuna.TrialPruned:
         raise
     except KeyboardInterrupt:
-        record["error"] = "interrupted"
-        record["interrupted"] = True
+        record.update(error="interrupted", interrupted=True)
         raise
     except Exception as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         record["traceback"] = traceback.format_exc()[-4000:]
         raise
     finally:
-        wall = time.perf_counter() - started
-        record["wall_time_s"] = round(wall, 3)
+        record["wall_time_s"] = round(time.perf_counter() - started, 3)
         if trainer is not None:
             state = trainer.state
-            record["steps_trained"] = state.global_step
-            record["max_steps"] = state.max_steps
-            record["device_seconds"] = round(wall, 3)
-            if record.get("train_samples_per_second") is None and wall > 0:
-                per_step = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps
-                record["train_samples_per_second"] = round(state.global_step * per_step / wall, 3)
+            record.update(steps_trained=state.global_step, max_steps=state.max_steps)
+            if train_started is not None:
+                # Trainer's own figure when training finished; for a pruned trial, the same measure by hand.
+                train_seconds = (train_ended or time.perf_counter()) - train_started
+                record["train_seconds"] = round(train_seconds, 3)
+                if record.get("train_samples_per_second") is None and train_seconds > 0:
+                    per_step = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps
+                    record["train_samples_per_second"] = round(state.global_step * per_step / train_seconds, 3)
             record["peak_memory_mb"] = round(_peak_memory_mb(trainer.args.device), 1)
-        for key, value in record.items():
-            trial.set_user_attr(key, value)
+        _save_record(trial, record, ctx.progress)
         trainer = None
         shutil.rmtree(output_dir, ignore_errors=True)
-        gc.collect()
-        if torch.cuda.is_available():
+        if torch.cuda.is_available():  # the worker's gc_after_trial collects; this returns the cache
             torch.cuda.empty_cache()

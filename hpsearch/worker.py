@@ -1,6 +1,7 @@
 """A worker: given a spec and a storage URL, prepare once, then pull trials until the budget is met.
 
-It needs nothing but those two, so any process on any machine that reaches the storage can be one.
+It needs nothing but those two (and what preflight already loaded, if it ran in the same process),
+so any process on any machine that reaches the storage can be one.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import optuna
 
-from hpsearch import data, pruners, samplers, space
+from hpsearch import preflight, pruners, samplers
 from hpsearch.progress import Progress
 from hpsearch.spec import Spec
+from hpsearch.storage import open_storage
 from hpsearch.tasks import TASKS
 from hpsearch.trial import TrialContext, run_trial
 
@@ -35,18 +37,9 @@ def quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
 
 
-def total_trials(spec: Spec) -> int | None:
-    """budget.n_trials, or the grid size for a grid study without one."""
-    if spec.budget.n_trials is not None:
-        return spec.budget.n_trials
-    if spec.sampler.type == "grid":
-        return space.grid_size(spec.search, spec.source)
-    return None
-
-
-def counted(trial: optuna.trial.FrozenTrial) -> bool:
+def counted(study: optuna.Study) -> int:
     """Trials the budget counts: every finished one except those the user interrupted."""
-    return trial.state in FINISHED and not trial.user_attrs.get("interrupted")
+    return sum(t.state in FINISHED and not t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False))
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
@@ -68,56 +61,59 @@ class _StopAtBudget:
         self.total = total
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if sum(counted(t) for t in study.get_trials(deepcopy=False)) >= self.total:
+        if counted(study) >= self.total:
             study.stop()
 
 
-def prepare(spec: Spec, progress: Progress, model_path: str, raw: data.RawData) -> TrialContext:
-    """Everything trials share: the tokenizer and the tokenized data (cached on disk)."""
-    from transformers import AutoTokenizer
+def open_study(spec: Spec, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Create the study, or load it with a sampler seeded for where it stands."""
+    try:
+        existing = len(storage.get_all_trials(storage.get_study_id_from_name(spec.name), deepcopy=False))
+    except KeyError:
+        existing = 0
+    return optuna.create_study(
+        study_name=spec.name,
+        storage=storage,
+        sampler=samplers.build_sampler(spec, existing),
+        pruner=pruners.build_pruner(spec),
+        direction=spec.objective.direction,
+        load_if_exists=True,
+    )
 
+
+def prepare(spec: Spec, progress: Progress, checked: preflight.Checked) -> TrialContext:
+    """Everything trials share: the tokenizer and the tokenized data (cached on disk)."""
     task = TASKS[spec.task]
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    task_data = task.prepare(spec, raw, tokenizer)
+    task_data = task.prepare(spec, checked.raw, checked.tokenizer)
     best_dir = Path(spec.source).resolve().parent / f"{spec.name}.best" / "model" if spec.model.save_best else None
     return TrialContext(
         spec=spec,
         task=task,
         data=task_data,
-        tokenizer=tokenizer,
-        model_path=model_path,
+        tokenizer=checked.tokenizer,
+        model_path=checked.model_path,
         best_model_dir=best_dir,
         progress=progress,
     )
 
 
-def work(spec: Spec, study: optuna.Study, ctx: TrialContext, timeout: float | None = None) -> None:
-    """Run trials of `study` until its budget is met (or the timeout passes)."""
-    total = total_trials(spec)
-    callbacks = [ctx.progress.finished]
+def work(spec: Spec, storage_url: str, progress: Progress, checked: preflight.Checked | None = None) -> None:
+    """Run trials of the stored study until its budget is met (or budget.timeout passes)."""
+    checked = checked or preflight.check(spec, storage_url)
+    ctx = prepare(spec, progress, checked)
+    study = open_study(spec, open_storage(storage_url, create=False))
+    callbacks = [progress.finished]
     n_trials = None
-    if total is not None:
-        done = sum(counted(t) for t in study.get_trials(deepcopy=False))
-        n_trials = max(total - done, 0)
-        callbacks.append(_StopAtBudget(total))
+    if checked.total_trials is not None:
+        n_trials = max(checked.total_trials - counted(study), 0)
+        callbacks.append(_StopAtBudget(checked.total_trials))
         if n_trials == 0:
             return
     study.optimize(
         lambda trial: run_trial(trial, ctx),
         n_trials=n_trials,
-        timeout=timeout,
+        timeout=spec.budget.timeout,
         catch=(Exception,),
         callbacks=callbacks,
         gc_after_trial=True,
-    )
-
-
-def open_study(spec: Spec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    return optuna.create_study(
-        study_name=spec.name,
-        storage=storage,
-        sampler=samplers.build_sampler(spec),
-        pruner=pruners.build_pruner(spec),
-        direction=spec.objective.direction,
-        load_if_exists=True,
     )

@@ -41,7 +41,7 @@ CASES = [
     ("wrong-type", {"data__max_length": "long"}, None, "data.max_length", "int"),
     ("low-above-high", {"search__learning_rate__high": 1e-4}, None, "search.learning_rate.low", "below high"),
     ("log-low-zero", {"search__learning_rate__low": 0.0}, None, "search.learning_rate.low", "low > 0"),
-    ("empty-choices", {"search__per_device_train_batch_size": []}, None, "search.per_device_train_batch_size", ""),
+    ("empty-choices", {"search__per_device_train_batch_size": []}, None, "search.per_device_train_batch_size", "empty"),
     ("grid-continuous", {}, grid_continuous, "search.learning_rate", "discrete"),
     ("unknown-sampler", {"sampler__type": "cmaes"}, None, "sampler.type", "grid, random, tpe"),
     ("unknown-pruner", {"pruner__type": "patient"}, None, "pruner.type", "median"),
@@ -53,7 +53,38 @@ CASES = [
     ("eval-label-not-in-train", {}, unknown_eval_label, "data.eval_split", "complaint"),
     ("missing-model", {}, missing_model, "model.name_or_path", "no such model folder"),
     ("bad-override", {}, None, "--set", "KEY=VALUE"),
+    ("label-missing", {}, lambda p: blank_label(p), "data.label_column", "have no 'intent'"),
+    ("malformed-csv", {}, lambda p: broken_csv(p), "data.path", "cannot read validation.csv"),
+    ("no-tokenizer", {}, lambda p: model_without_tokenizer(p), "model.name_or_path", "tokenizer"),
+    ("too-long", {"data__max_length": 4096}, None, "data.max_length", "64 positions"),
+    ("wrong-train-type", {"train__num_train_epochs": "three"}, None, "train.num_train_epochs", "float"),
 ]
+
+
+def blank_label(path: Path) -> None:
+    folder = path.parent / "intents"
+    frame = pd.read_csv(folder / "train.csv")
+    frame.loc[5, "intent"] = ""
+    frame.to_csv(folder / "train.csv", index=False)
+
+
+def broken_csv(path: Path) -> None:
+    (path.parent / "intents" / "validation.csv").write_bytes(b'text,intent\n"unclosed,quote\n')
+
+
+def model_without_tokenizer(path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    study = yaml.safe_load(path.read_text())
+    bare = path.parent / "bare-model"
+    shutil.copytree(study["model"]["name_or_path"], bare)
+    for f in bare.iterdir():
+        if "token" in f.name or f.name in ("vocab.txt", "special_tokens_map.json"):
+            f.unlink()
+    study["model"]["name_or_path"] = str(bare)
+    path.write_text(yaml.safe_dump(study))
 
 
 @pytest.mark.parametrize("verb", ["validate", "run"])
@@ -62,14 +93,14 @@ def test_bad_input_exits_2_and_writes_nothing(make_study, capsys, verb, case, ch
     path = make_study(**changes)
     if edit:
         edit(path)
-    before = sorted(p.name for p in path.parent.iterdir())
+    before = sorted(str(p) for p in path.parent.rglob("*"))
     extra = ["--set", "oops"] if case == "bad-override" else []
     assert cli.main([verb, str(path), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {path}: ")
     assert field in err and allowed in err
     assert len(err.splitlines()) <= 2
-    assert sorted(p.name for p in path.parent.iterdir()) == before  # no database, no export
+    assert sorted(str(p) for p in path.parent.rglob("*")) == before  # no database, no cache, no export
 
 
 def test_validate_reports_what_it_checked(make_study, capsys):
@@ -92,13 +123,14 @@ def test_console_script_exit_statuses(make_study):
     assert usage.returncode == 2 and "STUDY" in usage.stderr
 
 
-def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study):
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study, signum):
     import signal
     import time
 
     import optuna
 
-    path = make_study(budget={"n_trials": 2}, train={"num_train_epochs": 30, "eval_steps": 0.02, "use_cpu": True})
+    path = make_study(budget={"n_trials": 2}, train={"num_train_epochs": 10, "eval_steps": 0.05, "use_cpu": True})
     exe = Path(sys.executable).parent / "hpsearch"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -108,10 +140,18 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study):
     for line in proc.stdout:  # wait until the first trial is training
         if " step " in line or time.time() > deadline:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signum))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "interrupted: run the same command again to resume" in err
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}")
     assert [t.user_attrs.get("interrupted") for t in study.trials] == [True]
     assert study.trials[0].user_attrs["steps_trained"] > 0
+    interrupted_params = study.trials[0].params
+    resumed = subprocess.run(
+        [str(exe), "run", str(path), "--quiet"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}").trials
+    assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == interrupted_params
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]

@@ -141,13 +141,17 @@ def test_tokenization_is_cached_by_tokenizer_length_and_data(intents_data, make_
         first = task.prepare(spec, raw, tokenizer)
         again = task.prepare(spec, raw, tokenizer)
         longer = task.prepare(load_spec(make_study(data__max_length=8)), raw, tokenizer)
+        other_rows = data.load_raw(spec_for(write_intents(tmp_path / "other", seed=9)), "s.yaml")
+        task.prepare(spec, other_rows, tokenizer)
+        task.prepare(spec, raw, tokenizer)
     finally:
         task.data_module.cached = real
-    assert len(builds) == 2  # the second prepare was a cache hit; max_length 8 is a new entry
+    # hits: the second and last prepare; new entries: max_length 8, and other data
+    assert len(builds) == 3
     assert first.train["input_ids"] == again.train["input_ids"]
     assert max(map(len, longer.train["input_ids"])) <= 8
     assert first.train["labels"][:4] == [first.labels.index(x) for x in raw.train["label"][:4]]
-    assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 2
+    assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 3
 
 
 def test_macro_f1_matches_its_definition():
@@ -173,3 +177,29 @@ def test_subsample_keeps_every_label_and_its_share(tmp_path):
     assert len(labels) == 20
     assert set(labels) == {"common", "rare0", "rare1", "rare2", "rare3", "rare4"}
     assert labels.count("common") >= 14  # 90% of the rows, less the rare labels' guaranteed seats
+
+
+def test_eval_fraction_is_stratified_and_keeps_rare_labels_in_train(tmp_path):
+    import csv
+
+    path = tmp_path / "one.csv"
+    rows = [(f"row {i}", f"label{i % 10}") for i in range(100)] + [("lonely", "singleton")]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([("text", "intent"), *rows])
+    raw = data.load_raw(spec_for(path, eval_split=None, eval_fraction=0.2), "s.yaml")
+    assert len(raw.eval) == 20 and len(raw.train) == 81
+    assert "singleton" in raw.train["label"] and "singleton" not in raw.eval["label"]
+    assert sorted(set(raw.eval["label"])) == [f"label{i}" for i in range(10)]
+
+
+def test_csv_cells_are_read_as_text(tmp_path):
+    import csv
+
+    folder = tmp_path / "codes"
+    folder.mkdir()
+    for split in ("train", "validation"):
+        with open(folder / f"{split}.csv", "w", newline="") as f:
+            csv.writer(f).writerows([("text", "intent"), ("NA", "007"), ("null", "10"), ("x", "007")])
+    raw = data.load_raw(spec_for(folder), "s.yaml")
+    assert raw.train["text"] == ["NA", "null", "x"]
+    assert raw.train["label"] == ["007", "10", "007"]

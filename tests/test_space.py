@@ -41,15 +41,32 @@ def test_grid_expands_steps_and_choices(make_study):
             train={"eval_steps": 0.5},
         )
     )
-    grid = space.grid(spec.search, spec.source)
+    grid = space.grid(spec.search)
     assert grid == {"warmup_steps": [0.0, 0.1, 0.2], "num_train_epochs": [1, 3, 5], "optim": ["adamw_torch", "sgd"]}
-    assert space.grid_size(spec.search, spec.source) == 18
+    assert space.grid_size(spec.search) == 18
 
 
 def test_grid_rejects_a_continuous_parameter(make_study):
-    spec = load_spec(make_study(sampler__type="grid"))
     with pytest.raises(SpecError, match="search.learning_rate: the grid sampler needs a discrete space"):
-        samplers.build_sampler(spec)
+        load_spec(make_study(sampler__type="grid"))
+
+
+def test_a_step_that_does_not_divide_the_range_is_refused(make_study):
+    with pytest.raises(
+        SpecError, match=r"search.num_train_epochs.high: high - low must be a multiple of step 2; e.g. high: 7"
+    ):
+        load_spec(make_study(search={"num_train_epochs": {"type": "int", "low": 1, "high": 8, "step": 2}}))
+    spec = load_spec(make_study(search={"warmup_steps": {"type": "float", "low": 0.0, "high": 0.3, "step": 0.1}}))
+    assert space.grid(spec.search)["warmup_steps"] == [0.0, 0.1, 0.2, 0.3]
+
+
+def test_resumed_sampler_draws_new_configs(make_study):
+    spec = load_spec(make_study())
+    first = optuna.create_study(sampler=samplers.build_sampler(spec, 0))
+    resumed = optuna.create_study(sampler=samplers.build_sampler(spec, 2))
+    draws = [space.suggest(first.ask(), spec.search)["learning_rate"] for _ in range(4)]
+    again = [space.suggest(resumed.ask(), spec.search)["learning_rate"] for _ in range(2)]
+    assert not set(again) & set(draws)
 
 
 @pytest.mark.parametrize(

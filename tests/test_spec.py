@@ -87,6 +87,15 @@ BAD = [
     ({"search": {}}, "search", "at least one"),
     ({"name": "my study!"}, "name", "letters"),
     ({"data__eval_fraction": 0.2, "data__eval_split": "validation"}, "data.eval_fraction", "not both"),
+    ({"train__num_train_epochs": "three"}, "train.num_train_epochs", "must be float, got 'three'"),
+    ({"train__use_cpu": "yes"}, "train.use_cpu", "must be bool"),
+    (
+        {"search__per_device_train_batch_size": {"type": "float", "low": 8.0, "high": 32.0}},
+        "search.per_device_train_batch_size",
+        "must be int, got 8.0",
+    ),
+    ({"sampler__type": "grid", "budget": {}}, "search.learning_rate", "discrete"),
+    ({"pruner": {"type": "percentile"}}, "pruner.percentile", "is required"),
 ]
 
 
@@ -130,3 +139,10 @@ def test_switching_sampler_type_on_the_command_line_drops_the_old_types_options(
         load_spec(path, ["sampler.type=random", "sampler.n_startup_trials=2"])
     with pytest.raises(SpecError, match="sampler.n_startup_trials: unknown key for sampler random"):
         load_spec(make_study(sampler={"type": "random", "n_startup_trials": 4}))
+
+
+def test_dates_stay_strings(make_study):
+    path = make_study()
+    path.write_text(path.read_text() + "")
+    spec = load_spec(path, ["train.run_name=2024-01-01"])
+    assert spec.train["run_name"] == "2024-01-01"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hpsearch import controller
+from hpsearch import preflight
 from hpsearch.spec import load_spec
 
 from .conftest import ROOT, SHARED_DATA
@@ -21,7 +21,7 @@ def test_studies_are_shipped():
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
 def test_study_file_validates(path):
     spec = load_spec(path, OFFLINE_OVERRIDES.get(path.stem, []))
-    checked = controller.check(spec)
+    checked = preflight.check(spec)
     assert checked.total_trials and checked.total_trials >= 1
     assert len(checked.labels) >= 2
     assert checked.storage_url == f"sqlite:///{path.parent / spec.name}.db"
@@ -29,7 +29,7 @@ def test_study_file_validates(path):
 
 def test_quickstart_data_is_ten_intents_of_original_queries():
     spec = load_spec(ROOT / "studies" / "quickstart.yaml")
-    checked = controller.check(spec)
+    checked = preflight.check(spec)
     assert len(checked.labels) == 10
     assert (len(checked.raw.train), len(checked.raw.eval)) == (300, 100)
     assert not set(checked.raw.train["text"]) & set(checked.raw.eval["text"])

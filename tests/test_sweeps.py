@@ -48,7 +48,11 @@ def test_trial_records_what_happened(make_study):
     steps = [p["step"] for p in curve]
     assert steps == sorted(steps) and steps[-1] == attrs["steps_trained"] == attrs["max_steps"]
     assert len(curve) >= 4
-    assert all({"train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro"} <= set(p) for p in curve[1:])
+    for point in curve:
+        for key in ("train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro", "epoch"):
+            assert isinstance(point[key], float), (key, point)
+    assert curve[-1]["epoch"] == 2.0
+    assert attrs["train_seconds"] < attrs["wall_time_s"]
     # the objective is the last evaluation, and each evaluation was reported to Optuna by step
     assert trial.value == curve[-1]["eval_accuracy"]
     assert sorted(trial.intermediate_values) == steps
@@ -61,8 +65,8 @@ def test_pruned_trial_stops_training_at_once(make_study):
     # pruner stops it at its first evaluation past the warm-up.
     path = make_study(
         objective={"metric": "loss"},
-        search={"learning_rate": {"type": "float", "low": 3e-2, "high": 3.1e-2}},
-        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 2},
+        search={"learning_rate": {"type": "float", "low": 5e-3, "high": 5.1e-3}},
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 28},
         train={"num_train_epochs": 4, "eval_steps": 0.1, "use_cpu": True, "per_device_train_batch_size": 8},
         budget={"n_trials": 1},
     )
@@ -85,6 +89,7 @@ def test_resume_counts_the_total_and_repeats_nothing(make_study):
     trials = load(path).trials
     assert len(trials) == 3
     assert [(t.number, t.params, t.datetime_complete) for t in trials[:2]] == first
+    assert trials[2].params not in [p for _, p, _ in first]  # the resumed sampler did not replay
     assert run(path, "--n-trials", "3") == 0
     assert len(load(path).trials) == 3
 
@@ -201,8 +206,10 @@ def test_any_sqlalchemy_url_via_storage(make_study, tmp_path):
 def test_save_best_keeps_a_loadable_model(make_study):
     from transformers import AutoModelForSequenceClassification
 
-    path = make_study(model__save_best=True, budget={"n_trials": 1})
+    path = make_study(model__save_best=True, budget={"n_trials": 3})
     assert run(path) == 0
+    study = load(path)
+    assert study.user_attrs["best_model_trial"] == study.best_trial.number
     model = AutoModelForSequenceClassification.from_pretrained(path.parent / "tiny.best" / "model")
     assert sorted(model.config.label2id) == ["cancel", "password", "refund", "track"]
 
@@ -223,3 +230,68 @@ def test_resuming_with_an_incompatible_space_is_refused(make_study, capsys):
     err = capsys.readouterr().err.strip()
     assert "search.per_device_train_batch_size: the stored study 'tiny' searched" in err
     assert len(load(path).trials) == 1
+
+
+def test_resuming_with_the_other_direction_is_refused(make_study, capsys):
+    path = make_study(budget={"n_trials": 1})
+    assert run(path) == 0
+    capsys.readouterr()
+    assert run(path, "--set", "objective.metric=loss", "--n-trials", "2") == 2
+    assert "objective.direction: the stored study 'tiny' was created to maximize" in capsys.readouterr().err
+    assert len(load(path).trials) == 1
+
+
+def test_grid_budget_above_the_grid_size_runs_each_point_once(make_study):
+    path = make_study(sampler={"type": "grid"}, search={"learning_rate": [1e-3, 5e-3]}, budget={"n_trials": 5})
+    assert run(path) == 0
+    assert run(path) == 0
+    assert sorted(t.params["learning_rate"] for t in load(path).trials) == [1e-3, 5e-3]
+
+
+def test_grid_interrupted_point_is_rerun_and_the_grid_completes(make_study, monkeypatch):
+    real = classification.build_model
+    calls = []
+
+    def interrupt_second(path, labels):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, labels)
+
+    monkeypatch.setattr(classification, "build_model", interrupt_second)
+    path = make_study(sampler={"type": "grid"}, search={"learning_rate": [1e-3, 3e-3, 5e-3]}, budget={})
+    assert run(path) == 130
+    assert run(path) == 0
+    done = [t.params["learning_rate"] for t in load(path).trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(done) == [1e-3, 3e-3, 5e-3]
+    assert len(load(path).trials) == 4  # three points, one of them tried twice because of Ctrl-C
+    assert run(path) == 0 and len(load(path).trials) == 4
+
+
+@pytest.mark.parametrize(
+    "pruner",
+    [{"type": "successive-halving", "min_resource": 2}, {"type": "hyperband", "min_resource": 2, "max_resource": 24}],
+)
+def test_halving_pruners_in_a_real_sweep(make_study, pruner):
+    path = make_study(pruner=pruner, budget={"n_trials": 4}, objective={"metric": "loss"})
+    assert run(path) == 0
+    trials = load(path).trials
+    assert {t.state for t in trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    for t in trials:
+        assert t.intermediate_values and t.user_attrs["steps_trained"] == max(t.intermediate_values)
+
+
+def test_resume_with_changed_fixed_settings_is_refused(make_study, capsys):
+    path = make_study(budget={"n_trials": 1})
+    assert run(path) == 0
+    capsys.readouterr()
+    assert run(path, "--set", "train.num_train_epochs=3", "--n-trials", "2") == 2
+    assert "train.num_train_epochs: the stored study 'tiny' ran with 2.0" in capsys.readouterr().err
+    assert run(path, "--set", "model.save_best=true", "--n-trials", "2") == 0
+
+
+def test_a_resumed_run_whose_trials_all_fail_exits_1(make_study, monkeypatch):
+    path = make_study(budget={"n_trials": 1})
+    assert run(path) == 0
+    monkeypatch.setattr(classification, "build_model", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert run(path, "--n-trials", "2") == 1

@@ -25,10 +25,12 @@ def label_names(raw: data_module.RawData, spec: Spec) -> tuple[str, ...]:
     missing = sorted(set(raw.eval["label"]) - train_labels)
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        field = "data.eval_split" if spec.data.eval_split is not None else "data.eval_fraction"
+        hint = " (after data.max_train_samples subsampling)" if spec.data.max_train_samples else ""
         raise SpecError(
             spec.source,
-            "data.eval_split",
-            f"{len(missing)} eval label(s) never occur in the train split: {shown}",
+            field,
+            f"{len(missing)} eval label(s) never occur in the train split{hint}: {shown}",
         )
     if all(label.lstrip("-").isdigit() for label in train_labels):
         return tuple(sorted(train_labels, key=int))

