@@ -25,9 +25,9 @@ class GridSampler(optuna.samplers.GridSampler):
 
 
 def build_sampler(spec: Spec, n_existing_trials: int = 0) -> optuna.samplers.BaseSampler:
-    """The study's sampler. On resume a random or TPE sampler's seed is mixed with the number of trials already run, so a
-    resumed random or TPE study does not replay the configs its first run drew, and stays
-    reproducible: the same study resumed at the same point draws the same configs."""
+    """The study's sampler. On resume, a random or TPE sampler's seed is mixed with the number of
+    trials already run, so the resumed study does not replay the configs its first run drew, and
+    stays reproducible: the same study resumed at the same point draws the same configs."""
     kind, options = spec.sampler.type, spec.sampler.options
     seed = options.get("seed", 0)
     if kind == "grid":  # its seed orders the grid, and stored grid ids index that order: keep it
