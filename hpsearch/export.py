@@ -55,6 +55,7 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
             **{k: spec.get("data", {}).get(k) for k in ("path", "train_split", "eval_split", "max_length")},
             "fingerprint": trial.user_attrs.get("data_fingerprint"),
         },
+        "labels": study.user_attrs.get("labels"),
         "trained_on": trial.user_attrs.get("device"),
         "versions": {p: _version(p) for p in PACKAGES},
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

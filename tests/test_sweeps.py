@@ -161,6 +161,7 @@ def test_export_loads_back_into_training_arguments(make_study, tmp_path, capsys)
     manifest = json.loads((tmp_path / "best.manifest.json").read_text())
     assert manifest["trial"] == best.number and manifest["value"] == best.value
     assert manifest["metric"] == "eval_accuracy" and manifest["seed"] == 42
+    assert manifest["labels"] == ["cancel", "password", "refund", "track"]
     assert manifest["data"]["fingerprint"] == best.user_attrs["data_fingerprint"]
     assert manifest["versions"]["optuna"] == optuna.__version__
     # default: YAML beside the study file
