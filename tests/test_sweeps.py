@@ -20,6 +20,20 @@ def run(path, *extra) -> int:
     return cli.main(["run", str(path), "--quiet", *extra])
 
 
+def fail_second_model_load(monkeypatch, error: BaseException) -> None:
+    """Inject `error` into the second trial (the second model load of the test)."""
+    real = classification.build_model
+    calls = []
+
+    def second_fails(path, labels):
+        calls.append(1)
+        if len(calls) == 2:
+            raise error
+        return real(path, labels)
+
+    monkeypatch.setattr(classification, "build_model", second_fails)
+
+
 def test_grid_runs_every_point_once_and_stops(make_study):
     path = make_study(
         sampler={"type": "grid"},
@@ -102,16 +116,7 @@ def test_seeded_tpe_sweeps_repeat(tmp_path, make_study):
 
 
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(make_study, monkeypatch):
-    real = classification.build_model
-    calls = []
-
-    def flaky(path, labels):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("injected failure in trial 1")
-        return real(path, labels)
-
-    monkeypatch.setattr(classification, "build_model", flaky)
+    fail_second_model_load(monkeypatch, RuntimeError("injected failure in trial 1"))
     path = make_study(budget={"n_trials": 3})
     assert run(path) == 0
     states = [t.state for t in load(path).trials]
@@ -125,16 +130,7 @@ def test_all_trials_failing_exits_1(make_study, monkeypatch):
 
 
 def test_interrupted_trial_is_rerun_on_resume(make_study, monkeypatch):
-    real = classification.build_model
-    calls = []
-
-    def interrupt_second(path, labels):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(path, labels)
-
-    monkeypatch.setattr(classification, "build_model", interrupt_second)
+    fail_second_model_load(monkeypatch, KeyboardInterrupt())
     path = make_study(budget={"n_trials": 3})
     assert run(path) == 130
     interrupted = load(path).trials[1]
@@ -250,16 +246,7 @@ def test_grid_budget_above_the_grid_size_runs_each_point_once(make_study):
 
 
 def test_grid_interrupted_point_is_rerun_and_the_grid_completes(make_study, monkeypatch):
-    real = classification.build_model
-    calls = []
-
-    def interrupt_second(path, labels):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(path, labels)
-
-    monkeypatch.setattr(classification, "build_model", interrupt_second)
+    fail_second_model_load(monkeypatch, KeyboardInterrupt())
     path = make_study(sampler={"type": "grid"}, search={"learning_rate": [1e-3, 3e-3, 5e-3]}, budget={})
     assert run(path) == 130
     assert run(path) == 0
