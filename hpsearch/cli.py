@@ -4,6 +4,8 @@
     hpsearch run studies/quickstart.yaml [--set sampler.type=random] [--n-trials 4] [--quiet]
     hpsearch status studies/quickstart.yaml
     hpsearch export studies/quickstart.yaml --format yaml --out best.yaml
+    hpsearch train best.yaml --out model/
+    hpsearch list studies/quickstart.yaml
 
 Exit status: 0 success, 1 runtime failure, 2 invalid input, 130 interrupted.
 """
@@ -49,9 +51,29 @@ def _parser() -> argparse.ArgumentParser:
     export = study_verb("export", "write the best trial's training arguments and a manifest")
     export.add_argument("--format", choices=("yaml", "json"), default="yaml", help="file format")
     export.add_argument(
-        "--out", type=Path, help="output file (default: STUDY folder/NAME.best/training_arguments.FORMAT)"
+        "--out",
+        type=Path,
+        help="output file (default: STUDY folder/NAME.best/best.FORMAT); the manifest and a JSON go beside it",
     )
     export.add_argument("--trial", type=int, help="export this trial instead of the best one")
+    listing = verbs.add_parser("list", help="list every study in a storage with its progress")
+    listing.add_argument("study", metavar="STUDY", nargs="?", help="a study file whose storage to list")
+    listing.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as for run")
+    listing.add_argument("--storage", help="SQLAlchemy URL of the storage (instead of STUDY)")
+    listing.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    train = verbs.add_parser("train", help="retrain an exported config and save the model and tokenizer")
+    train.add_argument(
+        "best", metavar="BEST", type=Path, help="an exported config, e.g. studies/quickstart.best/best.yaml"
+    )
+    train.add_argument("--out", type=Path, help="model folder (default: BEST's folder/model)")
+    train.add_argument(
+        "--all-data",
+        action="store_true",
+        help="train on train + eval for the trial's number of steps (no held-out comparison)",
+    )
+    train.add_argument(
+        "--tolerance", type=float, default=0.01, help="largest metric difference that counts as matching the trial"
+    )
     return parser
 
 
@@ -103,13 +125,45 @@ def _export(args) -> int:
     spec, url, study = _study(args)
     trial = export.pick_trial(study, args.trial)
     arguments, manifest = export.build(study, trial, url)
-    out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"training_arguments.{args.format}"
-    manifest_file = export.write(arguments, manifest, out, args.format)
-    print(f"trial {trial.number} ({manifest['metric']}={trial.value:.4g}): wrote {out} and {manifest_file}")
+    out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{args.format}"
+    written = export.write(arguments, manifest, out, args.format)
+    print(f"trial {trial.number} ({manifest['metric']}={trial.value:.4g}): wrote {', '.join(map(str, written))}")
+    print(f"retrain it with: hpsearch train {written[0]}")
     return EXIT_OK
 
 
-VERBS = {"validate": _validate, "run": _run, "status": _status, "export": _export}
+def _list(args) -> int:
+    from hpsearch import status
+    from hpsearch.spec import SpecError
+    from hpsearch.storage import open_storage, storage_url
+
+    if args.storage:
+        url = args.storage
+    elif args.study:
+        url = storage_url(_spec(args))
+    else:
+        raise SpecError("hpsearch list", "", "give a study file or --storage URL")
+    rows = status.studies(open_storage(url, create=False))
+    print(json.dumps(rows, indent=2) if args.format == "json" else status.studies_table(rows))
+    return EXIT_OK
+
+
+def _train(args) -> int:
+    from hpsearch import retrain, worker
+
+    worker.quiet_libraries()
+    print(retrain.describe(retrain.retrain(args.best, args.out, args.all_data, args.tolerance)))
+    return EXIT_OK
+
+
+VERBS = {
+    "validate": _validate,
+    "run": _run,
+    "status": _status,
+    "export": _export,
+    "list": _list,
+    "train": _train,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

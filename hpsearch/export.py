@@ -38,6 +38,8 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
 
 
 def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tuple[dict, dict]:
+    """(training arguments, manifest). The manifest holds what `hpsearch train` needs besides the
+    arguments: task, model, the whole data section, labels, and the trial's steps and metric."""
     spec = study.user_attrs.get("spec", {})
     arguments = dict(trial.user_attrs["training_arguments"])
     manifest: dict[str, Any] = {
@@ -49,12 +51,11 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "direction": study.direction.name.lower(),
         "params": dict(trial.params),
         "seed": trial.user_attrs.get("seed"),
+        "steps_trained": trial.user_attrs.get("steps_trained"),
         "task": spec.get("task"),
         "model": spec.get("model", {}).get("name_or_path"),
-        "data": {
-            **{k: spec.get("data", {}).get(k) for k in ("path", "train_split", "eval_split", "max_length")},
-            "fingerprint": trial.user_attrs.get("data_fingerprint"),
-        },
+        "data": {**spec.get("data", {}), "fingerprint": trial.user_attrs.get("data_fingerprint")},
+        "spec": spec,
         "labels": study.user_attrs.get("labels"),
         "trained_on": trial.user_attrs.get("device"),
         "versions": {p: _version(p) for p in PACKAGES},
@@ -70,12 +71,20 @@ def dump(data: dict, fmt: str) -> str:
 
 
 def manifest_path(out: Path) -> Path:
+    """BEST.yaml -> BEST.manifest.yaml (the format follows the arguments file)."""
     return out.with_name(f"{out.stem}.manifest{out.suffix}")
 
 
-def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> Path:
+def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> list[Path]:
+    """Write the arguments (BEST.yaml or .json), the manifest beside them, and always a
+    TrainingArguments JSON (BEST.json); returns the paths written."""
+    out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {**manifest, "train_command": f"hpsearch train {out}"}
+    written = [out, manifest_path(out)]
     out.write_text(dump(arguments, fmt))
-    path = manifest_path(out)
-    path.write_text(dump(manifest, fmt))
-    return path
+    written[1].write_text(dump(manifest, fmt))
+    if fmt != "json":
+        written.append(out.with_suffix(".json"))
+        written[2].write_text(dump(arguments, "json"))
+    return written

@@ -47,3 +47,48 @@ def table(study: optuna.Study, metric: str) -> str:
     except ValueError:
         text.append("best: none yet (no completed trial)")
     return "\n".join(text)
+
+
+def studies(storage: optuna.storages.BaseStorage) -> list[dict]:
+    """Every study in a storage: trials by state, best value, last activity."""
+    out = []
+    for summary in optuna.study.get_all_study_summaries(storage, include_best_trial=True):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        states: dict[str, int] = {}
+        for t in trials:
+            states[t.state.name] = states.get(t.state.name, 0) + 1
+        times = [t.datetime_complete or t.datetime_start for t in trials if t.datetime_complete or t.datetime_start]
+        best = summary.best_trial
+        out.append(
+            {
+                "study": summary.study_name,
+                "direction": summary.direction.name.lower() if summary.direction else None,
+                "trials": len(trials),
+                "states": states,
+                "best_value": best.value if best else None,
+                "best_trial": best.number if best else None,
+                "last_activity": max(times).isoformat(timespec="seconds") if times else None,
+            }
+        )
+    return out
+
+
+def studies_table(rows: list[dict]) -> str:
+    if not rows:
+        return "no studies"
+    header = ["study", "trials", "complete", "pruned", "failed", "running", "best", "last activity"]
+    lines = [
+        [
+            r["study"],
+            str(r["trials"]),
+            *(str(r["states"].get(s, 0)) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")),
+            "-" if r["best_value"] is None else f"{format_value(r['best_value'])} (trial {r['best_trial']})",
+            r["last_activity"] or "-",
+        ]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *lines]
+    )

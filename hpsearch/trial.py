@@ -99,6 +99,26 @@ def _is_new_best(trial: optuna.Trial, value: float) -> bool:
     return value > best if trial.study.direction == optuna.study.StudyDirection.MAXIMIZE else value < best
 
 
+def make_trainer(
+    task, task_data, tokenizer, model_path: str, args, callbacks=(), train_dataset=None, eval_dataset=None
+):
+    """A Trainer on a fresh model: the new classification head is drawn from `args.seed`."""
+    from transformers import PrinterCallback, Trainer, set_seed
+
+    set_seed(args.seed)
+    trainer = Trainer(
+        model=task.build_model(model_path, task_data.labels),
+        args=args,
+        train_dataset=task_data.train if train_dataset is None else train_dataset,
+        eval_dataset=task_data.eval if eval_dataset is None else eval_dataset,
+        data_collator=task.collator(tokenizer),
+        compute_metrics=task.compute_metrics,
+        callbacks=list(callbacks),
+    )
+    trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
+    return trainer
+
+
 def _save_record(trial: optuna.Trial, record: dict[str, Any], progress: Progress) -> None:
     """Write the record as user attributes; a failure here must not hide the trial's own outcome."""
     for key, value in record.items():
@@ -110,7 +130,7 @@ def _save_record(trial: optuna.Trial, record: dict[str, Any], progress: Progress
 
 def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     """Optuna objective: fine-tune once with the trial's parameters and return the final metric."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import TrainingArguments
 
     spec = ctx.spec
     record: dict[str, Any] = {"data_fingerprint": ctx.data.fingerprint}
@@ -127,19 +147,8 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         record["training_arguments_all"] = {k: v for k, v in args.to_dict().items() if k != "output_dir"}
         record["device"] = _device_name(args.device)
         _reset_peak_memory(args.device)
-        set_seed(args.seed)  # the new classification head is drawn from this seed
-        model = ctx.task.build_model(ctx.model_path, ctx.data.labels)
         reporter = OptunaReporter(trial, spec.objective.key)
-        trainer = Trainer(
-            model=model,
-            args=args,
-            train_dataset=ctx.data.train,
-            eval_dataset=ctx.data.eval,
-            data_collator=ctx.task.collator(ctx.tokenizer),
-            compute_metrics=ctx.task.compute_metrics,
-            callbacks=[reporter],
-        )
-        trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
+        trainer = make_trainer(ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, [reporter])
         reporter.on_point = lambda point: ctx.progress.evaluated(trial.number, point, trainer.state.max_steps)
         record["curve"] = reporter.curve
         train_started = time.perf_counter()

@@ -162,7 +162,7 @@ def test_export_loads_back_into_training_arguments(make_study, tmp_path, capsys)
     assert manifest["versions"]["optuna"] == optuna.__version__
     # default: YAML beside the study file
     assert cli.main(["export", str(path)]) == 0
-    assert yaml.safe_load((path.parent / "tiny.best" / "training_arguments.yaml").read_text()) == arguments
+    assert yaml.safe_load((path.parent / "tiny.best" / "best.yaml").read_text()) == arguments
 
 
 def test_status_table_and_json(make_study, capsys):

@@ -1,0 +1,113 @@
+"""`hpsearch train BEST.yaml`: retrain an exported config and save a model `from_pretrained` loads.
+
+Trained like the trial (same data, arguments and seed), the retrained metric is compared with the
+trial's and the comparison saved beside the model; `--all-data` trains on train + eval instead.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpsearch import export, preflight
+from hpsearch.spec import SpecError, parse_spec
+from hpsearch.tasks import TASKS
+from hpsearch.trial import make_trainer
+
+RESULT_FILE = "hpsearch_train.json"
+
+
+def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(training arguments, manifest) of an export; SpecError when either is missing or malformed."""
+    manifest_file = export.manifest_path(path)
+    for file in (path, manifest_file):
+        if not file.is_file():
+            raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
+    try:
+        arguments = yaml.safe_load(path.read_text())
+        manifest = yaml.safe_load(manifest_file.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(path, "", f"malformed export: {str(exc).splitlines()[0]}") from None
+    if not isinstance(arguments, dict) or not isinstance(manifest, dict) or "spec" not in manifest:
+        raise SpecError(manifest_file, "spec", "missing: export again with this hpsearch version")
+    return arguments, manifest
+
+
+def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: float = 0.01) -> dict[str, Any]:
+    """Retrain, save model + tokenizer + the comparison in `out`, and return the comparison."""
+    from datasets import concatenate_datasets
+    from transformers import TrainingArguments
+
+    path = path.resolve()
+    arguments, manifest = load_export(path)
+    stored = {k: v for k, v in manifest["spec"].items() if k != "source"}
+    spec = parse_spec(stored, path)
+    checked = preflight.check(spec)
+    if list(checked.labels) != manifest.get("labels"):
+        raise SpecError(
+            path, "labels", f"the data now gives labels {list(checked.labels)}, the trial had {manifest.get('labels')}"
+        )
+    task = TASKS[spec.task]
+    task_data = task.prepare(spec, checked.raw, checked.tokenizer)
+    out = (out or path.parent / "model").resolve()
+    scratch = tempfile.mkdtemp(prefix="hpsearch-train-")
+    try:
+        if all_data:
+            train_set = concatenate_datasets([task_data.train, task_data.eval])
+            # The trial's number of optimizer steps, now over more data; nothing is held out to score.
+            fixed = {**arguments, "max_steps": manifest["steps_trained"], "eval_strategy": "no"}
+            args = TrainingArguments(output_dir=scratch, **fixed)
+            trainer = make_trainer(
+                task, task_data, checked.tokenizer, checked.model_path, args, train_dataset=train_set
+            )
+            trainer.train()
+            value = None
+        else:
+            args = TrainingArguments(output_dir=scratch, **arguments)
+            trainer = make_trainer(task, task_data, checked.tokenizer, checked.model_path, args)
+            trainer.train()
+            value = trainer.evaluate()[manifest["metric"]]
+        trainer.save_model(str(out))
+        checked.tokenizer.save_pretrained(str(out))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    trial_value = manifest["value"]
+    result = {
+        "export": str(path),
+        "study": manifest["study"],
+        "trial": manifest["trial"],
+        "metric": manifest["metric"],
+        "trial_value": trial_value,
+        "retrained_value": value,
+        "difference": None if value is None else value - trial_value,
+        "tolerance": tolerance,
+        "matches": None if value is None else abs(value - trial_value) <= tolerance,
+        "all_data": all_data,
+        "steps": trainer.state.global_step,
+        "data_fingerprint": checked.raw.fingerprint,
+        "data_changed": checked.raw.fingerprint != manifest["data"].get("fingerprint"),
+        "model": str(out),
+    }
+    (out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def describe(result: dict[str, Any]) -> str:
+    lines = [f"saved model and tokenizer to {result['model']} ({result['steps']} steps)"]
+    if result["all_data"]:
+        lines.append("trained on train + eval: nothing held out, so no comparison with the trial")
+    else:
+        verdict = "matches" if result["matches"] else "does NOT match"
+        lines.append(
+            f"{result['metric']}: retrained {result['retrained_value']:.4f}, trial {result['trial']} "
+            f"{result['trial_value']:.4f} (difference {result['difference']:+.4f}): {verdict} "
+            f"within {result['tolerance']}"
+        )
+    if result["data_changed"]:
+        lines.append("warning: the data's fingerprint differs from the trial's; the data changed since")
+    return "\n".join(lines)

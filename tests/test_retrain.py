@@ -1,0 +1,73 @@
+"""export's ready-to-run files and `hpsearch train`: a model that loads and scores like its trial."""
+
+import json
+
+import optuna
+import yaml
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
+
+from hpsearch import cli
+
+
+def sweep_and_export(make_study, capsys, **changes):
+    path = make_study(budget={"n_trials": 2}, **changes)
+    assert cli.main(["run", str(path), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["export", str(path)]) == 0
+    out = capsys.readouterr().out
+    best = path.parent / "tiny.best" / "best.yaml"
+    assert f"retrain it with: hpsearch train {best}" in out
+    return path, best
+
+
+def test_export_writes_arguments_json_and_manifest(make_study, capsys, tmp_path):
+    path, best = sweep_and_export(make_study, capsys)
+    arguments = yaml.safe_load(best.read_text())
+    assert json.loads(best.with_suffix(".json").read_text()) == arguments
+    TrainingArguments(output_dir=str(tmp_path / "o"), **json.loads(best.with_suffix(".json").read_text()))
+    manifest = yaml.safe_load((best.parent / "best.manifest.yaml").read_text())
+    assert manifest["train_command"] == f"hpsearch train {best}"
+    assert manifest["spec"]["name"] == "tiny" and manifest["steps_trained"] > 0
+
+
+def test_train_reproduces_the_trial_and_saves_a_loadable_model(make_study, capsys, tmp_path):
+    path, best = sweep_and_export(make_study, capsys)
+    model_dir = tmp_path / "model"
+    assert cli.main(["train", str(best), "--out", str(model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"saved model and tokenizer to {model_dir}" in out and "matches within 0.01" in out
+    result = json.loads((model_dir / "hpsearch_train.json").read_text())
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}")
+    assert result["trial"] == study.best_trial.number
+    assert result["trial_value"] == study.best_value
+    # the same data, arguments and seed on the same device: the trial's metric, reproduced
+    assert abs(result["retrained_value"] - study.best_value) <= 0.01 and result["matches"] is True
+    assert result["data_changed"] is False
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    assert model.config.id2label == {0: "cancel", 1: "password", 2: "refund", 3: "track"}
+    logits = model(**tokenizer(["reset my password please"], return_tensors="pt")).logits
+    assert logits.shape == (1, 4)
+
+
+def test_train_on_all_data_uses_the_trials_step_count(make_study, capsys, tmp_path):
+    path, best = sweep_and_export(make_study, capsys)
+    manifest = yaml.safe_load((best.parent / "best.manifest.yaml").read_text())
+    assert cli.main(["train", str(best), "--out", str(tmp_path / "m"), "--all-data"]) == 0
+    result = json.loads((tmp_path / "m" / "hpsearch_train.json").read_text())
+    assert result["steps"] == manifest["steps_trained"] and result["matches"] is None
+    assert "no comparison with the trial" in capsys.readouterr().out
+
+
+def test_train_notices_changed_data(make_study, capsys, tmp_path):
+    path, best = sweep_and_export(make_study, capsys)
+    csv = path.parent / "intents" / "train.csv"
+    csv.write_text(csv.read_text().replace("please", "pls"))
+    assert cli.main(["train", str(best), "--out", str(tmp_path / "m")]) == 0
+    assert "warning: the data's fingerprint differs from the trial's" in capsys.readouterr().out
+
+
+def test_train_without_an_export_exits_2(tmp_path, capsys):
+    assert cli.main(["train", str(tmp_path / "nothing.yaml")]) == 2
+    assert "nothing.yaml: no such file (write it with: hpsearch export STUDY)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
