@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from hpsearch.spec import Spec, SpecError
@@ -43,16 +44,43 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+# How long a connection waits for another process's lock before "database is locked" (read at each open).
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def _use_wal(dbapi_connection, connection_record) -> None:
+    """Each new SQLite connection: WAL journal, so readers (status, the dashboard) never block the writer.
+
+    WAL is stored in the file, so one switch serves every later opener; it needs the file on a local
+    filesystem (its shared-memory index does not work over NFS and the like).
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
 def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
-    """Open the storage; with create=False a missing SQLite file is an error, not a new empty file."""
+    """Open the storage; with create=False a missing SQLite file is an error, not a new empty file.
+
+    Every hpsearch process opens storages here. A SQLite file gets a busy timeout and WAL journal mode;
+    other URLs are passed to Optuna untouched.
+    """
     path = sqlite_path(url)
     if path is not None and not create and not path.exists():
         raise NotFound(f"no study database at {path} (run the study first)")
-    engine_kwargs = {}
-    if path is not None:
-        # Wait for a lock instead of failing at once when another reader or writer holds it.
-        engine_kwargs = {"connect_args": {"timeout": 60}}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    if path is None:
+        return optuna.storages.RDBStorage(url)
+    # Wait for a lock instead of failing at once when another reader or writer holds it.
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
+    # RDBStorage connects (creating tables) while it is built, before a listener can be attached:
+    # attach it now, drop the pooled connections so every later one is in WAL mode, and switch the file now.
+    event.listen(storage.engine, "connect", _use_wal)
+    storage.engine.dispose()
+    with storage.engine.connect():
+        pass
+    return storage
 
 
 def load_study(spec: Spec, url: str) -> optuna.Study:
