@@ -6,6 +6,7 @@
     hpsearch export studies/quickstart.yaml --format yaml --out best.yaml
     hpsearch train best.yaml --out model/
     hpsearch list studies/quickstart.yaml
+    hpsearch dashboard studies/quickstart.yaml [--port 8080]
 
 Exit status: 0 success, 1 runtime failure, 2 invalid input, 130 interrupted.
 """
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         help="output file (default: STUDY folder/NAME.best/best.FORMAT); the manifest and a JSON go beside it",
     )
     export.add_argument("--trial", type=int, help="export this trial instead of the best one")
+    dash = study_verb("dashboard", "open optuna-dashboard on the study's storage (safe while a sweep runs)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    dash.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
     listing = verbs.add_parser("list", help="list every study in a storage with its progress")
     listing.add_argument("study", metavar="STUDY", nargs="?", help="a study file whose storage to list")
     listing.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as for run")
@@ -148,6 +152,14 @@ def _list(args) -> int:
     return EXIT_OK
 
 
+def _dashboard(args) -> int:
+    from hpsearch import dashboard
+    from hpsearch.storage import storage_url
+
+    spec = _spec(args)
+    return dashboard.serve(storage_url(spec, args.storage), args.host, args.port, study_name=spec.name)
+
+
 def _train(args) -> int:
     from hpsearch import retrain, worker
 
@@ -162,6 +174,7 @@ VERBS = {
     "status": _status,
     "export": _export,
     "list": _list,
+    "dashboard": _dashboard,
     "train": _train,
 }
 

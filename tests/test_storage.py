@@ -1,0 +1,69 @@
+"""SQLite settings of every hpsearch storage: a busy timeout and WAL, so readers never block the writer."""
+
+import sqlite3
+import time
+from contextlib import closing
+
+import optuna
+import pytest
+from sqlalchemy import text
+
+from hpsearch import storage
+
+
+def journal_mode(path) -> str:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_a_new_sqlite_storage_uses_wal_and_a_busy_timeout(tmp_path):
+    path = tmp_path / "s.db"
+    opened = storage.open_storage(f"sqlite:///{path}", create=True)
+    assert journal_mode(path) == "wal"
+    with opened.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == storage.SQLITE_BUSY_TIMEOUT_S * 1000
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_an_existing_rollback_journal_database_is_switched_to_wal(tmp_path):
+    path = tmp_path / "old.db"
+    optuna.create_study(study_name="old", storage=f"sqlite:///{path}")  # plain Optuna: rollback journal
+    assert journal_mode(path) == "delete"
+    opened = storage.open_storage(f"sqlite:///{path}", create=False)
+    assert journal_mode(path) == "wal"
+    assert optuna.study.get_all_study_names(opened) == ["old"]
+
+
+def test_missing_database_is_not_created(tmp_path):
+    with pytest.raises(storage.NotFound, match="no study database at"):
+        storage.open_storage(f"sqlite:///{tmp_path / 'none.db'}", create=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reader_holding_a_snapshot_does_not_block_the_writer(tmp_path, monkeypatch):
+    """optuna-dashboard issue 545's case: in rollback-journal mode this write fails with "database is locked"."""
+    monkeypatch.setattr(storage, "SQLITE_BUSY_TIMEOUT_S", 1)
+    path = tmp_path / "s.db"
+    study = optuna.create_study(study_name="s", storage=storage.open_storage(f"sqlite:///{path}", create=True))
+    reader = sqlite3.connect(path, timeout=1, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM trials").fetchone() == (0,)  # holds its read snapshot
+        started = time.monotonic()
+        for _ in range(3):
+            trial = study.ask()
+            trial.report(0.5, step=1)
+            study.tell(trial, 1.0)
+        assert time.monotonic() - started < 5
+        assert reader.execute("SELECT count(*) FROM trials").fetchone() == (0,)  # still its snapshot
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT count(*) FROM trials").fetchone() == (3,)
+    finally:
+        reader.close()
+
+
+def test_other_urls_are_passed_to_optuna_untouched(monkeypatch):
+    calls = []
+    monkeypatch.setattr(optuna.storages, "RDBStorage", lambda *args, **kwargs: calls.append((args, kwargs)))
+    storage.open_storage("postgresql://user:secret@db.example/studies", create=False)
+    assert calls == [(("postgresql://user:secret@db.example/studies",), {})]
