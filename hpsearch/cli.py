@@ -6,6 +6,7 @@
     hpsearch export studies/quickstart.yaml --format yaml --out best.yaml
     hpsearch train best.yaml --out model/
     hpsearch list studies/quickstart.yaml
+    hpsearch report studies/quickstart.yaml [--out dashboards/quickstart.html]
     hpsearch dashboard studies/quickstart.yaml [--port 8080]
 
 Exit status: 0 success, 1 runtime failure, 2 invalid input, 130 interrupted.
@@ -57,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         help="output file (default: STUDY folder/NAME.best/best.FORMAT); the manifest and a JSON go beside it",
     )
     export.add_argument("--trial", type=int, help="export this trial instead of the best one")
+    report = study_verb("report", "write a self-contained HTML report of the study")
+    report.add_argument("--out", type=Path, help="HTML file (default: dashboards/NAME.html)")
     dash = study_verb("dashboard", "open optuna-dashboard on the study's storage (safe while a sweep runs)")
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     dash.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
@@ -152,6 +155,15 @@ def _list(args) -> int:
     return EXIT_OK
 
 
+def _report(args) -> int:
+    from hpsearch import report_html
+
+    spec, _, study = _study(args)
+    out = report_html.write(study, args.out or Path("dashboards") / f"{spec.name}.html")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def _dashboard(args) -> int:
     from hpsearch import dashboard
     from hpsearch.storage import storage_url
@@ -174,6 +186,7 @@ VERBS = {
     "status": _status,
     "export": _export,
     "list": _list,
+    "report": _report,
     "dashboard": _dashboard,
     "train": _train,
 }

@@ -1,0 +1,350 @@
+"""hpsearch.report: the data a report shows (asserted directly), its HTML, and its rendering in Chromium."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from hpsearch import report, report_html
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+T0 = dt.datetime(2026, 11, 1, 12, 0, 0)
+SPACE = {
+    "learning_rate": FloatDistribution(1e-5, 1e-3, log=True),
+    "per_device_train_batch_size": CategoricalDistribution([8, 16, 32]),
+    "optim": CategoricalDistribution(["adamw_torch", "sgd"]),
+}
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def new_study(tmp_path: Path, name: str = "s", direction: str = "maximize", metric: str | None = "accuracy", **spec):
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{tmp_path / 'report.db'}", direction=direction)
+    if metric is not None:
+        study.set_user_attr("spec", {"objective": {"metric": metric}, **spec})
+    return study
+
+
+def add(
+    study: optuna.Study,
+    values: list[float],
+    *,
+    state: TrialState = TrialState.COMPLETE,
+    learning_rate: float | None = 1e-4,
+    batch: int | None = 16,
+    optim: str | None = "adamw_torch",
+    max_steps: int = 100,
+    start_s: float = 0.0,
+    seconds: float = 10.0,
+    error: str | None = None,
+    with_intermediate: bool = True,
+) -> None:
+    """One trial as hpsearch records it: VALUES are its evaluations, every max_steps // 10 steps."""
+    params = {"learning_rate": learning_rate, "per_device_train_batch_size": batch, "optim": optim}
+    params = {k: v for k, v in params.items() if v is not None}
+    every = max_steps // 10
+    steps = [every * (i + 1) for i in range(len(values))]
+    curve = [
+        {"step": s, "epoch": s / max_steps, "train_loss": 1 - v, "eval_loss": 1 - v, "eval_accuracy": v}
+        for s, v in zip(steps, values, strict=True)
+    ]
+    trained = steps[-1] if steps else 0
+    attrs = {
+        "curve": curve,
+        "steps_trained": trained,
+        "max_steps": max_steps,
+        "train_samples_per_second": 100.0 * (batch or 1),
+        "train_seconds": seconds,
+        "wall_time_s": seconds + 1.0,
+    }
+    if error:
+        attrs = {"error": error, "wall_time_s": seconds}
+    trial = optuna.trial.create_trial(
+        state=state,
+        value=values[-1] if state == TrialState.COMPLETE else None,
+        params=params,
+        distributions={k: SPACE[k] for k in params},
+        intermediate_values=dict(zip(steps, values, strict=True)) if with_intermediate else None,
+        user_attrs=attrs,
+    )
+    trial.datetime_start = T0 + dt.timedelta(seconds=start_s)
+    trial.datetime_complete = T0 + dt.timedelta(seconds=start_s + seconds + 1.0)
+    study.add_trial(trial)
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """3 complete, 2 pruned, 1 failed trial; trial 2 is the best."""
+    study = new_study(tmp_path, name="mixed")
+    add(study, [0.3, 0.5, 0.6], learning_rate=1e-5, batch=8, optim="sgd", start_s=0, seconds=30)
+    add(study, [0.4, 0.7, 0.8], learning_rate=1e-4, batch=16, start_s=10, seconds=40)
+    add(study, [0.5, 0.8, 0.9], learning_rate=3e-4, batch=32, start_s=20, seconds=50, max_steps=200)
+    add(study, [0.2, 0.25], state=TrialState.PRUNED, learning_rate=2e-5, batch=8, optim="sgd", start_s=30, seconds=8)
+    add(study, [0.1], state=TrialState.PRUNED, learning_rate=5e-4, batch=32, max_steps=50, start_s=40, seconds=2)
+    add(study, [], state=TrialState.FAIL, learning_rate=1e-3, batch=32, error="OutOfMemoryError: <b>oom</b>", seconds=3)
+    return study
+
+
+def test_summary_best_states_compute_and_pruning_savings(mixed):
+    data = report.collect(mixed)
+    s = data.summary
+    assert s.metric == "accuracy" and s.direction == "maximize"
+    assert s.best == report.Best(
+        2, 0.9, {"learning_rate": 3e-4, "per_device_train_batch_size": 32, "optim": "adamw_torch"}
+    )
+    assert s.states == {"COMPLETE": 3, "PRUNED": 2, "FAIL": 1}
+    # pruned: trial 3 trained 20 of 100 steps, trial 4 trained 5 of 50
+    assert s.steps_saved == (100 - 20) + (50 - 5)
+    assert s.steps_trained == 30 + 30 + 60 + 20 + 5 + 0
+    assert s.seconds_saved == pytest.approx(80 * 8 / 20 + 45 * 2 / 5)
+    assert s.compute_seconds == pytest.approx(30 + 40 + 50 + 8 + 2 + 3)  # the failed trial has wall_time_s only
+    assert s.wall_time_s == pytest.approx(20 + 50 + 1)  # trial 0 starts at 0, trial 2 (start 20, 51 s) ends last
+    assert s.searched == ("learning_rate", "optim", "per_device_train_batch_size")
+    rows = {r.number: r for r in data.trials}
+    assert rows[3].pruned_at == 20 and rows[3].reached == 0.25 and rows[3].value is None
+    assert rows[5].error.startswith("OutOfMemoryError") and rows[5].reached is None
+    assert data.figures == report.FIGURES[:-2] + ("parallel",)  # everything but importance (too few trials)
+
+
+def test_history_best_so_far_follows_the_direction(tmp_path):
+    up = new_study(tmp_path, name="up")
+    down = new_study(tmp_path, name="down", direction="minimize", metric="loss")
+    for value in (0.5, 0.7, 0.6, 0.9):
+        add(up, [value])
+        add(down, [value])
+    assert report.collect(up).history == report.History((0, 1, 2, 3), (0.5, 0.7, 0.6, 0.9), (0.5, 0.7, 0.7, 0.9))
+    low = report.collect(down)
+    assert low.history.best_so_far == (0.5, 0.5, 0.5, 0.5)
+    assert low.summary.best.number == 0 and low.summary.metric == "loss"
+
+
+def test_groups_heatmap_and_what_won(mixed):
+    data = report.collect(mixed)
+    assert data.batch_size.choices == (8, 16, 32)
+    assert data.batch_size.values == ((0.6,), (0.8,), (0.9,))
+    assert data.batch_size.throughput == ((800.0, 800.0), (1600.0,), (3200.0, 3200.0))  # pruned trials ran too
+    assert data.optimizer.choices == ("adamw_torch", "sgd")
+    assert data.optimizer.values == ((0.8, 0.9), (0.6,))
+    h = data.heatmap
+    assert h.batch_sizes == (8, 16, 32) and len(h.lr_edges) == 4  # 3 distinct learning rates -> 3 bins
+    assert h.lr_edges[0] == pytest.approx(1e-5) and h.lr_edges[-1] == pytest.approx(3e-4)
+    # log-spaced edges 1e-5, 3.1e-5, 9.7e-5, 3e-4: 1e-4 falls in the last bin, with 3e-4
+    assert h.counts == ((1, 0, 0), (0, 0, 1), (0, 0, 1))
+    assert h.best[2][2] == 0.9 and h.best[0][1] is None
+    points = data.learning_rate
+    assert points.numbers == (0, 1, 2, 3, 4)  # not the failed trial
+    assert points.pruned == (False, False, False, True, True) and points.values[3:] == (0.25, 0.1)
+    won = {w.param: w for w in data.winners}
+    assert won["optim"].n_top == 3  # a tenth of 3 completed trials, but at least 3
+    assert won["optim"].best == "adamw_torch" and won["optim"].top_counts == {"adamw_torch": 2, "sgd": 1}
+    assert won["learning_rate"].top_range == (1e-5, 3e-4)
+    assert won["per_device_train_batch_size"].top_counts == {32: 1, 16: 1, 8: 1}
+
+
+def test_unsearched_params_are_left_out_with_a_note(tmp_path):
+    study = new_study(tmp_path, train={"optim": "adamw_torch"})
+    for i, lr in enumerate((1e-5, 1e-4, 3e-4)):
+        add(study, [0.5 + i / 10], learning_rate=lr, batch=None, optim=None)
+    data = report.collect(study)
+    assert data.summary.searched == ("learning_rate",)
+    assert data.figures == ("history", "learning_rate", "curves", "parallel")
+    assert data.notes["optimizer"] == "optim was fixed at adamw_torch in this study, so there is no figure."
+    assert "per_device_train_batch_size was not searched" in data.notes["batch_size"]
+    assert "per_device_train_batch_size was not searched" in data.notes["heatmap"]
+    assert "searched 1" in data.notes["importance"]
+    assert data.learning_rate.optims == (None, None, None)
+    assert "optim was fixed" in report_html.render(data)
+
+
+def test_learning_curves_are_capped_best_first_then_a_seeded_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "MAX_CURVES", 8)
+    monkeypatch.setattr(report, "BEST_CURVES", 3)
+    study = new_study(tmp_path)
+    for i in range(14):
+        add(study, [0.1, 0.2 + i / 100])  # trial 13 is the best
+    for _ in range(4):
+        add(study, [0.1, 0.05, 0.01], state=TrialState.PRUNED)
+    c = report.collect(study).curves
+    assert c.total == 18 and len(c.curves) == 8 and c.n_best == 3 and c.seed == report.CURVE_SEED
+    numbers = [x.number for x in c.curves]
+    assert {11, 12, 13} <= set(numbers) and numbers == sorted(numbers)
+    assert [x.number for x in c.curves if x.is_best] == [13]
+    assert numbers == [x.number for x in report.collect(study).curves.curves]  # the sample is seeded
+    pruned = [x for x in c.curves if x.state == "PRUNED"]
+    assert all(x.steps == (10, 20, 30) for x in pruned)  # a pruned curve ends where it was pruned
+
+
+def test_every_curve_is_drawn_below_the_cap_and_the_curve_attribute_stands_in(tmp_path):
+    study = new_study(tmp_path)
+    add(study, [0.3, 0.6])
+    add(study, [0.2, 0.4, 0.5], with_intermediate=False)  # only the `curve` user attribute
+    c = report.collect(study).curves
+    assert c.seed is None and c.n_best == 0 and c.total == 2
+    assert [(x.steps, x.values) for x in c.curves] == [((10, 20), (0.3, 0.6)), ((10, 20, 30), (0.2, 0.4, 0.5))]
+
+
+def test_importance_says_why_it_is_missing_and_is_computed_with_enough_trials(mixed, tmp_path):
+    data = report.collect(mixed)
+    assert data.importance is None
+    assert data.notes["importance"].startswith("Too few completed trials for parameter importance: 3")
+    study = new_study(tmp_path, name="enough")
+    for i in range(12):
+        lr = 10 ** (-5 + i / 6)
+        add(study, [0.9 - abs(math.log10(lr) + 4) / 3], learning_rate=lr, batch=(8, 16, 32)[i % 3])
+    imp = report.collect(study).importance
+    assert set(imp.params) == {"learning_rate", "per_device_train_batch_size", "optim"}
+    assert sum(imp.importances) == pytest.approx(1.0)
+
+
+def test_parallel_coordinates_map_categoricals_to_indices_and_log_params_to_decades(mixed):
+    p = report.collect(mixed).parallel
+    axes = {a.label: a for a in p.axes}
+    assert list(axes) == ["learning_rate (log)", "optim", "per_device_train_batch_size", "accuracy"]
+    assert axes["optim"].values == (1.0, 0.0, 0.0) and axes["optim"].ticktext == ("adamw_torch", "sgd")
+    assert axes["per_device_train_batch_size"].values == (0.0, 1.0, 2.0)
+    assert axes["learning_rate (log)"].values == pytest.approx((-5, -4, math.log10(3e-4)))
+    assert axes["learning_rate (log)"].ticktext == ("1e-5", "1e-4", "1e-3")
+    assert p.values == (0.6, 0.8, 0.9) == axes["accuracy"].values
+
+
+@pytest.mark.parametrize(
+    "kind, states, figures, note",
+    [
+        ("empty", {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}, (), "no trials yet"),
+        ("one", {"COMPLETE": 1, "PRUNED": 0, "FAIL": 0}, report.FIGURES[:-2] + ("parallel",), None),
+        ("all pruned", {"COMPLETE": 0, "PRUNED": 2, "FAIL": 0}, ("learning_rate", "curves"), "No trial completed"),
+        ("all failed", {"COMPLETE": 0, "PRUNED": 0, "FAIL": 2}, (), "No trial completed (2 fail)"),
+    ],
+)
+def test_edge_cases_still_make_a_report_that_says_so(tmp_path, kind, states, figures, note):
+    study = new_study(tmp_path, metric=None)
+    if kind == "one":
+        add(study, [0.5])
+    for _ in range(2 if kind in ("all pruned", "all failed") else 0):
+        if kind == "all pruned":
+            add(study, [0.2, 0.3], state=TrialState.PRUNED)
+        else:
+            add(study, [], state=TrialState.FAIL, error="ValueError: bad")
+    data = report.collect(study)
+    assert data.summary.states == states and data.summary.metric == "objective"
+    assert data.figures == figures
+    assert (data.summary.best is None) == (kind != "one")
+    if note:
+        assert note in data.notes["summary"]
+    else:
+        assert "summary" not in data.notes
+    page = report_html.render(data)
+    assert page.count('class="plotly-graph-div"') == len(figures)
+    assert all(f'id="figure-{name}"' in page for name in figures)
+
+
+def test_a_live_study_shows_its_running_trial(mixed):
+    running = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params={"learning_rate": 1e-4, "optim": "sgd"},
+        distributions={k: SPACE[k] for k in ("learning_rate", "optim")},
+        intermediate_values={10: 0.3, 20: 0.4},
+    )
+    mixed.add_trial(running)
+    data = report.collect(mixed)
+    assert data.summary.states["RUNNING"] == 1
+    assert data.trials[-1].state == "RUNNING" and data.trials[-1].reached == 0.4 and data.trials[-1].value is None
+    assert 6 not in data.learning_rate.numbers  # only finished trials are points
+    assert [c.steps for c in data.curves.curves if c.state == "RUNNING"] == [(10, 20)]
+    assert "running" in report_html.render(data)
+
+
+def test_html_is_self_contained_escaped_and_written(tmp_path):
+    study = new_study(tmp_path, name="<script>alert(1)</script>")
+    space = {**SPACE, "optim": CategoricalDistribution(["adamw_torch", "<b>evil</b>"])}
+    trial = optuna.trial.create_trial(
+        value=0.5,
+        params={"learning_rate": 1e-4, "optim": "<b>evil</b>"},
+        distributions={k: space[k] for k in ("learning_rate", "optim")},
+        user_attrs={"error": "<img src=x onerror=alert(2)>"},
+    )
+    study.add_trial(trial)
+    add(study, [], state=TrialState.FAIL, optim=None, error="<img src=x onerror=alert(2)>")
+    out = report_html.write(study, tmp_path / "dashboards" / "s.html")
+    page = out.read_text()
+    assert "<script>alert(1)" not in page and "<img src=x" not in page and "<b>evil" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    import plotly.offline
+
+    plotly_js = plotly.offline.get_plotlyjs()
+    assert page.count(plotly_js) == 1  # plotly.js inline, once
+    ours = page.replace(plotly_js, "")
+    assert "<script src" not in ours and "http" not in ours  # nothing to fetch: the file opens offline
+
+
+def test_report_renders_in_chromium_without_errors(tmp_path, mixed):
+    """Open the report in headless Chromium: every figure drawn (plotly's SVG exists), no JavaScript error."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the browser test needs the playwright package: pip install playwright (it ships its driver)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"the browser test needs Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)")
+    for i in range(6):  # enough completed trials for importance, so every figure is drawn
+        add(mixed, [0.2, 0.3 + i / 20], learning_rate=10 ** (-5 + i / 3), batch=(8, 16, 32)[i % 3], optim="sgd")
+    data = report.collect(mixed)
+    assert data.figures == report.FIGURES
+    path = tmp_path / "report.html"
+    path.write_text(report_html.render(data), encoding="utf-8")
+    errors: list[str] = []
+    shot = tmp_path / "report.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+            page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+            page.goto(path.as_uri())
+            count = "n => document.querySelectorAll('.js-plotly-plot').length === n"
+            page.wait_for_function(count, arg=len(data.figures), timeout=30_000)
+            drawn = (
+                "() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => e.querySelector('svg.main-svg'))"
+            )
+            page.wait_for_function(f"n => ({drawn})().length === n", arg=len(data.figures), timeout=30_000)
+            ids = page.evaluate(f"() => ({drawn})().map(e => e.id)")
+            # each figure fits its box (one drawn before the layout settled would be clipped)
+            fit = "e => [e.id, +e.querySelector('svg.main-svg').getAttribute('width') <= e.clientWidth + 1]"
+            fits = page.evaluate(f"() => ({drawn})().map({fit})")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    print(f"screenshot: {shot}")
+    assert errors == []
+    assert ids == [f"figure-{name}" for name in data.figures]
+    assert fits == [[i, True] for i in ids]
+    assert shot.stat().st_size > 10_000
+
+
+def test_report_verb_on_a_real_sweep(make_study, tmp_path, capsys, monkeypatch):
+    from hpsearch import cli
+
+    path = make_study(budget={"n_trials": 2})
+    assert cli.main(["run", str(path), "--quiet"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["report", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == "wrote dashboards/tiny.html"
+    page = (tmp_path / "dashboards" / "tiny.html").read_text()
+    assert "<title>hpsearch report: tiny</title>" in page and "figure-learning_rate" in page
+    assert cli.main(["report", str(path), "--set", "name=none"]) == 2
