@@ -29,21 +29,22 @@ class OptunaReporter(TrainerCallback):
         self.on_point = on_point
         self.curve: list[dict] = []
         self.training = True
-        self.pruned_at: int | None = None
-        self._train_loss: float | None = None
+        self._train_loss: tuple[int, float] | None = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
-            self._train_loss = float(logs["loss"])
+            self._train_loss = (state.global_step, float(logs["loss"]))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         step = state.global_step
         metrics = metrics or {}
         if self.objective_key not in metrics:
             raise KeyError(f"evaluation returned no {self.objective_key!r}; it returned {sorted(metrics)}")
-        point = {"step": step, "epoch": round(float(state.epoch or 0.0), 4), "train_loss": self._train_loss}
+        # The last logged train loss, and its step: the final evaluation can fall between two logs.
+        loss_step, loss = self._train_loss or (None, None)
+        point = {"step": step, "train_loss": loss, "train_loss_step": loss_step}
         point.update({k: float(v) for k, v in metrics.items() if k not in _NOT_CURVE and isinstance(v, (int, float))})
-        point.pop("epoch_eval", None)
+        point["epoch"] = round(float(state.epoch or 0.0), 4)  # Trainer.log adds an unrounded one
         if self.curve and self.curve[-1]["step"] == step:
             return  # the closing evaluation of a step already evaluated
         self.curve.append(point)
@@ -53,5 +54,4 @@ class OptunaReporter(TrainerCallback):
             self.on_point(point)
         # Trainer evaluates the last step inside train(); a trial trained to the end is not pruned.
         if self.training and step < state.max_steps and self.trial.should_prune():
-            self.pruned_at = step
             raise optuna.TrialPruned(f"pruned at step {step}")

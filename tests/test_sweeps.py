@@ -66,6 +66,8 @@ def test_trial_records_what_happened(make_study):
         for key in ("train_loss", "eval_loss", "eval_accuracy", "eval_f1_macro", "epoch"):
             assert isinstance(point[key], float), (key, point)
     assert curve[-1]["epoch"] == 2.0
+    assert all(p["train_loss_step"] <= p["step"] for p in curve)
+    assert all(p["epoch"] == round(p["epoch"], 4) for p in curve)
     assert attrs["train_seconds"] < attrs["wall_time_s"]
     # the objective is the last evaluation, and each evaluation was reported to Optuna by step
     assert trial.value == curve[-1]["eval_accuracy"]
