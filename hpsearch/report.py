@@ -14,6 +14,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch import trials_read
+
 LEARNING_RATE, BATCH_SIZE, OPTIM = "learning_rate", "per_device_train_batch_size", "optim"
 MAX_CURVES, BEST_CURVES, CURVE_SEED = 100, 10, 0  # curves drawn at most: the best ones, then a seeded sample
 MIN_IMPORTANCE_TRIALS = 5  # completed trials below which PED-ANOVA's answer means nothing
@@ -327,15 +329,25 @@ def _curves(trials: list[FrozenTrial], key: str, s: Summary) -> Curves | None:
     return Curves(tuple(curves), len(have), n_best, seed)
 
 
-def _importance(study: optuna.Study, n_done: int, searched: tuple[str, ...]) -> tuple[Importance | None, str | None]:
+def _importance(
+    study: optuna.Study, trials: list[FrozenTrial], searched: tuple[str, ...]
+) -> tuple[Importance | None, str | None]:
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
     if len(searched) < 2:
         return None, f"Importance compares parameters; this study searched {len(searched)}."
-    if n_done < MIN_IMPORTANCE_TRIALS:
-        return None, f"Too few completed trials for parameter importance: {n_done}, it needs {MIN_IMPORTANCE_TRIALS}."
+    if len(done) < MIN_IMPORTANCE_TRIALS:
+        return (
+            None,
+            f"Too few completed trials for parameter importance: {len(done)}, it needs {MIN_IMPORTANCE_TRIALS}.",
+        )
+    # The evaluator reads trials through a study: give it an in-memory one holding the trials already
+    # read, rather than have it read the whole storage again.
+    copy = optuna.create_study(directions=study.directions)
+    copy.add_trials(done)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:  # Optuna reads the trials again, from the cache of the storage it wraps
-            result = optuna.importance.get_param_importances(study)
+        try:
+            result = optuna.importance.get_param_importances(copy)
         except Exception as exc:  # the evaluator's limits must not cost the user the whole report
             return None, f"Optuna could not compute importances: {type(exc).__name__}: {exc}"
     equal = [w for w in caught if "will be equal" in str(w.message)]
@@ -376,7 +388,7 @@ def _absent(names: tuple[str, ...], searched: tuple[str, ...], fixed: dict) -> s
 
 def collect(study: optuna.Study) -> ReportData:
     """Everything the report shows, as plain data, from one read of the study's trials."""
-    trials = study.get_trials(deepcopy=False)
+    trials = trials_read.get_trials(study)  # what study.get_trials(deepcopy=False) gives, faster
     spec = study.user_attrs.get("spec") or {}
     metric = (spec.get("objective") or {}).get("metric") or "objective"
     key = f"eval_{metric}"
@@ -407,7 +419,7 @@ def collect(study: optuna.Study) -> ReportData:
         sections[name] = None if why else build()
         if sections[name] is None:
             notes[name] = why or empty
-    sections["importance"], why = _importance(study, len(done), s.searched)
+    sections["importance"], why = _importance(study, trials, s.searched)
     if why:
         notes["importance"] = why
     return ReportData(s, _winners(done, s, categorical), tuple(rows), notes=notes, **sections)
