@@ -342,7 +342,12 @@ def _importance(
         )
     # The evaluator reads trials through a study: give it an in-memory one holding the trials already
     # read, rather than have it read the whole storage again.
-    copy = optuna.create_study(directions=study.directions)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        copy = optuna.create_study(directions=study.directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     copy.add_trials(done)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
