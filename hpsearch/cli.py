@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="HTML file (default: dashboards/NAME.html)")
     dash = study_verb("dashboard", "open optuna-dashboard on the study's storage (safe while a sweep runs)")
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    dash.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
+    dash.add_argument("--port", type=_port, default=8080, help="port, 0-65535 (0 picks a free one)")
     listing = verbs.add_parser("list", help="list every study in a storage with its progress")
     listing.add_argument("study", metavar="STUDY", nargs="?", help="a study file whose storage to list")
     listing.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as for run")
@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         "--tolerance", type=float, default=0.01, help="largest metric difference that counts as matching the trial"
     )
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return int(text)
 
 
 def _spec(args):
@@ -142,10 +148,10 @@ def _export(args) -> int:
 def _list(args) -> int:
     from hpsearch import status
     from hpsearch.spec import SpecError
-    from hpsearch.storage import open_storage, storage_url
+    from hpsearch.storage import checked_url, open_storage, storage_url
 
     if args.storage:
-        url = args.storage
+        url = checked_url(args.storage, "hpsearch list", "--storage")
     elif args.study:
         url = storage_url(_spec(args))
     else:

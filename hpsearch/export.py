@@ -41,6 +41,8 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
     """(training arguments, manifest). The manifest holds what `hpsearch train` needs besides the
     arguments: task, model, the whole data section, labels, and the trial's steps and metric."""
     spec = study.user_attrs.get("spec", {})
+    if "training_arguments" not in trial.user_attrs:
+        raise NotFound(f"trial {trial.number} has no training_arguments: it was not run by hpsearch")
     arguments = dict(trial.user_attrs["training_arguments"])
     manifest: dict[str, Any] = {
         "study": study.study_name,
@@ -84,7 +86,7 @@ def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> list[Path]:
     written = [out, manifest_path(out)]
     out.write_text(dump(arguments, fmt))
     written[1].write_text(dump(manifest, fmt))
-    if fmt != "json":
+    if out.suffix != ".json":
         written.append(out.with_suffix(".json"))
         written[2].write_text(dump(arguments, "json"))
     return written

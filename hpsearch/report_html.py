@@ -357,6 +357,7 @@ def render(data: ReportData) -> str:
 def write(study: optuna.Study, path: Path) -> Path:
     """Collect, render and write the report to PATH, creating its folder; returns PATH."""
     path = Path(path)
+    page = render(collect(study))  # before anything is written: a failure leaves no folder behind
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(collect(study)), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path

@@ -22,19 +22,41 @@ from hpsearch.trial import make_trainer
 RESULT_FILE = "hpsearch_train.json"
 
 
+# What `hpsearch train` reads from a manifest, with its type; checked before any training.
+MANIFEST_FIELDS = {
+    "spec": dict,
+    "study": str,
+    "trial": int,
+    "metric": str,
+    "value": (int, float),
+    "labels": list,
+    "data": dict,
+    "steps_trained": int,
+}
+
+
+def _read_mapping(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
+    try:
+        loaded = yaml.safe_load(file.read_text())  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        raise SpecError(file, "", f"malformed: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise SpecError(file, "", "must be a mapping (write it with: hpsearch export STUDY)")
+    return loaded
+
+
 def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(training arguments, manifest) of an export; SpecError when either is missing or malformed."""
+    arguments = _read_mapping(path)
     manifest_file = export.manifest_path(path)
-    for file in (path, manifest_file):
-        if not file.is_file():
-            raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
-    try:
-        arguments = yaml.safe_load(path.read_text())
-        manifest = yaml.safe_load(manifest_file.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(path, "", f"malformed export: {str(exc).splitlines()[0]}") from None
-    if not isinstance(arguments, dict) or not isinstance(manifest, dict) or "spec" not in manifest:
-        raise SpecError(manifest_file, "spec", "missing: export again with this hpsearch version")
+    manifest = _read_mapping(manifest_file)
+    for key, kind in MANIFEST_FIELDS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise SpecError(manifest_file, key, f"missing or not {expected}: export again")
     return arguments, manifest
 
 
@@ -45,12 +67,15 @@ def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: flo
 
     path = path.resolve()
     arguments, manifest = load_export(path)
+    manifest_file = export.manifest_path(path)
     stored = {k: v for k, v in manifest["spec"].items() if k != "source"}
-    spec = parse_spec(stored, path)
+    spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
     checked = preflight.check(spec)
-    if list(checked.labels) != manifest.get("labels"):
+    if list(checked.labels) != manifest["labels"]:
         raise SpecError(
-            path, "labels", f"the data now gives labels {list(checked.labels)}, the trial had {manifest.get('labels')}"
+            manifest_file,
+            "labels",
+            f"the data now gives labels {list(checked.labels)}, the trial had {manifest['labels']}",
         )
     task = TASKS[spec.task]
     task_data = task.prepare(spec, checked.raw, checked.tokenizer)

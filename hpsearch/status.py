@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 
+from hpsearch import trials_read
 from hpsearch.progress import format_params, format_value
 
 
@@ -53,17 +54,16 @@ def studies(storage: optuna.storages.BaseStorage) -> list[dict]:
     """Every study in a storage: trials by state, best value, last activity."""
     out = []
     for summary in optuna.study.get_all_study_summaries(storage, include_best_trial=True):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        trials = study.get_trials(deepcopy=False)
+        trials = trials_read.get_trials(optuna.load_study(study_name=summary.study_name, storage=storage))
         states: dict[str, int] = {}
         for t in trials:
             states[t.state.name] = states.get(t.state.name, 0) + 1
         times = [t.datetime_complete or t.datetime_start for t in trials if t.datetime_complete or t.datetime_start]
-        best = summary.best_trial
+        best = summary.best_trial if len(summary.directions) == 1 else None  # no single best otherwise
         out.append(
             {
                 "study": summary.study_name,
-                "direction": summary.direction.name.lower() if summary.direction else None,
+                "directions": [d.name.lower() for d in summary.directions],
                 "trials": len(trials),
                 "states": states,
                 "best_value": best.value if best else None,

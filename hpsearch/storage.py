@@ -20,12 +20,15 @@ def storage_url(spec: Spec, override: str | None = None) -> str:
     url = override or spec.storage
     if url is None:
         return f"sqlite:///{Path(spec.source).resolve().parent / spec.name}.db"
+    return checked_url(url, spec.source, "--storage" if override else "storage")
+
+
+def checked_url(url: str, source, field: str) -> str:
+    """The URL if SQLAlchemy can parse it; else SpecError (exit status 2)."""
     try:
         make_url(url)
     except Exception:
-        raise SpecError(
-            spec.source, "storage", f"{redact(url)!r} is not a SQLAlchemy URL (e.g. sqlite:///x.db)"
-        ) from None
+        raise SpecError(source, field, f"{redact(url)!r} is not a SQLAlchemy URL (e.g. sqlite:///x.db)") from None
     return url
 
 

@@ -239,3 +239,13 @@ def test_dashboard_and_readers_beside_a_running_sweep(make_study, tmp_path):
     for log in (sweep_out, sweep_err, tmp_path / "dashboard.out", tmp_path / "dashboard.err"):
         text = log.read_text()
         assert "database is locked" not in text and "Traceback" not in text, (log.name, text[-2000:])
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_bad_port_is_a_usage_error(make_study, port, capsys):
+    from hpsearch import cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["dashboard", str(make_study()), "--port", port])
+    assert exited.value.code == 2
+    assert "is not a port (0-65535)" in capsys.readouterr().err

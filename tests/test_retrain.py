@@ -71,3 +71,25 @@ def test_train_without_an_export_exits_2(tmp_path, capsys):
     assert cli.main(["train", str(tmp_path / "nothing.yaml")]) == 2
     assert "nothing.yaml: no such file (write it with: hpsearch export STUDY)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broken_manifest_exits_2_before_any_training(make_study, capsys, tmp_path):
+    path, best = sweep_and_export(make_study, capsys)
+    manifest_file = best.parent / "best.manifest.yaml"
+    manifest = yaml.safe_load(manifest_file.read_text())
+    for key in ("value", "spec", "steps_trained"):
+        broken = {k: v for k, v in manifest.items() if k != key}
+        manifest_file.write_text(yaml.safe_dump(broken))
+        assert cli.main(["train", str(best), "--out", str(tmp_path / "m")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {manifest_file}: {key}: missing or not ")
+        assert not (tmp_path / "m").exists()
+
+
+def test_export_to_a_json_file_writes_json_only(make_study, capsys, tmp_path):
+    path, _ = sweep_and_export(make_study, capsys)
+    out = tmp_path / "x.json"
+    assert cli.main(["export", str(path), "--format", "json", "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("x*")) == ["x.json", "x.manifest.json"]
+    json.loads(out.read_text())
+    json.loads((tmp_path / "x.manifest.json").read_text())

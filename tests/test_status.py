@@ -38,3 +38,19 @@ def test_list_needs_a_storage(capsys, tmp_path):
     assert "give a study file or --storage URL" in capsys.readouterr().err
     assert cli.main(["list", "--storage", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
     assert not (tmp_path / "none.db").exists()
+
+
+def test_list_handles_multi_objective_studies_and_bad_urls(tmp_path, capsys):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="two", storage=url, directions=["minimize", "maximize"])
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=2)
+    capsys.readouterr()
+    assert cli.main(["list", "--storage", url, "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["directions"] == ["minimize", "maximize"] and row["best_value"] is None
+    assert row["states"] == {"COMPLETE": 2}
+    assert cli.main(["list", "--storage", "not a url"]) == 2
+    assert "hpsearch list: --storage: '<unparseable storage URL>' is not a SQLAlchemy URL" in capsys.readouterr().err
