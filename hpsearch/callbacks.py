@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import optuna
@@ -23,6 +24,7 @@ class OptunaReporter(TrainerCallback):
         trial: optuna.Trial,
         objective_key: str,
         on_point: Callable[[dict], None] | None = None,
+        divergence_factor: float | None = None,
     ) -> None:
         self.trial = trial
         self.objective_key = objective_key
@@ -30,10 +32,25 @@ class OptunaReporter(TrainerCallback):
         self.curve: list[dict] = []
         self.training = True
         self._train_loss: tuple[int, float] | None = None
+        self._first_loss: float | None = None
+        self.divergence_factor = divergence_factor
+        self.pruned_reason = "pruner"  # why a TrialPruned left train(): the pruner, or divergence
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self._train_loss = (state.global_step, float(logs["loss"]))
+        if not logs or "loss" not in logs:
+            return
+        loss = float(logs["loss"])
+        self._train_loss = (state.global_step, loss)
+        if self._first_loss is None:
+            self._first_loss = loss
+        if self.divergence_factor is None or not self.training:
+            return
+        exploded = math.isfinite(self._first_loss) and loss > self.divergence_factor * self._first_loss
+        if not math.isfinite(loss) or exploded:
+            self.pruned_reason = f"diverged: train loss {loss:.4g} at step {state.global_step}" + (
+                f" (first logged {self._first_loss:.4g})" if exploded else ""
+            )
+            raise optuna.TrialPruned(self.pruned_reason)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         step = state.global_step

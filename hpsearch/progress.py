@@ -61,6 +61,8 @@ class Progress:
             detail = f"{self.metric}={format_value(trial.value)}"
         elif state == "PRUNED":
             detail = f"at step {trial.user_attrs.get('steps_trained', '?')}"
+            if trial.user_attrs.get("prune_reason", "pruner") != "pruner":
+                detail += f" ({trial.user_attrs['prune_reason']})"
         else:
             detail = trial.user_attrs.get("error", "")
         self.say(f"trial {trial.number:>3}  {state:<9} {detail}  {seconds:.1f}s  {self._best()}")

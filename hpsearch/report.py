@@ -200,7 +200,7 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
         samples_per_second=a["train_samples_per_second"] if _finite(a.get("train_samples_per_second")) else None,
         train_seconds=spent,
         params=dict(t.params),
-        error=a.get("error"),
+        error=a.get("error") or (a.get("prune_reason") if a.get("prune_reason") not in (None, "pruner") else None),
     )
 
 

@@ -165,6 +165,8 @@ class Spec:
     pruner: PrunerSpec
     budget: BudgetSpec
     storage: str | None
+    divergence_factor: float | None
+    """Prune a trial whose logged train loss is NaN, infinite, or above this multiple of its first."""
     source: str
     """The study file this spec was read from."""
 
@@ -174,6 +176,8 @@ class Spec:
         out["search"] = {name: _param_to_raw(p) for name, p in self.search.items()}
         out["sampler"] = {"type": self.sampler.type, **self.sampler.options}
         out["pruner"] = {"type": self.pruner.type, **self.pruner.options}
+        factor = out.pop("divergence_factor")
+        out["divergence"] = {"enabled": False} if factor is None else {"loss_factor": factor}
         return out
 
 
@@ -324,6 +328,13 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     pruner = _parse_typed(top.get("pruner", dict, {}), "pruner", PRUNERS, "median", source, from_cli)
     budget = _parse_budget(top.get("budget", dict, {}), source, sampler)
     storage = top.get("storage", str, None)
+    divergence = _Fields(top.get("divergence", dict, {}), "divergence", source)
+    divergence_factor = divergence.get("loss_factor", float, 10.0)
+    if not divergence.get("enabled", bool, True):
+        divergence_factor = None
+    elif divergence_factor <= 1:
+        raise SpecError(source, "divergence.loss_factor", f"must be > 1, got {divergence_factor}")
+    divergence.finish()
     top.finish()
     if sampler.type == "grid":
         for param in search.values():
@@ -345,6 +356,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         pruner=pruner,
         budget=budget,
         storage=storage,
+        divergence_factor=divergence_factor,
         source=str(source),
     )
     try:

@@ -22,6 +22,7 @@ def rows(study: optuna.Study) -> list[dict]:
                 "pruned_at_step": pruned_at,
                 "steps_trained": t.user_attrs.get("steps_trained"),
                 "error": t.user_attrs.get("error"),
+                "prune_reason": t.user_attrs.get("prune_reason"),
             }
         )
     return out
@@ -35,8 +36,9 @@ def table(study: optuna.Study, metric: str) -> str:
         duration = "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s"
         pruned = "-" if r["pruned_at_step"] is None else str(r["pruned_at_step"])
         detail = format_params(r["params"])
-        if r["error"]:
-            detail += f"  [{r['error'][:80]}]"
+        reason = r["error"] or (r["prune_reason"] if r["prune_reason"] != "pruner" else None)
+        if reason:
+            detail += f"  [{reason[:80]}]"
         lines.append([str(r["number"]), r["state"], value, duration, pruned, detail])
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header) - 1)]
     text = []

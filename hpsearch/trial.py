@@ -34,6 +34,7 @@ DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
     "report_to": "none",  # the record is the Optuna storage
     "disable_tqdm": True,
     "logging_nan_inf_filter": False,  # a NaN loss must be seen, not averaged away
+    "logging_first_step": True,  # the divergence guard compares the loss with the first step's
     "per_device_eval_batch_size": 64,
     "seed": 42,
 }
@@ -135,7 +136,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     spec = ctx.spec
     record: dict[str, Any] = {"data_fingerprint": ctx.data.fingerprint}
     output_dir = tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-")
-    trainer = None
+    trainer = reporter = None
     started = time.perf_counter()
     train_started = train_ended = None
     try:
@@ -147,7 +148,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         record["training_arguments_all"] = {k: v for k, v in args.to_dict().items() if k != "output_dir"}
         record["device"] = _device_name(args.device)
         _reset_peak_memory(args.device)
-        reporter = OptunaReporter(trial, spec.objective.key)
+        reporter = OptunaReporter(trial, spec.objective.key, divergence_factor=spec.divergence_factor)
         trainer = make_trainer(ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, [reporter])
         reporter.on_point = lambda point: ctx.progress.evaluated(trial.number, point, trainer.state.max_steps)
         record["curve"] = reporter.curve
@@ -169,6 +170,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             trial.study.set_user_attr("best_model_trial", trial.number)
         return value
     except optuna.TrialPruned:
+        record["prune_reason"] = reporter.pruned_reason
         raise
     except KeyboardInterrupt:
         record.update(error="interrupted", interrupted=True)

@@ -285,3 +285,32 @@ def test_a_resumed_run_whose_trials_all_fail_exits_1(make_study, monkeypatch):
     assert run(path) == 0
     monkeypatch.setattr(classification, "build_model", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
     assert run(path, "--n-trials", "2") == 1
+
+
+def test_a_huge_learning_rate_diverges_and_is_pruned_with_its_reason(make_study, capsys):
+    path = make_study(
+        search={"learning_rate": [1e5], "optim": ["sgd"]},
+        train={"num_train_epochs": 3, "eval_steps": 0.1, "use_cpu": True, "max_grad_norm": 0.0},
+        budget={"n_trials": 1},
+    )
+    assert run(path) == 0
+    trial = load(path).trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs["prune_reason"].startswith("diverged: train loss ")
+    assert trial.user_attrs["steps_trained"] < trial.user_attrs["max_steps"]
+    capsys.readouterr()
+    assert cli.main(["status", str(path)]) == 0
+    assert "[diverged: train loss" in capsys.readouterr().out
+
+
+def test_divergence_guard_can_be_switched_off(make_study):
+    path = make_study(
+        search={"learning_rate": [1e5], "optim": ["sgd"]},
+        train={"num_train_epochs": 1, "eval_steps": 0.5, "use_cpu": True, "max_grad_norm": 0.0},
+        divergence={"enabled": False},
+        budget={"n_trials": 1},
+    )
+    assert run(path) in (0, 1)  # completes (with a useless model) or fails on a NaN metric
+    trial = load(path).trials[0]
+    assert "prune_reason" not in trial.user_attrs
+    assert trial.user_attrs["steps_trained"] == trial.user_attrs["max_steps"]
