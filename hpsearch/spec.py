@@ -150,6 +150,8 @@ class BudgetSpec:
     """Total trials of the study, counted across resumes; grid defaults to the grid size."""
     timeout: float | None = None
     """Seconds for this invocation; no new trial starts after it."""
+    device_hours: float | None = None
+    """Compute for the whole study: the trials' device-seconds, summed over runs and workers."""
 
 
 @dataclass(frozen=True)
@@ -467,10 +469,11 @@ def _parse_budget(raw, source, sampler: SamplerSpec) -> BudgetSpec:
     budget = BudgetSpec(
         n_trials=_positive(f.get("n_trials", int, None), source, "budget.n_trials"),
         timeout=_positive(f.get("timeout", float, None), source, "budget.timeout"),
+        device_hours=_positive(f.get("device_hours", float, None), source, "budget.device_hours"),
     )
     f.finish()
-    if sampler.type != "grid" and budget.n_trials is None and budget.timeout is None:
-        raise SpecError(source, "budget", "set n_trials or timeout (only grid has a natural end)")
+    if sampler.type != "grid" and (budget.n_trials, budget.timeout, budget.device_hours) == (None, None, None):
+        raise SpecError(source, "budget", "set n_trials, timeout or device_hours (only grid has a natural end)")
     return budget
 
 

@@ -181,6 +181,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         raise
     finally:
         record["wall_time_s"] = round(time.perf_counter() - started, 3)
+        record["device_seconds"] = record["wall_time_s"]  # a trial holds one device for its whole run
         if trainer is not None:
             state = trainer.state
             record.update(steps_trained=state.global_step, max_steps=state.max_steps)

@@ -54,14 +54,25 @@ def requeue_interrupted(study: optuna.Study) -> int:
     return requeued
 
 
-class _StopAtBudget:
-    """Stop when the study (all workers together) has the budgeted number of counted trials."""
+def device_seconds(study: optuna.Study) -> float:
+    """Compute the study has spent: every trial's device-seconds, whatever its state."""
+    return sum(t.user_attrs.get("device_seconds", 0.0) for t in study.get_trials(deepcopy=False))
 
-    def __init__(self, total: int) -> None:
+
+class _StopAtBudget:
+    """Stop when the study (all workers together) has its budgeted trials or device-hours."""
+
+    def __init__(self, total: int | None, device_hours: float | None) -> None:
         self.total = total
+        self.device_hours = device_hours
+
+    def spent(self, study: optuna.Study) -> bool:
+        if self.total is not None and counted(study) >= self.total:
+            return True
+        return self.device_hours is not None and device_seconds(study) >= self.device_hours * 3600
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if counted(study) >= self.total:
+        if self.spent(study):
             study.stop()
 
 
@@ -102,18 +113,15 @@ def work(spec: Spec, storage_url: str, progress: Progress, checked: preflight.Ch
     checked = checked or preflight.check(spec, storage_url)
     ctx = prepare(spec, progress, checked)
     study = open_study(spec, open_storage(storage_url, create=False))
-    callbacks = [progress.finished]
-    n_trials = None
-    if checked.total_trials is not None:
-        n_trials = max(checked.total_trials - counted(study), 0)
-        callbacks.append(_StopAtBudget(checked.total_trials))
-        if n_trials == 0:
-            return
+    budget = _StopAtBudget(checked.total_trials, spec.budget.device_hours)
+    if budget.spent(study):
+        return
+    n_trials = None if checked.total_trials is None else checked.total_trials - counted(study)
     study.optimize(
         lambda trial: run_trial(trial, ctx),
         n_trials=n_trials,
         timeout=spec.budget.timeout,
         catch=(Exception,),
-        callbacks=callbacks,
+        callbacks=[progress.finished, budget],
         gc_after_trial=True,
     )

@@ -314,3 +314,14 @@ def test_divergence_guard_can_be_switched_off(make_study):
     trial = load(path).trials[0]
     assert "prune_reason" not in trial.user_attrs
     assert trial.user_attrs["steps_trained"] == trial.user_attrs["max_steps"]
+
+
+def test_device_hours_budget_counts_every_trials_device_seconds(make_study):
+    # 0.01 s of compute: the first trial alone spends it, so the sweep stops after it
+    path = make_study(budget={"device_hours": 0.01 / 3600})
+    assert run(path) == 0
+    trials = load(path).trials
+    assert len(trials) == 1 and trials[0].user_attrs["device_seconds"] >= 0.01
+    assert run(path) == 0 and len(load(path).trials) == 1  # spent: a rerun adds nothing
+    assert run(path, "--set", "budget.device_hours=1.0", "--n-trials", "2") == 0
+    assert len(load(path).trials) == 2
