@@ -120,6 +120,22 @@ def make_trainer(
     return trainer
 
 
+class OutOfMemory(RuntimeError):
+    """Out of memory even at a per-device batch of 1: the trial fails with reason `oom`."""
+
+
+def _split_batch(args_dict: dict[str, Any], record: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    """After an out-of-memory error: half the per-device batch, twice the gradient accumulation,
+    so the effective batch the model sees stays the same; each step down is recorded."""
+    batch = args_dict["per_device_train_batch_size"]
+    accumulation = args_dict.get("gradient_accumulation_steps", 1)
+    retries = record.setdefault("oom_retries", [])
+    retries.append({"per_device_train_batch_size": batch, "gradient_accumulation_steps": accumulation})
+    if batch <= 1:
+        raise OutOfMemory(f"oom: out of memory at per_device_train_batch_size=1: {str(exc).splitlines()[0][:200]}")
+    return {**args_dict, "per_device_train_batch_size": batch // 2, "gradient_accumulation_steps": accumulation * 2}
+
+
 def _save_record(trial: optuna.Trial, record: dict[str, Any], progress: Progress) -> None:
     """Write the record as user attributes; a failure here must not hide the trial's own outcome."""
     for key, value in record.items():
@@ -144,17 +160,27 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         args_dict = training_arguments(spec, params)
         record.update(training_arguments=args_dict, seed=args_dict["seed"])
         ctx.progress.started(trial.number, params)
-        args = TrainingArguments(output_dir=output_dir, **args_dict)
-        record["training_arguments_all"] = {k: v for k, v in args.to_dict().items() if k != "output_dir"}
-        record["device"] = _device_name(args.device)
-        _reset_peak_memory(args.device)
-        reporter = OptunaReporter(trial, spec.objective.key, divergence_factor=spec.divergence_factor)
-        trainer = make_trainer(ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, [reporter])
-        reporter.on_point = lambda point: ctx.progress.evaluated(trial.number, point, trainer.state.max_steps)
-        record["curve"] = reporter.curve
-        train_started = time.perf_counter()
-        result = trainer.train()
-        train_ended = time.perf_counter()
+        while True:  # one pass, or more when out of memory: then half the micro-batch, twice the accumulation
+            args = TrainingArguments(output_dir=output_dir, **args_dict)
+            record["training_arguments_all"] = {k: v for k, v in args.to_dict().items() if k != "output_dir"}
+            record["device"] = _device_name(args.device)
+            _reset_peak_memory(args.device)
+            reporter = OptunaReporter(trial, spec.objective.key, divergence_factor=spec.divergence_factor)
+            trainer = make_trainer(ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, [reporter])
+            reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)
+            record["curve"] = reporter.curve
+            train_started = time.perf_counter()
+            try:
+                result = trainer.train()
+            except torch.OutOfMemoryError as exc:
+                trainer = reporter = None
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                args_dict = _split_batch(args_dict, record, exc)  # raises OutOfMemory at a micro-batch of 1
+                record["training_arguments"] = args_dict
+                continue
+            train_ended = time.perf_counter()
+            break
         reporter.training = False
         if not reporter.curve or reporter.curve[-1]["step"] != trainer.state.global_step:
             trainer.evaluate()  # score the final weights, not those of the last scheduled evaluation
@@ -174,6 +200,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         raise
     except KeyboardInterrupt:
         record.update(error="interrupted", interrupted=True)
+        raise
+    except OutOfMemory as exc:
+        record.update(error=str(exc), fail_reason="oom")
         raise
     except Exception as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"[:2000]

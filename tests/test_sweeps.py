@@ -325,3 +325,53 @@ def test_device_hours_budget_counts_every_trials_device_seconds(make_study):
     assert run(path) == 0 and len(load(path).trials) == 1  # spent: a rerun adds nothing
     assert run(path, "--set", "budget.device_hours=1.0", "--n-trials", "2") == 0
     assert len(load(path).trials) == 2
+
+
+def oom_above(monkeypatch, largest_batch_that_fits: int) -> None:
+    """Inject CUDA's out-of-memory error into any trainer whose micro-batch is above the limit."""
+    import torch
+
+    from hpsearch import trial as trial_module
+
+    real = trial_module.make_trainer
+
+    def make(task, task_data, tokenizer, model_path, args, callbacks=(), **kw):
+        trainer = real(task, task_data, tokenizer, model_path, args, callbacks, **kw)
+        if args.per_device_train_batch_size > largest_batch_that_fits:
+
+            def train(*a, **k):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+
+            trainer.train = train
+        return trainer
+
+    monkeypatch.setattr(trial_module, "make_trainer", make)
+
+
+def test_out_of_memory_halves_the_micro_batch_and_keeps_the_effective_batch(make_study, monkeypatch):
+    oom_above(monkeypatch, 4)
+    path = make_study(search={"learning_rate": [5e-3], "per_device_train_batch_size": [16]}, budget={"n_trials": 1})
+    assert run(path) == 0
+    trial = load(path).trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.params["per_device_train_batch_size"] == 16
+    assert trial.user_attrs["oom_retries"] == [
+        {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1},
+        {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2},
+    ]
+    args = trial.user_attrs["training_arguments"]
+    assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (4, 4)
+    # the same optimizer steps as a batch of 16: 96 rows, 2 epochs -> 12 steps
+    assert trial.user_attrs["steps_trained"] == 12
+
+
+def test_out_of_memory_at_a_batch_of_one_fails_with_reason_oom_and_the_sweep_goes_on(make_study, monkeypatch):
+    oom_above(monkeypatch, 0)
+    path = make_study(budget={"n_trials": 2})
+    assert run(path) == 1  # every trial of this run failed
+    trials = load(path).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
+    for t in trials:
+        assert t.user_attrs["fail_reason"] == "oom"
+        assert t.user_attrs["error"].startswith("oom: out of memory at per_device_train_batch_size=1")
+        assert t.user_attrs["oom_retries"][-1]["per_device_train_batch_size"] == 1
