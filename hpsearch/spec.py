@@ -155,6 +155,16 @@ class BudgetSpec:
 
 
 @dataclass(frozen=True)
+class HeartbeatSpec:
+    interval: int = 30
+    """Seconds between a running trial's heartbeats."""
+    grace_period: int = 120
+    """Seconds without a heartbeat after which a trial counts as dead (its worker was killed)."""
+    max_retries: int = 2
+    """How many times a dead trial is re-run with the same params."""
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     task: str
@@ -169,6 +179,7 @@ class Spec:
     storage: str | None
     divergence_factor: float | None
     """Prune a trial whose logged train loss is NaN, infinite, or above this multiple of its first."""
+    heartbeat: HeartbeatSpec
     source: str
     """The study file this spec was read from."""
 
@@ -337,6 +348,17 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     elif divergence_factor <= 1:
         raise SpecError(source, "divergence.loss_factor", f"must be > 1, got {divergence_factor}")
     divergence.finish()
+    beat = _Fields(top.get("heartbeat", dict, {}), "heartbeat", source)
+    heartbeat = HeartbeatSpec(
+        interval=_positive(beat.get("interval", int, 30), source, "heartbeat.interval"),
+        grace_period=_positive(beat.get("grace_period", int, 120), source, "heartbeat.grace_period"),
+        max_retries=beat.get("max_retries", int, 2),
+    )
+    beat.finish()
+    if heartbeat.grace_period <= heartbeat.interval:
+        raise SpecError(source, "heartbeat.grace_period", "must be longer than heartbeat.interval")
+    if heartbeat.max_retries < 0:
+        raise SpecError(source, "heartbeat.max_retries", f"must be >= 0, got {heartbeat.max_retries}")
     top.finish()
     if sampler.type == "grid":
         for param in search.values():
@@ -359,6 +381,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         budget=budget,
         storage=storage,
         divergence_factor=divergence_factor,
+        heartbeat=heartbeat,
         source=str(source),
     )
     try:

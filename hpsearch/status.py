@@ -10,7 +10,9 @@ from hpsearch.progress import format_params, format_value
 
 def rows(study: optuna.Study) -> list[dict]:
     out = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    dead = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    for t in trials:
         pruned_at = t.last_step if t.state == optuna.trial.TrialState.PRUNED else None
         out.append(
             {
@@ -21,7 +23,8 @@ def rows(study: optuna.Study) -> list[dict]:
                 "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
                 "pruned_at_step": pruned_at,
                 "steps_trained": t.user_attrs.get("steps_trained"),
-                "error": t.user_attrs.get("error"),
+                "error": t.user_attrs.get("error")
+                or ("no heartbeat: worker died; re-run" if t.number in dead else None),
                 "prune_reason": t.user_attrs.get("prune_reason"),
             }
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -64,19 +65,34 @@ def _use_wal(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
-def open_storage(url: str, *, create: bool) -> optuna.storages.RDBStorage:
+def open_storage(url: str, *, create: bool, heartbeat=None) -> optuna.storages.RDBStorage:
     """Open the storage; with create=False a missing SQLite file is an error, not a new empty file.
 
     Every hpsearch process opens storages here. A SQLite file gets a busy timeout and WAL journal mode;
-    other URLs are passed to Optuna untouched.
+    other URLs are passed to Optuna untouched. With a `HeartbeatSpec` (processes that run trials),
+    running trials send heartbeats, and a trial whose heartbeat stopped for the grace period (a killed
+    worker) is failed and re-queued, up to `max_retries` times.
     """
     path = sqlite_path(url)
     if path is not None and not create and not path.exists():
         raise NotFound(f"no study database at {path} (run the study first)")
+    options: dict = {}
+    if path is not None:  # wait for a lock instead of failing at once when another process holds it
+        options["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    with warnings.catch_warnings():
+        # Optuna marks heartbeats experimental; they are what recovers a killed worker's trial.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if heartbeat is not None:
+            options.update(
+                heartbeat_interval=heartbeat.interval,
+                grace_period=heartbeat.grace_period,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=heartbeat.max_retries
+                ),
+            )
+        storage = optuna.storages.RDBStorage(url, **options)
     if path is None:
-        return optuna.storages.RDBStorage(url)
-    # Wait for a lock instead of failing at once when another reader or writer holds it.
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
+        return storage
     # RDBStorage connects (creating tables) while it is built, before a listener can be attached:
     # attach it now, drop the pooled connections so every later one is in WAL mode, and switch the file now.
     event.listen(storage.engine, "connect", _use_wal)

@@ -37,9 +37,17 @@ def quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
 
 
+def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Numbers of the trials that died (no heartbeat) and were queued again."""
+    return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+
+
 def counted(study: optuna.Study) -> int:
-    """Trials the budget counts: every finished one except those the user interrupted."""
-    return sum(t.state in FINISHED and not t.user_attrs.get("interrupted") for t in study.get_trials(deepcopy=False))
+    """Trials the budget counts: every finished one except those the user interrupted and those
+    that died and were re-run (their re-run counts instead)."""
+    trials = study.get_trials(deepcopy=False)
+    dead = retried(trials)
+    return sum(t.state in FINISHED and not t.user_attrs.get("interrupted") and t.number not in dead for t in trials)
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
@@ -112,7 +120,7 @@ def work(spec: Spec, storage_url: str, progress: Progress, checked: preflight.Ch
     """Run trials of the stored study until its budget is met (or budget.timeout passes)."""
     checked = checked or preflight.check(spec, storage_url)
     ctx = prepare(spec, progress, checked)
-    study = open_study(spec, open_storage(storage_url, create=False))
+    study = open_study(spec, open_storage(storage_url, create=False, heartbeat=spec.heartbeat))
     budget = _StopAtBudget(checked.total_trials, spec.budget.device_hours)
     if budget.spent(study):
         return

@@ -155,3 +155,42 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study, signum):
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}").trials
     assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == interrupted_params
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+
+
+def test_a_killed_run_s_trial_is_failed_after_the_grace_period_and_re_run(make_study):
+    import signal
+    import time
+
+    import optuna
+
+    path = make_study(
+        budget={"n_trials": 2},
+        train={"num_train_epochs": 10, "eval_steps": 0.05, "use_cpu": True},
+        heartbeat={"interval": 1, "grace_period": 3, "max_retries": 1},
+    )
+    exe = Path(sys.executable).parent / "hpsearch"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [str(exe), "run", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    deadline = time.time() + 120
+    for line in proc.stdout:  # wait until the first trial is training, then kill without warning
+        if " step " in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    storage = f"sqlite:///{path.parent / 'tiny.db'}"
+    assert [t.state.name for t in optuna.load_study(study_name="tiny", storage=storage).trials] == ["RUNNING"]
+    time.sleep(4)  # past the grace period
+    resumed = subprocess.run(
+        [str(exe), "run", str(path), "--quiet"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert trials[0].state.name == "FAIL"
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retry) == 1 and retry[0].params == trials[0].params and retry[0].state.name == "COMPLETE"
+    assert [t.state.name for t in trials].count("COMPLETE") == 2  # the budget: 2 finished, the dead one aside
+    assert "RUNNING" not in [t.state.name for t in trials]
+    shown = subprocess.run([str(exe), "status", str(path)], capture_output=True, text=True, env=env, timeout=120)
+    assert "[no heartbeat: worker died; re-run]" in shown.stdout

@@ -62,7 +62,7 @@ def test_data_path_relative_to_study_file_but_set_paths_relative_to_cwd(tmp_path
 
 BAD = [
     # (changes, the field the message must name, a word of what is allowed)
-    ({"colour": "red"}, "colour", "allowed: budget, data, divergence, model, name"),
+    ({"colour": "red"}, "colour", "allowed: budget, data, divergence, heartbeat, model, name"),
     ({"sampler__typ": "tpe"}, "sampler.typ", None),
     ({"data__txt_column": "x"}, "data.txt_column", "allowed"),
     ({"budget__n_trials": "ten"}, "budget.n_trials", "must be int"),
@@ -98,6 +98,7 @@ BAD = [
     ({"pruner": {"type": "percentile"}}, "pruner.percentile", "is required"),
     ({"divergence": {"loss_factor": 0.5}}, "divergence.loss_factor", "must be > 1"),
     ({"divergence": {"factor": 3}}, "divergence.factor", "allowed: enabled, loss_factor"),
+    ({"heartbeat": {"interval": 10, "grace_period": 5}}, "heartbeat.grace_period", "longer than heartbeat.interval"),
 ]
 
 
