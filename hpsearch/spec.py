@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import math
 import re
@@ -500,6 +501,7 @@ def _parse_budget(raw, source, sampler: SamplerSpec) -> BudgetSpec:
     return budget
 
 
+@functools.cache  # read once: every search and train key is checked against it
 def _training_fields() -> dict[str, tuple[type, ...]]:
     """Each TrainingArguments field with the plain Python types its annotation admits."""
     from transformers import TrainingArguments

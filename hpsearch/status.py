@@ -8,10 +8,15 @@ from hpsearch import trials_read
 from hpsearch.progress import format_params, format_value
 
 
+def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Numbers of the trials that died (no heartbeat) and were queued again."""
+    return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+
+
 def rows(study: optuna.Study) -> list[dict]:
     out = []
     trials = study.get_trials(deepcopy=False)
-    dead = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    dead = retried(trials)
     for t in trials:
         pruned_at = t.last_step if t.state == optuna.trial.TrialState.PRUNED else None
         out.append(

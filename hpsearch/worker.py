@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 
-from hpsearch import preflight, pruners, samplers
+from hpsearch import preflight, pruners, samplers, status
 from hpsearch.progress import Progress
 from hpsearch.spec import Spec
 from hpsearch.storage import open_storage
@@ -37,16 +37,11 @@ def quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
 
 
-def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
-    """Numbers of the trials that died (no heartbeat) and were queued again."""
-    return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-
-
 def counted(study: optuna.Study) -> int:
     """Trials the budget counts: every finished one except those the user interrupted and those
     that died and were re-run (their re-run counts instead)."""
     trials = study.get_trials(deepcopy=False)
-    dead = retried(trials)
+    dead = status.retried(trials)
     return sum(t.state in FINISHED and not t.user_attrs.get("interrupted") and t.number not in dead for t in trials)
 
 
