@@ -1,7 +1,8 @@
 """The `hpsearch` command: thin verbs over spec, controller, status and export.
 
     hpsearch validate studies/quickstart.yaml
-    hpsearch run studies/quickstart.yaml [--set sampler.type=random] [--n-trials 4] [--quiet]
+    hpsearch run studies/quickstart.yaml [--set sampler.type=random] [--n-trials 4] [--workers auto] [--quiet]
+    hpsearch worker studies/quickstart.yaml --storage postgresql://USER@HOST/DB
     hpsearch status studies/quickstart.yaml
     hpsearch export studies/quickstart.yaml --format yaml --out best.yaml
     hpsearch train best.yaml --out model/
@@ -41,13 +42,27 @@ def _parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override a study-file key, e.g. --set data.path=DIR --set sampler.type=random",
         )
-        p.add_argument("--storage", help="SQLAlchemy URL of the study storage (default: STUDY folder/NAME.db)")
+        p.add_argument(
+            "--storage",
+            default=os.environ.get("HPSEARCH_STORAGE"),
+            help="SQLAlchemy URL of the study storage (default: $HPSEARCH_STORAGE, else STUDY folder/NAME.db)",
+        )
         return p
 
     study_verb("validate", "check a study file, its data and model without writing anything")
     run = study_verb("run", "run the sweep, or resume it where it stopped")
     run.add_argument("--n-trials", type=int, help="total trials of the study (overrides budget.n_trials)")
     run.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        default="1",
+        metavar="N|auto",
+        help="worker processes on this machine (auto: one per GPU, else one per CPU core); default 1",
+    )
+    join = study_verb("worker", "join the study as one more worker (any machine that reaches its storage)")
+    join.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
+    join.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # started by `run --workers`
     status = study_verb("status", "show a table of the study's trials")
     status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     export = study_verb("export", "write the best trial's training arguments and a manifest")
@@ -84,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _workers(text: str) -> str:
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers (a whole number >= 1, or auto)")
+    return text
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
@@ -108,9 +129,22 @@ def _validate(args) -> int:
 
 
 def _run(args) -> int:
-    from hpsearch import controller
+    from hpsearch import controller, pool
 
-    return controller.run(_spec(args), args.storage, quiet=args.quiet)
+    workers = pool.count(args.workers)
+    # What each worker process needs to build the same spec (the storage goes by environment).
+    argv = [args.study, *(f"--set={o}" for o in args.overrides), *(["--quiet"] if args.quiet else [])]
+    if args.n_trials is not None:
+        argv.append(f"--set=budget.n_trials={args.n_trials}")
+    return controller.run(_spec(args), args.storage, quiet=args.quiet, workers=workers, argv=argv)
+
+
+def _worker(args) -> int:
+    from hpsearch import controller, pool
+
+    if args.child:
+        pool.die_with_parent()
+    return controller.join(_spec(args), args.storage, quiet=args.quiet, summary=not args.child)
 
 
 def _study(args):
@@ -189,6 +223,7 @@ def _train(args) -> int:
 VERBS = {
     "validate": _validate,
     "run": _run,
+    "worker": _worker,
     "status": _status,
     "export": _export,
     "list": _list,

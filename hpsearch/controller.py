@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import optuna
 
-from hpsearch import __version__, preflight, space, worker
+from hpsearch import __version__, pool, preflight, space, worker
 from hpsearch.progress import Progress
 from hpsearch.spec import Spec, SpecError
 from hpsearch.storage import open_storage, redact
@@ -58,30 +58,51 @@ def _check_resume(spec: Spec, study: optuna.Study) -> None:
 
 
 @contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a scheduler's stop, `kill`) ends the run as Ctrl-C does: trial recorded, exit 130."""
+def _interrupt_once():
+    """SIGINT (Ctrl-C) and SIGTERM (a scheduler's stop, `kill`) end the run: trial recorded, exit 130.
+
+    Only the first signal interrupts; later ones are ignored while the process records its trial and
+    exits. (A worker whose `hpsearch run` is killed gets the parent-death SIGTERM once per thread of
+    the dead process; a second interrupt would cut its record short.)
+    """
+    fired = False
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
-def run(spec: Spec, storage_override: str | None = None, quiet: bool = False) -> int:
-    """Run or resume the sweep; returns the exit status (KeyboardInterrupt propagates)."""
-    checked = preflight.check(spec, storage_override)
-    url = checked.storage_url
-    worker.quiet_libraries()
-    progress = Progress(spec.objective.metric, quiet=quiet)
-    study = worker.open_study(spec, open_storage(url, create=True))
+def attach(spec: Spec, checked: preflight.Checked) -> optuna.Study:
+    """Create the study, or load it and refuse a resume that would change what its trials mean."""
+    study = worker.open_study(spec, open_storage(checked.storage_url, create=True))
     _check_resume(spec, study)
     study.set_user_attr("spec", spec.to_dict())
     study.set_user_attr("labels", list(checked.labels))
     study.set_user_attr("hpsearch_version", __version__)
+    return study
+
+
+def run(spec: Spec, storage_override: str | None = None, quiet: bool = False, workers: int = 1, argv=()) -> int:
+    """Run or resume the sweep; returns the exit status (KeyboardInterrupt propagates).
+
+    With one worker, trials run in this process. With more, this process starts `hpsearch worker`
+    processes (`argv` carries the study file and its --set overrides to them), relays their progress
+    and restarts one that dies; they share the study through the storage.
+    """
+    checked = preflight.check(spec, storage_override)
+    url = checked.storage_url
+    worker.quiet_libraries()
+    progress = Progress(spec.objective.metric, quiet=quiet)
+    study = attach(spec, checked)
     requeued = worker.requeue_interrupted(study)
     first_new = len(study.get_trials(deepcopy=False)) - requeued
     progress.resume(study)
@@ -92,11 +113,33 @@ def run(spec: Spec, storage_override: str | None = None, quiet: bool = False) ->
     )
     started = time.time()
     try:
-        with _sigterm_as_interrupt():
-            worker.work(spec, url, progress, checked)
+        with _interrupt_once():
+            if workers == 1:
+                worker.work(spec, url, progress, checked)
+            else:
+                budget = worker.Budget(checked.total_trials, spec.budget.device_hours)
+                pool.run(workers, list(argv), url, progress, budget, study, spec.budget.timeout)
     finally:
         progress.summary(study, started)
     this_run = [t.state for t in study.get_trials(deepcopy=False) if t.number >= first_new]
     if this_run and optuna.trial.TrialState.COMPLETE not in this_run and optuna.trial.TrialState.FAIL in this_run:
         return 1
+    return 0
+
+
+def join(spec: Spec, storage_override: str | None = None, quiet: bool = False, summary: bool = True) -> int:
+    """`hpsearch worker`: join the study (creating it if this is the first worker) and run trials
+    until its budget is met. Any number of these, on any machines, can share one storage."""
+    checked = preflight.check(spec, storage_override)
+    worker.quiet_libraries()
+    progress = Progress(spec.objective.metric, quiet=quiet)
+    study = attach(spec, checked)
+    progress.resume(study)
+    started = time.time()
+    try:
+        with _interrupt_once():
+            worker.work(spec, checked.storage_url, progress, checked)
+    finally:
+        if summary:
+            progress.summary(study, started)
     return 0

@@ -27,8 +27,12 @@ class Progress:
         self.best: tuple[int, float] | None = None
 
     def say(self, line: str, always: bool = False) -> None:
-        if always or not self.quiet:
+        if self.stream is None or not (always or not self.quiet):
+            return
+        try:
             print(line, file=self.stream, flush=True)
+        except OSError:  # nobody reads any more (a worker whose `hpsearch run` was killed): run on silently
+            self.stream = None
 
     def _best(self) -> str:
         if self.best is None:
@@ -68,6 +72,7 @@ class Progress:
         self.say(f"trial {trial.number:>3}  {state:<9} {detail}  {seconds:.1f}s  {self._best()}")
 
     def summary(self, study: optuna.Study, started: float) -> None:
+        self.resume(study)  # other workers' trials too
         counts: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
             counts[t.state.name] = counts.get(t.state.name, 0) + 1

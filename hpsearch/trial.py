@@ -7,10 +7,14 @@ seed and, for a failed trial, the error.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+import os
 import resource
 import shutil
+import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -38,6 +42,10 @@ DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
     "per_device_eval_batch_size": 64,
     "seed": 42,
 }
+
+
+# Which process ran a trial (host and pid), recorded on it: sweeps span processes and machines.
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +92,25 @@ def _peak_memory_mb(device: torch.device) -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _memory_in_use_mb(device: torch.device) -> float:
+    """What the process holds now: tensors on the GPU, or the resident set on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _device_name(device: torch.device) -> str:
@@ -150,9 +177,12 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     from transformers import TrainingArguments
 
     spec = ctx.spec
-    record: dict[str, Any] = {"data_fingerprint": ctx.data.fingerprint}
+    record: dict[str, Any] = {"data_fingerprint": ctx.data.fingerprint, "worker": WORKER}
+    # Memory held before the trial starts; `memory_after_mb` must come back to it (nothing leaks).
+    device = torch.device("cuda" if torch.cuda.is_available() and not spec.train.get("use_cpu") else "cpu")
+    record["memory_baseline_mb"] = round(_memory_in_use_mb(device), 1)
     output_dir = tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-")
-    trainer = reporter = None
+    trainer = reporter = result = None
     started = time.perf_counter()
     train_started = train_ended = None
     try:
@@ -173,9 +203,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             try:
                 result = trainer.train()
             except torch.OutOfMemoryError as exc:
+                traceback.clear_frames(exc.__traceback__)  # its frames hold the failed attempt's model
                 trainer = reporter = None
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+                _free_memory()
                 args_dict = _split_batch(args_dict, record, exc)  # raises OutOfMemory at a micro-batch of 1
                 record["training_arguments"] = args_dict
                 continue
@@ -200,6 +230,8 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         raise
     except KeyboardInterrupt:
         record.update(error="interrupted", interrupted=True)
+        # Queued by the process it happened in, so exactly one re-run exists whatever the workers.
+        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
         raise
     except OutOfMemory as exc:
         record.update(error=str(exc), fail_reason="oom")
@@ -222,8 +254,13 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
                     per_step = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps
                     record["train_samples_per_second"] = round(state.global_step * per_step / train_seconds, 3)
             record["peak_memory_mb"] = round(_peak_memory_mb(trainer.args.device), 1)
+            device = trainer.args.device
+        # Free the model and optimizer before the next trial, and record what is still held. An
+        # exception on its way out holds the training frames (and so the model): clear their locals.
+        trainer = reporter = result = None
+        if sys.exc_info()[1] is not None:
+            traceback.clear_frames(sys.exc_info()[1].__traceback__)
+        _free_memory()
+        record["memory_after_mb"] = round(_memory_in_use_mb(device), 1)
         _save_record(trial, record, ctx.progress)
-        trainer = None
         shutil.rmtree(output_dir, ignore_errors=True)
-        if torch.cuda.is_available():  # the worker's gc_after_trial collects; this returns the cache
-            torch.cuda.empty_cache()

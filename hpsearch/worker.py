@@ -7,6 +7,7 @@ so any process on any machine that reaches the storage can be one.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 
@@ -37,16 +38,28 @@ def quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
 
 
+RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
+
+
+def _void(t: optuna.trial.FrozenTrial, dead: set[int]) -> bool:
+    """A trial that stands for nothing: interrupted (its re-run counts), died and re-run, or skipped."""
+    return bool(t.user_attrs.get("interrupted") or t.user_attrs.get("skipped")) or t.number in dead
+
+
 def counted(study: optuna.Study) -> int:
-    """Trials the budget counts: every finished one except those the user interrupted and those
-    that died and were re-run (their re-run counts instead)."""
+    """Trials the budget counts: every finished one except those the user interrupted, those that
+    died and were re-run (their re-run counts instead) and those skipped before they started."""
     trials = study.get_trials(deepcopy=False)
     dead = status.retried(trials)
-    return sum(t.state in FINISHED and not t.user_attrs.get("interrupted") and t.number not in dead for t in trials)
+    return sum(t.state in FINISHED and not _void(t, dead) for t in trials)
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
-    """Give each trial cut short by Ctrl-C one new run with the same params, so nothing is lost."""
+    """Give each trial cut short by Ctrl-C one new run with the same params, so nothing is lost.
+
+    The interrupted process queues its own trial's re-run (`run_trial`); this catches up a study
+    where that did not happen. Only `hpsearch run` calls it, before any worker starts.
+    """
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     requeued = 0
@@ -62,8 +75,8 @@ def device_seconds(study: optuna.Study) -> float:
     return sum(t.user_attrs.get("device_seconds", 0.0) for t in study.get_trials(deepcopy=False))
 
 
-class _StopAtBudget:
-    """Stop when the study (all workers together) has its budgeted trials or device-hours."""
+class Budget:
+    """The study's budget, shared by every worker through the storage: trials and device-hours."""
 
     def __init__(self, total: int | None, device_hours: float | None) -> None:
         self.total = total
@@ -74,9 +87,49 @@ class _StopAtBudget:
             return True
         return self.device_hours is not None and device_seconds(study) >= self.device_hours * 3600
 
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    def next_step(self, study: optuna.Study) -> str:
+        """What a worker does now: "run" a trial, "wait" for others' running trials, or "stop".
+
+        Queued trials (re-runs) are always run. A new trial starts only while the finished and running
+        trials leave room in the budget, so workers never start more trials than requested; a worker
+        with nothing to start waits while others run, because a trial whose worker died comes back
+        as a queued re-run once its heartbeat is stale, and must still be run.
+        """
         if self.spent(study):
-            study.stop()
+            return "stop"
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state == WAITING for t in trials):
+            return "run"
+        running = sum(t.state == RUNNING for t in trials)
+        if self.total is None or counted(study) + running < self.total:
+            return "run"
+        return "wait" if running else "stop"
+
+
+def conflict(trial: optuna.Trial, total: int | None) -> str | None:
+    """Why a trial just created must not run, or None.
+
+    Two workers can decide to start a trial at the same moment. When that would exceed the budget,
+    or give both the same grid point (Optuna's GridSampler hands out points still running once every
+    point has started), the trial with the higher number is skipped before it trains.
+    """
+    storage = trial.study._storage
+    system = storage.get_trial_system_attrs(trial._trial_id)
+    if "fixed_params" in system or "failed_trial" in system:  # a queued re-run: always runs
+        return None
+    trials = trial.study.get_trials(deepcopy=False)
+    dead = status.retried(trials)
+    others = [t for t in trials if t.number != trial.number and not _void(t, dead)]
+    grid_id = system.get("grid_id")
+    if grid_id is not None:
+        for t in others:
+            if t.system_attrs.get("grid_id") == grid_id and (t.state in FINISHED or t.number < trial.number):
+                return f"grid point {grid_id} is trial {t.number}'s"
+    if total is not None:
+        ahead = sum(t.state in FINISHED or (t.state == RUNNING and t.number < trial.number) for t in others)
+        if ahead >= total:
+            return f"budget of {total} trials already started"
+    return None
 
 
 def open_study(spec: Spec, storage: optuna.storages.BaseStorage) -> optuna.Study:
@@ -111,20 +164,38 @@ def prepare(spec: Spec, progress: Progress, checked: preflight.Checked) -> Trial
     )
 
 
-def work(spec: Spec, storage_url: str, progress: Progress, checked: preflight.Checked | None = None) -> None:
-    """Run trials of the stored study until its budget is met (or budget.timeout passes)."""
+def work(spec: Spec, storage_url: str, progress: Progress, checked: preflight.Checked | None = None) -> int:
+    """Run trials of the stored study until its budget is met (or budget.timeout passes).
+
+    Any number of workers, in any processes on any machines, can run this on the same study: each
+    pulls one trial at a time and the budget is counted in the storage. Returns the trials it ran.
+    """
     checked = checked or preflight.check(spec, storage_url)
     ctx = prepare(spec, progress, checked)
     study = open_study(spec, open_storage(storage_url, create=False, heartbeat=spec.heartbeat))
-    budget = _StopAtBudget(checked.total_trials, spec.budget.device_hours)
-    if budget.spent(study):
-        return
-    n_trials = None if checked.total_trials is None else checked.total_trials - counted(study)
-    study.optimize(
-        lambda trial: run_trial(trial, ctx),
-        n_trials=n_trials,
-        timeout=spec.budget.timeout,
-        catch=(Exception,),
-        callbacks=[progress.finished, budget],
-        gc_after_trial=True,
-    )
+    budget = Budget(checked.total_trials, spec.budget.device_hours)
+    deadline = None if spec.budget.timeout is None else time.monotonic() + spec.budget.timeout
+    poll = min(5.0, spec.heartbeat.interval)
+
+    def objective(trial: optuna.Trial) -> float:
+        reason = conflict(trial, budget.total)
+        if reason is not None:
+            trial.set_user_attr("skipped", reason)
+            trial.set_user_attr("prune_reason", f"skipped: {reason}")
+            raise optuna.TrialPruned(reason)
+        return run_trial(trial, ctx)
+
+    ran = 0
+    while deadline is None or time.monotonic() < deadline:
+        step = budget.next_step(study)
+        if step == "stop":
+            break
+        if step == "wait":  # fail others' stale trials (queuing their re-runs), then look again
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            time.sleep(poll)
+            continue
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress.finished], gc_after_trial=True)
+        ran += 1
+    return ran

@@ -115,3 +115,41 @@ def make_study(tmp_path, tiny_model, intents_data):
         return path
 
     return make
+
+
+# A real PostgreSQL server (tests/pgserver.py), started once per session when a test asks for it.
+PG_HINT = "PostgreSQL server binaries missing: apt-get install postgresql (and pip install -e '.[postgresql]')"
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The running server (url, password, port); skipped without the binaries, but a failure in CI."""
+    import importlib.util
+
+    from tests import pgserver
+
+    if not pgserver.available() or importlib.util.find_spec("psycopg") is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_HINT} (CI is set: the PostgreSQL tests must run)")
+        pytest.skip(PG_HINT)
+    with pgserver.postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server) -> str:
+    """postgresql://hpsearch:PASSWORD@127.0.0.1:PORT/hpsearch on the session's server (shared by tests)."""
+    return postgres_server.url
+
+
+@pytest.fixture
+def postgres_db(postgres_server):
+    """A URL to a fresh, empty database of its own for this test; dropped afterwards."""
+    import uuid
+
+    from tests import pgserver
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    pgserver.create_database(postgres_server, name)
+    yield postgres_server.url_for(name)
+    pgserver.drop_database(postgres_server, name)

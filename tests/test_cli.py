@@ -145,7 +145,8 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study, signum):
     assert proc.returncode == 130
     assert "interrupted: run the same command again to resume" in err
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}")
-    assert [t.user_attrs.get("interrupted") for t in study.trials] == [True]
+    assert [t.user_attrs.get("interrupted") for t in study.trials] == [True, None]
+    assert study.trials[1].state.name == "WAITING" and study.trials[1].user_attrs["retry_of"] == 0  # queued
     assert study.trials[0].user_attrs["steps_trained"] > 0
     interrupted_params = study.trials[0].params
     resumed = subprocess.run(

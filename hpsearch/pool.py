@@ -1,0 +1,188 @@
+"""`hpsearch run --workers N|auto`: start `hpsearch worker` processes on this machine, one per GPU
+(pinned with CUDA_VISIBLE_DEVICES) or one per CPU slot, relay their progress, restart one that dies.
+
+The workers share nothing but the storage: each pulls trials until the study's budget is met
+(`worker.work`), so a crash in one costs at most its running trial, which heartbeats give back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import optuna
+
+from hpsearch.progress import Progress
+
+# On a machine without a GPU, one worker per this many cores (each worker's torch gets that many
+# threads). Two workers on two cores beat one by XXX (BENCHMARKS.md, "Workers").
+CORES_PER_CPU_WORKER = 1
+# A worker that dies (killed, crashed, a CUDA error) is started again this many times per slot.
+MAX_RESTARTS = 3
+# How long stopped workers get to record their running trial before they are killed.
+STOP_GRACE_S = 60
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    listed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return listed[: torch.cuda.device_count()] or [str(i) for i in range(torch.cuda.device_count())]
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def count(workers: str) -> int:
+    """`--workers`: a positive number, or `auto` (one per visible GPU, else one per CPU slot)."""
+    if workers == "auto":
+        return len(visible_gpus()) or max(1, cores() // CORES_PER_CPU_WORKER)
+    return int(workers)
+
+
+def _env(slot: int, n: int, gpus: list[str], storage_url: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "HPSEARCH_STORAGE": storage_url,  # not on the command line, where `ps` would show a password
+        "HPSEARCH_PARENT_PID": str(os.getpid()),
+        "PYTHONUNBUFFERED": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    else:  # share the cores instead of every worker's torch taking all of them
+        threads = str(max(1, cores() // n))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    return env
+
+
+def _describe(status: int) -> str:
+    if status < 0:
+        return f"killed by {signal.Signals(-status).name}"
+    return f"exit status {status}"
+
+
+class _Slot:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.label = f"w{index}"
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+        self.reader: threading.Thread | None = None
+
+
+def run(
+    n: int,
+    argv: list[str],
+    storage_url: str,
+    progress: Progress,
+    budget,
+    study: optuna.Study,
+    timeout: float | None = None,
+) -> None:
+    """Run `n` worker processes until each has stopped; raise KeyboardInterrupt after stopping them
+    when this process is interrupted."""
+    gpus = visible_gpus()
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def relay(slot: _Slot, stream) -> None:
+        for line in stream:
+            with lock:
+                progress.say(f"{slot.label} {line.rstrip()}", always=True)
+
+    def start(slot: _Slot) -> None:
+        args = [sys.executable, "-m", "hpsearch.cli", "worker", *argv, "--child"]
+        if timeout is not None:  # a restarted worker gets what is left of the run's timeout
+            args += ["--set", f"budget.timeout={max(1.0, timeout - (time.monotonic() - started)):.0f}"]
+        env = _env(slot.index, n, gpus, storage_url)
+        slot.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches this process only; it stops the workers itself
+        )
+        slot.reader = threading.Thread(target=relay, args=(slot, slot.proc.stdout), daemon=True)
+        slot.reader.start()
+        where = f"GPU {env['CUDA_VISIBLE_DEVICES']}" if gpus else f"CPU threads: {env['OMP_NUM_THREADS']}"
+        with lock:
+            progress.say(f"{slot.label} started: pid {slot.proc.pid}, {where}")
+
+    slots = [_Slot(i) for i in range(n)]
+    try:
+        for slot in slots:
+            start(slot)
+        running = list(slots)
+        while running:
+            time.sleep(0.5)
+            for slot in list(running):
+                status = slot.proc.poll()
+                if status is None:
+                    continue
+                slot.reader.join(timeout=5)
+                running.remove(slot)
+                if status == 0:
+                    continue
+                if status == 2:  # the worker refused the study; its message was relayed
+                    raise RuntimeError(f"worker {slot.label} refused the study ({_describe(status)})")
+                again = slot.restarts < MAX_RESTARTS and budget.next_step(study) != "stop"
+                with lock:
+                    progress.say(
+                        f"{slot.label} {_describe(status)}"
+                        + (f"; starting it again ({slot.restarts + 1} of {MAX_RESTARTS})" if again else ""),
+                        always=True,
+                    )
+                if again:
+                    slot.restarts += 1
+                    start(slot)
+                    running.append(slot)
+    except BaseException:
+        _stop(slots)
+        raise
+
+
+def _stop(slots: list[_Slot]) -> None:
+    """SIGTERM every live worker (each records its running trial as interrupted and queues its re-run),
+    wait for them, and kill those that do not stop in time."""
+    live = [s for s in slots if s.proc is not None and s.proc.poll() is None]
+    for slot in live:
+        slot.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for slot in live:
+        try:
+            slot.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            slot.proc.kill()
+            slot.proc.wait()
+        if slot.reader is not None:
+            slot.reader.join(timeout=5)
+
+
+def die_with_parent() -> None:
+    """In a worker started by `run`: get SIGTERM when the starting process dies (Linux), and stop now
+    if it is already gone, so a killed `hpsearch run` never leaves workers behind."""
+    parent = os.environ.get("HPSEARCH_PARENT_PID")
+    if parent is None:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):
+        raise KeyboardInterrupt

@@ -1,0 +1,238 @@
+"""Several workers on one study: `hpsearch run --workers N`, `hpsearch worker`, crashes, stops, budgets."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpsearch import worker
+from hpsearch.storage import open_storage
+
+HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+GRID = {"learning_rate": [1e-3, 3e-3, 1e-2], "per_device_train_batch_size": [8, 16]}
+SLOW = {"num_train_epochs": 10, "eval_steps": 0.05, "use_cpu": True}  # a few seconds per trial
+States = optuna.trial.TrialState
+
+
+class Live:
+    """A command whose output lines are collected while it runs."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=cwd
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 180) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if m := re.search(pattern, line):
+                    return m
+            assert self.proc.poll() is None or self.reader.is_alive(), self.text
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r} in:\n{self.text}")
+
+    def finish(self, timeout: float = 600) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return code
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def trials(path: Path, url: str | None = None) -> list[optuna.trial.FrozenTrial]:
+    url = url or f"sqlite:///{path.parent / 'tiny.db'}"
+    return optuna.load_study(study_name="tiny", storage=url).trials
+
+
+def accounted(all_trials: list) -> list:
+    """The trials the budget counts (not interrupted, not died-and-re-run, not skipped)."""
+    dead = {n for t in all_trials for n in t.system_attrs.get("retry_history", [])}
+    return [
+        t
+        for t in all_trials
+        if t.state.is_finished()
+        and not t.user_attrs.get("interrupted")
+        and not t.user_attrs.get("skipped")
+        and t.number not in dead
+    ]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pids: list[int], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids):
+        assert time.monotonic() < deadline, f"workers still running: {[p for p in pids if alive(p)]}"
+        time.sleep(0.2)
+
+
+def worker_pids(live: Live, n: int) -> list[int]:
+    return [int(live.wait_for(rf"^w{i} started: pid (\d+)").group(1)) for i in range(n)]
+
+
+# --- the budget and the guards, on a hand-built study (fast) ---------------------------------------
+
+
+def hand_study(tmp_path, grid: bool = False) -> optuna.Study:
+    sampler = optuna.samplers.GridSampler({"x": [1, 2, 3]}, seed=0) if grid else None
+    return optuna.create_study(
+        study_name="hand", storage=open_storage(f"sqlite:///{tmp_path / 'h.db'}", create=True), sampler=sampler
+    )
+
+
+def test_next_step_runs_queued_trials_waits_on_running_ones_and_stops_when_spent(tmp_path):
+    study = hand_study(tmp_path)
+    budget = worker.Budget(total=2, device_hours=None)
+    assert budget.next_step(study) == "run"
+    first = study.ask()
+    second = study.ask()
+    assert budget.next_step(study) == "wait"  # both budgeted trials are running elsewhere
+    study.tell(first, 1.0)
+    second.set_user_attr("interrupted", True)  # an interrupted trial does not count: one more must run
+    study.tell(second, state=States.FAIL)
+    assert budget.next_step(study) == "run"
+    study.enqueue_trial({"x": 1})
+    assert budget.next_step(study) == "run"
+    queued = study.ask()
+    study.tell(queued, 2.0)
+    assert budget.next_step(study) == "stop"
+
+
+def test_a_trial_started_past_the_budget_is_skipped_and_not_counted(tmp_path):
+    study = hand_study(tmp_path)
+    done, running, late = study.ask(), study.ask(), study.ask()  # a race: three started for a budget of 2
+    study.tell(done, 1.0)
+    assert worker.conflict(running, total=2) is None  # the lower number keeps its place
+    assert worker.conflict(late, total=2) == "budget of 2 trials already started"
+    study.enqueue_trial({})
+    rerun = study.ask()  # a queued re-run always runs
+    assert worker.conflict(rerun, total=2) is None
+
+
+def test_two_trials_on_one_grid_point_keep_the_lower_number(tmp_path):
+    study = hand_study(tmp_path, grid=True)
+    a, b, c = study.ask(), study.ask(), study.ask()
+    for t in (a, b, c):
+        t.suggest_categorical("x", [1, 2, 3])
+    d = study.ask()  # every point has started: Optuna's GridSampler hands out a running one again
+    d.suggest_categorical("x", [1, 2, 3])
+    ids = {t.number: study._storage.get_trial_system_attrs(t._trial_id)["grid_id"] for t in (a, b, c, d)}
+    assert len(set(ids.values())) == 3 and list(ids.values()).count(ids[3]) == 2
+    assert [worker.conflict(t, total=None) for t in (a, b, c)] == [None, None, None]
+    twin = next(n for n in (0, 1, 2) if ids[n] == ids[3])
+    assert worker.conflict(d, total=None) == f"grid point {ids[3]} is trial {twin}'s"
+
+
+# --- worker processes ----------------------------------------------------------------------------
+
+
+def test_workers_share_a_grid_each_point_once_and_each_shows_progress(make_study):
+    path = make_study(sampler={"type": "grid"}, search=GRID, budget={"n_trials": 100})
+    run = Live([HPSEARCH, "run", str(path), "--workers", "3"], path.parent)
+    assert run.finish() == 0, run.text
+    for i in range(3):
+        assert re.search(rf"^w{i} started: pid \d+, CPU threads: 1$", run.text, re.M), run.text
+        assert re.search(rf"^w{i} trial +\d+  (start|COMPLETE)", run.text, re.M), run.text
+    done = trials(path)
+    assert [t.state for t in done] == [States.COMPLETE] * 6  # the grid's six points, no more
+    points = Counter((t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in done)
+    assert len(points) == 6 and set(points.values()) == {1}
+    assert len({t.user_attrs["worker"] for t in done}) >= 2
+    assert all(t.user_attrs["memory_after_mb"] > 0 and t.user_attrs["memory_baseline_mb"] > 0 for t in done)
+    assert re.search(r"^study tiny: 6 complete \(\d+s this run\); best ", run.lines[-1]), run.text
+
+
+def test_a_killed_worker_is_restarted_its_trial_re_run_and_no_grid_point_runs_twice(make_study):
+    path = make_study(
+        sampler={"type": "grid"},
+        search=GRID,
+        budget={"n_trials": 100},
+        train=SLOW,
+        heartbeat={"interval": 1, "grace_period": 3, "max_retries": 2},
+    )
+    run = Live([HPSEARCH, "run", str(path), "--workers", "2"], path.parent)
+    pids = worker_pids(run, 2)
+    run.wait_for(r"^w0 trial +\d+  step")
+    os.kill(pids[0], signal.SIGKILL)
+    assert run.finish() == 0, run.text
+    assert "w0 killed by SIGKILL; starting it again (1 of 3)" in run.text
+    all_trials = trials(path)
+    dead = [t for t in all_trials if t.state == States.FAIL]
+    assert len(dead) == 1 and "RUNNING" not in {t.state.name for t in all_trials}
+    retry = [t for t in all_trials if t.system_attrs.get("failed_trial") == dead[0].number]
+    assert len(retry) == 1 and retry[0].state == States.COMPLETE and retry[0].params == dead[0].params
+    counted = accounted(all_trials)
+    points = Counter((t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in counted)
+    assert len(counted) == 6 and len(points) == 6 and set(points.values()) == {1}
+    skipped = [t for t in all_trials if t.user_attrs.get("skipped")]
+    assert all(t.state == States.PRUNED for t in skipped)  # a late duplicate never trains
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(make_study, how):
+    """SIGTERM (a scheduler's stop; Ctrl-C works the same way) and SIGKILL of `hpsearch run` itself:
+    the workers record their running trials as interrupted, queue their re-runs and exit."""
+    path = make_study(budget={"n_trials": 4}, train=SLOW)
+    run = Live([HPSEARCH, "run", str(path), "--workers", "2"], path.parent)
+    pids = worker_pids(run, 2)
+    run.wait_for(r"^w0 trial +\d+  step")
+    run.wait_for(r"^w1 trial +\d+  step")
+    run.proc.send_signal(getattr(signal, how))
+    code = run.finish()
+    wait_gone(pids)  # after SIGKILL of run, its workers get SIGTERM from the kernel (parent-death signal)
+    assert code == (130 if how == "SIGTERM" else -9), run.text
+    stopped = trials(path)
+    interrupted = [t for t in stopped if t.user_attrs.get("interrupted")]
+    assert len(interrupted) == 2 and all(t.state == States.FAIL for t in interrupted)
+    queued = [t for t in stopped if t.state == States.WAITING]
+    assert sorted(t.user_attrs["retry_of"] for t in queued) == sorted(t.number for t in interrupted)
+    assert "RUNNING" not in {t.state.name for t in stopped}
+
+    again = Live([HPSEARCH, "run", str(path), "--workers", "2", "--quiet"], path.parent)
+    assert again.finish() == 0, again.text
+    resumed = trials(path)
+    assert len(accounted(resumed)) == 4 and {t.state.name for t in resumed} <= {"COMPLETE", "FAIL"}
+    for t in interrupted:  # each interrupted config ran again, once
+        reruns = [r for r in resumed if r.user_attrs.get("retry_of") == t.number]
+        assert len(reruns) == 1 and reruns[0].params == t.params and reruns[0].state == States.COMPLETE
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_a_bad_number_of_workers_is_a_usage_error(make_study, value):
+    path = make_study()
+    out = subprocess.run(
+        [HPSEARCH, "run", str(path), "--workers", value], capture_output=True, text=True, env=ENV, timeout=120
+    )
+    assert out.returncode == 2
+    assert f"--workers: {value!r} is not a number of workers (a whole number >= 1, or auto)" in out.stderr
+    assert not (path.parent / "tiny.db").exists()
