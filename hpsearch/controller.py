@@ -12,6 +12,7 @@ from hpsearch import __version__, pool, preflight, space, worker
 from hpsearch.progress import Progress
 from hpsearch.spec import Spec, SpecError
 from hpsearch.storage import open_storage, redact
+from hpsearch.trial import WORKER
 
 # Sections that decide what a trial's number means; a resumed study must keep them.
 FIXED_SECTIONS = ("task", "model", "data", "objective", "train")
@@ -129,12 +130,19 @@ def run(spec: Spec, storage_override: str | None = None, quiet: bool = False, wo
 
 def join(spec: Spec, storage_override: str | None = None, quiet: bool = False, summary: bool = True) -> int:
     """`hpsearch worker`: join the study (creating it if this is the first worker) and run trials
-    until its budget is met. Any number of these, on any machines, can share one storage."""
+    until its budget is met. Any number of these, on any machines, can share one storage.
+    `summary=False` (a worker started by `run --workers`) leaves the opening and closing lines to `run`."""
     checked = preflight.check(spec, storage_override)
     worker.quiet_libraries()
     progress = Progress(spec.objective.metric, quiet=quiet)
     study = attach(spec, checked)
     progress.resume(study)
+    if summary:
+        total = "?" if checked.total_trials is None else checked.total_trials
+        progress.say(
+            f"worker {WORKER} joined study {spec.name}: {worker.counted(study)}/{total} trials done"
+            f" in {redact(checked.storage_url)}"
+        )
     started = time.time()
     try:
         with _interrupt_once():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import time
 import warnings
 from pathlib import Path
 
 import optuna
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from hpsearch.spec import Spec, SpecError
 
@@ -65,6 +68,21 @@ def _use_wal(dbapi_connection, connection_record) -> None:
         cursor.close()
 
 
+def _create_rdb_storage(url: str, options: dict, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """RDBStorage creates its tables when they are missing: workers that start at the same moment on an
+    empty database (a batch of cluster jobs) race to create them, and the losers fail with "already
+    exists" or a duplicate key. Those try again, once the winner's tables are there."""
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, **options)
+        except (ProgrammingError, IntegrityError, OperationalError) as exc:
+            text = str(exc).lower()
+            if attempt == attempts - 1 or not ("already exists" in text or "duplicate" in text or "unique" in text):
+                raise
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def open_storage(url: str, *, create: bool, heartbeat=None) -> optuna.storages.RDBStorage:
     """Open the storage; with create=False a missing SQLite file is an error, not a new empty file.
 
@@ -90,7 +108,7 @@ def open_storage(url: str, *, create: bool, heartbeat=None) -> optuna.storages.R
                     max_retry=heartbeat.max_retries
                 ),
             )
-        storage = optuna.storages.RDBStorage(url, **options)
+        storage = _create_rdb_storage(url, options)
     if path is None:
         return storage
     # RDBStorage connects (creating tables) while it is built, before a listener can be attached:

@@ -67,3 +67,31 @@ def test_other_urls_are_passed_to_optuna_untouched(monkeypatch):
     monkeypatch.setattr(optuna.storages, "RDBStorage", lambda *args, **kwargs: calls.append((args, kwargs)))
     storage.open_storage("postgresql://user:secret@db.example/studies", create=False)
     assert calls == [(("postgresql://user:secret@db.example/studies",), {})]
+
+
+def test_workers_racing_to_create_the_tables_try_again(tmp_path, monkeypatch):
+    """Cluster jobs starting together on an empty database: the losers of the CREATE TABLE race retry."""
+    import optuna
+    from sqlalchemy.exc import ProgrammingError
+
+    from hpsearch import storage as storage_module
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(url, **options):
+        calls.append(url)
+        if len(calls) == 1:
+            raise ProgrammingError("CREATE TABLE studies", {}, Exception('relation "studies" already exists'))
+        return real(url, **options)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(storage_module.time, "sleep", lambda s: None)
+    opened = storage_module.open_storage(f"sqlite:///{tmp_path / 'race.db'}", create=True)
+    assert len(calls) == 2 and opened.get_all_studies() == []
+
+    def broken(url, **options):
+        raise ProgrammingError("SELECT", {}, Exception("permission denied for table studies"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
+    with pytest.raises(ProgrammingError, match="permission denied"):  # other errors are not retried
+        storage_module.open_storage(f"sqlite:///{tmp_path / 'race.db'}", create=True)

@@ -236,3 +236,64 @@ def test_a_bad_number_of_workers_is_a_usage_error(make_study, value):
     assert out.returncode == 2
     assert f"--workers: {value!r} is not a number of workers (a whole number >= 1, or auto)" in out.stderr
     assert not (path.parent / "tiny.db").exists()
+
+
+def test_four_workers_finish_200_trials_on_sqlite_with_the_dashboard_open(make_study, tmp_path):
+    """Issue 4: zero "database is locked", zero lost trials, while optuna-dashboard polls the same file."""
+    from tests.test_dashboard import get, start_dashboard, stop, study_names
+
+    path = make_study(
+        budget={"n_trials": 200},
+        search={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        train={"max_steps": 2, "eval_steps": 2, "per_device_train_batch_size": 8, "use_cpu": True},
+    )
+    url = f"sqlite:///{tmp_path / 'tiny.db'}"
+    run = Live([HPSEARCH, "run", str(path), "--workers", "4", "--quiet"], path.parent)
+    dashboard, polls = None, []
+    try:
+        deadline = time.monotonic() + 120
+        while "tiny" not in study_names(tmp_path / "tiny.db"):
+            assert run.proc.poll() is None and time.monotonic() < deadline, run.text
+            time.sleep(0.2)
+        dashboard, base = start_dashboard(url, tmp_path, "--study", "tiny")
+        study_id = get(f"{base}/api/studies")[1]["study_summaries"][0]["study_id"]
+        while run.proc.poll() is None:
+            polls.append(get(f"{base}/api/studies/{study_id}"))
+            time.sleep(0.5)
+        assert run.finish() == 0, run.text
+    finally:
+        if dashboard is not None:
+            stop(dashboard)
+        if run.proc.poll() is None:
+            run.proc.kill()
+    done = trials(path, url)
+    assert len(done) == 200 and {t.state for t in done} == {States.COMPLETE}
+    assert len({t.user_attrs["worker"] for t in done}) == 4
+    assert len(polls) > 10 and all(status == 200 for status, _ in polls)
+    assert len({len(detail["trials"]) for _, detail in polls}) > 5  # it watched the study grow
+    logs = run.text + (tmp_path / "dashboard.out").read_text() + (tmp_path / "dashboard.err").read_text()
+    assert "locked" not in logs and "Traceback" not in logs, logs[-3000:]
+
+
+def test_workers_started_apart_share_a_postgresql_study(make_study, postgres_db, tmp_path):
+    """As on a cluster: `hpsearch worker` processes started on their own, one PostgreSQL database."""
+    from tests.pgserver import PASSWORD
+
+    path = make_study(budget={"n_trials": 6}, train={"num_train_epochs": 4, "use_cpu": True})
+    joined = [Live([HPSEARCH, "worker", str(path), "--storage", postgres_db], tmp_path) for _ in range(2)]
+    for live in joined:
+        assert live.finish() == 0, live.text
+        assert re.search(r"^worker \S+:\d+ joined study tiny: \d/6 trials done in postgresql://", live.text, re.M)
+    done = trials(path, postgres_db)
+    assert len(done) == 6 and {t.state for t in done} == {States.COMPLETE}
+    assert len({t.user_attrs["worker"] for t in done}) == 2
+    # `run --workers` on the same database adds to the study; the password is never printed.
+    more = Live([HPSEARCH, "run", str(path), "--storage", postgres_db, "--workers", "2", "--n-trials", "8"], tmp_path)
+    assert more.finish() == 0, more.text
+    assert "study tiny: 6/8 trials done in postgresql://hpsearch:***@127.0.0.1" in more.text
+    status = subprocess.run(
+        [HPSEARCH, "status", str(path), "--storage", postgres_db], capture_output=True, text=True, env=ENV, timeout=120
+    )
+    assert status.returncode == 0 and status.stdout.count("COMPLETE") == 8
+    for text in (*(live.text for live in joined), more.text, status.stdout, status.stderr):
+        assert PASSWORD not in text
