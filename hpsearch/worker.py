@@ -177,13 +177,20 @@ def work(spec: Spec, storage_url: str, progress: Progress, checked: preflight.Ch
     deadline = None if spec.budget.timeout is None else time.monotonic() + spec.budget.timeout
     poll = min(5.0, spec.heartbeat.interval)
 
+    broken: list[str] = []
+
     def objective(trial: optuna.Trial) -> float:
         reason = conflict(trial, budget.total)
         if reason is not None:
             trial.set_user_attr("skipped", reason)
             trial.set_user_attr("prune_reason", f"skipped: {reason}")
             raise optuna.TrialPruned(reason)
-        return run_trial(trial, ctx)
+        try:
+            return run_trial(trial, ctx)
+        except Exception as exc:
+            if device_broken(exc):
+                broken.append(f"trial {trial.number}: {str(exc).splitlines()[0][:200]}")
+            raise
 
     ran = 0
     while deadline is None or time.monotonic() < deadline:
@@ -198,4 +205,32 @@ def work(spec: Spec, storage_url: str, progress: Progress, checked: preflight.Ch
             continue
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress.finished], gc_after_trial=True)
         ran += 1
+        if broken:  # the trial is recorded as failed; later trials in this process would fail too
+            raise DeviceFailure(broken[0])
     return ran
+
+
+class DeviceFailure(RuntimeError):
+    """The GPU failed in a way its process cannot recover from: exit status 3, and `run --workers`
+    starts the worker again (a fresh process, a fresh CUDA context)."""
+
+    exit_status = 3
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the GPU failed ({detail}); the trial is recorded as failed. Run the same command again to go on"
+            " in a fresh process."
+        )
+
+
+def device_broken(exc: BaseException) -> bool:
+    """A CUDA error that leaves the process's CUDA context unusable (unlike out of memory, which
+    `run_trial` recovers from): a device-side assert, an illegal address, a launch failure."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return False
+    if isinstance(exc, torch.AcceleratorError):
+        return True
+    text = str(exc)
+    return any(m in text for m in ("CUDA error", "device-side assert", "CUBLAS_STATUS", "cuDNN error"))

@@ -297,3 +297,36 @@ def test_workers_started_apart_share_a_postgresql_study(make_study, postgres_db,
     assert status.returncode == 0 and status.stdout.count("COMPLETE") == 8
     for text in (*(live.text for live in joined), more.text, status.stdout, status.stderr):
         assert PASSWORD not in text
+
+
+def test_a_cuda_error_fails_its_trial_and_ends_the_worker_with_status_3(make_study, capsys, monkeypatch):
+    """A device-side assert leaves the CUDA context unusable: the trial is recorded, the process exits 3
+    so that `run --workers` (or the user) starts a fresh one, and the next run goes on."""
+    from hpsearch import cli
+    from hpsearch.tasks import classification
+
+    path = make_study(budget={"n_trials": 2})
+    real = classification.build_model
+
+    def broken(*args):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(classification, "build_model", broken)
+    assert cli.main(["run", str(path), "--quiet"]) == 3
+    err = capsys.readouterr().err
+    assert "error: the GPU failed (trial 0: CUDA error: device-side assert triggered)" in err
+    first = trials(path)
+    assert [t.state for t in first] == [States.FAIL] and "device-side assert" in first[0].user_attrs["error"]
+    monkeypatch.setattr(classification, "build_model", real)
+    assert cli.main(["run", str(path), "--quiet"]) == 0
+    # counted as a failed trial (a device-side assert is often the config's or the data's doing)
+    assert [t.state for t in trials(path)] == [States.FAIL, States.COMPLETE]
+
+
+def test_out_of_memory_is_not_a_broken_device():
+    import torch
+
+    assert worker.device_broken(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert worker.device_broken(torch.AcceleratorError("anything"))
+    assert not worker.device_broken(torch.OutOfMemoryError("CUDA out of memory"))
+    assert not worker.device_broken(ValueError("bad label"))
