@@ -10,7 +10,7 @@
     hpsearch report studies/quickstart.yaml [--out dashboards/quickstart.html]
     hpsearch dashboard studies/quickstart.yaml [--port 8080]
 
-Exit status: 0 success, 1 runtime failure, 2 invalid input, 130 interrupted.
+Exit status: 0 success, 1 runtime failure, 2 invalid input, 3 the GPU failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        if getattr(exc, "exit_status", None):  # e.g. worker.DeviceFailure: 3
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_status
         if os.environ.get("HPSEARCH_DEBUG"):
             raise
         print(f"error: {type(exc).__name__}: {exc} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
