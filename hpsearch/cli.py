@@ -2,6 +2,7 @@
 
     hpsearch validate studies/quickstart.yaml
     hpsearch run studies/quickstart.yaml [--set sampler.type=random] [--n-trials 4] [--workers auto] [--quiet]
+    hpsearch run studies/quickstart.yaml --enqueue configs.yaml --warm-start OTHER [--warm-start-top 5]
     hpsearch worker studies/quickstart.yaml --storage postgresql://USER@HOST/DB
     hpsearch status studies/quickstart.yaml
     hpsearch export studies/quickstart.yaml --format yaml --out best.yaml
@@ -60,6 +61,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N|auto",
         help="worker processes on this machine (auto: one per GPU, else one per CPU core); default 1",
     )
+    run.add_argument(
+        "--enqueue",
+        type=Path,
+        metavar="FILE",
+        help="run these configs first: a YAML or JSON list of {param: value} (or configs: [...]); "
+        "params left out are sampled",
+    )
+    run.add_argument(
+        "--warm-start",
+        metavar="OTHER",
+        help="run the best completed configs of study OTHER first, clipped into this study's space",
+    )
+    run.add_argument("--warm-start-top", type=int, metavar="K", help="how many of OTHER's best trials (default 5)")
+    run.add_argument("--warm-start-storage", metavar="URL", help="OTHER's storage (default: this study's)")
     join = study_verb("worker", "join the study as one more worker (any machine that reaches its storage)")
     join.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     join.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # started by `run --workers`
@@ -129,14 +144,19 @@ def _validate(args) -> int:
 
 
 def _run(args) -> int:
-    from hpsearch import controller, pool
+    from hpsearch import controller, pool, seeding
 
+    spec = _spec(args)
+    # Configs to run first (--enqueue, --warm-start): read and checked now, queued once the study exists.
+    seeds = seeding.plan(
+        spec, args.storage, args.enqueue, args.warm_start, args.warm_start_top, args.warm_start_storage
+    )
     workers = pool.count(args.workers)
     # What each worker process needs to build the same spec (the storage goes by environment).
     argv = [args.study, *(f"--set={o}" for o in args.overrides), *(["--quiet"] if args.quiet else [])]
     if args.n_trials is not None:
         argv.append(f"--set=budget.n_trials={args.n_trials}")
-    return controller.run(_spec(args), args.storage, quiet=args.quiet, workers=workers, argv=argv)
+    return controller.run(spec, args.storage, quiet=args.quiet, workers=workers, argv=argv, seeds=seeds)
 
 
 def _worker(args) -> int:

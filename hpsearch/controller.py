@@ -92,12 +92,15 @@ def attach(spec: Spec, checked: preflight.Checked) -> optuna.Study:
     return study
 
 
-def run(spec: Spec, storage_override: str | None = None, quiet: bool = False, workers: int = 1, argv=()) -> int:
+def run(
+    spec: Spec, storage_override: str | None = None, quiet: bool = False, workers: int = 1, argv=(), seeds=()
+) -> int:
     """Run or resume the sweep; returns the exit status (KeyboardInterrupt propagates).
 
     With one worker, trials run in this process. With more, this process starts `hpsearch worker`
     processes (`argv` carries the study file and its --set overrides to them), relays their progress
-    and restarts one that dies; they share the study through the storage.
+    and restarts one that dies; they share the study through the storage. `seeds` (`seeding.plan`:
+    --enqueue, --warm-start) are queued once the study exists, to run before the sampler draws.
     """
     checked = preflight.check(spec, storage_override)
     url = checked.storage_url
@@ -112,6 +115,10 @@ def run(spec: Spec, storage_override: str | None = None, quiet: bool = False, wo
         f"study {spec.name}: {worker.counted(study)}/{total} trials done in {redact(url)}"
         + (f"; re-running {requeued} interrupted" if requeued else "")
     )
+    if seeds:
+        from hpsearch import seeding
+
+        seeding.enqueue(study, seeds, progress.say, checked.total_trials)
     started = time.time()
     try:
         with _interrupt_once():
