@@ -26,12 +26,24 @@ READERS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parqu
 
 @dataclass(frozen=True)
 class RawData:
-    """The train and eval splits, each with the text and label columns only."""
+    """The train and eval splits, each with the task's columns only, under the task's names
+    (classification: text, label; causal LM: prompt, completion, or messages)."""
 
     train: datasets.Dataset
     eval: datasets.Dataset
     fingerprint: str
     """sha256 of the rows both splits hold (after subsampling), the column names and label names."""
+
+    def sample_texts(self, n: int = 200) -> list[str]:
+        """Up to n strings of the train split's text, for checking a tokenizer against it."""
+        out: list[str] = []
+        for row in self.train.select(range(min(n, len(self.train)))):
+            for name, value in row.items():
+                if name == "messages":
+                    out.extend(str(m.get("content", "")) for m in value or [])
+                elif name != "label":
+                    out.append(str(value))
+        return out
 
 
 def cache_dir() -> Path:
@@ -87,10 +99,13 @@ def _hub_splits(name: str, source) -> datasets.DatasetDict:
     return loaded
 
 
-def _stratified_order(ds: datasets.Dataset, seed: int, label_column: str) -> np.ndarray:
+def _stratified_order(ds: datasets.Dataset, seed: int, label_column: str | None) -> np.ndarray:
     """Row indices in a seeded order whose every prefix is label-stratified: each label keeps its
-    share, and at least one row while the prefix allows, so no small sample loses a class."""
+    share, and at least one row while the prefix allows, so no small sample loses a class.
+    Without a label column (generation tasks), a plain seeded order."""
     order = np.random.default_rng(seed).permutation(len(ds))
+    if label_column is None:
+        return order
     labels = np.asarray([str(x) for x in ds[label_column]], dtype=object)[order]
     counts: dict[str, int] = {}
     seen: dict[str, int] = {}
@@ -103,13 +118,13 @@ def _stratified_order(ds: datasets.Dataset, seed: int, label_column: str) -> np.
     return order[np.argsort(rank, kind="stable")]
 
 
-def _subsample(ds: datasets.Dataset, n: int | None, seed: int, label_column: str) -> datasets.Dataset:
+def _subsample(ds: datasets.Dataset, n: int | None, seed: int, label_column: str | None) -> datasets.Dataset:
     if n is None or n >= len(ds):
         return ds
     return ds.select(sorted(_stratified_order(ds, seed, label_column)[:n].tolist()))
 
 
-def _hold_out(ds: datasets.Dataset, fraction: float, seed: int, label_column: str):
+def _hold_out(ds: datasets.Dataset, fraction: float, seed: int, label_column: str | None):
     """(train, eval): a seeded, label-stratified fraction of the rows held out for evaluation."""
     order = _stratified_order(ds, seed, label_column)
     n_eval = max(1, round(len(ds) * fraction))
@@ -125,8 +140,14 @@ def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
     return [str(v) for v in values]
 
 
-def load_raw(spec: DataSpec, source) -> RawData:
-    """Read the two splits, check columns and labels, subsample; raises SpecError on bad input."""
+def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> RawData:
+    """Read the two splits, check columns and labels, subsample; raises SpecError on bad input.
+
+    `columns` maps the task's names to the data's columns (default: text and label, from
+    `data.text_column` and `data.label_column`); a `label` column makes subsampling stratified.
+    """
+    columns = columns or {"text": spec.text_column, "label": spec.label_column}
+    label_column = columns.get("label")
     local = Path(spec.path)
     if local.exists():
         found = _local_splits(local, source)
@@ -144,46 +165,57 @@ def load_raw(spec: DataSpec, source) -> RawData:
 
     train = read(spec.train_split)
     if spec.eval_fraction is not None:
-        if spec.label_column not in train.column_names:
-            raise SpecError(
-                source, "data.label_column", f"no column {spec.label_column!r} in split {spec.train_split!r}"
-            )
-        train, evaluation = _hold_out(train, spec.eval_fraction, spec.seed, spec.label_column)
+        if label_column is not None and label_column not in train.column_names:
+            raise SpecError(source, "data.label_column", f"no column {label_column!r} in split {spec.train_split!r}")
+        train, evaluation = _hold_out(train, spec.eval_fraction, spec.seed, label_column)
         eval_name = f"{spec.train_split} (held out {spec.eval_fraction:g})"
     else:
         evaluation = read(spec.eval_split)
         eval_name = spec.eval_split
     for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
-        for key in ("text_column", "label_column"):
-            column = getattr(spec, key)
+        for name, column in columns.items():
             if column not in ds.column_names:
                 raise SpecError(
                     source,
-                    f"data.{key}",
+                    f"data.{name}_column",
                     f"no column {column!r} in split {split_name!r}; columns: {', '.join(ds.column_names)}",
                 )
-    train = _subsample(train, spec.max_train_samples, spec.seed, spec.label_column)
-    evaluation = _subsample(evaluation, spec.max_eval_samples, spec.seed, spec.label_column)
+    train = _subsample(train, spec.max_train_samples, spec.seed, label_column)
+    evaluation = _subsample(evaluation, spec.max_eval_samples, spec.seed, label_column)
 
     def plain(ds: datasets.Dataset) -> datasets.Dataset:
-        texts = ["" if t is None else str(t) for t in ds[spec.text_column]]
-        return datasets.Dataset.from_dict({"text": texts, "label": _labels_as_text(ds, spec.label_column)})
+        kept = {}
+        for name, column in columns.items():
+            if name == "label":
+                kept[name] = _labels_as_text(ds, column)
+            elif name == "messages":  # a list of {role, content} per row, kept as it is
+                kept[name] = [[{"role": str(m["role"]), "content": str(m["content"])} for m in v] for v in ds[column]]
+            else:
+                kept[name] = ["" if t is None else str(t) for t in ds[column]]
+        return datasets.Dataset.from_dict(kept)
 
-    for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
-        missing = sum(
-            label is None or (isinstance(label, str) and not label.strip()) for label in ds[spec.label_column]
-        )
-        if missing:
-            raise SpecError(
-                source, "data.label_column", f"{missing} row(s) of split {split_name!r} have no {spec.label_column!r}"
+    if label_column is not None:
+        for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
+            missing = sum(
+                label is None or (isinstance(label, str) and not label.strip()) for label in ds[label_column]
             )
-    train, evaluation = plain(train), plain(evaluation)
+            if missing:
+                raise SpecError(
+                    source, "data.label_column", f"{missing} row(s) of split {split_name!r} have no {label_column!r}"
+                )
+    try:
+        train, evaluation = plain(train), plain(evaluation)
+    except (KeyError, TypeError) as exc:
+        raise SpecError(
+            source, "data.messages_column", f"each row must be a list of {{role, content}} messages ({exc})"
+        ) from None
     if len(train) == 0 or len(evaluation) == 0:
         raise SpecError(source, "data", f"empty split: {len(train)} train and {len(evaluation)} eval rows")
     digest = hashlib.sha256()
     for ds in (train, evaluation):
-        for text, label in zip(ds["text"], ds["label"], strict=True):
-            digest.update(f"{text}\x1f{label}\x1e".encode())
+        for row in ds:  # classification rows hash as before: text, then label
+            cells = [v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in row.values()]
+            digest.update(("\x1f".join(cells) + "\x1e").encode())
         digest.update(b"\x1d")
     return RawData(train=train, eval=evaluation, fingerprint=digest.hexdigest()[:16])
 

@@ -94,9 +94,10 @@ def check(spec: Spec, storage_override: str | None = None) -> Checked:
     _check_training_arguments(spec)
     model_path = models.resolve_model(spec.model.name_or_path, spec.source)
     tokenizer = _load_tokenizer(spec, model_path)
-    raw = data.load_raw(spec.data, spec.source)
-    _check_vocabulary(spec, tokenizer, raw.train["text"][:200])
-    labels = TASKS[spec.task].label_names(raw, spec)
+    task = TASKS[spec.task]
+    raw = data.load_raw(spec.data, spec.source, task.columns(spec))
+    _check_vocabulary(spec, tokenizer, raw.sample_texts(200))
+    labels = task.label_names(raw, spec)
     return Checked(url, model_path, tokenizer, raw, labels, total_trials(spec))
 
 
@@ -106,6 +107,7 @@ def describe(spec: Spec, checked: Checked) -> str:
         f"{spec.source}: OK: study {spec.name!r}, {spec.task}, {len(spec.search)} searched params "
         f"({', '.join(spec.search)}), {spec.sampler.type} sampler, {spec.pruner.type} pruner, {trials}\n"
         f"  data: {len(checked.raw.train)} train / {len(checked.raw.eval)} eval rows, "
-        f"{len(checked.labels)} labels, fingerprint {checked.raw.fingerprint}\n"
+        + (f"{len(checked.labels)} labels, " if checked.labels else "")
+        + f"fingerprint {checked.raw.fingerprint}\n"
         f"  model: {checked.model_path}\n  storage: {redact(checked.storage_url)}"
     )

@@ -19,6 +19,11 @@ class TaskData:
     fingerprint: str
 
 
+def columns(spec: Spec) -> dict[str, str]:
+    """The data's columns this task reads, under the names it reads them by."""
+    return {"text": spec.data.text_column, "label": spec.data.label_column}
+
+
 def label_names(raw: data_module.RawData, spec: Spec) -> tuple[str, ...]:
     """Sorted train labels (numerically when they are all integers); eval labels must be among them."""
     train_labels = set(raw.train["label"])
