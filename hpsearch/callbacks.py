@@ -1,4 +1,5 @@
-"""TrainerCallbacks: record the learning curve, report the objective to Optuna and prune at once."""
+"""TrainerCallbacks: record the learning curve, report the objective to Optuna and prune at once;
+stop a trial early whose objective stopped improving."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ class OptunaReporter(TrainerCallback):
         point = {"step": step, "train_loss": loss, "train_loss_step": loss_step}
         point.update({k: float(v) for k, v in metrics.items() if k not in _NOT_CURVE and isinstance(v, (int, float))})
         point["epoch"] = round(float(state.epoch or 0.0), 4)  # Trainer.log adds an unrounded one
+        point["train_eval_gap"] = train_eval_gap(point)
         if self.curve and self.curve[-1]["step"] == step:
             return  # the closing evaluation of a step already evaluated
         self.curve.append(point)
@@ -72,3 +74,89 @@ class OptunaReporter(TrainerCallback):
         # Trainer evaluates the last step inside train(); a trial trained to the end is not pruned.
         if self.training and step < state.max_steps and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step}")
+
+
+def train_eval_gap(point: dict) -> float | None:
+    """eval_loss - train_loss of a curve point; None unless both are finite numbers."""
+    train, evaluated = point.get("train_loss"), point.get("eval_loss")
+    if not all(_finite(x) for x in (train, evaluated)):
+        return None
+    return float(evaluated) - float(train)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class EarlyStopping(TrainerCallback):
+    """Stop training after `patience` evaluations in a row that did not improve the objective.
+
+    An evaluation improves when it beats the reference value by more than `threshold` (in the
+    metric's units, in the study's direction); the first evaluation sets the reference, and each
+    improvement moves it. A NaN never improves. Place it after `OptunaReporter`: the reporter may
+    prune at the same evaluation (raising leaves `train()` before this runs), so a trial the pruner
+    condemns is pruned, not stopped. Stopping sets `control.should_training_stop`: Trainer leaves
+    its loop after this evaluation, so the trial's last curve point is at the step it stopped at and
+    its objective is the evaluation of the weights it stopped with.
+    """
+
+    def __init__(self, objective_key: str, direction: str, patience: int, threshold: float = 0.0) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.objective_key = objective_key
+        self.maximize = direction == "maximize"
+        self.patience = patience
+        self.threshold = threshold
+        self.reference: float | None = None
+        self.waited = 0  # evaluations since the last improvement
+        self.stopped_at: int | None = None  # the step training stopped at, before its last step
+        self._last_step: int | None = None
+
+    def _improves(self, value: float) -> bool:
+        if self.maximize:
+            return value - self.reference > self.threshold
+        return self.reference - value > self.threshold
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        step = state.global_step
+        if self.stopped_at is not None or step == self._last_step or step >= state.max_steps:
+            return  # stopped already; a closing evaluation of a step already counted; or training is over
+        self._last_step = step
+        value = (metrics or {}).get(self.objective_key)
+        value = float(value) if _finite(value) else math.nan
+        if self.reference is None or (not math.isfinite(self.reference) and math.isfinite(value)):
+            self.reference, self.waited = value, 0
+            return
+        if math.isfinite(value) and self._improves(value):
+            self.reference, self.waited = value, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            self.stopped_at = step
+            control.should_training_stop = True
+
+
+class StopAtStep(TrainerCallback):
+    """Stop training at a given optimizer step, the schedule unchanged: `hpsearch train` ends a trial
+    that stopped early where the trial ended."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
+
+
+class DerivedMetrics(TrainerCallback):
+    """Adds a task's metrics computed from the others (perplexity from the eval loss) to each
+    evaluation's metrics, before the reporter reads them."""
+
+    def __init__(self, derive: Callable[[dict], dict]) -> None:
+        self.derive = derive
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics is not None:
+            metrics.update(self.derive(metrics))
+        return control

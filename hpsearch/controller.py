@@ -15,7 +15,7 @@ from hpsearch.storage import open_storage, redact
 from hpsearch.trial import WORKER
 
 # Sections that decide what a trial's number means; a resumed study must keep them.
-FIXED_SECTIONS = ("task", "model", "data", "objective", "train")
+FIXED_SECTIONS = ("task", "model", "data", "objective", "train", "early_stopping")
 
 
 def _check_resume(spec: Spec, study: optuna.Study) -> None:
@@ -34,6 +34,8 @@ def _check_resume(spec: Spec, study: optuna.Study) -> None:
         if section == "model":  # keeping the best model or not changes no trial
             before = {k: v for k, v in (before or {}).items() if k != "save_best"} or None
             now = {k: v for k, v in now.items() if k != "save_best"}
+        if isinstance(before, dict) and isinstance(now, dict):  # keys newer than the study: not compared
+            now = {k: v for k, v in now.items() if k in before}
         if before is None or before == now:
             continue
         if isinstance(before, dict) and isinstance(now, dict):

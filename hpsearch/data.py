@@ -196,9 +196,7 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
 
     if label_column is not None:
         for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
-            missing = sum(
-                label is None or (isinstance(label, str) and not label.strip()) for label in ds[label_column]
-            )
+            missing = sum(label is None or (isinstance(label, str) and not label.strip()) for label in ds[label_column])
             if missing:
                 raise SpecError(
                     source, "data.label_column", f"{missing} row(s) of split {split_name!r} have no {label_column!r}"

@@ -63,6 +63,8 @@ class Progress:
         state = trial.state.name
         if state == "COMPLETE":
             detail = f"{self.metric}={format_value(trial.value)}"
+            if "early_stopped_at_step" in trial.user_attrs:
+                detail += f" (stopped early at step {trial.user_attrs['early_stopped_at_step']})"
         elif state == "PRUNED":
             detail = f"at step {trial.user_attrs.get('steps_trained', '?')}"
             if trial.user_attrs.get("prune_reason", "pruner") != "pruner":

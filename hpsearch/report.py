@@ -56,6 +56,7 @@ class TrialRow(NamedTuple):
     train_seconds: float | None
     params: dict[str, Any]
     error: str | None
+    train_eval_gap: float | None = None  # eval_loss - train_loss at the last evaluation
 
 
 class Winner(NamedTuple):
@@ -113,6 +114,14 @@ class Curves(NamedTuple):
     seed: int | None  # seed of the sample of the rest; None when every curve is drawn
 
 
+class Gaps(NamedTuple):
+    """Completed trials with both losses at their last evaluation: the train/eval gap and the objective."""
+
+    numbers: tuple[int, ...]
+    gaps: tuple[float, ...]  # eval_loss - train_loss; above 0, the model fits its training data better
+    values: tuple[float, ...]
+
+
 class Importance(NamedTuple):
     params: tuple[str, ...]  # most important first
     importances: tuple[float, ...]  # sum to 1
@@ -130,7 +139,17 @@ class Parallel(NamedTuple):
     values: tuple[float, ...]  # the objective, which colours the lines
 
 
-FIGURES = ("history", "learning_rate", "batch_size", "optimizer", "heatmap", "curves", "importance", "parallel")
+FIGURES = (
+    "history",
+    "learning_rate",
+    "batch_size",
+    "optimizer",
+    "heatmap",
+    "curves",
+    "overfitting",
+    "importance",
+    "parallel",
+)
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,7 @@ class ReportData:
     optimizer: Groups | None = None
     heatmap: Heatmap | None = None
     curves: Curves | None = None
+    overfitting: Gaps | None = None
     importance: Importance | None = None
     parallel: Parallel | None = None
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it has no figure
@@ -180,6 +200,16 @@ def _curve(t: FrozenTrial, key: str) -> tuple[tuple[int, ...], tuple[float, ...]
     return tuple(s for s, _ in points), tuple(v for _, v in points)
 
 
+def _gap(a: dict[str, Any]) -> float | None:
+    """The recorded train_eval_gap; for trials recorded without it, from the last curve point."""
+    if _finite(a.get("train_eval_gap")):
+        return float(a["train_eval_gap"])
+    last = (a.get("curve") or [None])[-1]
+    if not isinstance(last, dict) or not (_finite(last.get("eval_loss")) and _finite(last.get("train_loss"))):
+        return None
+    return float(last["eval_loss"]) - float(last["train_loss"])
+
+
 def _row(t: FrozenTrial, key: str) -> TrialRow:
     a = t.user_attrs
     value = t.value if t.state == TrialState.COMPLETE and _finite(t.value) else None
@@ -201,6 +231,7 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
         train_seconds=spent,
         params=dict(t.params),
         error=a.get("error") or (a.get("prune_reason") if a.get("prune_reason") not in (None, "pruner") else None),
+        train_eval_gap=_gap(a),
     )
 
 
@@ -329,6 +360,15 @@ def _curves(trials: list[FrozenTrial], key: str, s: Summary) -> Curves | None:
     return Curves(tuple(curves), len(have), n_best, seed)
 
 
+def _gaps(done: list[TrialRow]) -> Gaps | None:
+    with_gap = [r for r in done if r.train_eval_gap is not None]
+    if not with_gap:
+        return None
+    return Gaps(
+        tuple(r.number for r in with_gap), tuple(r.train_eval_gap for r in with_gap), tuple(r.value for r in with_gap)
+    )
+
+
 def _importance(
     study: optuna.Study, trials: list[FrozenTrial], searched: tuple[str, ...]
 ) -> tuple[Importance | None, str | None]:
@@ -416,6 +456,7 @@ def collect(study: optuna.Study) -> ReportData:
         "optimizer": ((OPTIM,), lambda: _groups(rows, OPTIM), "No completed trial to plot."),
         "heatmap": ((LEARNING_RATE, BATCH_SIZE), lambda: _heatmap(done, s.direction), "No completed trial to plot."),
         "curves": ((), lambda: _curves(trials, key, s), "No trial reported an evaluation."),
+        "overfitting": ((), lambda: _gaps(done), "No completed trial has both a train and an eval loss at its end."),
         "parallel": ((), lambda: _parallel(done, trials, metric), "No completed trial to plot."),
     }
     sections: dict[str, Any] = {}

@@ -25,6 +25,11 @@ TITLES = {
     "optimizer": ("Optimizer", "The objective per optimizer (completed trials)."),
     "heatmap": ("Learning rate x batch size", "Best objective per cell; n = completed trials in the cell."),
     "curves": ("Learning curves", "The objective at each evaluation; pruned curves end where they were pruned."),
+    "overfitting": (
+        "Overfitting: train/eval loss gap against the objective",
+        "Each completed trial's eval loss minus its train loss at its last evaluation; right of 0, the model fits"
+        " its training data better than the held-out data.",
+    ),
     "importance": ("Parameter importance", "PED-ANOVA, Optuna's default evaluator, over the completed trials."),
     "parallel": ("Parallel coordinates", "One line per completed trial, coloured by the objective."),
 }
@@ -226,6 +231,27 @@ def _fig_curves(d: ReportData):
     return _figure(traces, title, xaxis_title="step", yaxis_title=m)
 
 
+def _fig_overfitting(d: ReportData):
+    import plotly.graph_objects as go
+
+    g, m = d.overfitting, _e(d.summary.metric)
+    best = d.summary.best.number if d.summary.best else None
+    scatter = go.Scattergl if len(g.numbers) > GL_POINTS else go.Scatter
+    hover = "trial %{customdata}<br>gap %{x:.4g}: %{y:.4g}<extra></extra>"
+    traces = []
+    for is_best in (False, True):
+        idx = [i for i, n in enumerate(g.numbers) if (n == best) == is_best]
+        if not idx:
+            continue
+        marker = {"color": BEST, "size": 12} if is_best else {"color": COLOURS[0], "size": 8, "opacity": 0.7}
+        name = f"best: trial {best}" if is_best else "completed trials"
+        x, y = _array([g.gaps[i] for i in idx]), _array([g.values[i] for i in idx])
+        opts = {"customdata": [g.numbers[i] for i in idx], "hovertemplate": hover}
+        traces.append(scatter(x=x, y=y, mode="markers", name=name, marker=marker, **opts))
+    fig = _figure(traces, f"{m} against the train/eval loss gap", xaxis_title="eval_loss - train_loss", yaxis_title=m)
+    return fig.add_vline(x=0, line={"color": GREY, "dash": "dot", "width": 1})
+
+
 def _fig_importance(d: ReportData):
     import plotly.graph_objects as go
 
@@ -259,6 +285,7 @@ DRAW = {
     "optimizer": _fig_optimizer,
     "heatmap": _fig_heatmap,
     "curves": _fig_curves,
+    "overfitting": _fig_overfitting,
     "importance": _fig_importance,
     "parallel": _fig_parallel,
 }
@@ -303,16 +330,21 @@ def _summary_html(d: ReportData) -> str:
 
 def _trials_html(d: ReportData) -> str:
     best = d.summary.best.number if d.summary.best else None
-    head = ("#", "state", _e(d.summary.metric), "duration", "pruned at", "params", "error")
+    head = ("#", "state", _e(d.summary.metric), "train/eval gap", "duration", "pruned at", "params", "error")
     lines = ["<div class=scroll><table class=trials><tr>", *(f"<th>{h}</th>" for h in head), "</tr>"]
     for r in d.trials:
         value = "-" if r.reached is None else format_value(r.reached)
         value = value if r.value is not None or r.reached is None else f"({value})"
         pruned_at = "-" if r.pruned_at is None else str(r.pruned_at)
-        cells = (r.number, r.state, value, _seconds(r.duration_s), pruned_at, format_params(r.params), r.error or "")
+        gap = "-" if r.train_eval_gap is None else format_value(r.train_eval_gap)
+        duration, params = _seconds(r.duration_s), format_params(r.params)
+        cells = (r.number, r.state, value, gap, duration, pruned_at, params, r.error or "")
         row = "".join(f"<td>{_e(c)}</td>" for c in cells)
         lines.append(f"<tr class=best>{row}</tr>" if r.number == best else f"<tr>{row}</tr>")
-    lines.append("</table></div><p class=sub>(value): the last evaluation of a trial that did not complete.</p>")
+    lines.append(
+        "</table></div><p class=sub>(value): the last evaluation of a trial that did not complete."
+        " train/eval gap: eval loss minus train loss at the trial's last evaluation.</p>"
+    )
     return "\n".join(lines)
 
 

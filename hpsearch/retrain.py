@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from hpsearch import export, preflight
+from hpsearch.callbacks import StopAtStep
 from hpsearch.spec import SpecError, parse_spec
 from hpsearch.tasks import TASKS
 from hpsearch.trial import make_trainer
@@ -94,7 +95,9 @@ def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: flo
             value = None
         else:
             args = TrainingArguments(output_dir=scratch, **arguments)
-            trainer = make_trainer(task, task_data, checked.tokenizer, checked.model_path, args)
+            # A trial that stopped early (early_stopping) ends where it did, on the same schedule.
+            stop = [StopAtStep(manifest["steps_trained"])] if manifest.get("steps_trained") else []
+            trainer = make_trainer(task, task_data, checked.tokenizer, checked.model_path, args, stop)
             trainer.train()
             value = trainer.evaluate()[manifest["metric"]]
         trainer.save_model(str(out))

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-TASKS = ("sequence-classification",)
+TASKS = ("sequence-classification", "causal-lm")
 # Each sampler and pruner with the options a study file may give it, and their types.
 SAMPLERS: dict[str, dict[str, type | tuple]] = {
     "grid": {"seed": int},
@@ -40,7 +40,14 @@ PRUNERS: dict[str, dict[str, type | tuple]] = {
     },
     "hyperband": {"min_resource": int, "max_resource": (int, str), "reduction_factor": int, "bootstrap_count": int},
 }
-METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "loss": "minimize"}
+METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "loss": "minimize", "perplexity": "minimize"}
+# The metrics each task measures on the eval split; the first is the default objective.
+TASK_METRICS = {"sequence-classification": ("accuracy", "f1_macro", "loss"), "causal-lm": ("loss", "perplexity")}
+# The data keys each task reads, besides those every task has.
+TASK_DATA_KEYS = {
+    "sequence-classification": ("text_column", "label_column"),
+    "causal-lm": ("prompt_column", "completion_column", "messages_column", "packing"),
+}
 
 # Keys hpsearch sets itself for every trial; a study file may not set them.
 RESERVED_TRAINING_ARGUMENTS = {"output_dir": "hpsearch gives every trial its own output folder"}
@@ -119,12 +126,20 @@ class DataSpec:
     max_eval_samples: int | None = None
     seed: int = 0
     """Seed of the subsampling and of eval_fraction."""
+    prompt_column: str = "prompt"
+    """causal-lm: the prompt of a prompt/completion pair."""
+    completion_column: str = "completion"
+    """causal-lm: what the model learns to answer (the only tokens the loss counts)."""
+    messages_column: str | None = None
+    """causal-lm: a column of chat conversations (lists of {role, content}) instead of pairs."""
+    packing: bool = False
+    """causal-lm: concatenate the train examples into full blocks of max_length."""
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
     metric: str = "accuracy"
-    """accuracy, f1_macro or loss, measured on the eval split."""
+    """Measured on the eval split: accuracy, f1_macro or loss (classification); loss or perplexity (causal-lm)."""
     direction: str = ""
     """maximize or minimize; defaults to what the metric needs."""
 
@@ -166,6 +181,18 @@ class HeartbeatSpec:
 
 
 @dataclass(frozen=True)
+class EarlyStoppingSpec:
+    patience: int | None = None
+    """Stop a trial after this many evaluations in a row without an improvement; None: off."""
+    threshold: float = 0.0
+    """An evaluation improves when it beats the reference by more than this, in the metric's units."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.patience is not None
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     task: str
@@ -181,12 +208,16 @@ class Spec:
     divergence_factor: float | None
     """Prune a trial whose logged train loss is NaN, infinite, or above this multiple of its first."""
     heartbeat: HeartbeatSpec
+    early_stopping: EarlyStoppingSpec
+    """Stop a trial whose objective stopped improving; it completes with its last evaluation."""
     source: str
     """The study file this spec was read from."""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain data (saved with the study)."""
         out = dataclasses.asdict(self)
+        for key in {k for keys in TASK_DATA_KEYS.values() for k in keys} - set(TASK_DATA_KEYS[self.task]):
+            del out["data"][key]  # only the keys of this study's task
         out["search"] = {name: _param_to_raw(p) for name, p in self.search.items()}
         out["sampler"] = {"type": self.sampler.type, **self.sampler.options}
         out["pruner"] = {"type": self.pruner.type, **self.pruner.options}
@@ -334,8 +365,8 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         raise SpecError(source, "name", f"{name!r}: use letters, digits, '-', '_' and '.'")
     task = top.get("task", str, allowed=TASKS)
     model = _parse_model(top.get("model", (dict, str)), source, from_cli)
-    data = _parse_data(top.get("data", dict), source, from_cli)
-    objective = _parse_objective(top.get("objective", dict, {}), source)
+    data = _parse_data(top.get("data", dict), source, from_cli, task)
+    objective = _parse_objective(top.get("objective", dict, {}), source, task)
     search = _parse_search(top.get("search", dict), source)
     train = _parse_train(top.get("train", dict, {}), source, search)
     sampler = _parse_typed(top.get("sampler", dict, {}), "sampler", SAMPLERS, "tpe", source, from_cli)
@@ -360,6 +391,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         raise SpecError(source, "heartbeat.grace_period", "must be longer than heartbeat.interval")
     if heartbeat.max_retries < 0:
         raise SpecError(source, "heartbeat.max_retries", f"must be >= 0, got {heartbeat.max_retries}")
+    early_stopping = _parse_early_stopping(top.get("early_stopping", dict, {}), source, pruner)
     top.finish()
     if sampler.type == "grid":
         for param in search.values():
@@ -383,6 +415,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         storage=storage,
         divergence_factor=divergence_factor,
         heartbeat=heartbeat,
+        early_stopping=early_stopping,
         source=str(source),
     )
     try:
@@ -424,8 +457,12 @@ def _parse_model(raw, source, from_cli) -> ModelSpec:
     return spec
 
 
-def _parse_data(raw, source, from_cli) -> DataSpec:
+def _parse_data(raw, source, from_cli, task: str) -> DataSpec:
     f = _Fields(raw, "data", source)
+    for other, keys in TASK_DATA_KEYS.items():
+        for key in keys:
+            if other != task and key not in TASK_DATA_KEYS[task] and key in raw:
+                raise SpecError(source, f"data.{key}", f"is for task {other}, not {task}")
     path = resolve_path(f.get("path", str), "data.path", source, from_cli)
     eval_split = f.get("eval_split", str, None)
     eval_fraction = f.get("eval_fraction", float, None)
@@ -447,14 +484,22 @@ def _parse_data(raw, source, from_cli) -> DataSpec:
         max_train_samples=_positive(f.get("max_train_samples", int, None), source, "data.max_train_samples"),
         max_eval_samples=_positive(f.get("max_eval_samples", int, None), source, "data.max_eval_samples"),
         seed=f.get("seed", int, 0),
+        prompt_column=f.get("prompt_column", str, "prompt"),
+        completion_column=f.get("completion_column", str, "completion"),
+        messages_column=f.get("messages_column", str, None),
+        packing=f.get("packing", bool, False),
     )
+    if spec.messages_column is not None:
+        for key in ("prompt_column", "completion_column"):
+            if key in raw:
+                raise SpecError(source, f"data.{key}", "set messages_column or prompt/completion columns, not both")
     f.finish()
     return spec
 
 
-def _parse_objective(raw, source) -> ObjectiveSpec:
+def _parse_objective(raw, source, task: str) -> ObjectiveSpec:
     f = _Fields(raw, "objective", source)
-    metric = f.get("metric", str, "accuracy", allowed=tuple(METRICS))
+    metric = f.get("metric", str, TASK_METRICS[task][0], allowed=TASK_METRICS[task])
     direction = f.get("direction", str, METRICS[metric], allowed=("maximize", "minimize"))
     f.finish()
     return ObjectiveSpec(metric=metric, direction=direction)
@@ -486,6 +531,27 @@ def _parse_typed(raw, section, table, default, source, from_cli):
         raise SpecError(source, f"{section}.percentile", "is required for the percentile pruner (0-100)")
     cls = SamplerSpec if section == "sampler" else PrunerSpec
     return cls(type=kind, options=options)
+
+
+def _parse_early_stopping(raw, source, pruner: PrunerSpec) -> EarlyStoppingSpec:
+    f = _Fields(raw, "early_stopping", source)
+    patience = f.get("patience", int, None)
+    threshold = f.get("threshold", float, 0.0)
+    f.finish()
+    if patience is not None and patience < 1:
+        raise SpecError(source, "early_stopping.patience", f"{patience} is not allowed; a whole number >= 1")
+    if not math.isfinite(threshold) or threshold < 0:
+        raise SpecError(source, "early_stopping.threshold", f"{threshold} is not allowed; a finite number >= 0")
+    if patience is not None and pruner.type == "hyperband" and not isinstance(pruner.options.get("max_resource"), int):
+        # Hyperband's "auto" takes its budget from the first completed trial's last step, once and
+        # for all; a trial stopped early would size every bracket for its shorter run.
+        raise SpecError(
+            source,
+            "pruner.max_resource",
+            "with early_stopping, give hyperband the trials' step count as an integer: 'auto' reads it "
+            "from the first completed trial, which early stopping can cut short",
+        )
+    return EarlyStoppingSpec(patience=patience, threshold=threshold)
 
 
 def _parse_budget(raw, source, sampler: SamplerSpec) -> BudgetSpec:

@@ -26,7 +26,7 @@ import optuna
 import torch
 
 from hpsearch import space
-from hpsearch.callbacks import OptunaReporter
+from hpsearch.callbacks import DerivedMetrics, EarlyStopping, OptunaReporter
 from hpsearch.progress import Progress
 from hpsearch.spec import Spec
 
@@ -134,6 +134,8 @@ def make_trainer(
     from transformers import PrinterCallback, Trainer, set_seed
 
     set_seed(args.seed)
+    if getattr(task, "derived_metrics", None) is not None:  # before the reporter reads the metrics
+        callbacks = [DerivedMetrics(task.derived_metrics), *callbacks]
     trainer = Trainer(
         model=task.build_model(model_path, task_data.labels),
         args=args,
@@ -182,7 +184,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     device = torch.device("cuda" if torch.cuda.is_available() and not spec.train.get("use_cpu") else "cpu")
     record["memory_baseline_mb"] = round(_memory_in_use_mb(device), 1)
     output_dir = tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-")
-    trainer = reporter = result = None
+    trainer = reporter = stopper = result = None
     started = time.perf_counter()
     train_started = train_ended = None
     try:
@@ -196,7 +198,12 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             record["device"] = _device_name(args.device)
             _reset_peak_memory(args.device)
             reporter = OptunaReporter(trial, spec.objective.key, divergence_factor=spec.divergence_factor)
-            trainer = make_trainer(ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, [reporter])
+            callbacks = [reporter]  # the reporter first: a trial it prunes is pruned, not stopped early
+            if spec.early_stopping.enabled:
+                es = spec.early_stopping
+                stopper = EarlyStopping(spec.objective.key, spec.objective.direction, es.patience, es.threshold)
+                callbacks.append(stopper)
+            trainer = make_trainer(ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, callbacks)
             reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)
             record["curve"] = reporter.curve
             train_started = time.perf_counter()
@@ -204,7 +211,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
                 result = trainer.train()
             except torch.OutOfMemoryError as exc:
                 traceback.clear_frames(exc.__traceback__)  # its frames hold the failed attempt's model
-                trainer = reporter = None
+                trainer = reporter = stopper = None
                 _free_memory()
                 args_dict = _split_batch(args_dict, record, exc)  # raises OutOfMemory at a micro-batch of 1
                 record["training_arguments"] = args_dict
@@ -212,6 +219,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             train_ended = time.perf_counter()
             break
         reporter.training = False
+        if stopper is not None and stopper.stopped_at is not None:
+            # Stopped in on_evaluate, so the last curve point already scores the weights it stopped with.
+            record["early_stopped_at_step"] = stopper.stopped_at
         if not reporter.curve or reporter.curve[-1]["step"] != trainer.state.global_step:
             trainer.evaluate()  # score the final weights, not those of the last scheduled evaluation
         record["train_samples_per_second"] = result.metrics.get("train_samples_per_second")
@@ -243,6 +253,8 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     finally:
         record["wall_time_s"] = round(time.perf_counter() - started, 3)
         record["device_seconds"] = record["wall_time_s"]  # a trial holds one device for its whole run
+        if "curve" in record:  # training started: the gap at its last evaluation (None without one)
+            record["train_eval_gap"] = record["curve"][-1].get("train_eval_gap") if record["curve"] else None
         if trainer is not None:
             state = trainer.state
             record.update(steps_trained=state.global_step, max_steps=state.max_steps)
@@ -257,7 +269,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             device = trainer.args.device
         # Free the model and optimizer before the next trial, and record what is still held. An
         # exception on its way out holds the training frames (and so the model): clear their locals.
-        trainer = reporter = result = None
+        trainer = reporter = stopper = result = None
         if sys.exc_info()[1] is not None:
             traceback.clear_frames(sys.exc_info()[1].__traceback__)
         _free_memory()

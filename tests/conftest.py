@@ -153,3 +153,33 @@ def postgres_db(postgres_server):
     pgserver.create_database(postgres_server, name)
     yield postgres_server.url_for(name)
     pgserver.drop_database(postgres_server, name)
+
+
+# A chat template in the common shape: role markers, an end marker, a generation prompt.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory) -> Path:
+    """A 2-layer GPT-2 (random weights) with a byte-level BPE tokenizer trained here on the intents'
+    words (no hub download), an EOS token, no pad token (as decoder tokenizers ship) and a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    specials = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = [" ".join(words) for words in INTENTS.values()] + [" ".join(FILLER), "answer reply sure done 0123456789"]
+    bpe.train_from_iterator(corpus * 20, trainers.BpeTrainer(vocab_size=400, special_tokens=specials))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2)
+    config.eos_token_id = config.bos_token_id = tokenizer.eos_token_id
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

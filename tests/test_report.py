@@ -163,7 +163,7 @@ def test_unsearched_params_are_left_out_with_a_note(tmp_path):
         add(study, [0.5 + i / 10], learning_rate=lr, batch=None, optim=None)
     data = report.collect(study)
     assert data.summary.searched == ("learning_rate",)
-    assert data.figures == ("history", "learning_rate", "curves", "parallel")
+    assert data.figures == ("history", "learning_rate", "curves", "overfitting", "parallel")
     assert data.notes["optimizer"] == "optim was fixed at adamw_torch in this study, so there is no figure."
     assert "per_device_train_batch_size was not searched" in data.notes["batch_size"]
     assert "per_device_train_batch_size was not searched" in data.notes["heatmap"]
@@ -348,3 +348,74 @@ def test_report_verb_on_a_real_sweep(make_study, tmp_path, capsys, monkeypatch):
     page = (tmp_path / "dashboards" / "tiny.html").read_text()
     assert "<title>hpsearch report: tiny</title>" in page and "figure-learning_rate" in page
     assert cli.main(["report", str(path), "--set", "name=none"]) == 2
+
+
+def add_with_losses(study: optuna.Study, value: float, train_loss, eval_loss, *, recorded: bool = True, **kw) -> None:
+    """One trial whose last curve point has these losses; `recorded`: with the train_eval_gap attribute."""
+    state = kw.pop("state", TrialState.COMPLETE)
+    point = {"step": 10, "train_loss": train_loss, "eval_loss": eval_loss, "eval_accuracy": value}
+    attrs = {"curve": [point], "steps_trained": 10, "max_steps": 10}
+    if recorded:
+        gap = None if train_loss is None or eval_loss is None else eval_loss - train_loss
+        point["train_eval_gap"] = attrs["train_eval_gap"] = gap
+    trial = optuna.trial.create_trial(
+        state=state,
+        value=value if state == TrialState.COMPLETE else None,
+        params={"learning_rate": kw.get("learning_rate", 1e-4)},
+        distributions={"learning_rate": SPACE["learning_rate"]},
+        intermediate_values={10: value},
+        user_attrs=attrs,
+    )
+    study.add_trial(trial)
+
+
+def test_the_train_eval_gap_is_a_column_and_a_figure_of_completed_trials(tmp_path):
+    study = new_study(tmp_path)
+    add_with_losses(study, 0.9, 0.25, 0.5)  # trial 0: the best, gap 0.25
+    add_with_losses(study, 0.6, 0.75, 0.5)  # trial 1: eval loss below train loss, gap -0.25
+    add_with_losses(study, 0.7, 0.5, 1.5, recorded=False)  # trial 2: recorded before the attribute, gap from its curve
+    add_with_losses(study, 0.8, None, 0.5)  # trial 3: no train loss, no gap
+    add_with_losses(study, 0.3, 0.25, 1.0, state=TrialState.PRUNED)  # trial 4: a gap, but not completed
+    data = report.collect(study)
+    assert [r.train_eval_gap for r in data.trials] == [0.25, -0.25, 1.0, None, 0.75]
+    assert data.overfitting == report.Gaps(numbers=(0, 1, 2), gaps=(0.25, -0.25, 1.0), values=(0.9, 0.6, 0.7))
+    assert "overfitting" in data.figures and "overfitting" not in data.notes
+    page = report_html.render(data)
+    assert 'id="figure-overfitting"' in page
+    assert "Overfitting: train/eval loss gap against the objective" in page
+    assert "<th>train/eval gap</th>" in page
+    table = page[page.index("<table class=trials>") :]
+    rows = table.split("<tr")[2:]  # after the header row
+    assert rows[1].startswith(">") and "<td>1</td><td>COMPLETE</td><td>0.6</td><td>-0.25</td>" in rows[1]
+    assert "<td>3</td><td>COMPLETE</td><td>0.8</td><td>-</td>" in rows[3]
+
+
+def test_no_gap_figure_without_both_losses_and_a_note_says_so(tmp_path):
+    study = new_study(tmp_path)
+    add_with_losses(study, 0.9, None, 0.5)
+    add_with_losses(study, 0.5, 0.25, None, recorded=False)
+    add_with_losses(study, 0.3, 0.25, 1.0, state=TrialState.PRUNED)  # has both, but did not complete
+    data = report.collect(study)
+    assert data.overfitting is None and "overfitting" not in data.figures
+    note = "No completed trial has both a train and an eval loss at its end."
+    assert data.notes["overfitting"] == note
+    page = report_html.render(data)
+    assert note in page and 'id="figure-overfitting"' not in page
+
+
+def test_a_real_sweep_records_the_gap_the_report_shows(make_study):
+    from hpsearch import cli
+
+    path = make_study(budget={"n_trials": 2})
+    assert cli.main(["run", str(path), "--quiet"]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}")
+    recorded = {}
+    for t in study.trials:
+        last = t.user_attrs["curve"][-1]
+        assert t.user_attrs["train_eval_gap"] == last["train_eval_gap"] == last["eval_loss"] - last["train_loss"]
+        assert "early_stopped_at_step" not in t.user_attrs  # off by default
+        recorded[t.number] = t.user_attrs["train_eval_gap"]
+    data = report.collect(study)
+    assert {r.number: r.train_eval_gap for r in data.trials} == recorded
+    assert dict(zip(data.overfitting.numbers, data.overfitting.gaps, strict=True)) == recorded
+    assert data.overfitting.values == tuple(t.value for t in study.trials)

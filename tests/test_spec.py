@@ -62,7 +62,7 @@ def test_data_path_relative_to_study_file_but_set_paths_relative_to_cwd(tmp_path
 
 BAD = [
     # (changes, the field the message must name, a word of what is allowed)
-    ({"colour": "red"}, "colour", "allowed: budget, data, divergence, heartbeat, model, name"),
+    ({"colour": "red"}, "colour", "allowed: budget, data, divergence, early_stopping, heartbeat, model, name"),
     ({"sampler__typ": "tpe"}, "sampler.typ", None),
     ({"data__txt_column": "x"}, "data.txt_column", "allowed"),
     ({"budget__n_trials": "ten"}, "budget.n_trials", "must be int"),
@@ -149,3 +149,59 @@ def test_dates_stay_strings(make_study):
     path.write_text(path.read_text() + "")
     spec = load_spec(path, ["train.run_name=2024-01-01"])
     assert spec.train["run_name"] == "2024-01-01"
+
+
+def test_early_stopping_is_off_by_default_and_stored_in_a_form_that_reads_back(make_study):
+    from hpsearch.spec import EarlyStoppingSpec, parse_spec
+
+    off = load_spec(make_study())
+    assert off.early_stopping == EarlyStoppingSpec(patience=None, threshold=0.0) and not off.early_stopping.enabled
+    assert off.to_dict()["early_stopping"] == {"patience": None, "threshold": 0.0}
+    assert not load_spec(make_study(early_stopping={"patience": None, "threshold": 0.5})).early_stopping.enabled
+    path = make_study(early_stopping={"patience": 3, "threshold": 0})
+    on = load_spec(path)
+    assert on.early_stopping == EarlyStoppingSpec(patience=3, threshold=0.0) and on.early_stopping.enabled
+    assert isinstance(on.early_stopping.threshold, float)
+    stored = {k: v for k, v in on.to_dict().items() if k != "source"}  # as `hpsearch train` reads it back
+    assert stored["early_stopping"] == {"patience": 3, "threshold": 0.0}
+    assert parse_spec(stored, path).early_stopping == on.early_stopping
+    assert load_spec(make_study(), ["early_stopping.patience=2"]).early_stopping.patience == 2
+    # hyperband is fine with an integer max_resource, or with early stopping off
+    hyperband = {"type": "hyperband", "min_resource": 1, "max_resource": 24}
+    assert load_spec(make_study(pruner=hyperband, early_stopping={"patience": 2})).early_stopping.patience == 2
+    assert load_spec(make_study(pruner={"type": "hyperband"})).pruner.type == "hyperband"
+
+
+BAD_EARLY_STOPPING = [
+    ({"patience": 0}, "early_stopping.patience", "0 is not allowed; a whole number >= 1"),
+    ({"patience": -2}, "early_stopping.patience", "-2 is not allowed; a whole number >= 1"),
+    ({"patience": 2.5}, "early_stopping.patience", "must be int, got 2.5"),
+    ({"patience": True}, "early_stopping.patience", "must be int, got True"),
+    ({"patience": "3"}, "early_stopping.patience", "must be int, got '3'"),
+    ({"patience": 2, "threshold": -0.1}, "early_stopping.threshold", "-0.1 is not allowed; a finite number >= 0"),
+    (
+        {"patience": 2, "threshold": float("inf")},
+        "early_stopping.threshold",
+        "inf is not allowed; a finite number >= 0",
+    ),
+    ({"patience": 2, "threshold": "small"}, "early_stopping.threshold", "must be float, got 'small'"),
+    ({"patient": 2}, "early_stopping.patient", "unknown key; allowed: patience, threshold"),
+    (3, "early_stopping", "must be dict, got 3"),
+]
+
+
+@pytest.mark.parametrize(("section", "field", "text"), BAD_EARLY_STOPPING, ids=[str(b[0]) for b in BAD_EARLY_STOPPING])
+def test_bad_early_stopping_names_file_field_and_what_is_allowed(make_study, section, field, text):
+    path = make_study(early_stopping=section)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.field == field
+    assert str(caught.value) == f"{path}: {field}: {text}"
+
+
+def test_early_stopping_with_hyperband_needs_an_integer_max_resource(make_study):
+    path = make_study(pruner={"type": "hyperband", "max_resource": "auto"}, early_stopping={"patience": 2})
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.field == "pruner.max_resource"
+    assert "'auto' reads it from the first completed trial, which early stopping can cut short" in str(caught.value)

@@ -1,0 +1,181 @@
+"""Causal LM supervised fine-tuning: prompt/completion pairs or chat messages.
+
+The loss counts completion tokens only (the prompt's labels are -100). Chat messages go through
+the tokenizer's chat template, and every assistant turn is a completion; so do prompt/completion
+pairs (a user turn, an assistant turn) when the tokenizer has a template, else prompt text then
+completion. Sequences are padded per batch;
+`data.packing` concatenates examples into full blocks of `max_length` instead. Metrics: eval loss and
+perplexity (exp of the eval loss).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import datasets
+
+from hpsearch import data as data_module
+from hpsearch.spec import Spec, SpecError
+
+IGNORE = -100  # label of a token the loss does not count
+
+
+@dataclass(frozen=True)
+class TaskData:
+    train: datasets.Dataset
+    eval: datasets.Dataset
+    labels: tuple[str, ...]  # none: kept for the shared interface
+    fingerprint: str
+
+
+def columns(spec: Spec) -> dict[str, str]:
+    """Chat messages when `data.messages_column` is set, else prompt and completion columns."""
+    if spec.data.messages_column is not None:
+        return {"messages": spec.data.messages_column}
+    return {"prompt": spec.data.prompt_column, "completion": spec.data.completion_column}
+
+
+def label_names(raw: data_module.RawData, spec: Spec) -> tuple[str, ...]:
+    return ()
+
+
+def end_token(tokenizer) -> int:
+    """The token that ends a completion: EOS, else SEP (BERT-style vocabularies)."""
+    for token_id in (tokenizer.eos_token_id, tokenizer.sep_token_id):
+        if token_id is not None:
+            return token_id
+    raise ValueError("the tokenizer has neither an EOS nor a SEP token to end a completion with")
+
+
+def ensure_padding(tokenizer) -> None:
+    """Decoder tokenizers often have no pad token: pad with the end token (padding is masked anyway)."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token_id = end_token(tokenizer)
+
+
+def encode_pair(tokenizer, prompt: str, completion: str, max_length: int) -> dict[str, list[int]]:
+    """Prompt then completion then the end token; labels only on the completion and the end token.
+    Too long: the prompt loses its start first (the completion is what is learnt), then the completion its end."""
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = [*tokenizer(completion, add_special_tokens=False)["input_ids"], end_token(tokenizer)]
+    room = max(max_length - len(bos) - len(completion_ids), 0)
+    prompt_ids = prompt_ids[len(prompt_ids) - room :] if room else []
+    input_ids = (bos + prompt_ids + completion_ids)[:max_length]
+    labels = ([IGNORE] * (len(bos) + len(prompt_ids)) + completion_ids)[:max_length]
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+
+
+def encode_messages(tokenizer, messages: list[dict], max_length: int) -> dict[str, list[int]]:
+    """A conversation through the chat template; the tokens of every assistant turn are labelled.
+
+    The assistant spans are found as text: the template rendered up to a turn (with the generation
+    prompt) is a prefix of the template rendered through that turn, and the characters in between
+    are the turn. Tokens are mapped to characters with the fast tokenizer's offsets.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the tokenizer has no chat template")
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not (full.startswith(through) and through.startswith(before)):
+            raise ValueError("the chat template does not render a conversation as a prefix of a longer one")
+        spans.append((len(before), len(through)))
+    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+    input_ids = encoded["input_ids"][:max_length]
+    labels = [
+        token if any(start <= a and b <= end and b > a for start, end in spans) else IGNORE
+        for token, (a, b) in zip(input_ids, encoded["offset_mapping"], strict=False)
+    ]
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+
+
+def encode_row(tokenizer, row: dict, max_length: int, chat: bool) -> dict[str, list[int]]:
+    """A chat row through the chat template; a prompt/completion pair through it too when the tokenizer
+    has one (as a user turn and an assistant turn, the format the model was tuned on), else as the
+    prompt's text followed by the completion's."""
+    if chat:
+        return encode_messages(tokenizer, row["messages"], max_length)
+    if getattr(tokenizer, "chat_template", None):
+        turns = [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["completion"]}]
+        return encode_messages(tokenizer, turns, max_length)
+    return encode_pair(tokenizer, row["prompt"], row["completion"], max_length)
+
+
+def pack(rows: dict[str, list[list[int]]], block: int) -> dict[str, list[list[int]]]:
+    """Concatenate the examples (each ends with its end token) and cut full blocks of `block` tokens;
+    the remainder shorter than a block is dropped. Labels stay aligned with their tokens."""
+    ids = [t for row in rows["input_ids"] for t in row]
+    labels = [t for row in rows["labels"] for t in row]
+    n = len(ids) // block * block
+    out_ids = [ids[i : i + block] for i in range(0, n, block)]
+    return {
+        "input_ids": out_ids,
+        "attention_mask": [[1] * block for _ in out_ids],
+        "labels": [labels[i : i + block] for i in range(0, n, block)],
+    }
+
+
+def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
+    """Tokenize both splits once (cached); pack the train split when `data.packing` is on."""
+    ensure_padding(tokenizer)
+    max_length, packing = spec.data.max_length, spec.data.packing
+    chat = "messages" in raw.train.column_names
+
+    def encode(row):
+        return encode_row(tokenizer, row, max_length, chat)
+
+    def build() -> datasets.DatasetDict:
+        both = datasets.DatasetDict({"train": raw.train, "eval": raw.eval})
+        try:
+            tokenized = both.map(encode, remove_columns=raw.train.column_names)
+        except ValueError as exc:
+            raise SpecError(spec.source, "model.name_or_path", str(exc)) from None
+        if packing:
+            tokenized["train"] = tokenized["train"].map(
+                lambda rows: pack(rows, max_length), batched=True, batch_size=None
+            )
+        return tokenized
+
+    key = {
+        "task": spec.task,
+        "tokenizer": data_module.tokenizer_fingerprint(tokenizer),
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "max_length": max_length,
+        "packing": packing,
+        "data": raw.fingerprint,
+    }
+    tokenized = data_module.cached(key, build)
+    return TaskData(train=tokenized["train"], eval=tokenized["eval"], labels=(), fingerprint=raw.fingerprint)
+
+
+def build_model(model_path: str, labels: tuple[str, ...] = ()):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_path)
+
+
+def collator(tokenizer):
+    """Pads input_ids with the pad token, attention_mask with 0 and labels with -100, per batch."""
+    from transformers import DataCollatorForSeq2Seq
+
+    ensure_padding(tokenizer)
+    return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding=True)
+
+
+# Trainer keeps every eval batch's logits for compute_metrics (vocabulary x tokens each): too much for
+# a language model. Perplexity comes from the eval loss instead (`derived_metrics`).
+compute_metrics = None
+
+
+def derived_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """eval_perplexity = exp(eval_loss), added to an evaluation's metrics."""
+    loss = metrics.get("eval_loss")
+    if loss is None:
+        return {}
+    return {"eval_perplexity": math.exp(loss) if loss < 700 else float("inf")}

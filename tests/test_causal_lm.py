@@ -1,0 +1,258 @@
+"""The causal-lm task: completion-only labels, chat templates, packing, padding."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoTokenizer
+
+from hpsearch.tasks import causal_lm
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_causal_lm):
+    return AutoTokenizer.from_pretrained(tiny_causal_lm)
+
+
+def test_a_pair_is_prompt_then_completion_and_only_the_completion_is_learnt(tokenizer):
+    row = causal_lm.encode_pair(tokenizer, "where is my parcel", " it shipped today", max_length=64)
+    prompt = tokenizer("where is my parcel", add_special_tokens=False)["input_ids"]
+    completion = tokenizer(" it shipped today", add_special_tokens=False)["input_ids"]
+    assert row["input_ids"] == prompt + completion + [tokenizer.eos_token_id]
+    assert row["labels"] == [-100] * len(prompt) + completion + [tokenizer.eos_token_id]
+    assert row["attention_mask"] == [1] * len(row["input_ids"])
+
+
+def test_a_long_pair_loses_the_start_of_its_prompt_first(tokenizer):
+    prompt = " ".join(["please help"] * 30)
+    row = causal_lm.encode_pair(tokenizer, prompt, " refund", max_length=16)
+    completion = tokenizer(" refund", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert len(row["input_ids"]) == 16
+    assert row["input_ids"][-len(completion) :] == completion  # the whole completion is kept
+    assert row["labels"] == [-100] * (16 - len(completion)) + completion
+
+
+def test_every_assistant_turn_of_a_chat_is_learnt_and_nothing_else(tokenizer):
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "where is my parcel"},
+        {"role": "assistant", "content": "it shipped"},
+        {"role": "user", "content": "thanks"},
+        {"role": "assistant", "content": "sure"},
+    ]
+    row = causal_lm.encode_messages(tokenizer, messages, max_length=128)
+    learnt = tokenizer.decode([t for t in row["labels"] if t != -100])
+    assert learnt == "it shipped<|end|>sure<|end|>"
+    assert tokenizer.decode(row["input_ids"]) == tokenizer.apply_chat_template(messages, tokenize=False)
+
+
+def test_a_chat_needs_a_chat_template(tokenizer):
+    plain = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    plain.chat_template = None
+    with pytest.raises(ValueError, match="no chat template"):
+        causal_lm.encode_messages(plain, [{"role": "user", "content": "hi"}], max_length=32)
+
+
+def test_packing_fills_blocks_and_keeps_labels_with_their_tokens():
+    rows = {"input_ids": [[1, 2, 3], [4, 5], [6, 7, 8, 9]], "labels": [[-100, 2, 3], [-100, 5], [-100, -100, 8, 9]]}
+    packed = causal_lm.pack(rows, block=4)
+    assert packed["input_ids"] == [[1, 2, 3, 4], [5, 6, 7, 8]]  # 9 left over: dropped
+    assert packed["labels"] == [[-100, 2, 3, -100], [5, -100, -100, 8]]
+    assert packed["attention_mask"] == [[1] * 4, [1] * 4]
+
+
+def test_the_collator_pads_ids_with_the_pad_token_and_labels_with_minus_100(tokenizer):
+    assert tokenizer.pad_token_id is None  # as decoder tokenizers ship
+    collate = causal_lm.collator(tokenizer)
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id
+    batch = collate(
+        [
+            causal_lm.encode_pair(tokenizer, "refund", " sure", 32),
+            causal_lm.encode_pair(tokenizer, "where is my parcel please", " it shipped today", 32),
+        ]
+    )
+    short = len(causal_lm.encode_pair(tokenizer, "refund", " sure", 32)["input_ids"])
+    width = batch["input_ids"].shape[1]
+    assert batch["labels"][0, short:].tolist() == [-100] * (width - short)
+    assert batch["attention_mask"][0, short:].tolist() == [0] * (width - short)
+    assert batch["input_ids"][0, short:].tolist() == [tokenizer.pad_token_id] * (width - short)
+
+
+def test_perplexity_is_the_exponential_of_the_eval_loss():
+    assert causal_lm.derived_metrics({"eval_loss": 2.0}) == {"eval_perplexity": pytest.approx(7.389056)}
+    assert causal_lm.derived_metrics({}) == {}
+
+
+def test_a_pair_goes_through_the_chat_template_when_the_tokenizer_has_one(tokenizer):
+    row = causal_lm.encode_row(tokenizer, {"prompt": "refund", "completion": "sure"}, 64, chat=False)
+    assert tokenizer.decode(row["input_ids"]) == "<|user|>refund<|end|><|assistant|>sure<|end|>"
+    assert tokenizer.decode([t for t in row["labels"] if t != -100]) == "sure<|end|>"
+    plain = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    plain.chat_template = None
+    raw = causal_lm.encode_row(plain, {"prompt": "refund", "completion": " sure"}, 64, chat=False)
+    assert raw == causal_lm.encode_pair(plain, "refund", " sure", 64)
+
+
+# --- the task in real sweeps ------------------------------------------------------------------------
+
+ANSWERS = {
+    "track": "it shipped and arrives soon",
+    "refund": "your refund is on its way",
+    "password": "use the reset link we sent",
+    "cancel": "your order is cancelled",
+}
+
+
+def write_pairs(folder, n_train: int = 48, n_eval: int = 16, chat: bool = False):
+    """Support questions (the intents' words) and the canned answer of their intent."""
+    import json
+    import random
+
+    from .conftest import FILLER, INTENTS
+
+    rng = random.Random(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("validation", n_eval)):
+        rows = []
+        for i in range(n):
+            intent = list(INTENTS)[i % len(INTENTS)]
+            question = " ".join(rng.sample(INTENTS[intent], 2) + rng.sample(FILLER, 2))
+            if chat:
+                rows.append(
+                    {
+                        "conversation": [
+                            {"role": "user", "content": question},
+                            {"role": "assistant", "content": ANSWERS[intent]},
+                        ]
+                    }
+                )
+            else:
+                rows.append({"question": question, "answer": ANSWERS[intent]})
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def lm_study(tmp_path, model, data_dir, **changes):
+    import yaml
+
+    study = {
+        "name": "lm",
+        "task": "causal-lm",
+        "model": {"name_or_path": str(model)},
+        "data": {"path": str(data_dir), "prompt_column": "question", "completion_column": "answer", "max_length": 48},
+        "search": {"learning_rate": [1e-3, 5e-3], "per_device_train_batch_size": [8]},
+        "train": {"num_train_epochs": 2, "eval_steps": 0.25, "use_cpu": True},
+        "sampler": {"type": "grid"},
+        "pruner": {"type": "none"},
+    }
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            study[section] = {**study.get(section, {}), name: value}
+        else:
+            study[key] = value
+    path = tmp_path / "lm.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def test_a_causal_lm_sweep_records_loss_and_perplexity_exports_and_retrains(tmp_path, tiny_causal_lm):
+    import json
+    import math
+
+    import optuna
+
+    from hpsearch import cli
+
+    path = lm_study(tmp_path, tiny_causal_lm, write_pairs(tmp_path / "pairs"))
+    assert cli.main(["run", str(path), "--quiet"]) == 0
+    study = optuna.load_study(study_name="lm", storage=f"sqlite:///{tmp_path / 'lm.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    for t in study.trials:
+        curve = t.user_attrs["curve"]
+        assert len(curve) >= 4 and t.value == curve[-1]["eval_loss"]
+        for point in curve:
+            assert point["eval_perplexity"] == pytest.approx(math.exp(point["eval_loss"]))
+        assert curve[-1]["eval_loss"] < curve[0]["eval_loss"]  # it learns the answers
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    out = tmp_path / "best.yaml"
+    assert cli.main(["export", str(path), "--out", str(out)]) == 0
+    assert cli.main(["train", str(out), "--out", str(tmp_path / "model"), "--tolerance", "1e-3"]) == 0
+    assert json.loads((tmp_path / "model" / "hpsearch_train.json").read_text())["matches"] is True
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "model").config.model_type == "gpt2"
+
+
+def test_chat_data_trains_on_the_assistant_turns(tmp_path, tiny_causal_lm):
+    import optuna
+
+    from hpsearch import cli, preflight
+    from hpsearch.spec import load_spec
+    from hpsearch.tasks import causal_lm as task
+
+    data = write_pairs(tmp_path / "chats", chat=True)
+    path = lm_study(
+        tmp_path, tiny_causal_lm, data, data={"path": str(data), "messages_column": "conversation", "max_length": 48}
+    )
+    spec = load_spec(path)
+    checked = preflight.check(spec)
+    prepared = task.prepare(spec, checked.raw, checked.tokenizer)
+    first = prepared.train[0]
+    learnt = checked.tokenizer.decode([t for t in first["labels"] if t != -100])
+    assert learnt in {f"{answer}<|end|>" for answer in ANSWERS.values()}
+    assert cli.main(["run", str(path), "--quiet", "--n-trials", "1"]) == 0
+    trials = optuna.load_study(study_name="lm", storage=f"sqlite:///{tmp_path / 'lm.db'}").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"]
+
+
+def test_packing_fills_every_train_row_to_max_length(tmp_path, tiny_causal_lm):
+    from hpsearch import preflight
+    from hpsearch.spec import load_spec
+    from hpsearch.tasks import causal_lm as task
+
+    data = write_pairs(tmp_path / "pairs")
+    path = lm_study(tmp_path, tiny_causal_lm, data, data__packing=True)
+    spec = load_spec(path)
+    checked = preflight.check(spec)
+    prepared = task.prepare(spec, checked.raw, checked.tokenizer)
+    unpacked = sum(
+        len(task.encode_row(checked.tokenizer, row, 48, chat=False)["input_ids"]) for row in checked.raw.train
+    )
+    assert {len(ids) for ids in prepared.train["input_ids"]} == {48}
+    assert len(prepared.train) == unpacked // 48
+    assert len(prepared.eval) == len(checked.raw.eval)  # the eval split is not packed
+
+
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        (
+            {"objective": {"metric": "accuracy"}},
+            "objective.metric",
+            "'accuracy' is not allowed; allowed: loss, perplexity",
+        ),
+        ({"data__text_column": "q"}, "data.text_column", "is for task sequence-classification, not causal-lm"),
+        (
+            {"data__messages_column": "conversation"},
+            "data.prompt_column",
+            "set messages_column or prompt/completion columns, not both",
+        ),
+        ({"data__prompt_column": "nope"}, "data.prompt_column", "no column 'nope' in split 'train'"),
+    ],
+)
+def test_bad_causal_lm_settings_exit_2_naming_the_field(tmp_path, tiny_causal_lm, capsys, changes, field, message):
+    from hpsearch import cli
+
+    path = lm_study(tmp_path, tiny_causal_lm, write_pairs(tmp_path / "pairs"), **changes)
+    assert cli.main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {field}: {message}" in err
+    assert not (tmp_path / "lm.db").exists()
+
+
+def test_packing_is_refused_for_classification(make_study, capsys):
+    from hpsearch import cli
+
+    path = make_study(data__packing=True)
+    assert cli.main(["validate", str(path)]) == 2
+    assert "data.packing: is for task causal-lm, not sequence-classification" in capsys.readouterr().err
