@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--tolerance", type=float, default=0.01, help="largest metric difference that counts as matching the trial"
     )
+    train.add_argument(
+        "--merge", action="store_true", help="a LoRA trial: save the adapter merged into the model, not the adapter"
+    )
     return parser
 
 
@@ -236,7 +239,7 @@ def _train(args) -> int:
     from hpsearch import retrain, worker
 
     worker.quiet_libraries()
-    print(retrain.describe(retrain.retrain(args.best, args.out, args.all_data, args.tolerance)))
+    print(retrain.describe(retrain.retrain(args.best, args.out, args.all_data, args.tolerance, args.merge)))
     return EXIT_OK
 
 

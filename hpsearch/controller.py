@@ -15,7 +15,7 @@ from hpsearch.storage import open_storage, redact
 from hpsearch.trial import WORKER
 
 # Sections that decide what a trial's number means; a resumed study must keep them.
-FIXED_SECTIONS = ("task", "model", "data", "objective", "train", "early_stopping")
+FIXED_SECTIONS = ("task", "model", "data", "objective", "train", "early_stopping", "finetune", "lora")
 
 
 def _check_resume(spec: Spec, study: optuna.Study) -> None:
@@ -30,7 +30,7 @@ def _check_resume(spec: Spec, study: optuna.Study) -> None:
     stored_spec = study.user_attrs.get("spec") or {}
     current = spec.to_dict()
     for section in FIXED_SECTIONS:
-        before, now = stored_spec.get(section), current[section]
+        before, now = stored_spec.get(section), current.get(section)
         if section == "model":  # keeping the best model or not changes no trial
             before = {k: v for k, v in (before or {}).items() if k != "save_best"} or None
             now = {k: v for k, v in now.items() if k != "save_best"}

@@ -52,6 +52,7 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "value": trial.value,
         "direction": study.direction.name.lower(),
         "params": dict(trial.params),
+        "finetune": trial.user_attrs.get("finetune", "full"),
         "seed": trial.user_attrs.get("seed"),
         "steps_trained": trial.user_attrs.get("steps_trained"),
         "task": spec.get("task"),

@@ -61,8 +61,13 @@ def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return arguments, manifest
 
 
-def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: float = 0.01) -> dict[str, Any]:
-    """Retrain, save model + tokenizer + the comparison in `out`, and return the comparison."""
+def retrain(
+    path: Path, out: Path | None, all_data: bool = False, tolerance: float = 0.01, merge: bool = False
+) -> dict[str, Any]:
+    """Retrain, save model + tokenizer + the comparison in `out`, and return the comparison.
+
+    A LoRA trial saves its adapter (load it with peft's `AutoPeftModel*.from_pretrained`); with
+    `merge`, the adapter merged into the base model's weights instead (a plain transformers model)."""
     from datasets import concatenate_datasets
     from transformers import TrainingArguments
 
@@ -79,6 +84,7 @@ def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: flo
             f"the data now gives labels {list(checked.labels)}, the trial had {manifest['labels']}",
         )
     task = TASKS[spec.task]
+    lora_settings = spec.finetune.settings(manifest.get("params", {}))
     task_data = task.prepare(spec, checked.raw, checked.tokenizer)
     out = (out or path.parent / "model").resolve()
     scratch = tempfile.mkdtemp(prefix="hpsearch-train-")
@@ -89,7 +95,13 @@ def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: flo
             fixed = {**arguments, "max_steps": manifest["steps_trained"], "eval_strategy": "no"}
             args = TrainingArguments(output_dir=scratch, **fixed)
             trainer = make_trainer(
-                task, task_data, checked.tokenizer, checked.model_path, args, train_dataset=train_set
+                task,
+                task_data,
+                checked.tokenizer,
+                checked.model_path,
+                args,
+                train_dataset=train_set,
+                lora_settings=lora_settings,
             )
             trainer.train()
             value = None
@@ -97,10 +109,15 @@ def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: flo
             args = TrainingArguments(output_dir=scratch, **arguments)
             # A trial that stopped early (early_stopping) ends where it did, on the same schedule.
             stop = [StopAtStep(manifest["steps_trained"])] if manifest.get("steps_trained") else []
-            trainer = make_trainer(task, task_data, checked.tokenizer, checked.model_path, args, stop)
+            trainer = make_trainer(
+                task, task_data, checked.tokenizer, checked.model_path, args, stop, lora_settings=lora_settings
+            )
             trainer.train()
             value = trainer.evaluate()[manifest["metric"]]
-        trainer.save_model(str(out))
+        if lora_settings is not None and merge:
+            trainer.model.merge_and_unload().save_pretrained(str(out))
+        else:
+            trainer.save_model(str(out))  # a LoRA trial: the adapter only
         checked.tokenizer.save_pretrained(str(out))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -116,6 +133,7 @@ def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: flo
         "tolerance": tolerance,
         "matches": None if value is None else abs(value - trial_value) <= tolerance,
         "all_data": all_data,
+        "saved": "full model" if lora_settings is None else ("merged model" if merge else "LoRA adapter"),
         "steps": trainer.state.global_step,
         "data_fingerprint": checked.raw.fingerprint,
         "data_changed": checked.raw.fingerprint != manifest["data"].get("fingerprint"),
@@ -126,7 +144,7 @@ def retrain(path: Path, out: Path | None, all_data: bool = False, tolerance: flo
 
 
 def describe(result: dict[str, Any]) -> str:
-    lines = [f"saved model and tokenizer to {result['model']} ({result['steps']} steps)"]
+    lines = [f"saved {result['saved']} and tokenizer to {result['model']} ({result['steps']} steps)"]
     if result["all_data"]:
         lines.append("trained on train + eval: nothing held out, so no comparison with the trial")
     else:

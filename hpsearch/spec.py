@@ -60,6 +60,17 @@ RENAMED_TRAINING_ARGUMENTS = {
 }
 
 
+# Settings of the fine-tuning method, searched or fixed like TrainingArguments fields (but not passed
+# to them): name -> (accepted types, a check of one value, what is allowed).
+FINETUNE_PARAMS: dict[str, tuple[tuple[type, ...], Any, str]] = {
+    "finetune": ((str,), lambda v: v in ("full", "lora"), "full or lora"),
+    "lora_r": ((int,), lambda v: v >= 1, "a whole number >= 1"),
+    "lora_alpha": ((int, float), lambda v: v > 0, "a number > 0"),
+    "lora_dropout": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "lora_target_modules": ((str,), lambda v: bool(v.strip()), "module names, comma-separated, or all-linear"),
+}
+
+
 class SpecError(Exception):
     """Invalid study input: the CLI prints it in one or two lines and exits with status 2."""
 
@@ -107,6 +118,29 @@ class ModelSpec:
     """A local folder with config.json, or a hub id (a packaged local copy is used when installed)."""
     save_best: bool = False
     """Keep the best trial's fine-tuned model and tokenizer in NAME.best/model/ beside the study."""
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """How a trial trains the model: all its weights, or a LoRA adapter (peft)."""
+
+    method: str = "full"
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: str | None = None
+    """Comma-separated module names, all-linear, or None: peft's default for the architecture."""
+
+    def settings(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """A trial's LoRA settings (its searched values over these), or None for full fine-tuning."""
+        if params.get("finetune", self.method) != "lora":
+            return None
+        return {
+            "r": params.get("lora_r", self.r),
+            "alpha": float(params.get("lora_alpha", self.alpha)),
+            "dropout": float(params.get("lora_dropout", self.dropout)),
+            "target_modules": params.get("lora_target_modules", self.target_modules),
+        }
 
 
 @dataclass(frozen=True)
@@ -209,6 +243,8 @@ class Spec:
     """Prune a trial whose logged train loss is NaN, infinite, or above this multiple of its first."""
     heartbeat: HeartbeatSpec
     early_stopping: EarlyStoppingSpec
+    finetune: FinetuneSpec
+    """Full fine-tuning or a LoRA adapter, with the adapter's fixed settings."""
     """Stop a trial whose objective stopped improving; it completes with its last evaluation."""
     source: str
     """The study file this spec was read from."""
@@ -221,6 +257,10 @@ class Spec:
         out["search"] = {name: _param_to_raw(p) for name, p in self.search.items()}
         out["sampler"] = {"type": self.sampler.type, **self.sampler.options}
         out["pruner"] = {"type": self.pruner.type, **self.pruner.options}
+        tuning = out.pop("finetune")
+        out["finetune"] = tuning.pop("method")
+        if out["finetune"] == "lora" or "finetune" in self.search:  # LoRA settings only where they apply
+            out["lora"] = tuning
         factor = out.pop("divergence_factor")
         out["divergence"] = {"enabled": False} if factor is None else {"loss_factor": factor}
         return out
@@ -392,6 +432,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     if heartbeat.max_retries < 0:
         raise SpecError(source, "heartbeat.max_retries", f"must be >= 0, got {heartbeat.max_retries}")
     early_stopping = _parse_early_stopping(top.get("early_stopping", dict, {}), source, pruner)
+    finetune = _parse_finetune(top.get("finetune", str, "full"), top.get("lora", dict, {}), raw, search, source)
     top.finish()
     if sampler.type == "grid":
         for param in search.values():
@@ -416,6 +457,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         divergence_factor=divergence_factor,
         heartbeat=heartbeat,
         early_stopping=early_stopping,
+        finetune=finetune,
         source=str(source),
     )
     try:
@@ -554,6 +596,38 @@ def _parse_early_stopping(raw, source, pruner: PrunerSpec) -> EarlyStoppingSpec:
     return EarlyStoppingSpec(patience=patience, threshold=threshold)
 
 
+def check_finetune_param(name: str, value: Any, source, where: str) -> None:
+    kinds, ok, allowed = FINETUNE_PARAMS[name]
+    if isinstance(value, bool) or not isinstance(value, kinds) or not ok(value):
+        raise SpecError(source, where, f"{value!r} is not allowed; {allowed}")
+
+
+def _parse_finetune(method: str, lora: dict, raw: dict, search: dict, source) -> FinetuneSpec:
+    check_finetune_param("finetune", method, source, "finetune")
+    f = _Fields(lora, "lora", source)
+    spec = FinetuneSpec(
+        method=method,
+        r=f.get("r", int, 8),
+        alpha=float(f.get("alpha", (int, float), 16.0)),
+        dropout=float(f.get("dropout", (int, float), 0.05)),
+        target_modules=f.get("target_modules", str, None),
+    )
+    f.finish()
+    for key in ("r", "alpha", "dropout", "target_modules"):
+        value = getattr(spec, key)
+        if value is not None:
+            check_finetune_param(f"lora_{key}", value, source, f"lora.{key}")
+    if "finetune" in search:
+        if "finetune" in raw:
+            raise SpecError(source, "finetune", "is also in search; a parameter is either searched or fixed")
+        return spec
+    if method == "full":  # LoRA settings would change nothing: say so rather than ignore them
+        used = [f"search.{n}" for n in search if n.startswith("lora_")] + (["lora"] if raw.get("lora") else [])
+        if used:
+            raise SpecError(source, used[0], "is used only with finetune: lora (set it, or search finetune)")
+    return spec
+
+
 def _parse_budget(raw, source, sampler: SamplerSpec) -> BudgetSpec:
     f = _Fields(raw, "budget", source)
     budget = BudgetSpec(
@@ -645,11 +719,12 @@ def _parse_search(raw, source) -> dict[str, ParamSpec]:
     for name, value in raw.items():
         where = f"search.{name}"
         param = _parse_param(name, value, source, where)
-        for choice in param.choices:
-            check_training_argument(name, choice, source, "search")
-        if param.kind != "categorical":
-            check_training_argument(name, param.low, source, "search")
-            check_training_argument(name, param.high, source, "search")
+        values = param.choices if param.kind == "categorical" else (param.low, param.high)
+        for v in values:
+            if name in FINETUNE_PARAMS:
+                check_finetune_param(name, v, source, where)
+            else:
+                check_training_argument(name, v, source, "search")
         params[name] = param
     return params
 

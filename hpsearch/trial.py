@@ -25,10 +25,10 @@ from typing import Any
 import optuna
 import torch
 
-from hpsearch import space
+from hpsearch import lora, space
 from hpsearch.callbacks import DerivedMetrics, EarlyStopping, OptunaReporter
 from hpsearch.progress import Progress
-from hpsearch.spec import Spec
+from hpsearch.spec import FINETUNE_PARAMS, Spec
 
 # What hpsearch sets unless the study's `train` section says otherwise.
 DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
@@ -49,7 +49,9 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
-    """The trial's TrainingArguments (all but output_dir): defaults, then `train`, then the params."""
+    """The trial's TrainingArguments (all but output_dir): defaults, then `train`, then the params
+    (those of the fine-tuning method, `finetune` and `lora_*`, are not TrainingArguments)."""
+    params = {k: v for k, v in params.items() if k not in FINETUNE_PARAMS}
     args = {**DEFAULT_TRAINING_ARGUMENTS, **spec.train, **params}
     # Log the train loss exactly when evaluating, so every curve point carries both losses.
     if "logging_strategy" not in spec.train and "logging_steps" not in spec.train:
@@ -128,16 +130,28 @@ def _is_new_best(trial: optuna.Trial, value: float) -> bool:
 
 
 def make_trainer(
-    task, task_data, tokenizer, model_path: str, args, callbacks=(), train_dataset=None, eval_dataset=None
+    task,
+    task_data,
+    tokenizer,
+    model_path: str,
+    args,
+    callbacks=(),
+    train_dataset=None,
+    eval_dataset=None,
+    lora_settings: dict[str, Any] | None = None,
 ):
-    """A Trainer on a fresh model: the new classification head is drawn from `args.seed`."""
+    """A Trainer on a fresh model (a new classification head is drawn from `args.seed`), wrapped in a
+    LoRA adapter when `lora_settings` says so."""
     from transformers import PrinterCallback, Trainer, set_seed
 
     set_seed(args.seed)
+    model = task.build_model(model_path, task_data.labels)
+    if lora_settings is not None:
+        model = lora.wrap(model, lora_settings, task.PEFT_TASK_TYPE)
     if getattr(task, "derived_metrics", None) is not None:  # before the reporter reads the metrics
         callbacks = [DerivedMetrics(task.derived_metrics), *callbacks]
     trainer = Trainer(
-        model=task.build_model(model_path, task_data.labels),
+        model=model,
         args=args,
         train_dataset=task_data.train if train_dataset is None else train_dataset,
         eval_dataset=task_data.eval if eval_dataset is None else eval_dataset,
@@ -191,6 +205,8 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         params = space.suggest(trial, spec.search)
         args_dict = training_arguments(spec, params)
         record.update(training_arguments=args_dict, seed=args_dict["seed"])
+        lora_settings = spec.finetune.settings(params)
+        record["finetune"] = "full" if lora_settings is None else {"method": "lora", **lora_settings}
         ctx.progress.started(trial.number, params)
         while True:  # one pass, or more when out of memory: then half the micro-batch, twice the accumulation
             args = TrainingArguments(output_dir=output_dir, **args_dict)
@@ -203,7 +219,10 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
                 es = spec.early_stopping
                 stopper = EarlyStopping(spec.objective.key, spec.objective.direction, es.patience, es.threshold)
                 callbacks.append(stopper)
-            trainer = make_trainer(ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, callbacks)
+            trainer = make_trainer(
+                ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, callbacks, lora_settings=lora_settings
+            )
+            record.update(lora.parameter_counts(trainer.model))
             reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)
             record["curve"] = reporter.curve
             train_started = time.perf_counter()

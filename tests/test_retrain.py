@@ -35,7 +35,7 @@ def test_train_reproduces_the_trial_and_saves_a_loadable_model(make_study, capsy
     model_dir = tmp_path / "model"
     assert cli.main(["train", str(best), "--out", str(model_dir)]) == 0
     out = capsys.readouterr().out
-    assert f"saved model and tokenizer to {model_dir}" in out and "matches within 0.01" in out
+    assert f"saved full model and tokenizer to {model_dir}" in out and "matches within 0.01" in out
     result = json.loads((model_dir / "hpsearch_train.json").read_text())
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}")
     assert result["trial"] == study.best_trial.number

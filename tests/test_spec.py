@@ -62,7 +62,11 @@ def test_data_path_relative_to_study_file_but_set_paths_relative_to_cwd(tmp_path
 
 BAD = [
     # (changes, the field the message must name, a word of what is allowed)
-    ({"colour": "red"}, "colour", "allowed: budget, data, divergence, early_stopping, heartbeat, model, name"),
+    (
+        {"colour": "red"},
+        "colour",
+        "allowed: budget, data, divergence, early_stopping, finetune, heartbeat, lora, model, name",
+    ),
     ({"sampler__typ": "tpe"}, "sampler.typ", None),
     ({"data__txt_column": "x"}, "data.txt_column", "allowed"),
     ({"budget__n_trials": "ten"}, "budget.n_trials", "must be int"),

@@ -21,6 +21,9 @@ from hpsearch.spec import Spec, SpecError
 IGNORE = -100  # label of a token the loss does not count
 
 
+PEFT_TASK_TYPE = "CAUSAL_LM"  # what peft adapts the model for (finetune: lora)
+
+
 @dataclass(frozen=True)
 class TaskData:
     train: datasets.Dataset

@@ -10,6 +10,8 @@ import numpy as np
 from hpsearch import data as data_module
 from hpsearch.spec import Spec, SpecError
 
+PEFT_TASK_TYPE = "SEQ_CLS"  # what peft adapts the model for (finetune: lora)
+
 
 @dataclass(frozen=True)
 class TaskData:
