@@ -53,12 +53,21 @@ def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     (those of the fine-tuning method, `finetune` and `lora_*`, are not TrainingArguments)."""
     params = {k: v for k, v in params.items() if k not in FINETUNE_PARAMS}
     args = {**DEFAULT_TRAINING_ARGUMENTS, **spec.train, **params}
+    args.update(mixed_precision(args))
     # Log the train loss exactly when evaluating, so every curve point carries both losses.
     if "logging_strategy" not in spec.train and "logging_steps" not in spec.train:
         args["logging_strategy"] = args["eval_strategy"]
         if args["eval_strategy"] == "steps":
             args["logging_steps"] = args.get("eval_steps") or 500
     return args
+
+
+def mixed_precision(args: dict[str, Any]) -> dict[str, bool]:
+    """On a GPU, train in bf16 where the GPU has it, else fp16, unless the study sets either (or
+    use_cpu). Chosen where the sweep runs, and written into the trial's (and the export's) arguments."""
+    if "bf16" in args or "fp16" in args or args.get("use_cpu") or not torch.cuda.is_available():
+        return {}
+    return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
 
 
 @dataclass(frozen=True)

@@ -404,3 +404,28 @@ def test_an_interrupted_trial_without_its_re_run_gets_one_when_the_study_is_run_
     reruns = [t for t in trials if t.user_attrs.get("retry_of") == lost.number]
     assert len(reruns) == 1 and reruns[0].params == lost.params and reruns[0].state.name == "COMPLETE"
     assert [t.state.name for t in trials].count("COMPLETE") == 2
+
+
+@pytest.mark.parametrize(
+    "cuda, bf16_supported, train, expected",
+    [
+        (False, False, {}, {}),
+        (True, True, {}, {"bf16": True}),
+        (True, False, {}, {"fp16": True}),
+        (True, True, {"use_cpu": True}, {}),
+        (True, True, {"bf16": False}, {"bf16": False}),  # the study's choice stands
+    ],
+)
+def test_mixed_precision_follows_the_device_unless_the_study_chooses(
+    make_study, monkeypatch, cuda, bf16_supported, train, expected
+):
+    import torch
+
+    from hpsearch.spec import load_spec
+    from hpsearch.trial import training_arguments
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
+    spec = load_spec(make_study(train={"num_train_epochs": 1, **train}))
+    args = training_arguments(spec, {"learning_rate": 1e-3})
+    assert {k: args[k] for k in ("bf16", "fp16") if k in args} == expected
