@@ -27,7 +27,7 @@ demo: install
 	$(BIN)/hpsearch export studies/quickstart.yaml
 
 test: $(BIN)/pytest
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests --durations=15
 
 lint: $(BIN)/pytest
 	$(BIN)/ruff check .
