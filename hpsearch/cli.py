@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_workers,
         default="1",
         metavar="N|auto",
-        help="worker processes on this machine (auto: one per GPU, else one per CPU core); default 1",
+        help="worker processes on this machine (auto: one per GPU, else one per 4 CPU cores); default 1",
     )
     run.add_argument(
         "--enqueue",

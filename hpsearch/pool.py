@@ -18,9 +18,10 @@ import optuna
 
 from hpsearch.progress import Progress
 
-# On a machine without a GPU, one worker per this many cores (each worker's torch gets that many
-# threads). Two workers on two cores finished a sweep 1.05x faster than one (BENCHMARKS.md, "Workers").
-CORES_PER_CPU_WORKER = 1
+# On a machine without a GPU, `auto` starts one worker per this many cores (each worker's torch gets
+# cores // workers threads). Splitting 2 cores into 2 one-thread workers gained only 1.05x (BENCHMARKS.md,
+# "Workers"): torch already uses a few cores well, and every worker holds its own model and data.
+CORES_PER_CPU_WORKER = 4
 # A worker that dies (killed, crashed, a CUDA error) is started again this many times per slot.
 MAX_RESTARTS = 3
 # How long stopped workers get to record their running trial before they are killed.
@@ -45,7 +46,7 @@ def cores() -> int:
 
 
 def count(workers: str) -> int:
-    """`--workers`: a positive number, or `auto` (one per visible GPU, else one per CPU slot)."""
+    """`--workers`: a positive number, or `auto` (one per visible GPU, else one per 4 CPU cores)."""
     if workers == "auto":
         return len(visible_gpus()) or max(1, cores() // CORES_PER_CPU_WORKER)
     return int(workers)

@@ -330,3 +330,25 @@ def test_out_of_memory_is_not_a_broken_device():
     assert worker.device_broken(torch.AcceleratorError("anything"))
     assert not worker.device_broken(torch.OutOfMemoryError("CUDA out of memory"))
     assert not worker.device_broken(ValueError("bad label"))
+
+
+def test_auto_is_one_worker_per_gpu_else_one_per_four_cores(monkeypatch):
+    from hpsearch import pool
+
+    monkeypatch.setattr(pool, "visible_gpus", lambda: ["0", "3"])
+    assert pool.count("auto") == 2 and pool.count("5") == 5
+    monkeypatch.setattr(pool, "visible_gpus", lambda: [])
+    monkeypatch.setattr(pool, "cores", lambda: 16)
+    assert pool.count("auto") == 4
+    monkeypatch.setattr(pool, "cores", lambda: 2)
+    assert pool.count("auto") == 1
+
+
+def test_each_worker_gets_its_gpu_or_its_share_of_the_cores(monkeypatch):
+    from hpsearch import pool
+
+    monkeypatch.setattr(pool, "cores", lambda: 8)
+    env = pool._env(slot=3, n=4, gpus=["1", "2"], storage_url="sqlite:///x.db")
+    assert env["CUDA_VISIBLE_DEVICES"] == "2" and env["HPSEARCH_STORAGE"] == "sqlite:///x.db"
+    env = pool._env(slot=0, n=4, gpus=[], storage_url="sqlite:///x.db")
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "2"  # 8 cores shared by 4 workers
