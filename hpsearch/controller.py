@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from contextlib import contextmanager
@@ -155,7 +156,7 @@ def join(spec: Spec, storage_override: str | None = None, quiet: bool = False, s
     started = time.time()
     try:
         with _interrupt_once():
-            worker.work(spec, checked.storage_url, progress, checked)
+            worker.work(spec, checked.storage_url, progress, checked, salt=os.getpid())
     finally:
         if summary:
             progress.summary(study, started)

@@ -24,16 +24,18 @@ class GridSampler(optuna.samplers.GridSampler):
             study.stop()
 
 
-def build_sampler(spec: Spec, n_existing_trials: int = 0) -> optuna.samplers.BaseSampler:
+def build_sampler(spec: Spec, n_existing_trials: int = 0, salt: int = 0) -> optuna.samplers.BaseSampler:
     """The study's sampler. On resume, a random or TPE sampler's seed is mixed with the number of
     trials already run, so the resumed study does not replay the configs its first run drew, and
-    stays reproducible: the same study resumed at the same point draws the same configs."""
+    stays reproducible: the same study resumed at the same point draws the same configs. A worker
+    among several mixes in its `salt` too, so workers do not draw the same configs in step."""
     kind, options = spec.sampler.type, spec.sampler.options
     seed = options.get("seed", 0)
     if kind == "grid":  # its seed orders the grid, and stored grid ids index that order: keep it
         return GridSampler(space.grid(spec.search), seed=seed)
-    if n_existing_trials:
-        seed = int(np.random.SeedSequence([seed, n_existing_trials]).generate_state(1)[0])
+    if n_existing_trials or salt:
+        mixed = [seed, n_existing_trials, salt] if salt else [seed, n_existing_trials]
+        seed = int(np.random.SeedSequence(mixed).generate_state(1)[0])
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(

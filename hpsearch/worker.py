@@ -132,8 +132,9 @@ def conflict(trial: optuna.Trial, total: int | None) -> str | None:
     return None
 
 
-def open_study(spec: Spec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study, or load it with a sampler seeded for where it stands."""
+def open_study(spec: Spec, storage: optuna.storages.BaseStorage, salt: int = 0) -> optuna.Study:
+    """Create the study, or load it with a sampler seeded for where it stands (and, for one of
+    several workers, for which worker it is: `salt`)."""
     try:
         existing = len(storage.get_all_trials(storage.get_study_id_from_name(spec.name), deepcopy=False))
     except KeyError:
@@ -141,7 +142,7 @@ def open_study(spec: Spec, storage: optuna.storages.BaseStorage) -> optuna.Study
     return optuna.create_study(
         study_name=spec.name,
         storage=storage,
-        sampler=samplers.build_sampler(spec, existing),
+        sampler=samplers.build_sampler(spec, existing, salt),
         pruner=pruners.build_pruner(spec),
         direction=spec.objective.direction,
         load_if_exists=True,
@@ -164,15 +165,19 @@ def prepare(spec: Spec, progress: Progress, checked: preflight.Checked) -> Trial
     )
 
 
-def work(spec: Spec, storage_url: str, progress: Progress, checked: preflight.Checked | None = None) -> int:
+def work(
+    spec: Spec, storage_url: str, progress: Progress, checked: preflight.Checked | None = None, salt: int = 0
+) -> int:
     """Run trials of the stored study until its budget is met (or budget.timeout passes).
 
     Any number of workers, in any processes on any machines, can run this on the same study: each
-    pulls one trial at a time and the budget is counted in the storage. Returns the trials it ran.
+    pulls one trial at a time and the budget is counted in the storage. Each of several workers
+    passes its own `salt` (its process id), or workers started together would draw the same
+    configs from identically seeded samplers. Returns the trials it ran.
     """
     checked = checked or preflight.check(spec, storage_url)
     ctx = prepare(spec, progress, checked)
-    study = open_study(spec, open_storage(storage_url, create=False, heartbeat=spec.heartbeat))
+    study = open_study(spec, open_storage(storage_url, create=False, heartbeat=spec.heartbeat), salt)
     budget = Budget(checked.total_trials, spec.budget.device_hours)
     deadline = None if spec.budget.timeout is None else time.monotonic() + spec.budget.timeout
     poll = min(5.0, spec.heartbeat.interval)

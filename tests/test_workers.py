@@ -352,3 +352,21 @@ def test_each_worker_gets_its_gpu_or_its_share_of_the_cores(monkeypatch):
     assert env["CUDA_VISIBLE_DEVICES"] == "2" and env["HPSEARCH_STORAGE"] == "sqlite:///x.db"
     env = pool._env(slot=0, n=4, gpus=[], storage_url="sqlite:///x.db")
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "2"  # 8 cores shared by 4 workers
+
+
+@pytest.mark.parametrize("kind", ["random", "tpe"])
+def test_workers_opening_the_study_together_do_not_draw_the_same_configs(make_study, tmp_path, kind):
+    """Workers open the study at the same trial count; unsalted, their samplers would draw in step."""
+    from hpsearch.spec import load_spec
+
+    spec = load_spec(make_study(sampler={"type": kind, "seed": 0}))
+
+    def first_draws(salts: tuple[int, int], name: str) -> list[float]:
+        url = f"sqlite:///{tmp_path / name}"
+        studies = [worker.open_study(spec, open_storage(url, create=True), salt) for salt in salts]
+        return [s.ask().suggest_float("learning_rate", 1e-3, 1e-2, log=True) for s in studies]
+
+    same = first_draws((0, 0), "unsalted.db")
+    assert same[0] == same[1]  # what the salt is for
+    salted = first_draws((101, 202), "salted.db")
+    assert salted[0] != salted[1]
