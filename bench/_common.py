@@ -159,6 +159,33 @@ def study_head(name: str, data_dir: Path, max_length: int) -> dict:
     }
 
 
+def fixed_configs_file(name: str, path: Path, data_dir: Path, storage: str, opts, configs: list[dict]) -> None:
+    """Write a study file whose search holds exactly the values of CONFIGS (random sampler, no pruner,
+    one trial per config)."""
+    import yaml
+
+    study = {
+        **study_head(name, data_dir, opts.max_length),
+        "search": {key: list(dict.fromkeys(c[key] for c in configs)) for key in configs[0]},
+        "train": {"num_train_epochs": opts.epochs, "eval_steps": opts.eval_steps},
+        "sampler": {"type": "random", "seed": 0},
+        "pruner": {"type": "none"},
+        "budget": {"n_trials": len(configs)},
+        "storage": storage,
+    }
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+
+
+def enqueue_configs(name: str, storage: str, configs: list[dict]) -> None:
+    """Create the study in STORAGE with CONFIGS enqueued in order, so the CLI trains exactly them."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    created = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    for params in configs:
+        created.enqueue_trial(params)
+
+
 def child_env(opts, cache: Path) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HPSEARCH_CACHE=str(cache))
     if opts.threads:

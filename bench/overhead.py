@@ -115,24 +115,6 @@ def baseline_child(job_path: Path) -> None:
 # Parent: set up, run both sides, compare
 
 
-def study_file(path: Path, data_dir: Path, storage: str, opts, configs: list[dict]) -> None:
-    import yaml
-
-    def choices(name):
-        return list(dict.fromkeys(c[name] for c in configs))
-
-    study = {
-        **common.study_head(STUDY_NAME, data_dir, opts.max_length),
-        "search": {name: choices(name) for name in configs[0]},
-        "train": {"num_train_epochs": opts.epochs, "eval_steps": opts.eval_steps},
-        "sampler": {"type": "random", "seed": 0},
-        "pruner": {"type": "none"},
-        "budget": {"n_trials": len(configs)},
-        "storage": storage,
-    }
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
-
-
 def key(params: dict) -> str:
     return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
@@ -160,11 +142,8 @@ def run_hpsearch(opts, work: Path, data_dir: Path, params_list: list[dict]) -> d
 
     storage = f"sqlite:///{work / 'study.db'}"
     study_path = work / "study.yaml"
-    study_file(study_path, data_dir, storage, opts, params_list)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
-    for params in params_list:
-        study.enqueue_trial(params)
+    common.fixed_configs_file(STUDY_NAME, study_path, data_dir, storage, opts, params_list)
+    common.enqueue_configs(STUDY_NAME, storage, params_list)
     total = common.run_cli(opts, study_path, work)
     trials = optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials()
     bad = [t.number for t in trials if t.state != optuna.trial.TrialState.COMPLETE]
@@ -266,7 +245,9 @@ def main(argv=None) -> None:
     data_dir = base / "data"
     subset = common.write_subset(opts.data, data_dir, opts.train_samples, opts.eval_samples, opts.data_seed)
     # The exact TrainingArguments hpsearch will use for each config, read from the same study file.
-    study_file(base / "spec.yaml", data_dir, f"sqlite:///{base / 'unused.db'}", opts, params_list)
+    common.fixed_configs_file(
+        STUDY_NAME, base / "spec.yaml", data_dir, f"sqlite:///{base / 'unused.db'}", opts, params_list
+    )
     spec = load_spec(base / "spec.yaml")
     configs = [{"params": p, "args": training_arguments(spec, p)} for p in params_list]
     print(f"data: {subset}; configs: {n}; work folder: {base}", flush=True)

@@ -47,24 +47,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_side(opts, work: Path, data_dir: Path, params_list: list[dict], workers: int) -> dict:
     import optuna
-    import yaml
 
     storage = f"sqlite:///{work / 'study.db'}"
     study_path = work / "study.yaml"
-    study = {
-        **common.study_head(STUDY_NAME, data_dir, opts.max_length),
-        "search": {name: list(dict.fromkeys(p[name] for p in params_list)) for name in params_list[0]},
-        "train": {"num_train_epochs": opts.epochs, "eval_steps": opts.eval_steps},
-        "sampler": {"type": "random", "seed": 0},
-        "pruner": {"type": "none"},
-        "budget": {"n_trials": len(params_list)},
-        "storage": storage,
-    }
-    study_path.write_text(yaml.safe_dump(study, sort_keys=False))
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    created = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize")
-    for params in params_list:
-        created.enqueue_trial(params)
+    common.fixed_configs_file(STUDY_NAME, study_path, data_dir, storage, opts, params_list)
+    common.enqueue_configs(STUDY_NAME, storage, params_list)
     cmd = [str(common.BIN / "hpsearch"), "run", str(study_path), "--quiet", "--workers", str(workers)]
     total = common.timed(cmd, common.child_env(opts, work / "cache"), work / "hpsearch.log")
     trials = optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials()
