@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 import warnings
+from contextlib import closing
 from pathlib import Path
 
 import optuna
@@ -83,6 +85,24 @@ def _create_rdb_storage(url: str, options: dict, attempts: int = 5) -> optuna.st
     raise AssertionError("unreachable")
 
 
+def _check_study_database(path: Path) -> None:
+    """A SQLite file to read studies from must exist and hold Optuna's tables: Optuna would otherwise
+    create its tables in any SQLite file it is pointed at (another tool's database, a typo'd name)."""
+    if not path.exists():
+        raise NotFound(f"no study database at {path} (run the study first)")
+    try:  # read-only: looking must not change the file
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            found = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='version_info'"
+            ).fetchone()
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc):  # e.g. a read-only folder: leave the verdict to Optuna
+            return
+        found = None
+    if found is None:
+        raise NotFound(f"{path} is not an Optuna study database (it has no Optuna tables)")
+
+
 def open_storage(url: str, *, create: bool, heartbeat=None) -> optuna.storages.RDBStorage:
     """Open the storage; with create=False a missing SQLite file is an error, not a new empty file.
 
@@ -92,8 +112,8 @@ def open_storage(url: str, *, create: bool, heartbeat=None) -> optuna.storages.R
     worker) is failed and re-queued, up to `max_retries` times.
     """
     path = sqlite_path(url)
-    if path is not None and not create and not path.exists():
-        raise NotFound(f"no study database at {path} (run the study first)")
+    if path is not None and not create:
+        _check_study_database(path)
     options: dict = {}
     if path is not None:  # wait for a lock instead of failing at once when another process holds it
         options["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}

@@ -40,6 +40,22 @@ def test_missing_database_is_not_created(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("content", ["other tool", "not sqlite", "empty"])
+def test_a_file_without_optuna_tables_is_refused_and_left_as_it_was(tmp_path, content):
+    path = tmp_path / "other.db"
+    if content == "other tool":
+        with closing(sqlite3.connect(path)) as connection:
+            connection.execute("CREATE TABLE notes (body TEXT)")
+            connection.commit()
+    else:
+        path.write_bytes(b"" if content == "empty" else b"plain text, not a database\n")
+    before = path.read_bytes()
+    with pytest.raises(storage.NotFound, match="is not an Optuna study database"):
+        storage.open_storage(f"sqlite:///{path}", create=False)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
 def test_a_reader_holding_a_snapshot_does_not_block_the_writer(tmp_path, monkeypatch):
     """optuna-dashboard issue 545's case: in rollback-journal mode this write fails with "database is locked"."""
     monkeypatch.setattr(storage, "SQLITE_BUSY_TIMEOUT_S", 1)
