@@ -225,8 +225,7 @@ def test_a_trial_trains_on_augmented_rows_and_evaluates_on_the_untouched_eval_sp
 @pytest.mark.parametrize("chat", [False, True])
 def test_causal_lm_augments_prompts_or_user_turns_never_completions(tmp_path, tiny_causal_lm, chat):
     data = write_pairs(tmp_path / "pairs", chat=chat)
-    section = {"path": str(data), "messages_column": "conversation", "max_length": 48} if chat else {}
-    changes = {"data": section} if chat else {}
+    changes = {"data": {"path": str(data), "messages_column": "conversation", "max_length": 48}} if chat else {}
     path = lm_study(tmp_path, tiny_causal_lm, data, augmentation={"ops": ALL_OPS, "probability": 0.4}, **changes)
     spec = load_spec(path)
     checked = preflight.check(spec)
