@@ -53,6 +53,7 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "direction": study.direction.name.lower(),
         "params": dict(trial.params),
         "finetune": trial.user_attrs.get("finetune", "full"),
+        "augmentation": trial.user_attrs.get("augmentation"),
         "seed": trial.user_attrs.get("seed"),
         "steps_trained": trial.user_attrs.get("steps_trained"),
         "task": spec.get("task"),

@@ -95,6 +95,8 @@ def check(spec: Spec, storage_override: str | None = None) -> Checked:
     model_path = models.resolve_model(spec.model.name_or_path, spec.source)
     tokenizer = _load_tokenizer(spec, model_path)
     task = TASKS[spec.task]
+    if spec.augmentation.ops and not all(hasattr(task, f) for f in ("augment_inputs", "encode_train")):
+        raise SpecError(spec.source, "augmentation", f"task {spec.task} cannot augment its train split (yet)")
     raw = data.load_raw(spec.data, spec.source, task.columns(spec))
     _check_vocabulary(spec, tokenizer, raw.sample_texts(200))
     labels = task.label_names(raw, spec)

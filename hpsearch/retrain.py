@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from hpsearch import export, preflight
+from hpsearch import augment, export, preflight
 from hpsearch.callbacks import StopAtStep
 from hpsearch.spec import SpecError, parse_spec
 from hpsearch.tasks import TASKS
-from hpsearch.trial import make_trainer
+from hpsearch.trial import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
 
@@ -86,11 +86,17 @@ def retrain(
     task = TASKS[spec.task]
     lora_settings = spec.finetune.settings(manifest.get("params", {}))
     task_data = task.prepare(spec, checked.raw, checked.tokenizer)
+    # The trial's augmented train split: the same probability (searched or fixed) and seed, the same rows.
+    seed = arguments.get("seed", DEFAULT_TRAINING_ARGUMENTS["seed"])
+    augmented, augmentation = augment.for_trial(
+        spec, task, checked.raw, checked.tokenizer, task_data.labels, manifest.get("params", {}), seed
+    )
+    train_split = task_data.train if augmented is None else augmented
     out = (out or path.parent / "model").resolve()
     scratch = tempfile.mkdtemp(prefix="hpsearch-train-")
     try:
         if all_data:
-            train_set = concatenate_datasets([task_data.train, task_data.eval])
+            train_set = concatenate_datasets([train_split, task_data.eval])  # eval rows as they are
             # The trial's number of optimizer steps, now over more data; nothing is held out to score.
             fixed = {**arguments, "max_steps": manifest["steps_trained"], "eval_strategy": "no"}
             args = TrainingArguments(output_dir=scratch, **fixed)
@@ -110,7 +116,14 @@ def retrain(
             # A trial that stopped early (early_stopping) ends where it did, on the same schedule.
             stop = [StopAtStep(manifest["steps_trained"])] if manifest.get("steps_trained") else []
             trainer = make_trainer(
-                task, task_data, checked.tokenizer, checked.model_path, args, stop, lora_settings=lora_settings
+                task,
+                task_data,
+                checked.tokenizer,
+                checked.model_path,
+                args,
+                stop,
+                train_dataset=augmented,
+                lora_settings=lora_settings,
             )
             trainer.train()
             value = trainer.evaluate()[manifest["metric"]]
@@ -135,6 +148,7 @@ def retrain(
         "all_data": all_data,
         "saved": "full model" if lora_settings is None else ("merged model" if merge else "LoRA adapter"),
         "steps": trainer.state.global_step,
+        "augmentation": augmentation,
         "data_fingerprint": checked.raw.fingerprint,
         "data_changed": checked.raw.fingerprint != manifest["data"].get("fingerprint"),
         "model": str(out),

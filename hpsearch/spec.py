@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from hpsearch.augment import OPS as AUGMENT_OPS
+
 TASKS = ("sequence-classification", "causal-lm")
 # Each sampler and pruner with the options a study file may give it, and their types.
 SAMPLERS: dict[str, dict[str, type | tuple]] = {
@@ -68,6 +70,7 @@ FINETUNE_PARAMS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "lora_alpha": ((int, float), lambda v: v > 0, "a number > 0"),
     "lora_dropout": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "lora_target_modules": ((str,), lambda v: bool(v.strip()), "module names, comma-separated, or all-linear"),
+    "augmentation_probability": ((int, float), lambda v: 0 <= v <= 1, "a number in [0, 1]"),
 }
 
 
@@ -141,6 +144,20 @@ class FinetuneSpec:
             "dropout": float(params.get("lora_dropout", self.dropout)),
             "target_modules": params.get("lora_target_modules", self.target_modules),
         }
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Training-set augmentation (the data-mismatch knob): noise on the train split's input text."""
+
+    ops: tuple[str, ...] = ()
+    """Operations of hpsearch.augment.OPS, applied in this order; none: augmentation is off."""
+    probability: float | None = 0.0
+    """Per word (per text for truncation); None when searched as augmentation_probability."""
+
+    def probability_for(self, params: dict[str, Any]) -> float:
+        """A trial's probability: its searched value, else the fixed one."""
+        return float(params.get("augmentation_probability", self.probability or 0.0))
 
 
 @dataclass(frozen=True)
@@ -248,6 +265,8 @@ class Spec:
     """Stop a trial whose objective stopped improving; it completes with its last evaluation."""
     source: str
     """The study file this spec was read from."""
+    augmentation: AugmentSpec = AugmentSpec()
+    """Augmentation of the train split, applied per trial (off by default)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain data (saved with the study)."""
@@ -263,6 +282,7 @@ class Spec:
             out["lora"] = tuning
         factor = out.pop("divergence_factor")
         out["divergence"] = {"enabled": False} if factor is None else {"loss_factor": factor}
+        out["augmentation"] = {"ops": list(self.augmentation.ops), "probability": self.augmentation.probability}
         return out
 
 
@@ -433,6 +453,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         raise SpecError(source, "heartbeat.max_retries", f"must be >= 0, got {heartbeat.max_retries}")
     early_stopping = _parse_early_stopping(top.get("early_stopping", dict, {}), source, pruner)
     finetune = _parse_finetune(top.get("finetune", str, "full"), top.get("lora", dict, {}), raw, search, source)
+    augmentation = _parse_augmentation(top.get("augmentation", dict, {}), search, source)
     top.finish()
     if sampler.type == "grid":
         for param in search.values():
@@ -459,6 +480,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         early_stopping=early_stopping,
         finetune=finetune,
         source=str(source),
+        augmentation=augmentation,
     )
     try:
         json.dumps(spec.to_dict())
@@ -626,6 +648,43 @@ def _parse_finetune(method: str, lora: dict, raw: dict, search: dict, source) ->
         if used:
             raise SpecError(source, used[0], "is used only with finetune: lora (set it, or search finetune)")
     return spec
+
+
+def _parse_augmentation(raw, search: dict, source) -> AugmentSpec:
+    """`augmentation: {ops, probability}`; the probability is fixed here or searched, not both."""
+    f = _Fields(raw, "augmentation", source)
+    ops = f.get("ops", list, [])
+    probability = f.get("probability", float, None)
+    f.finish()
+    for op in ops:
+        if not isinstance(op, str) or op not in AUGMENT_OPS:
+            allowed = ", ".join(AUGMENT_OPS)
+            raise SpecError(source, "augmentation.ops", f"{op!r} is not an operation; allowed: {allowed}")
+    if len(set(ops)) != len(ops):
+        raise SpecError(source, "augmentation.ops", "lists an operation twice")
+    if probability is not None:
+        check_finetune_param("augmentation_probability", probability, source, "augmentation.probability")
+    if "augmentation_probability" in search:
+        if not ops:
+            raise SpecError(
+                source, "search.augmentation_probability", f"needs augmentation.ops, some of: {', '.join(AUGMENT_OPS)}"
+            )
+        if probability is not None:
+            raise SpecError(
+                source,
+                "augmentation.probability",
+                "is also in search (augmentation_probability); a parameter is either searched or fixed",
+            )
+        return AugmentSpec(ops=tuple(ops), probability=None)
+    if ops and probability is None:
+        raise SpecError(
+            source,
+            "augmentation.probability",
+            "is required with ops: a number in [0, 1], or search it as augmentation_probability",
+        )
+    if probability and not ops:
+        raise SpecError(source, "augmentation.ops", f"is empty; name some of: {', '.join(AUGMENT_OPS)}")
+    return AugmentSpec(ops=tuple(ops), probability=probability or 0.0)
 
 
 def _parse_budget(raw, source, sampler: SamplerSpec) -> BudgetSpec:

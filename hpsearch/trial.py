@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 import torch
 
-from hpsearch import lora, space
+from hpsearch import augment, lora, space
 from hpsearch.callbacks import DerivedMetrics, EarlyStopping, OptunaReporter
 from hpsearch.progress import Progress
 from hpsearch.spec import FINETUNE_PARAMS, Spec
@@ -81,6 +81,7 @@ class TrialContext:
     model_path: str
     best_model_dir: Path | None
     progress: Progress
+    raw: Any = None  # the data's RawData: augmentation re-encodes its train split per trial
 
 
 def _reset_peak_memory(device: torch.device) -> None:
@@ -217,6 +218,11 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         record.update(training_arguments=args_dict, seed=args_dict["seed"])
         lora_settings = spec.finetune.settings(params)
         record["finetune"] = "full" if lora_settings is None else {"method": "lora", **lora_settings}
+        train_dataset, augmentation = augment.for_trial(
+            spec, ctx.task, ctx.raw, ctx.tokenizer, ctx.data.labels, params, args_dict["seed"]
+        )
+        if augmentation is not None:
+            record["augmentation"] = augmentation
         ctx.progress.started(trial.number, params)
         while True:  # one pass, or more when out of memory: then half the micro-batch, twice the accumulation
             args = TrainingArguments(output_dir=output_dir, **args_dict)
@@ -230,7 +236,14 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
                 stopper = EarlyStopping(spec.objective.key, spec.objective.direction, es.patience, es.threshold)
                 callbacks.append(stopper)
             trainer = make_trainer(
-                ctx.task, ctx.data, ctx.tokenizer, ctx.model_path, args, callbacks, lora_settings=lora_settings
+                ctx.task,
+                ctx.data,
+                ctx.tokenizer,
+                ctx.model_path,
+                args,
+                callbacks,
+                train_dataset=train_dataset,
+                lora_settings=lora_settings,
             )
             record.update(lora.parameter_counts(trainer.model))
             reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)

@@ -162,6 +162,7 @@ def prepare(spec: Spec, progress: Progress, checked: preflight.Checked) -> Trial
         model_path=checked.model_path,
         best_model_dir=best_dir,
         progress=progress,
+        raw=checked.raw,
     )
 
 

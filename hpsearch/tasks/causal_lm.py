@@ -11,6 +11,7 @@ perplexity (exp of the eval loss).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import datasets
@@ -124,33 +125,53 @@ def pack(rows: dict[str, list[list[int]]], block: int) -> dict[str, list[list[in
     }
 
 
-def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
-    """Tokenize both splits once (cached); pack the train split when `data.packing` is on."""
-    ensure_padding(tokenizer)
-    max_length, packing = spec.data.max_length, spec.data.packing
-    chat = "messages" in raw.train.column_names
+def encode_split(spec: Spec, split: datasets.Dataset, tokenizer) -> datasets.Dataset:
+    """One raw split tokenized row by row (`encode_row`), unpacked."""
+    max_length = spec.data.max_length
+    chat = "messages" in split.column_names
 
     def encode(row):
         return encode_row(tokenizer, row, max_length, chat)
 
+    try:
+        return split.map(encode, remove_columns=split.column_names)
+    except ValueError as exc:
+        raise SpecError(spec.source, "model.name_or_path", str(exc)) from None
+
+
+def encode_train(spec: Spec, split: datasets.Dataset, tokenizer, labels: tuple[str, ...] = ()) -> datasets.Dataset:
+    """The train split tokenized, then packed into blocks when `data.packing` is on (after encoding, so
+    augmentation, which changes the text, comes before packing)."""
+    tokenized = encode_split(spec, split, tokenizer)
+    if spec.data.packing:
+        max_length = spec.data.max_length
+        tokenized = tokenized.map(lambda rows: pack(rows, max_length), batched=True, batch_size=None)
+    return tokenized
+
+
+def augment_inputs(row: dict, change: Callable[[str], str]) -> dict:
+    """Augmentation changes the prompt, or a chat's user turns; never a completion or assistant turn."""
+    if "messages" in row:
+        turns = [{**m, "content": change(m["content"])} if m["role"] == "user" else m for m in row["messages"]]
+        return {**row, "messages": turns}
+    return {**row, "prompt": change(row["prompt"])}
+
+
+def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
+    """Tokenize both splits once (cached); pack the train split when `data.packing` is on."""
+    ensure_padding(tokenizer)
+
     def build() -> datasets.DatasetDict:
-        both = datasets.DatasetDict({"train": raw.train, "eval": raw.eval})
-        try:
-            tokenized = both.map(encode, remove_columns=raw.train.column_names)
-        except ValueError as exc:
-            raise SpecError(spec.source, "model.name_or_path", str(exc)) from None
-        if packing:
-            tokenized["train"] = tokenized["train"].map(
-                lambda rows: pack(rows, max_length), batched=True, batch_size=None
-            )
-        return tokenized
+        return datasets.DatasetDict(
+            {"train": encode_train(spec, raw.train, tokenizer), "eval": encode_split(spec, raw.eval, tokenizer)}
+        )
 
     key = {
         "task": spec.task,
         "tokenizer": data_module.tokenizer_fingerprint(tokenizer),
         "chat_template": getattr(tokenizer, "chat_template", None),
-        "max_length": max_length,
-        "packing": packing,
+        "max_length": spec.data.max_length,
+        "packing": spec.data.packing,
         "data": raw.fingerprint,
     }
     tokenized = data_module.cached(key, build)

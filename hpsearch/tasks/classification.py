@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import datasets
@@ -44,25 +45,40 @@ def label_names(raw: data_module.RawData, spec: Spec) -> tuple[str, ...]:
     return tuple(sorted(train_labels))
 
 
-def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
-    """Tokenize both splits once (dynamic padding happens per batch in the collator)."""
-    labels = label_names(raw, spec)
+def encode_split(spec: Spec, split: datasets.Dataset, tokenizer, labels: tuple[str, ...]) -> datasets.Dataset:
+    """One raw split tokenized: the text truncated to max_length, the label as its index in `labels`."""
     index = {name: i for i, name in enumerate(labels)}
     max_length = spec.data.max_length
 
-    def build() -> datasets.DatasetDict:
-        def encode(batch):
-            out = tokenizer(batch["text"], truncation=True, max_length=max_length)
-            out["labels"] = [index[label] for label in batch["label"]]
-            return out
+    def encode(batch):
+        out = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        out["labels"] = [index[label] for label in batch["label"]]
+        return out
 
-        both = datasets.DatasetDict({"train": raw.train, "eval": raw.eval})
-        return both.map(encode, batched=True, remove_columns=["text", "label"])
+    return split.map(encode, batched=True, remove_columns=["text", "label"])
+
+
+encode_train = encode_split  # the train split is encoded like the eval split (augmentation re-encodes it)
+
+
+def augment_inputs(row: dict, change: Callable[[str], str]) -> dict:
+    """Augmentation changes the text, never the label."""
+    return {**row, "text": change(row["text"])}
+
+
+def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
+    """Tokenize both splits once (dynamic padding happens per batch in the collator)."""
+    labels = label_names(raw, spec)
+
+    def build() -> datasets.DatasetDict:
+        return datasets.DatasetDict(
+            {split: encode_split(spec, getattr(raw, split), tokenizer, labels) for split in ("train", "eval")}
+        )
 
     key = {
         "task": spec.task,
         "tokenizer": data_module.tokenizer_fingerprint(tokenizer),
-        "max_length": max_length,
+        "max_length": spec.data.max_length,
         "data": raw.fingerprint,
         "labels": list(labels),
     }
