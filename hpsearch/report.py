@@ -333,7 +333,8 @@ def _pareto(done: list[TrialRow], s: Summary) -> Pareto | None:
 def _winners(done: list[TrialRow], s: Summary, categorical: set[str]) -> tuple[Winner, ...]:
     if not done:
         return ()
-    ranked = sorted(done, key=lambda r: r.value, reverse=s.direction == "maximize")
+    sign = -1 if s.direction == "maximize" else 1  # ties: the cheaper first (with a cost), so the best is on the front
+    ranked = sorted(done, key=lambda r: (sign * r.value, r.cost or 0.0))
     top = ranked[: max(math.ceil(len(ranked) * TOP_FRACTION), min(TOP_AT_LEAST, len(ranked)))]
     out = []
     for name in s.searched:
