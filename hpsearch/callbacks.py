@@ -17,7 +17,9 @@ class OptunaReporter(TrainerCallback):
     """At every evaluation: append a curve point, report the objective keyed by step, maybe prune.
 
     Raising `optuna.TrialPruned` from `on_evaluate` leaves `Trainer.train()` at once, so a pruned
-    trial trains no step past the evaluation that condemned it.
+    trial trains no step past the evaluation that condemned it. With `report=False` (a study with a
+    cost objective: Optuna has no `Trial.report` for several objectives) it only records the curve
+    and guards against divergence, which still prunes.
     """
 
     def __init__(
@@ -26,8 +28,10 @@ class OptunaReporter(TrainerCallback):
         objective_key: str,
         on_point: Callable[[dict], None] | None = None,
         divergence_factor: float | None = None,
+        report: bool = True,
     ) -> None:
         self.trial = trial
+        self.report = report
         self.objective_key = objective_key
         self.on_point = on_point
         self.curve: list[dict] = []
@@ -67,12 +71,12 @@ class OptunaReporter(TrainerCallback):
         if self.curve and self.curve[-1]["step"] == step:
             return  # the closing evaluation of a step already evaluated
         self.curve.append(point)
-        value = point[self.objective_key]
-        self.trial.report(value, step)
+        if self.report:
+            self.trial.report(point[self.objective_key], step)
         if self.on_point is not None:
             self.on_point(point)
         # Trainer evaluates the last step inside train(); a trial trained to the end is not pruned.
-        if self.training and step < state.max_steps and self.trial.should_prune():
+        if self.report and self.training and step < state.max_steps and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step}")
 
 

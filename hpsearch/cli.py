@@ -87,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="output file (default: STUDY folder/NAME.best/best.FORMAT); the manifest and a JSON go beside it",
     )
-    export.add_argument("--trial", type=int, help="export this trial instead of the best one")
+    export.add_argument(
+        "--trial", type=int, help="export this completed trial instead of the best one (needed with objective.cost)"
+    )
     report = study_verb("report", "write a self-contained HTML report of the study")
     report.add_argument("--out", type=Path, help="HTML file (default: dashboards/NAME.html)")
     dash = study_verb("dashboard", "open optuna-dashboard on the study's storage (safe while a sweep runs)")
@@ -185,7 +187,7 @@ def _status(args) -> int:
     if args.format == "json":
         print(json.dumps(status.rows(study), indent=2))
     else:
-        print(status.table(study, spec.objective.metric))
+        print(status.table(study, spec.objective.metric, spec.objective.cost))
     return EXIT_OK
 
 
@@ -197,7 +199,7 @@ def _export(args) -> int:
     arguments, manifest = export.build(study, trial, url)
     out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{args.format}"
     written = export.write(arguments, manifest, out, args.format)
-    print(f"trial {trial.number} ({manifest['metric']}={trial.value:.4g}): wrote {', '.join(map(str, written))}")
+    print(f"trial {trial.number} ({export.describe_values(study, trial)}): wrote {', '.join(map(str, written))}")
     print(f"retrain it with: hpsearch train {written[0]}")
     return EXIT_OK
 

@@ -20,13 +20,18 @@ FIXED_SECTIONS = ("task", "model", "data", "objective", "train", "early_stopping
 
 
 def _check_resume(spec: Spec, study: optuna.Study) -> None:
-    """A resumed study keeps its direction, its fixed settings and the kind of each distribution."""
+    """A resumed study keeps its directions, its fixed settings and the kind of each distribution."""
     where = f"the stored study {spec.name!r}"
-    if study.direction.name.lower() != spec.objective.direction:
+    stored_directions = [d.name.lower() for d in study.directions]
+    if len(stored_directions) != len(spec.objective.directions):
+        # Optuna fixes a study's number of objectives when it creates it: a cost cannot come or go.
+        kind = "with a cost objective" if len(stored_directions) > 1 else "without objective.cost (one objective)"
+        raise SpecError(spec.source, "objective.cost", f"{where} was created {kind}; use a new study name")
+    if stored_directions[0] != spec.objective.direction:
         raise SpecError(
             spec.source,
             "objective.direction",
-            f"{where} was created to {study.direction.name.lower()}; use a new study name",
+            f"{where} was created to {stored_directions[0]}; use a new study name",
         )
     stored_spec = study.user_attrs.get("spec") or {}
     current = spec.to_dict()
@@ -108,7 +113,7 @@ def run(
     checked = preflight.check(spec, storage_override)
     url = checked.storage_url
     worker.quiet_libraries()
-    progress = Progress(spec.objective.metric, quiet=quiet)
+    progress = Progress(spec.objective.metric, quiet=quiet, cost=spec.objective.cost)
     study = attach(spec, checked)
     requeued = worker.requeue_interrupted(study)
     first_new = len(study.get_trials(deepcopy=False)) - requeued
@@ -144,7 +149,7 @@ def join(spec: Spec, storage_override: str | None = None, quiet: bool = False, s
     `summary=False` (a worker started by `run --workers`) leaves the opening and closing lines to `run`."""
     checked = preflight.check(spec, storage_override)
     worker.quiet_libraries()
-    progress = Progress(spec.objective.metric, quiet=quiet)
+    progress = Progress(spec.objective.metric, quiet=quiet, cost=spec.objective.cost)
     study = attach(spec, checked)
     progress.resume(study)
     if summary:

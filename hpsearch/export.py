@@ -11,6 +11,9 @@ from typing import Any
 import optuna
 import yaml
 
+from hpsearch.progress import format_value
+from hpsearch.spec import SpecError
+from hpsearch.status import pareto_front
 from hpsearch.storage import NotFound, redact
 
 PACKAGES = ("hpsearch", "optuna", "transformers", "torch", "datasets", "accelerate", "sqlalchemy")
@@ -23,7 +26,33 @@ def _version(package: str) -> str | None:
         return None
 
 
+def objective_names(study: optuna.Study) -> list[str]:
+    """The names of the study's objectives, from its stored spec: the metric, then the cost, if any."""
+    objective = (study.user_attrs.get("spec") or {}).get("objective") or {}
+    names = [f"eval_{objective.get('metric', '?')}", objective.get("cost") or "cost"]
+    return names[: len(study.directions)]
+
+
+def describe_values(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    """`eval_accuracy=0.9`, or `eval_accuracy=0.9, device_seconds=12.3` with a cost objective."""
+    pairs = zip(objective_names(study), trial.values or (), strict=False)
+    return ", ".join(f"{name}={format_value(v)}" for name, v in pairs)
+
+
 def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
+    """Trial `number` if it is COMPLETE, else the best trial. A study with a cost objective has no
+    one best, so it needs a number: the error lists its Pareto front to choose from."""
+    if number is None and len(study.directions) > 1:
+        front = pareto_front(study)
+        if not front:
+            raise NotFound(f"study {study.study_name!r} has no completed trial to export")
+        lines = "\n".join(f"  trial {t.number}: {describe_values(study, t)}" for t in front)
+        raise SpecError(
+            "hpsearch export",
+            "--trial",
+            f"study {study.study_name!r} weighs quality against cost, so it has no one best trial; "
+            f"pick one of its {len(front)} Pareto-optimal trials (best quality first) with --trial N:\n{lines}",
+        )
     if number is None:
         try:
             return study.best_trial
@@ -49,8 +78,9 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "storage": redact(url),
         "trial": trial.number,
         "metric": f"eval_{spec.get('objective', {}).get('metric', '?')}",
-        "value": trial.value,
-        "direction": study.direction.name.lower(),
+        "value": trial.values[0],
+        "direction": study.directions[0].name.lower(),
+        **_cost(study, trial),
         "params": dict(trial.params),
         "finetune": trial.user_attrs.get("finetune", "full"),
         "augmentation": trial.user_attrs.get("augmentation"),
@@ -66,6 +96,14 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     return arguments, manifest
+
+
+def _cost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The manifest's cost entries, for a study with a cost objective (a second value)."""
+    if len(study.directions) < 2:
+        return {}
+    on_front = trial.number in {t.number for t in study.best_trials}
+    return {"cost": objective_names(study)[1], "cost_value": trial.values[1], "pareto_optimal": on_front}
 
 
 def dump(data: dict, fmt: str) -> str:

@@ -19,8 +19,10 @@ def format_params(params: dict) -> str:
 
 
 class Progress:
-    def __init__(self, metric: str, quiet: bool = False, stream=None) -> None:
+    def __init__(self, metric: str, quiet: bool = False, stream=None, cost: str | None = None) -> None:
         self.metric = metric
+        self.cost = cost  # the second objective's name (objective.cost), or None
+        self.front = 0  # with a cost: trials on the Pareto front, shown instead of a best
         self.key = f"eval_{metric}"
         self.quiet = quiet
         self.stream = stream or sys.stdout
@@ -35,16 +37,26 @@ class Progress:
             self.stream = None
 
     def _best(self) -> str:
+        if self.cost is not None:
+            return f"front {self.front} trial{'' if self.front == 1 else 's'}" if self.front else "front -"
         if self.best is None:
             return "best -"
         return f"best {format_value(self.best[1])} (trial {self.best[0]})"
 
     def resume(self, study: optuna.Study) -> None:
-        """Start from the stored study's best, so a resumed run's lines show it."""
+        """Start from the stored study's best (or Pareto front), so a resumed run's lines show it."""
+        if len(study.directions) > 1:
+            self.front = len(study.best_trials)
+            return
         try:
             self.best = (study.best_trial.number, study.best_value)
         except ValueError:
             pass
+
+    def values(self, values: list[float]) -> str:
+        """A completed trial's objectives: `accuracy=0.9`, or `accuracy=0.9 device_seconds=12.3`."""
+        names = [self.metric, self.cost or "cost"]
+        return " ".join(f"{name}={format_value(v)}" for name, v in zip(names, values, strict=False))
 
     def started(self, number: int, params: dict) -> None:
         self.say(f"trial {number:>3}  start     {format_params(params)}")
@@ -62,7 +74,7 @@ class Progress:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         state = trial.state.name
         if state == "COMPLETE":
-            detail = f"{self.metric}={format_value(trial.value)}"
+            detail = self.values(trial.values)
             if "early_stopped_at_step" in trial.user_attrs:
                 detail += f" (stopped early at step {trial.user_attrs['early_stopped_at_step']})"
         elif state == "PRUNED":
@@ -80,6 +92,6 @@ class Progress:
             counts[t.state.name] = counts.get(t.state.name, 0) + 1
         states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         line = f"study {study.study_name}: {states} ({time.time() - started:.0f}s this run)"
-        if self.best is not None:
+        if self.best is not None or self.front:
             line += f"; {self._best()}"
         self.say(line, always=True)

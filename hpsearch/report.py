@@ -29,6 +29,15 @@ class Best(NamedTuple):
     params: dict[str, Any]
 
 
+class FrontTrial(NamedTuple):
+    """A Pareto-optimal trial of a study with a cost objective."""
+
+    number: int
+    value: float
+    cost: float
+    params: dict[str, Any]
+
+
 class Summary(NamedTuple):
     study_name: str
     metric: str  # the objective's name: the spec's objective.metric, else "objective"
@@ -41,6 +50,8 @@ class Summary(NamedTuple):
     seconds_saved: float  # the same at each pruned trial's own seconds per step: an estimate
     wall_time_s: float | None  # first start to last completion
     searched: tuple[str, ...]  # every param that some trial sampled, sorted
+    cost: str | None = None  # the cost objective's name (objective.cost); then `best` is None
+    front: tuple[FrontTrial, ...] = ()  # with a cost: the Pareto-optimal trials, best quality first
 
 
 class TrialRow(NamedTuple):
@@ -57,6 +68,7 @@ class TrialRow(NamedTuple):
     params: dict[str, Any]
     error: str | None
     train_eval_gap: float | None = None  # eval_loss - train_loss at the last evaluation
+    cost: float | None = None  # a COMPLETE trial's cost, in a study with a cost objective
 
 
 class Winner(NamedTuple):
@@ -122,6 +134,17 @@ class Gaps(NamedTuple):
     values: tuple[float, ...]
 
 
+class Pareto(NamedTuple):
+    """Quality against cost for every completed trial of a study with a cost objective."""
+
+    cost: str  # the cost's name, e.g. device_seconds
+    numbers: tuple[int, ...]
+    values: tuple[float, ...]  # the quality objective
+    costs: tuple[float, ...]
+    on_front: tuple[bool, ...]
+    front: tuple[int, ...]  # the Pareto-optimal trials' numbers, best quality first
+
+
 class Importance(NamedTuple):
     params: tuple[str, ...]  # most important first
     importances: tuple[float, ...]  # sum to 1
@@ -166,12 +189,18 @@ class ReportData:
     overfitting: Gaps | None = None
     importance: Importance | None = None
     parallel: Parallel | None = None
+    pareto: Pareto | None = None  # only in a study with a cost objective; drawn first
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it has no figure
 
     @property
     def figures(self) -> tuple[str, ...]:
         """The sections drawn as a figure, in the report's order."""
-        return tuple(name for name in FIGURES if getattr(self, name) is not None)
+        return tuple(name for name in self.sections if getattr(self, name) is not None)
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """The figure sections of the report: FIGURES, after the Pareto front in a study with a cost."""
+        return ("pareto", *FIGURES) if self.summary.cost is not None else FIGURES
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +241,9 @@ def _gap(a: dict[str, Any]) -> float | None:
 
 def _row(t: FrozenTrial, key: str) -> TrialRow:
     a = t.user_attrs
-    value = t.value if t.state == TrialState.COMPLETE and _finite(t.value) else None
+    values = t.values if t.state == TrialState.COMPLETE and t.values else [None, None]
+    value = values[0] if _finite(values[0]) else None  # with a cost, the figures show the quality objective
+    cost = values[1] if len(values) > 1 and value is not None and _finite(values[1]) else None
     reached = value
     if value is None and t.state != TrialState.COMPLETE:
         reached = next(iter(_curve(t, key)[1][-1:]), None)
@@ -232,16 +263,32 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
         params=dict(t.params),
         error=a.get("error") or (a.get("prune_reason") if a.get("prune_reason") not in (None, "pruner") else None),
         train_eval_gap=_gap(a),
+        cost=cost,
     )
 
 
-def _summary(study: optuna.Study, trials: list[FrozenTrial], rows: list[TrialRow], metric: str) -> Summary:
+def _front(done: list[TrialRow], direction: str) -> list[TrialRow]:
+    """The rows no other row beats on both objectives (quality in `direction`, cost minimized), best
+    quality first: Optuna's `study.best_trials`, taken from the rows already read rather than the storage.
+    In that order, a row is on the front when it costs less than every row of better quality."""
+    sign = -1 if direction == "maximize" else 1
+    front: list[TrialRow] = []
+    for r in sorted(done, key=lambda r: (sign * r.value, r.cost, r.number)):
+        if not front or r.cost < front[-1].cost or (r.value, r.cost) == (front[-1].value, front[-1].cost):
+            front.append(r)
+    return front
+
+
+def _summary(
+    study: optuna.Study, trials: list[FrozenTrial], rows: list[TrialRow], metric: str, cost: str | None
+) -> Summary:
     direction = study.directions[0].name.lower()
     states = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
     for r in rows:
         states[r.state] = states.get(r.state, 0) + 1
     done = [r for r in rows if r.value is not None]
-    best = _pick(direction)(done, key=lambda r: r.value) if done else None
+    best = _pick(direction)(done, key=lambda r: r.value) if done and cost is None else None
+    front = _front([r for r in done if r.cost is not None], direction) if cost is not None else []
     steps_saved, seconds_saved = 0, 0.0
     for r in rows:
         if r.state == "PRUNED" and isinstance(r.max_steps, int) and isinstance(r.steps_trained, int):
@@ -263,13 +310,31 @@ def _summary(study: optuna.Study, trials: list[FrozenTrial], rows: list[TrialRow
         seconds_saved=seconds_saved,
         wall_time_s=(max(ends) - min(starts)).total_seconds() if starts and ends else None,
         searched=tuple(sorted({name for t in trials for name in t.distributions})),
+        cost=cost,
+        front=tuple(FrontTrial(r.number, r.value, r.cost, r.params) for r in front),
+    )
+
+
+def _pareto(done: list[TrialRow], s: Summary) -> Pareto | None:
+    pts = [r for r in done if r.cost is not None]
+    if not pts:
+        return None
+    on = {f.number for f in s.front}
+    return Pareto(
+        cost=s.cost,
+        numbers=tuple(r.number for r in pts),
+        values=tuple(r.value for r in pts),
+        costs=tuple(r.cost for r in pts),
+        on_front=tuple(r.number in on for r in pts),
+        front=tuple(f.number for f in s.front),
     )
 
 
 def _winners(done: list[TrialRow], s: Summary, categorical: set[str]) -> tuple[Winner, ...]:
     if not done:
         return ()
-    ranked = sorted(done, key=lambda r: r.value, reverse=s.direction == "maximize")
+    sign = -1 if s.direction == "maximize" else 1  # ties: the cheaper first (with a cost), so the best is on the front
+    ranked = sorted(done, key=lambda r: (sign * r.value, r.cost or 0.0))
     top = ranked[: max(math.ceil(len(ranked) * TOP_FRACTION), min(TOP_AT_LEAST, len(ranked)))]
     out = []
     for name in s.searched:
@@ -348,14 +413,14 @@ def _curves(trials: list[FrozenTrial], key: str, s: Summary) -> Curves | None:
         return None
     chosen, n_best, seed = have, 0, None
     if len(have) > MAX_CURVES:
-        done = [t for t in have if t.state == TrialState.COMPLETE and _finite(t.value)]
-        top = sorted(done, key=lambda t: t.value, reverse=s.direction == "maximize")[:BEST_CURVES]
+        done = [t for t in have if t.state == TrialState.COMPLETE and t.values and _finite(t.values[0])]
+        top = sorted(done, key=lambda t: t.values[0], reverse=s.direction == "maximize")[:BEST_CURVES]
         picked = {t.number for t in top}
         rest = [t for t in have if t.number not in picked]
         chosen = top + random.Random(CURVE_SEED).sample(rest, MAX_CURVES - len(top))
         n_best, seed = len(top), CURVE_SEED
-    best = s.best.number if s.best else None
-    curves = [Curve(t.number, t.state.name, *_curve(t, key), t.number == best) for t in chosen]
+    best = {s.best.number} if s.best else {f.number for f in s.front}  # with a cost: the front's curves
+    curves = [Curve(t.number, t.state.name, *_curve(t, key), t.number in best) for t in chosen]
     curves = sorted((c for c in curves if c.steps), key=lambda c: c.number)
     return Curves(tuple(curves), len(have), n_best, seed)
 
@@ -392,7 +457,9 @@ def _importance(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = optuna.importance.get_param_importances(copy)
+            # With a cost objective, the importance for the quality objective, as in the other figures.
+            target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+            result = optuna.importance.get_param_importances(copy, target=target)
         except Exception as exc:  # the evaluator's limits must not cost the user the whole report
             return None, f"Optuna could not compute importances: {type(exc).__name__}: {exc}"
     equal = [w for w in caught if "will be equal" in str(w.message)]
@@ -436,9 +503,10 @@ def collect(study: optuna.Study) -> ReportData:
     trials = trials_read.get_trials(study)  # what study.get_trials(deepcopy=False) gives, faster
     spec = study.user_attrs.get("spec") or {}
     metric = (spec.get("objective") or {}).get("metric") or "objective"
+    cost = ((spec.get("objective") or {}).get("cost") or "cost") if len(study.directions) > 1 else None
     key = f"eval_{metric}"
     rows = [_row(t, key) for t in trials]
-    s = _summary(study, trials, rows, metric)
+    s = _summary(study, trials, rows, metric, cost)
     done = [r for r in rows if r.value is not None]
     categorical = {n for t in trials for n, d in t.distributions.items() if isinstance(d, CategoricalDistribution)}
     fixed = spec.get("train") or {}
@@ -459,6 +527,8 @@ def collect(study: optuna.Study) -> ReportData:
         "overfitting": ((), lambda: _gaps(done), "No completed trial has both a train and an eval loss at its end."),
         "parallel": ((), lambda: _parallel(done, trials, metric), "No completed trial to plot."),
     }
+    if cost is not None:
+        builders["pareto"] = ((), lambda: _pareto(done, s), "No completed trial to plot.")
     sections: dict[str, Any] = {}
     for name, (needs, build, empty) in builders.items():
         why = _absent(needs, s.searched, fixed)

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 
 from hpsearch.progress import format_params, format_value
-from hpsearch.report import BATCH_SIZE, FIGURES, Curve, ReportData, collect, order
+from hpsearch.report import BATCH_SIZE, Curve, ReportData, collect, order
 
 GL_POINTS = 2000  # a scatter of more markers is drawn with WebGL
 BOX_POINTS = 300  # a box shows every point up to this many, its outliers beyond
@@ -19,6 +19,10 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "star", "hexagon", "cro
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 BEST, GREY = "#d62728", "#9a9a9a"
 TITLES = {
+    "pareto": (
+        "Pareto front: quality against cost",
+        "Each completed trial; in red the Pareto-optimal ones, which no other trial beats on both.",
+    ),
     "history": ("Optimisation history", "Each completed trial's objective, and the best so far."),
     "learning_rate": ("Learning rate", "Colour: optimizer. Marker: batch size. Hollow: pruned, at its last value."),
     "batch_size": ("Batch size", "The objective (completed trials) and the throughput per batch size."),
@@ -219,10 +223,11 @@ def _fig_curves(d: ReportData):
         marker = {"symbol": "x-thin-open", "color": GREY, "size": 7}
         opts = {"customdata": [e.number for e in ends], "hovertemplate": hover}
         traces.append(go.Scatter(x=x, y=y, mode="markers", name="pruned here", marker=marker, **opts))
+    kind = "front" if d.summary.cost else "best"
     for b in (x for x in c.curves if x.is_best):
         line, opts = {"color": BEST, "width": 3}, {"customdata": [b.number] * len(b.steps), "hovertemplate": hover}
         traces.append(
-            go.Scatter(x=b.steps, y=b.values, mode="lines+markers", name=f"best: trial {b.number}", line=line, **opts)
+            go.Scatter(x=b.steps, y=b.values, mode="lines+markers", name=f"{kind}: trial {b.number}", line=line, **opts)
         )
     shown = len(c.curves)
     title = f"all {shown} trials' curves"
@@ -278,7 +283,26 @@ def _fig_parallel(d: ReportData):
     return _figure([go.Parcoords(dimensions=dims, line=line)], "", margin=margin)
 
 
+def _fig_pareto(d: ReportData):
+    import plotly.graph_objects as go
+
+    p, m, c = d.pareto, _e(d.summary.metric), _e(d.pareto.cost)
+    scatter = go.Scattergl if len(p.numbers) > GL_POINTS else go.Scatter
+    others = [i for i, on in enumerate(p.on_front) if not on]
+    front = sorted((i for i, on in enumerate(p.on_front) if on), key=lambda i: p.costs[i])  # a line from cheap to dear
+    dominated = {"mode": "markers", "marker": {"color": GREY, "size": 7, "opacity": 0.6}}
+    optimal = {"mode": "lines+markers", "marker": {"color": BEST, "size": 10}, "line": {"shape": "hv"}}
+    traces = []
+    for idx, name, style in ((others, "dominated", dominated), (front, "Pareto front", optimal)):
+        text = [f"trial {p.numbers[i]}" for i in idx]
+        x, y = _array([p.costs[i] for i in idx]), _array([p.values[i] for i in idx])
+        traces.append(scatter(x=x, y=y, text=text, name=name, hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}", **style))
+    title = f"{len(p.front)} of {len(p.numbers)} completed trials on the front"
+    return _figure(traces, title, xaxis_title=f"{c} (minimized)", yaxis_title=f"{m} ({d.summary.direction}d)")
+
+
 DRAW = {
+    "pareto": _fig_pareto,
     "history": _fig_history,
     "learning_rate": _fig_learning_rate,
     "batch_size": _fig_batch_size,
@@ -299,22 +323,31 @@ def _summary_html(d: ReportData) -> str:
         saved += f" ({s.steps_saved / (s.steps_saved + s.steps_trained):.0%} of all trials' steps)"
         saved += f", about {_seconds(s.seconds_saved)} of training" if s.seconds_saved else ""
     best = "none: no trial completed"
-    if s.best is not None:
+    if s.cost is not None and s.front:
+        n = len(s.front)
+        best = f"<span class=big>{n} Pareto-optimal trial{'' if n == 1 else 's'}</span>, best {_e(s.metric)} first:"
+        best += "".join(
+            f"<br>trial {f.number}: {_e(s.metric)} = {format_value(f.value)}, {_e(s.cost)} = {format_value(f.cost)}"
+            f" &nbsp; <span class=sub>{_e(format_params(f.params))}</span>"
+            for f in s.front
+        )
+    elif s.best is not None:
         best = f"trial {s.best.number}: <span class=big>{_e(s.metric)} = {format_value(s.best.value)}</span>"
         best += f"<br>{_e(format_params(s.best.params))}"
     rows = [
-        ("best", best),
+        ("pareto front" if s.cost is not None else "best", best),
         ("trials", f"{sum(s.states.values())}: {states}"),
         ("compute spent", f"{_seconds(s.compute_seconds)} of training, {s.steps_trained:,} steps"),
         ("pruning saved", saved),
         ("study wall time", _seconds(s.wall_time_s)),
-        ("objective", f"{_e(s.metric)}, {s.direction}"),
+        ("objective", f"{_e(s.metric)}, {s.direction}" + (f"; cost {_e(s.cost)}, minimize" if s.cost else "")),
     ]
     out = ["<table class=kv>", *(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows), "</table>"]
     if d.winners:
         n = d.winners[0].n_top
         trials = "trial" if n == 1 else f"{n} trials"
-        out.append(f"<h3>What won: the best trial, and what the best {trials} chose</h3><table class=kv>")
+        by = f" by {_e(s.metric)}" if s.cost is not None else ""  # with a cost: ranked by quality alone
+        out.append(f"<h3>What won{by}: the best trial, and what the best {trials} chose</h3><table class=kv>")
         out.append(f"<tr><th>parameter</th><th>best trial</th><th>best {trials}</th></tr>")
         for w in d.winners:
             if w.top_counts is not None:
@@ -329,8 +362,10 @@ def _summary_html(d: ReportData) -> str:
 
 
 def _trials_html(d: ReportData) -> str:
-    best = d.summary.best.number if d.summary.best else None
-    head = ("#", "state", _e(d.summary.metric), "train/eval gap", "duration", "pruned at", "params", "error")
+    s = d.summary
+    best = {s.best.number} if s.best else {f.number for f in s.front}  # highlighted: the best, or the front
+    cost = (_e(s.cost),) if s.cost is not None else ()
+    head = ("#", "state", _e(s.metric), *cost, "train/eval gap", "duration", "pruned at", "params", "error")
     lines = ["<div class=scroll><table class=trials><tr>", *(f"<th>{h}</th>" for h in head), "</tr>"]
     for r in d.trials:
         value = "-" if r.reached is None else format_value(r.reached)
@@ -338,9 +373,10 @@ def _trials_html(d: ReportData) -> str:
         pruned_at = "-" if r.pruned_at is None else str(r.pruned_at)
         gap = "-" if r.train_eval_gap is None else format_value(r.train_eval_gap)
         duration, params = _seconds(r.duration_s), format_params(r.params)
-        cells = (r.number, r.state, value, gap, duration, pruned_at, params, r.error or "")
+        spent = ("-" if r.cost is None else format_value(r.cost),) if cost else ()
+        cells = (r.number, r.state, value, *spent, gap, duration, pruned_at, params, r.error or "")
         row = "".join(f"<td>{_e(c)}</td>" for c in cells)
-        lines.append(f"<tr class=best>{row}</tr>" if r.number == best else f"<tr>{row}</tr>")
+        lines.append(f"<tr class=best>{row}</tr>" if r.number in best else f"<tr>{row}</tr>")
     lines.append(
         "</table></div><p class=sub>(value): the last evaluation of a trial that did not complete."
         " train/eval gap: eval loss minus train loss at the trial's last evaluation.</p>"
@@ -355,7 +391,7 @@ def render(data: ReportData) -> str:
 
     s = data.summary
     parts = [f"<h1>Study {_e(s.study_name)}: {_e(s.metric)}</h1>", "<h2>Summary</h2>", _summary_html(data)]
-    for name in FIGURES:
+    for name in data.sections:
         if name == GRID[0]:
             parts.append("<div class=grid>")
         title, sub = TITLES[name]

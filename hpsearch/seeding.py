@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 import yaml
 
-from hpsearch import worker
+from hpsearch import status, worker
 from hpsearch.spec import ParamSpec, Spec, SpecError, _Loader
 from hpsearch.storage import NotFound, checked_url, open_storage, redact, storage_url
 
@@ -184,14 +184,15 @@ def warm_configs(
 ) -> list[tuple[int, dict[str, Any]]]:
     """(trial number, config) for the best k completed trials of another study, best first.
 
-    `direction` is the other study's (`maximize`, `minimize` or a StudyDirection); ties go to the
+    `direction` is the other study's first (`maximize`, `minimize` or a StudyDirection); ties go to the
     lower trial number. Each config keeps the params both spaces share, clipped into this space
     (`clip`); a value with no place here is left out, for the sampler to draw. Configs left empty,
     or identical to a better one after clipping, are dropped.
     """
     maximize = str(getattr(direction, "name", direction)).lower() == "maximize"
-    done = [t for t in other_trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
-    ranked = sorted(done, key=lambda t: (-t.value if maximize else t.value, t.number))
+    # values[0]: the quality objective, also in a study with a cost (whose caller passes its Pareto front)
+    done = [t for t in other_trials if t.state == optuna.trial.TrialState.COMPLETE and t.values]
+    ranked = sorted(done, key=lambda t: (-t.values[0] if maximize else t.values[0], t.number))
     out: list[tuple[int, dict[str, Any]]] = []
     for trial in ranked[:k]:
         config = {}
@@ -222,16 +223,17 @@ def warm_start(spec: Spec, name: str, url: str, k: int = DEFAULT_TOP) -> Batch:
     if name not in names:
         raise NotFound(missing_study(name, url, names))
     other = optuna.load_study(study_name=name, storage=storage)
-    if len(other.directions) != 1:
-        raise SpecError(spec.source, "--warm-start", f"study {name!r} has {len(other.directions)} objectives, not one")
     trials = other.get_trials(deepcopy=False)
     completed = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     if not completed:
         states = [t.state.name.lower() for t in trials]
         counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "none"
         raise NotFound(f"study {name!r} in {redact(url)} has no completed trial to warm-start from (trials: {counts})")
+    if len(other.directions) > 1:  # a cost objective: no one ranking, so the Pareto front, best quality first
+        trials = status.pareto_front(other)
+        completed = len(trials)
     top = min(k, completed)
-    picked = warm_configs(trials, other.direction, spec, k)
+    picked = warm_configs(trials, other.directions[0], spec, k)
     if not picked:
         theirs = sorted({p for t in trials for p in t.params})
         raise SpecError(
@@ -240,7 +242,7 @@ def warm_start(spec: Spec, name: str, url: str, k: int = DEFAULT_TOP) -> Batch:
             f"the best trials of study {name!r} share no usable param with this study's search "
             f"({name}: {', '.join(theirs)}; here: {', '.join(spec.search)})",
         )
-    notes = [f"top {top} of {completed} completed"]
+    notes = [f"top {top} of {completed} {'on the Pareto front' if len(other.directions) > 1 else 'completed'}"]
     if len(picked) < top:
         notes.append(f"{top - len(picked)} dropped as identical after clipping")
     return Batch(

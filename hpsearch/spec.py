@@ -28,6 +28,7 @@ SAMPLERS: dict[str, dict[str, type | tuple]] = {
     "grid": {"seed": int},
     "random": {"seed": int},
     "tpe": {"seed": int, "n_startup_trials": int, "multivariate": bool},
+    "nsga2": {"seed": int, "population_size": int},
 }
 _WARMUP = {"n_startup_trials": int, "n_warmup_steps": int, "interval_steps": int, "n_min_trials": int}
 PRUNERS: dict[str, dict[str, type | tuple]] = {
@@ -43,6 +44,10 @@ PRUNERS: dict[str, dict[str, type | tuple]] = {
     "hyperband": {"min_resource": int, "max_resource": (int, str), "reduction_factor": int, "bootstrap_count": int},
 }
 METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "loss": "minimize", "perplexity": "minimize"}
+# What a trial may be charged as its cost, the optional second objective (always minimized); each is a
+# figure `trial.run_trial` records for every trial that trains: the device time it held (what
+# budget.device_hours counts), the time in Trainer.train() alone, and the peak memory of the device.
+COSTS = ("device_seconds", "train_seconds", "peak_memory_mb")
 # The metrics each task measures on the eval split; the first is the default objective.
 TASK_METRICS = {"sequence-classification": ("accuracy", "f1_macro", "loss"), "causal-lm": ("loss", "perplexity")}
 # The data keys each task reads, besides those every task has.
@@ -193,10 +198,18 @@ class ObjectiveSpec:
     """Measured on the eval split: accuracy, f1_macro or loss (classification); loss or perplexity (causal-lm)."""
     direction: str = ""
     """maximize or minimize; defaults to what the metric needs."""
+    cost: str | None = None
+    """A second objective, always minimized (device_seconds, train_seconds or peak_memory_mb): the
+    study then searches the Pareto front of quality against cost instead of one best trial."""
 
     @property
     def key(self) -> str:
         return f"eval_{self.metric}"
+
+    @property
+    def directions(self) -> list[str]:
+        """The study's directions: the metric's, then the cost's (minimize) when there is one."""
+        return [self.direction] if self.cost is None else [self.direction, "minimize"]
 
 
 @dataclass(frozen=True)
@@ -430,7 +443,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     search = _parse_search(top.get("search", dict), source)
     train = _parse_train(top.get("train", dict, {}), source, search)
     sampler = _parse_typed(top.get("sampler", dict, {}), "sampler", SAMPLERS, "tpe", source, from_cli)
-    pruner = _parse_typed(top.get("pruner", dict, {}), "pruner", PRUNERS, "median", source, from_cli)
+    pruner = _parse_pruner(top.get("pruner", dict, {}), objective, source, from_cli)
     budget = _parse_budget(top.get("budget", dict, {}), source, sampler)
     storage = top.get("storage", str, None)
     divergence = _Fields(top.get("divergence", dict, {}), "divergence", source)
@@ -455,6 +468,13 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     finetune = _parse_finetune(top.get("finetune", str, "full"), top.get("lora", dict, {}), raw, search, source)
     augmentation = _parse_augmentation(top.get("augmentation", dict, {}), search, source)
     top.finish()
+    if model.save_best and objective.cost is not None:
+        raise SpecError(
+            source,
+            "model.save_best",
+            "with objective.cost there is no one best trial but a Pareto front; drop save_best, then "
+            "export the trial you pick (hpsearch export --trial N) and retrain it with hpsearch train",
+        )
     if sampler.type == "grid":
         for param in search.values():
             if not param.is_discrete:
@@ -565,8 +585,23 @@ def _parse_objective(raw, source, task: str) -> ObjectiveSpec:
     f = _Fields(raw, "objective", source)
     metric = f.get("metric", str, TASK_METRICS[task][0], allowed=TASK_METRICS[task])
     direction = f.get("direction", str, METRICS[metric], allowed=("maximize", "minimize"))
+    cost = f.get("cost", str, None, allowed=COSTS)
     f.finish()
-    return ObjectiveSpec(metric=metric, direction=direction)
+    return ObjectiveSpec(metric=metric, direction=direction, cost=cost)
+
+
+def _parse_pruner(raw, objective: ObjectiveSpec, source, from_cli) -> PrunerSpec:
+    """The pruner; with a cost objective only `none` (the default then): Optuna's pruners compare
+    one reported value per step, and `Trial.report` does not exist for a multi-objective study."""
+    pruner = _parse_typed(raw, "pruner", PRUNERS, "median" if objective.cost is None else "none", source, from_cli)
+    if objective.cost is not None and pruner.type != "none":
+        raise SpecError(
+            source,
+            "pruner.type",
+            f"{pruner.type!r} cannot run with objective.cost: Optuna prunes single-objective studies only; "
+            "use none (the default with a cost) or drop objective.cost",
+        )
+    return pruner
 
 
 def _parse_typed(raw, section, table, default, source, from_cli):
@@ -591,6 +626,8 @@ def _parse_typed(raw, section, table, default, source, from_cli):
     for key in ("min_resource", "max_resource"):
         if isinstance(options.get(key), str) and options[key] != "auto":
             raise SpecError(source, f"{section}.{key}", f"must be an integer or 'auto', got {options[key]!r}")
+    if kind == "nsga2" and options.get("population_size", 2) < 2:
+        raise SpecError(source, f"{section}.population_size", f"must be >= 2, got {options['population_size']}")
     if kind == "percentile" and "percentile" not in options:
         raise SpecError(source, f"{section}.percentile", "is required for the percentile pruner (0-100)")
     cls = SamplerSpec if section == "sampler" else PrunerSpec

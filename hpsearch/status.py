@@ -13,10 +13,20 @@ def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
 
 
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """A study's Pareto-optimal trials (Optuna's `best_trials`), best quality first; ties go to the
+    lower cost, then the lower number. A single-objective study's front is its best trial."""
+    sign = -1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
+    return sorted(study.best_trials, key=lambda t: (sign * t.values[0], *t.values[1:], t.number))
+
+
 def rows(study: optuna.Study) -> list[dict]:
+    """One dict per trial. `value` is the objective (the quality one, with a cost); a study with a cost
+    objective adds `cost` and `pareto` (the trial is on the Pareto front, `study.best_trials`)."""
     out = []
     trials = study.get_trials(deepcopy=False)
     dead = retried(trials)
+    front = {t.number for t in study.best_trials} if len(study.directions) > 1 else None
     for t in trials:
         pruned_at = t.last_step if t.state == optuna.trial.TrialState.PRUNED else None
         out.append(
@@ -24,7 +34,7 @@ def rows(study: optuna.Study) -> list[dict]:
                 "number": t.number,
                 "state": t.state.name,
                 "params": dict(t.params),
-                "value": t.value,
+                "value": t.values[0] if t.values else None,
                 "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
                 "pruned_at_step": pruned_at,
                 "steps_trained": t.user_attrs.get("steps_trained"),
@@ -33,31 +43,52 @@ def rows(study: optuna.Study) -> list[dict]:
                 "prune_reason": t.user_attrs.get("prune_reason"),
             }
         )
+        if front is not None:
+            out[-1].update(cost=t.values[1] if t.values else None, pareto=t.number in front)
     return out
 
 
-def table(study: optuna.Study, metric: str) -> str:
-    header = ["#", "state", metric, "duration", "pruned at", "params"]
+def _cell(value) -> str:
+    return "-" if value is None else format_value(value)
+
+
+def table(study: optuna.Study, metric: str, cost: str | None = None) -> str:
+    """The trials as a text table, then the best trial; with a cost objective, a column for it and a
+    `*` on the Pareto-optimal trials, then the front instead of one best."""
+    table_rows = rows(study)
+    multi = len(study.directions) > 1
+    header = ["#", "state", metric, *([cost or "cost", "front"] if multi else []), "duration", "pruned at", "params"]
     lines = []
-    for r in rows(study):
-        value = "-" if r["value"] is None else format_value(r["value"])
+    for r in table_rows:
         duration = "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s"
         pruned = "-" if r["pruned_at_step"] is None else str(r["pruned_at_step"])
         detail = format_params(r["params"])
         reason = r["error"] or (r["prune_reason"] if r["prune_reason"] != "pruner" else None)
         if reason:
             detail += f"  [{reason[:80]}]"
-        lines.append([str(r["number"]), r["state"], value, duration, pruned, detail])
+        front = [_cell(r["cost"]), "*" if r["pareto"] else ""] if multi else []
+        lines.append([str(r["number"]), r["state"], _cell(r["value"]), *front, duration, pruned, detail])
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header) - 1)]
     text = []
     for row in [header, *lines]:
         text.append("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
+    if multi:
+        text.append(_front_line([t.number for t in pareto_front(study)]))
+        return "\n".join(text)
     try:
         best = study.best_trial
         text.append(f"best: trial {best.number}, {metric}={format_value(best.value)}")
     except ValueError:
         text.append("best: none yet (no completed trial)")
     return "\n".join(text)
+
+
+def _front_line(numbers: list[int]) -> str:
+    if not numbers:
+        return "pareto front: none yet (no completed trial)"
+    listed = ", ".join(map(str, numbers))
+    plural = "" if len(numbers) == 1 else "s"
+    return f"pareto front: {len(numbers)} trial{plural}, best quality first: {listed}; export one with --trial N"
 
 
 def studies(storage: optuna.storages.BaseStorage) -> list[dict]:

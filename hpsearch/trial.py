@@ -199,12 +199,21 @@ def _save_record(trial: optuna.Trial, record: dict[str, Any], progress: Progress
             progress.say(f"trial {trial.number:>3}  warning: could not record {key}: {exc}", always=True)
 
 
-def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
-    """Optuna objective: fine-tune once with the trial's parameters and return the final metric."""
+def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float | tuple[float, float]:
+    """Optuna objective: fine-tune once with the trial's parameters and return the final metric;
+    with objective.cost, (metric, cost), the cost being the figure the trial records under that name."""
+    record: dict[str, Any] = {}
+    value = _fine_tune(trial, ctx, record)  # the record is complete (and saved) once it returns
+    cost = ctx.spec.objective.cost
+    return value if cost is None else (value, float(record[cost]))
+
+
+def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -> float:
+    """Fine-tune once and return the final metric; everything that happened goes into `record`."""
     from transformers import TrainingArguments
 
     spec = ctx.spec
-    record: dict[str, Any] = {"data_fingerprint": ctx.data.fingerprint, "worker": WORKER}
+    record.update(data_fingerprint=ctx.data.fingerprint, worker=WORKER)
     # Memory held before the trial starts; `memory_after_mb` must come back to it (nothing leaks).
     device = torch.device("cuda" if torch.cuda.is_available() and not spec.train.get("use_cpu") else "cpu")
     record["memory_baseline_mb"] = round(_memory_in_use_mb(device), 1)
@@ -229,7 +238,9 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             record["training_arguments_all"] = {k: v for k, v in args.to_dict().items() if k != "output_dir"}
             record["device"] = _device_name(args.device)
             _reset_peak_memory(args.device)
-            reporter = OptunaReporter(trial, spec.objective.key, divergence_factor=spec.divergence_factor)
+            reporter = OptunaReporter(
+                trial, spec.objective.key, divergence_factor=spec.divergence_factor, report=spec.objective.cost is None
+            )
             callbacks = [reporter]  # the reporter first: a trial it prunes is pruned, not stopped early
             if spec.early_stopping.enabled:
                 es = spec.early_stopping

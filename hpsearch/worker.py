@@ -144,7 +144,7 @@ def open_study(spec: Spec, storage: optuna.storages.BaseStorage, salt: int = 0) 
         storage=storage,
         sampler=samplers.build_sampler(spec, existing, salt),
         pruner=pruners.build_pruner(spec),
-        direction=spec.objective.direction,
+        directions=spec.objective.directions,
         load_if_exists=True,
     )
 

@@ -117,7 +117,9 @@ def test_console_script_exit_statuses(make_study):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     bad = subprocess.run([str(exe), "run", str(path)], capture_output=True, text=True, env=env)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == (f"error: {path}: sampler.type: 'bayes' is not allowed; allowed: grid, random, tpe")
+    assert bad.stderr.strip() == (
+        f"error: {path}: sampler.type: 'bayes' is not allowed; allowed: grid, random, tpe, nsga2"
+    )
     assert bad.stdout == ""
     usage = subprocess.run([str(exe), "run"], capture_output=True, text=True, env=env)
     assert usage.returncode == 2 and "STUDY" in usage.stderr
