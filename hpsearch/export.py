@@ -56,7 +56,7 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "seed": trial.user_attrs.get("seed"),
         "steps_trained": trial.user_attrs.get("steps_trained"),
         "task": spec.get("task"),
-        "model": spec.get("model", {}).get("name_or_path"),
+        "model": chosen_model(spec, trial),
         "data": {**spec.get("data", {}), "fingerprint": trial.user_attrs.get("data_fingerprint")},
         "spec": spec,
         "labels": study.user_attrs.get("labels"),
@@ -65,6 +65,14 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     return arguments, manifest
+
+
+def chosen_model(spec: dict, trial: optuna.trial.FrozenTrial) -> str | None:
+    """The model the trial trained (a folder or hub id): its search.model choice, or the fixed one."""
+    model = spec.get("model") or {}
+    if "model" in trial.params:
+        return (model.get("choices") or {}).get(trial.params["model"], trial.user_attrs.get("model"))
+    return model.get("name_or_path")
 
 
 def dump(data: dict, fmt: str) -> str:
