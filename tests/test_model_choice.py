@@ -202,3 +202,26 @@ def test_resume_refuses_choices_that_now_name_other_models(make_study, tiny_mode
     with pytest.raises(SpecError) as caught:
         _check_resume(spec, study)
     assert caught.value.field == "model.choices"
+
+
+def test_the_report_shows_long_model_names_by_their_end(tmp_path):
+    from optuna.distributions import CategoricalDistribution
+
+    from hpsearch import report_html
+    from hpsearch.report import collect
+
+    names = ("/very/long/path/to/models/small-model", "organisation/a-much-larger-model-instruct")
+    study = optuna.create_study(direction="maximize")
+    for i, name in enumerate(names):
+        trial = optuna.trial.create_trial(
+            value=0.5 + i / 10, params={"model": name}, distributions={"model": CategoricalDistribution(names)}
+        )
+        study.add_trial(trial)
+    data = collect(study)
+    assert data.winners[0].param == "model" and data.winners[0].best == names[1]  # the full name, as written
+    (axis, _) = data.parallel.axes
+    assert axis.ticktext == names
+    figure = report_html._fig_parallel(data)
+    shown = figure.data[0].dimensions[0].ticktext
+    assert shown == ("…h/to/models/small-model", "…h-larger-model-instruct")
+    assert all(len(t) == report_html.TICK for t in shown)
