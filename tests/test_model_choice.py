@@ -202,6 +202,10 @@ def test_resume_refuses_choices_that_now_name_other_models(make_study, tiny_mode
     with pytest.raises(SpecError) as caught:
         _check_resume(spec, study)
     assert caught.value.field == "model.choices"
+    study.set_user_attr("spec", spec.to_dict())
+    with pytest.raises(SpecError) as caught:  # a fixed dropout changes what every trial means too
+        _check_resume(load_spec(choice_study(make_study, names, {"dropout": 0.1})), study)
+    assert caught.value.field == "model.dropout" and "ran with None" in str(caught.value)
 
 
 def test_the_report_shows_long_model_names_by_their_end(tmp_path):
