@@ -93,8 +93,8 @@ def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> Checke
         raise SpecError(
             spec.source,
             dropout,
-            f"model {label!r} ({type(config).__name__}) has none of the dropout settings hpsearch knows "
-            f"({', '.join(models.DROPOUT_ATTRIBUTES)}); leave dropout to the model",
+            f"model {label!r} ({type(config).__name__}) has none of the dropout settings hpsearch sets "
+            f"(hidden_dropout_prob, attention_dropout, dropout, resid_pdrop, ...); remove {dropout}",
         )
     return CheckedModel(path, tokenizer, attributes)
 

@@ -128,10 +128,6 @@ class ModelSpec:
     choices: dict[str, str] = field(default_factory=dict)
     """search.model: each choice as written (the trial's param) -> the folder or hub id it loads."""
 
-    def path_for(self, params: dict[str, Any]) -> str:
-        """The model a trial trains: its searched choice, else the fixed one."""
-        return self.choices[params["model"]] if "model" in params else self.name_or_path
-
     def dropout_for(self, params: dict[str, Any]) -> float | None:
         """The trial's dropout: searched, else fixed, else None (the model's own values)."""
         value = params.get("dropout", self.dropout)

@@ -185,6 +185,7 @@ def test_a_model_without_dropout_settings_is_refused(make_study, tiny_causal_lm,
     assert cli.main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}: model.dropout: model '{mamba}' (MambaConfig) has none of the dropout settings" in err
+    assert err.strip().endswith("remove model.dropout") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "tiny.db").exists()
 
 

@@ -224,7 +224,6 @@ def test_model_dropout_and_searched_models_are_read_and_stored(make_study, tmp_p
     assert spec.model.name_or_path is None
     assert spec.search["model"].choices == ("small", "org/larger")  # as written: the trials' param
     assert spec.model.choices == {"small": str(tmp_path / "small"), "org/larger": "org/larger"}
-    assert spec.model.path_for({"model": "small"}) == str(tmp_path / "small")
     assert spec.to_dict()["model"]["choices"] == spec.model.choices
     assert load_spec(make_study(model={"save_best": True}, search__model=["small"])).model.save_best
 
