@@ -87,7 +87,7 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "seed": trial.user_attrs.get("seed"),
         "steps_trained": trial.user_attrs.get("steps_trained"),
         "task": spec.get("task"),
-        "model": spec.get("model", {}).get("name_or_path"),
+        "model": chosen_model(spec, trial),
         "data": {**spec.get("data", {}), "fingerprint": trial.user_attrs.get("data_fingerprint")},
         "spec": spec,
         "labels": study.user_attrs.get("labels"),
@@ -104,6 +104,14 @@ def _cost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any
         return {}
     on_front = trial.number in {t.number for t in study.best_trials}
     return {"cost": objective_names(study)[1], "cost_value": trial.values[1], "pareto_optimal": on_front}
+
+
+def chosen_model(spec: dict, trial: optuna.trial.FrozenTrial) -> str | None:
+    """The model the trial trained (a folder or hub id): its search.model choice, or the fixed one."""
+    model = spec.get("model") or {}
+    if "model" in trial.params:
+        return (model.get("choices") or {}).get(trial.params["model"], trial.user_attrs.get("model"))
+    return model.get("name_or_path")
 
 
 def dump(data: dict, fmt: str) -> str:

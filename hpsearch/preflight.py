@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,15 @@ from hpsearch.spec import Spec, SpecError
 from hpsearch.storage import redact, storage_url
 from hpsearch.tasks import TASKS
 from hpsearch.trial import training_arguments
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    """One model a study trains: where it loads from, its tokenizer, its config's dropout names."""
+
+    path: str
+    tokenizer: Any
+    dropout_attributes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,15 @@ class Checked:
     raw: data.RawData
     labels: tuple[str, ...]
     total_trials: int | None
+    models: dict[str, CheckedModel] = dataclasses.field(default_factory=dict)
+    """Every model by the name trials know it by: search.model's choices as written, or the one
+    model.name_or_path. model_path and tokenizer are the first one's."""
+
+    def model_for(self, spec: Spec, params: dict[str, Any]) -> CheckedModel:
+        """The model a trial with these params trains."""
+        if not self.models:  # built by hand with one model
+            return CheckedModel(self.model_path, self.tokenizer, ())
+        return self.models[params["model"] if "model" in params else spec.model.name_or_path]
 
 
 def total_trials(spec: Spec) -> int | None:
@@ -54,19 +73,52 @@ def _check_training_arguments(spec: Spec) -> None:
             raise SpecError(spec.source, field, f"TrainingArguments rejects it: {reason}") from None
 
 
-def _load_tokenizer(spec: Spec, model_path: str):
+def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> CheckedModel:
+    """Resolve one model, load its tokenizer and config, and check max_length and dropout against it."""
     from transformers import AutoConfig, AutoTokenizer
 
+    path = models.resolve_model(name_or_path, spec.source, where)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        config = AutoConfig.from_pretrained(model_path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:200]
-        raise SpecError(spec.source, "model.name_or_path", f"cannot load tokenizer and config: {reason}") from None
+        raise SpecError(spec.source, where, f"cannot load tokenizer and config: {reason}") from None
     limit = getattr(config, "max_position_embeddings", None)
     if limit is not None and spec.data.max_length > limit:
         raise SpecError(spec.source, "data.max_length", f"{spec.data.max_length} exceeds the model's {limit} positions")
-    return tokenizer
+    attributes = models.dropout_attributes(config)
+    dropout = "search.dropout" if "dropout" in spec.search else "model.dropout"
+    if (dropout == "search.dropout" or spec.model.dropout is not None) and not attributes:
+        raise SpecError(
+            spec.source,
+            dropout,
+            f"model {label!r} ({type(config).__name__}) has none of the dropout settings hpsearch sets "
+            f"(hidden_dropout_prob, attention_dropout, dropout, resid_pdrop, ...); remove {dropout}",
+        )
+    return CheckedModel(path, tokenizer, attributes)
+
+
+def _load_models(spec: Spec) -> dict[str, CheckedModel]:
+    """The fixed model, or every choice of search.model (an error names the choice)."""
+    if not spec.model.choices:
+        name = spec.model.name_or_path
+        return {name: _load_model(spec, name, "model.name_or_path", name)}
+    loaded = {}
+    for choice, name in spec.model.choices.items():
+        try:
+            loaded[choice] = _load_model(spec, name, "search.model", choice)
+        except SpecError as exc:
+            raise naming_choice(exc, choice) from None
+    return loaded
+
+
+def naming_choice(exc: SpecError, choice: str) -> SpecError:
+    """A model's error as search.model's, naming the choice (dropout errors name their own field)."""
+    if exc.field in ("model.dropout", "search.dropout"):
+        return exc
+    said = exc.message if exc.field in ("search.model", "model.name_or_path") else f"{exc.field} {exc.message}"
+    return SpecError(exc.source, "search.model", f"choice {choice!r}: {said}")
 
 
 def _check_vocabulary(spec: Spec, tokenizer, texts: list[str]) -> None:
@@ -92,15 +144,22 @@ def check(spec: Spec, storage_override: str | None = None) -> Checked:
     pruners.build_pruner(spec)
     url = storage_url(spec, storage_override)
     _check_training_arguments(spec)
-    model_path = models.resolve_model(spec.model.name_or_path, spec.source)
-    tokenizer = _load_tokenizer(spec, model_path)
+    loaded = _load_models(spec)
     task = TASKS[spec.task]
     if spec.augmentation.ops and not all(hasattr(task, f) for f in ("augment_inputs", "encode_train")):
         raise SpecError(spec.source, "augmentation", f"task {spec.task} cannot augment its train split (yet)")
     raw = data.load_raw(spec.data, spec.source, task.columns(spec))
-    _check_vocabulary(spec, tokenizer, raw.sample_texts(200))
+    texts = raw.sample_texts(200)
+    for choice, model in loaded.items():
+        try:
+            _check_vocabulary(spec, model.tokenizer, texts)
+        except SpecError as exc:
+            if not spec.model.choices:
+                raise
+            raise naming_choice(exc, choice) from None
     labels = task.label_names(raw, spec)
-    return Checked(url, model_path, tokenizer, raw, labels, total_trials(spec))
+    first = next(iter(loaded.values()))
+    return Checked(url, first.path, first.tokenizer, raw, labels, total_trials(spec), loaded)
 
 
 def describe(spec: Spec, checked: Checked) -> str:
@@ -111,5 +170,6 @@ def describe(spec: Spec, checked: Checked) -> str:
         f"  data: {len(checked.raw.train)} train / {len(checked.raw.eval)} eval rows, "
         + (f"{len(checked.labels)} labels, " if checked.labels else "")
         + f"fingerprint {checked.raw.fingerprint}\n"
-        f"  model: {checked.model_path}\n  storage: {redact(checked.storage_url)}"
+        + "".join(f"\n  model: {m.path}" for m in checked.models.values())
+        + f"\n  storage: {redact(checked.storage_url)}"
     )

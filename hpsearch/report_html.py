@@ -18,6 +18,7 @@ BOX_POINTS = 300  # a box shows every point up to this many, its outliers beyond
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "star", "hexagon", "cross", "x")
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 BEST, GREY = "#d62728", "#9a9a9a"
+TICK = 24  # characters of a categorical choice on an axis (model names run long)
 TITLES = {
     "pareto": (
         "Pareto front: quality against cost",
@@ -59,6 +60,12 @@ def _e(text: Any) -> str:
 
 def _short(x: float) -> str:
     return f"{x:.1e}".replace("e-0", "e-").replace("e+0", "e")
+
+
+def _tick(text: str) -> str:
+    """An axis label of at most TICK characters: a long choice (a model's path or hub id) keeps its
+    end, the part that tells models apart; the full names are in the summary and the trials table."""
+    return text if len(text) <= TICK else "…" + text[-(TICK - 1) :]
 
 
 def _seconds(s: float | None) -> str:
@@ -274,7 +281,7 @@ def _fig_parallel(d: ReportData):
     for a in p.axes:
         dim = {"label": _e(a.label), "values": _array(a.values)}
         if a.tickvals is not None:
-            dim.update(tickvals=a.tickvals, ticktext=[_e(t) for t in a.ticktext])
+            dim.update(tickvals=a.tickvals, ticktext=[_e(_tick(t)) for t in a.ticktext])
         dims.append(dim)
     colorbar = {"title": {"text": _e(d.summary.metric)}, "x": 1.06}
     line = {"color": _array(p.values), "colorscale": "Viridis", "showscale": True, "colorbar": colorbar}

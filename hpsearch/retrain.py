@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from hpsearch import augment, export, preflight
+from hpsearch import augment, export, models, preflight
 from hpsearch.callbacks import StopAtStep
 from hpsearch.spec import SpecError, parse_spec
 from hpsearch.tasks import TASKS
@@ -61,6 +61,20 @@ def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return arguments, manifest
 
 
+def _stored_spec(manifest: dict[str, Any], params: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The study's stored spec, ready to parse again. A searched model becomes the one the trial
+    chose (its resolved folder or hub id, recorded in the manifest): only that model is loaded, and
+    `params` name it so. The stored choices' paths were resolved against the study file's folder."""
+    stored = {k: v for k, v in manifest["spec"].items() if k != "source"}
+    if "model" in params and isinstance(stored.get("search"), dict) and isinstance(stored.get("model"), dict):
+        if not isinstance(manifest.get("model"), str):
+            raise SpecError(source, "model", "missing: the trial's model choice is unknown; export again")
+        stored["model"] = {k: v for k, v in stored["model"].items() if k != "choices"}
+        stored["search"] = {**stored["search"], "model": [manifest["model"]]}
+        params["model"] = manifest["model"]
+    return stored
+
+
 def retrain(
     path: Path, out: Path | None, all_data: bool = False, tolerance: float = 0.01, merge: bool = False
 ) -> dict[str, Any]:
@@ -74,9 +88,12 @@ def retrain(
     path = path.resolve()
     arguments, manifest = load_export(path)
     manifest_file = export.manifest_path(path)
-    stored = {k: v for k, v in manifest["spec"].items() if k != "source"}
+    params = dict(manifest.get("params") or {})
+    stored = _stored_spec(manifest, params, manifest_file)
     spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
     checked = preflight.check(spec)
+    model = checked.model_for(spec, params)
+    dropout = models.dropout_overrides(model.dropout_attributes, spec.model.dropout_for(params))
     if list(checked.labels) != manifest["labels"]:
         raise SpecError(
             manifest_file,
@@ -84,13 +101,11 @@ def retrain(
             f"the data now gives labels {list(checked.labels)}, the trial had {manifest['labels']}",
         )
     task = TASKS[spec.task]
-    lora_settings = spec.finetune.settings(manifest.get("params", {}))
-    task_data = task.prepare(spec, checked.raw, checked.tokenizer)
+    lora_settings = spec.finetune.settings(params)
+    task_data = task.prepare(spec, checked.raw, model.tokenizer)
     # The trial's augmented train split: the same probability (searched or fixed) and seed, the same rows.
     seed = arguments.get("seed", DEFAULT_TRAINING_ARGUMENTS["seed"])
-    augmented, augmentation = augment.for_trial(
-        spec, task, checked.raw, checked.tokenizer, task_data.labels, manifest.get("params", {}), seed
-    )
+    augmented, augmentation = augment.for_trial(spec, task, checked.raw, model.tokenizer, task_data.labels, params, seed)
     train_split = task_data.train if augmented is None else augmented
     out = (out or path.parent / "model").resolve()
     scratch = tempfile.mkdtemp(prefix="hpsearch-train-")
@@ -103,11 +118,12 @@ def retrain(
             trainer = make_trainer(
                 task,
                 task_data,
-                checked.tokenizer,
-                checked.model_path,
+                model.tokenizer,
+                model.path,
                 args,
                 train_dataset=train_set,
                 lora_settings=lora_settings,
+                dropout=dropout,
             )
             trainer.train()
             value = None
@@ -118,12 +134,13 @@ def retrain(
             trainer = make_trainer(
                 task,
                 task_data,
-                checked.tokenizer,
-                checked.model_path,
+                model.tokenizer,
+                model.path,
                 args,
                 stop,
                 train_dataset=augmented,
                 lora_settings=lora_settings,
+                dropout=dropout,
             )
             trainer.train()
             value = trainer.evaluate()[manifest["metric"]]
@@ -131,7 +148,7 @@ def retrain(
             trainer.model.merge_and_unload().save_pretrained(str(out))
         else:
             trainer.save_model(str(out))  # a LoRA trial: the adapter only
-        checked.tokenizer.save_pretrained(str(out))
+        model.tokenizer.save_pretrained(str(out))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     trial_value = manifest["value"]
@@ -152,6 +169,8 @@ def retrain(
         "data_fingerprint": checked.raw.fingerprint,
         "data_changed": checked.raw.fingerprint != manifest["data"].get("fingerprint"),
         "model": str(out),
+        "base_model": model.path,
+        "dropout": dropout or None,
     }
     (out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result

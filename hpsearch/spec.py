@@ -76,6 +76,10 @@ FINETUNE_PARAMS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "lora_dropout": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "lora_target_modules": ((str,), lambda v: bool(v.strip()), "module names, comma-separated, or all-linear"),
     "augmentation_probability": ((int, float), lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    # Every dropout probability of the model's config (model.dropout when fixed).
+    "dropout": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    # The model itself, one of a list (search.model): a local folder or a hub id, as written.
+    "model": ((str,), lambda v: bool(v.strip()), "a model folder or hub id"),
 }
 
 
@@ -122,10 +126,20 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name_or_path: str
-    """A local folder with config.json, or a hub id (a packaged local copy is used when installed)."""
+    name_or_path: str | None
+    """A local folder with config.json, or a hub id (a packaged local copy is used when installed);
+    None when search.model picks the model per trial."""
     save_best: bool = False
     """Keep the best trial's fine-tuned model and tokenizer in NAME.best/model/ beside the study."""
+    dropout: float | None = None
+    """Every dropout probability of the model's config; None keeps the model's own values."""
+    choices: dict[str, str] = field(default_factory=dict)
+    """search.model: each choice as written (the trial's param) -> the folder or hub id it loads."""
+
+    def dropout_for(self, params: dict[str, Any]) -> float | None:
+        """The trial's dropout: searched, else fixed, else None (the model's own values)."""
+        value = params.get("dropout", self.dropout)
+        return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -287,6 +301,8 @@ class Spec:
         for key in {k for keys in TASK_DATA_KEYS.values() for k in keys} - set(TASK_DATA_KEYS[self.task]):
             del out["data"][key]  # only the keys of this study's task
         out["search"] = {name: _param_to_raw(p) for name, p in self.search.items()}
+        if not self.model.choices:  # only a searched model has choices to record
+            del out["model"]["choices"]
         out["sampler"] = {"type": self.sampler.type, **self.sampler.options}
         out["pruner"] = {"type": self.pruner.type, **self.pruner.options}
         tuning = out.pop("finetune")
@@ -437,10 +453,16 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise SpecError(source, "name", f"{name!r}: use letters, digits, '-', '_' and '.'")
     task = top.get("task", str, allowed=TASKS)
-    model = _parse_model(top.get("model", (dict, str)), source, from_cli)
+    raw_search = raw.get("search")
+    searched_model = isinstance(raw_search, dict) and "model" in raw_search
+    model = _parse_model(top.get("model", (dict, str), None), source, from_cli, searched_model)
     data = _parse_data(top.get("data", dict), source, from_cli, task)
     objective = _parse_objective(top.get("objective", dict, {}), source, task)
     search = _parse_search(top.get("search", dict), source)
+    if "model" in search:
+        model = dataclasses.replace(model, choices=_model_choices(search["model"], source, from_cli))
+    if model.dropout is not None and "dropout" in search:
+        raise SpecError(source, "model.dropout", "is also in search (search.dropout); searched or fixed, not both")
     train = _parse_train(top.get("train", dict, {}), source, search)
     sampler = _parse_typed(top.get("sampler", dict, {}), "sampler", SAMPLERS, "tpe", source, from_cli)
     pruner = _parse_pruner(top.get("pruner", dict, {}), objective, source, from_cli)
@@ -531,14 +553,35 @@ def resolve_path(value: str, dotted: str, source: Path, from_cli: set[str]) -> s
     return str(candidate.resolve()) if looks_local else value
 
 
-def _parse_model(raw, source, from_cli) -> ModelSpec:
+def _parse_model(raw, source, from_cli, searched: bool) -> ModelSpec:
+    """The model section; without name_or_path when `searched` (search.model names the models)."""
     if isinstance(raw, str):
         raw = {"name_or_path": raw}
     f = _Fields(raw, "model", source)
-    path = resolve_path(f.get("name_or_path", str), "model.name_or_path", source, from_cli)
-    spec = ModelSpec(name_or_path=path, save_best=f.get("save_best", bool, False))
+    path = f.get("name_or_path", str, None if searched else ...)
+    if searched and path is not None:
+        raise SpecError(
+            source, "model.name_or_path", "is also in search (search.model); the model is searched or fixed, not both"
+        )
+    dropout = f.get("dropout", (int, float), None)
+    if dropout is not None:
+        check_finetune_param("dropout", dropout, source, "model.dropout")
+    spec = ModelSpec(
+        name_or_path=None if path is None else resolve_path(path, "model.name_or_path", source, from_cli),
+        save_best=f.get("save_best", bool, False),
+        dropout=None if dropout is None else float(dropout),
+    )
     f.finish()
     return spec
+
+
+def _model_choices(param: ParamSpec, source, from_cli) -> dict[str, str]:
+    """search.model: each choice as written -> a local path (relative to the study file, or to the cwd
+    for --set) or a hub id, like model.name_or_path. The param keeps the name the user wrote."""
+    resolved = {choice: resolve_path(choice, "search.model", source, from_cli) for choice in param.choices}
+    if len(set(resolved.values())) != len(resolved):
+        raise SpecError(source, "search.model", f"two choices name the same model: {', '.join(param.choices)}")
+    return resolved
 
 
 def _parse_data(raw, source, from_cli, task: str) -> DataSpec:
@@ -815,6 +858,8 @@ def _parse_search(raw, source) -> dict[str, ParamSpec]:
     for name, value in raw.items():
         where = f"search.{name}"
         param = _parse_param(name, value, source, where)
+        if name == "model" and param.kind != "categorical":
+            raise SpecError(source, where, f"must be a list of models (folders or hub ids), got a {param.kind} range")
         values = param.choices if param.kind == "categorical" else (param.low, param.high)
         for v in values:
             if name in FINETUNE_PARAMS:

@@ -18,14 +18,14 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
 
-from hpsearch import augment, lora, space
+from hpsearch import augment, lora, models, space
 from hpsearch.callbacks import DerivedMetrics, EarlyStopping, OptunaReporter
 from hpsearch.progress import Progress
 from hpsearch.spec import FINETUNE_PARAMS, Spec
@@ -82,6 +82,14 @@ class TrialContext:
     best_model_dir: Path | None
     progress: Progress
     raw: Any = None  # the data's RawData: augmentation re-encodes its train split per trial
+    dropout_attributes: tuple[str, ...] = ()
+    """The dropout probabilities of the model's config, set when the study sets dropout."""
+    choices: dict[str, TrialContext] = field(default_factory=dict)
+    """search.model: each choice's own context (its model, tokenizer and tokenized data)."""
+
+    def for_params(self, params: dict[str, Any]) -> TrialContext:
+        """The context of the model a trial trains: its searched choice's, else this one."""
+        return self.choices[params["model"]] if "model" in params else self
 
 
 def _reset_peak_memory(device: torch.device) -> None:
@@ -150,13 +158,14 @@ def make_trainer(
     train_dataset=None,
     eval_dataset=None,
     lora_settings: dict[str, Any] | None = None,
+    dropout: dict[str, float] | None = None,
 ):
     """A Trainer on a fresh model (a new classification head is drawn from `args.seed`), wrapped in a
-    LoRA adapter when `lora_settings` says so."""
+    LoRA adapter when `lora_settings` says so; `dropout` overrides the config's dropout probabilities."""
     from transformers import PrinterCallback, Trainer, set_seed
 
     set_seed(args.seed)
-    model = task.build_model(model_path, task_data.labels)
+    model = task.build_model(model_path, task_data.labels, **(dropout or {}))
     if lora_settings is not None:
         model = lora.wrap(model, lora_settings, task.PEFT_TASK_TYPE)
     if getattr(task, "derived_metrics", None) is not None:  # before the reporter reads the metrics
@@ -223,6 +232,11 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
     train_started = train_ended = None
     try:
         params = space.suggest(trial, spec.search)
+        ctx = ctx.for_params(params)
+        record["model"] = ctx.model_path
+        dropout = models.dropout_overrides(ctx.dropout_attributes, spec.model.dropout_for(params))
+        if dropout:
+            record["dropout"] = dropout
         args_dict = training_arguments(spec, params)
         record.update(training_arguments=args_dict, seed=args_dict["seed"])
         lora_settings = spec.finetune.settings(params)
@@ -255,6 +269,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
                 callbacks,
                 train_dataset=train_dataset,
                 lora_settings=lora_settings,
+                dropout=dropout,
             )
             record.update(lora.parameter_counts(trainer.model))
             reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)
@@ -283,6 +298,9 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
         if not math.isfinite(value):
             raise FloatingPointError(f"{spec.objective.key} is {value} at the end of training")
         if ctx.best_model_dir is not None and _is_new_best(trial, value):
+            # A new best replaces the old wholesale: another model choice, or an adapter instead of
+            # full weights, must not find the previous best's files beside its own.
+            shutil.rmtree(ctx.best_model_dir, ignore_errors=True)
             trainer.save_model(str(ctx.best_model_dir))
             ctx.tokenizer.save_pretrained(str(ctx.best_model_dir))
             record["saved_model"] = str(ctx.best_model_dir)

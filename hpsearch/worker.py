@@ -6,6 +6,7 @@ so any process on any machine that reaches the storage can be one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import warnings
@@ -15,7 +16,7 @@ import optuna
 
 from hpsearch import preflight, pruners, samplers, status
 from hpsearch.progress import Progress
-from hpsearch.spec import Spec
+from hpsearch.spec import Spec, SpecError
 from hpsearch.storage import open_storage
 from hpsearch.tasks import TASKS
 from hpsearch.trial import TrialContext, run_trial
@@ -150,20 +151,38 @@ def open_study(spec: Spec, storage: optuna.storages.BaseStorage, salt: int = 0) 
 
 
 def prepare(spec: Spec, progress: Progress, checked: preflight.Checked) -> TrialContext:
-    """Everything trials share: the tokenizer and the tokenized data (cached on disk)."""
+    """Everything trials share: the tokenizer and the tokenized data (cached on disk).
+
+    With search.model, every choice's tokenizer and data are prepared here, up front: tokenizing is
+    cached on disk per tokenizer, so this is each choice's one-time cost, paid before any trial
+    rather than inside the first trial that draws the choice (its wall time and device-seconds,
+    which budget.device_hours counts and the report compares across models, stay the training's).
+    """
     task = TASKS[spec.task]
-    task_data = task.prepare(spec, checked.raw, checked.tokenizer)
     best_dir = Path(spec.source).resolve().parent / f"{spec.name}.best" / "model" if spec.model.save_best else None
-    return TrialContext(
-        spec=spec,
-        task=task,
-        data=task_data,
-        tokenizer=checked.tokenizer,
-        model_path=checked.model_path,
-        best_model_dir=best_dir,
-        progress=progress,
-        raw=checked.raw,
-    )
+
+    def context(model: preflight.CheckedModel) -> TrialContext:
+        return TrialContext(
+            spec=spec,
+            task=task,
+            data=task.prepare(spec, checked.raw, model.tokenizer),
+            tokenizer=model.tokenizer,
+            model_path=model.path,
+            best_model_dir=best_dir,
+            progress=progress,
+            dropout_attributes=model.dropout_attributes,
+            raw=checked.raw,
+        )
+
+    if not spec.model.choices:
+        return context(checked.model_for(spec, {}))
+    choices = {}
+    for choice, model in checked.models.items():
+        try:
+            choices[choice] = context(model)
+        except SpecError as exc:
+            raise preflight.naming_choice(exc, choice) from None
+    return dataclasses.replace(next(iter(choices.values())), choices=choices)
 
 
 def work(

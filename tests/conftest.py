@@ -73,7 +73,7 @@ def intents_data(tmp_path) -> Path:
     return write_intents(tmp_path / "intents")
 
 
-def base_study(model: Path, data: Path, **changes) -> dict:
+def base_study(model: Path, data: Path, /, **changes) -> dict:  # /: changes may name `model`
     study = {
         "name": "tiny",
         "task": "sequence-classification",

@@ -209,3 +209,59 @@ def test_early_stopping_with_hyperband_needs_an_integer_max_resource(make_study)
         load_spec(path)
     assert caught.value.field == "pruner.max_resource"
     assert "'auto' reads it from the first completed trial, which early stopping can cut short" in str(caught.value)
+
+
+def test_model_dropout_and_searched_models_are_read_and_stored(make_study, tmp_path, tiny_model):
+    spec = load_spec(make_study(model__dropout=0.1))
+    assert spec.model.dropout == 0.1 and spec.model.dropout_for({}) == 0.1
+    assert spec.model.dropout_for({"dropout": 0.3}) == 0.3
+    assert spec.to_dict()["model"] == {"name_or_path": str(tiny_model), "save_best": False, "dropout": 0.1}
+    assert load_spec(make_study()).model.dropout is None
+
+    (tmp_path / "small").mkdir()
+    path = make_study(model=DELETE, search__model=["small", "org/larger"])  # a folder and a hub id
+    spec = load_spec(path)
+    assert spec.model.name_or_path is None
+    assert spec.search["model"].choices == ("small", "org/larger")  # as written: the trials' param
+    assert spec.model.choices == {"small": str(tmp_path / "small"), "org/larger": "org/larger"}
+    assert spec.to_dict()["model"]["choices"] == spec.model.choices
+    assert load_spec(make_study(model={"save_best": True}, search__model=["small"])).model.save_best
+
+
+def test_search_model_given_on_the_command_line_is_relative_to_the_cwd(make_study, tmp_path, monkeypatch):
+    (tmp_path / "m").mkdir()
+    monkeypatch.chdir(tmp_path.parent)
+    spec = load_spec(make_study(model=DELETE), [f"search.model=[{tmp_path.name}/m]"])
+    assert spec.model.choices == {f"{tmp_path.name}/m": str(tmp_path / "m")}
+
+
+BAD_MODEL = [
+    ({"search__model": ["a", "b"]}, "model.name_or_path", "is also in search (search.model)"),
+    ({"model": "x", "search__model": ["a"]}, "model.name_or_path", "searched or fixed, not both"),
+    (
+        {"model": DELETE, "search__model": {"type": "float", "low": 0.0, "high": 1.0}},
+        "search.model",
+        "must be a list of models (folders or hub ids), got a float range",
+    ),
+    ({"model": DELETE, "search__model": [1, 2]}, "search.model", "1 is not allowed; a model folder or hub id"),
+    ({"model": DELETE, "search__model": ["./a", "sub/../a"]}, "search.model", "two choices name the same model"),
+    ({"model": DELETE}, "model.name_or_path", "is required"),
+    ({"model__dropout": 1.0}, "model.dropout", "1.0 is not allowed; a number in [0, 1)"),
+    ({"model__dropout": -0.1}, "model.dropout", "-0.1 is not allowed; a number in [0, 1)"),
+    ({"model__dropout": "high"}, "model.dropout", "must be int or float"),
+    (
+        {"search__dropout": {"type": "float", "low": 0.0, "high": 1.0}},
+        "search.dropout",
+        "1.0 is not allowed; a number in [0, 1)",
+    ),
+    ({"model__dropout": 0.1, "search__dropout": [0.0, 0.2]}, "model.dropout", "searched or fixed, not both"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "text"), BAD_MODEL, ids=[f"{b[1]}-{b[2][:20]}" for b in BAD_MODEL])
+def test_bad_model_choice_or_dropout_names_the_field(make_study, changes, field, text):
+    path = make_study(**changes)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{path}: {field}: ") and text in str(caught.value)

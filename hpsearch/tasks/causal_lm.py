@@ -178,10 +178,11 @@ def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
     return TaskData(train=tokenized["train"], eval=tokenized["eval"], labels=(), fingerprint=raw.fingerprint)
 
 
-def build_model(model_path: str, labels: tuple[str, ...] = ()):
+def build_model(model_path: str, labels: tuple[str, ...] = (), **config_overrides):
+    """The pretrained decoder; `config_overrides` (dropout) go to its config."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_path)
+    return AutoModelForCausalLM.from_pretrained(model_path, **config_overrides)
 
 
 def collator(tokenizer):

@@ -86,7 +86,8 @@ def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
     return TaskData(train=tokenized["train"], eval=tokenized["eval"], labels=labels, fingerprint=raw.fingerprint)
 
 
-def build_model(model_path: str, labels: tuple[str, ...]):
+def build_model(model_path: str, labels: tuple[str, ...], **config_overrides):
+    """The pretrained model with a new head for `labels`; `config_overrides` (dropout) go to its config."""
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(
@@ -94,6 +95,7 @@ def build_model(model_path: str, labels: tuple[str, ...]):
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
+        **config_overrides,
     )
 
 
