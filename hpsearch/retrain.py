@@ -105,7 +105,9 @@ def retrain(
     task_data = task.prepare(spec, checked.raw, model.tokenizer)
     # The trial's augmented train split: the same probability (searched or fixed) and seed, the same rows.
     seed = arguments.get("seed", DEFAULT_TRAINING_ARGUMENTS["seed"])
-    augmented, augmentation = augment.for_trial(spec, task, checked.raw, model.tokenizer, task_data.labels, params, seed)
+    augmented, augmentation = augment.for_trial(
+        spec, task, checked.raw, model.tokenizer, task_data.labels, params, seed
+    )
     train_split = task_data.train if augmented is None else augmented
     out = (out or path.parent / "model").resolve()
     scratch = tempfile.mkdtemp(prefix="hpsearch-train-")
