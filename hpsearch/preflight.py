@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch import data, models, pruners, samplers, space
+from hpsearch import data, models, pruners, samplers, scoring, space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.storage import redact, storage_url
 from hpsearch.tasks import TASKS
@@ -66,6 +66,12 @@ def _load_tokenizer(spec: Spec, model_path: str):
     limit = getattr(config, "max_position_embeddings", None)
     if limit is not None and spec.data.max_length > limit:
         raise SpecError(spec.source, "data.max_length", f"{spec.data.max_length} exceeds the model's {limit} positions")
+    if limit is not None and spec.task == "seq2seq" and spec.data.max_target_length > limit:
+        raise SpecError(
+            spec.source,
+            "data.max_target_length",
+            f"{spec.data.max_target_length} exceeds the model's {limit} positions",
+        )
     return tokenizer
 
 
@@ -86,12 +92,23 @@ def _check_vocabulary(spec: Spec, tokenizer, texts: list[str]) -> None:
         )
 
 
+def _load_metrics(spec: Spec) -> None:
+    """Import the installed metrics the generation section names, so a broken one fails now."""
+    for name in spec.generation.metrics:
+        try:
+            scoring.load(name)
+        except Exception as exc:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise SpecError(spec.source, "generation.metrics", f"{name!r} cannot be loaded: {reason}") from None
+
+
 def check(spec: Spec, storage_override: str | None = None) -> Checked:
     """Raises SpecError on the first problem; writes nothing."""
     samplers.build_sampler(spec)
     pruners.build_pruner(spec)
     url = storage_url(spec, storage_override)
     _check_training_arguments(spec)
+    _load_metrics(spec)
     model_path = models.resolve_model(spec.model.name_or_path, spec.source)
     tokenizer = _load_tokenizer(spec, model_path)
     task = TASKS[spec.task]
