@@ -127,4 +127,15 @@ def describe(spec: Spec, checked: Checked) -> str:
         + (f"{len(checked.labels)} labels, " if checked.labels else "")
         + f"fingerprint {checked.raw.fingerprint}\n"
         f"  model: {checked.model_path}\n  storage: {redact(checked.storage_url)}"
+        + _describe_generation(spec, len(checked.raw.eval))
+    )
+
+
+def _describe_generation(spec: Spec, eval_rows: int) -> str:
+    settings = spec.generation
+    if not settings.enabled:
+        return ""
+    return (
+        f"\n  generation: {', '.join(settings.metrics)} of greedy outputs (at most {settings.max_new_tokens} "
+        f"tokens) for the first {min(settings.samples, eval_rows)} eval rows, at every evaluation"
     )

@@ -638,6 +638,8 @@ def _parse_generation(raw, source, task: str) -> GenerationSpec:
     for name in metrics:
         if not isinstance(name, str):
             raise SpecError(source, "generation.metrics", f"{name!r}: give metric names, e.g. [rougeL]")
+        if name in TASK_METRICS[task]:
+            raise SpecError(source, "generation.metrics", f"{name!r} is measured by {task} already, not generated")
         if name not in known:
             raise SpecError(
                 source,

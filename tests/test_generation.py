@@ -206,6 +206,7 @@ def test_generation_is_refused_for_classification(make_study, capsys):
             "48 leaves no room for the prompt: prompt and output share data.max_length (48)",
         ),
         ({"generation": {"metrics": ["rougeL", "rougeL"]}}, "generation.metrics", "names a metric twice"),
+        ({"generation": {"metrics": ["perplexity"]}}, "generation.metrics", "'perplexity' is measured by causal-lm"),
         ({"generation": {"metrics": ["rougeL"], "temperature": 1}}, "generation.temperature", "unknown key"),
     ],
 )

@@ -111,11 +111,16 @@ def test_padding_counts_no_padded_token_in_the_loss_and_decoder_inputs_follow_th
     assert unsmoothed.item() == pytest.approx(padded.item(), rel=1e-5)
 
 
-def test_a_summarisation_sweep_is_scored_by_rouge_on_generated_outputs(tmp_path, tiny_seq2seq):
+def test_a_summarisation_sweep_is_scored_by_rouge_on_generated_outputs(tmp_path, tiny_seq2seq, capsys):
     path = s2s_study(tmp_path, tiny_seq2seq, write_summaries(tmp_path / "data"))
     spec = load_spec(path)
     assert (spec.objective.metric, spec.objective.direction) == ("rougeL", "maximize")
     assert spec.generation.metrics == ("rouge1", "rouge2", "rougeL")
+    assert cli.main(["validate", str(path)]) == 0
+    assert (
+        "generation: rouge1, rouge2, rougeL of greedy outputs (at most 6 tokens) for the first 8 eval rows"
+        in capsys.readouterr().out
+    )
     assert cli.main(["run", str(path), "--quiet"]) == 0
     study = optuna.load_study(study_name="s2s", storage=f"sqlite:///{tmp_path / 's2s.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
