@@ -166,6 +166,14 @@ def test_seq2seq_trains_a_lora_adapter_and_generates_through_it(tmp_path, tiny_s
         seq2seq.PEFT_TASK_TYPE,
     )
     assert type(model).__name__ == "PeftModelForSeq2SeqLM"
+    rows = [
+        {
+            k: v[0]
+            for k, v in seq2seq.encode(tokenizer, {"source": ["refund"], "target": ["refund money"]}, 8, 8).items()
+        }
+    ]
+    batch = seq2seq.collator(tokenizer, model)(rows)  # the adapter's model builds the decoder inputs too
+    assert batch["decoder_input_ids"][0].tolist() == [model.config.decoder_start_token_id, *rows[0]["labels"][:-1]]
     ids = [tokenizer("refund please")["input_ids"], tokenizer("where my parcel")["input_ids"]]
     outputs = generate(model, tokenizer, ids, max_new_tokens=4, batch_size=2)
     assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
