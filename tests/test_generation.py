@@ -87,8 +87,8 @@ def test_batched_generation_pads_on_the_left_and_leaves_the_tokenizer_and_mode_a
     assert batched == alone  # padding changed nothing: it went on the left, masked
     assert tokenizer.padding_side == "right"  # the training collator pads labels on this side
     assert model.training
-    with torch.no_grad():  # greedy: the first generated token is the argmax after the prompt
-        logits = model(torch.tensor([prompts[0]])).logits[0, -1]
+    with torch.no_grad():  # greedy: the first generated token is the argmax after the prompt (no dropout)
+        logits = model.eval()(torch.tensor([prompts[0]])).logits[0, -1]
     first = tokenizer.decode([int(logits.argmax())], skip_special_tokens=True).strip()
     assert alone[0].startswith(first)
 
