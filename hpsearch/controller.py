@@ -16,7 +16,18 @@ from hpsearch.storage import open_storage, redact
 from hpsearch.trial import WORKER
 
 # Sections that decide what a trial's number means; a resumed study must keep them.
-FIXED_SECTIONS = ("task", "model", "data", "objective", "train", "early_stopping", "finetune", "lora", "augmentation")
+FIXED_SECTIONS = (
+    "task",
+    "model",
+    "data",
+    "objective",
+    "train",
+    "early_stopping",
+    "finetune",
+    "lora",
+    "augmentation",
+    "generation",
+)
 
 
 def _check_resume(spec: Spec, study: optuna.Study) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch import data, models, pruners, samplers, space
+from hpsearch import data, models, pruners, samplers, scoring, space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.storage import redact, storage_url
 from hpsearch.tasks import TASKS
@@ -87,6 +87,12 @@ def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> Checke
     limit = getattr(config, "max_position_embeddings", None)
     if limit is not None and spec.data.max_length > limit:
         raise SpecError(spec.source, "data.max_length", f"{spec.data.max_length} exceeds the model's {limit} positions")
+    if limit is not None and spec.task == "seq2seq" and spec.data.max_target_length > limit:
+        raise SpecError(
+            spec.source,
+            "data.max_target_length",
+            f"{spec.data.max_target_length} exceeds the model's {limit} positions",
+        )
     attributes = models.dropout_attributes(config)
     dropout = "search.dropout" if "dropout" in spec.search else "model.dropout"
     if (dropout == "search.dropout" or spec.model.dropout is not None) and not attributes:
@@ -138,12 +144,23 @@ def _check_vocabulary(spec: Spec, tokenizer, texts: list[str]) -> None:
         )
 
 
+def _load_metrics(spec: Spec) -> None:
+    """Import the installed metrics the generation section names, so a broken one fails now."""
+    for name in spec.generation.metrics:
+        try:
+            scoring.load(name)
+        except Exception as exc:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise SpecError(spec.source, "generation.metrics", f"{name!r} cannot be loaded: {reason}") from None
+
+
 def check(spec: Spec, storage_override: str | None = None) -> Checked:
     """Raises SpecError on the first problem; writes nothing."""
     samplers.build_sampler(spec)
     pruners.build_pruner(spec)
     url = storage_url(spec, storage_override)
     _check_training_arguments(spec)
+    _load_metrics(spec)
     loaded = _load_models(spec)
     task = TASKS[spec.task]
     if spec.augmentation.ops and not all(hasattr(task, f) for f in ("augment_inputs", "encode_train")):
@@ -169,7 +186,18 @@ def describe(spec: Spec, checked: Checked) -> str:
         f"({', '.join(spec.search)}), {spec.sampler.type} sampler, {spec.pruner.type} pruner, {trials}\n"
         f"  data: {len(checked.raw.train)} train / {len(checked.raw.eval)} eval rows, "
         + (f"{len(checked.labels)} labels, " if checked.labels else "")
-        + f"fingerprint {checked.raw.fingerprint}\n"
+        + f"fingerprint {checked.raw.fingerprint}"
         + "".join(f"\n  model: {m.path}" for m in checked.models.values())
         + f"\n  storage: {redact(checked.storage_url)}"
+        + _describe_generation(spec, len(checked.raw.eval))
+    )
+
+
+def _describe_generation(spec: Spec, eval_rows: int) -> str:
+    settings = spec.generation
+    if not settings.enabled:
+        return ""
+    return (
+        f"\n  generation: {', '.join(settings.metrics)} of greedy outputs (at most {settings.max_new_tokens} "
+        f"tokens) for the first {min(settings.samples, eval_rows)} eval rows, at every evaluation"
     )

@@ -20,9 +20,10 @@ from typing import Any
 
 import yaml
 
+from hpsearch import scoring
 from hpsearch.augment import OPS as AUGMENT_OPS
 
-TASKS = ("sequence-classification", "causal-lm")
+TASKS = ("sequence-classification", "causal-lm", "seq2seq")
 # Each sampler and pruner with the options a study file may give it, and their types.
 SAMPLERS: dict[str, dict[str, type | tuple]] = {
     "grid": {"seed": int},
@@ -44,16 +45,26 @@ PRUNERS: dict[str, dict[str, type | tuple]] = {
     "hyperband": {"min_resource": int, "max_resource": (int, str), "reduction_factor": int, "bootstrap_count": int},
 }
 METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "loss": "minimize", "perplexity": "minimize"}
+METRICS.update(dict.fromkeys(scoring.BUILT_IN, "maximize"))  # text metrics of generated outputs: scores
 # What a trial may be charged as its cost, the optional second objective (always minimized); each is a
 # figure `trial.run_trial` records for every trial that trains: the device time it held (what
 # budget.device_hours counts), the time in Trainer.train() alone, and the peak memory of the device.
 COSTS = ("device_seconds", "train_seconds", "peak_memory_mb")
 # The metrics each task measures on the eval split; the first is the default objective.
-TASK_METRICS = {"sequence-classification": ("accuracy", "f1_macro", "loss"), "causal-lm": ("loss", "perplexity")}
+TASK_METRICS = {
+    "sequence-classification": ("accuracy", "f1_macro", "loss"),
+    "causal-lm": ("loss", "perplexity"),
+    "seq2seq": ("loss",),
+}
+# The tasks that can generate, with the metrics their `generation` section scores by default (none: off).
+TASK_GENERATION = {"causal-lm": (), "seq2seq": ("rouge1", "rouge2", "rougeL")}
+# A task's default objective where it is not TASK_METRICS' first (it must then be measured).
+DEFAULT_OBJECTIVE = {"seq2seq": "rougeL"}
 # The data keys each task reads, besides those every task has.
 TASK_DATA_KEYS = {
     "sequence-classification": ("text_column", "label_column"),
     "causal-lm": ("prompt_column", "completion_column", "messages_column", "packing"),
+    "seq2seq": ("source_column", "target_column", "max_target_length"),
 }
 
 # Keys hpsearch sets itself for every trial; a study file may not set them.
@@ -204,14 +215,21 @@ class DataSpec:
     """causal-lm: a column of chat conversations (lists of {role, content}) instead of pairs."""
     packing: bool = False
     """causal-lm: concatenate the train examples into full blocks of max_length."""
+    source_column: str = "source"
+    """seq2seq: the encoder's input (the document to summarise); truncated to max_length tokens."""
+    target_column: str = "target"
+    """seq2seq: what the decoder learns to write (the summary)."""
+    max_target_length: int = 128
+    """seq2seq: targets are truncated to this many tokens (summaries are much shorter than sources)."""
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
     metric: str = "accuracy"
-    """Measured on the eval split: accuracy, f1_macro or loss (classification); loss or perplexity (causal-lm)."""
+    """Measured on the eval split: accuracy, f1_macro or loss (classification); loss or perplexity (causal-lm);
+    loss (seq2seq); or a metric of generated outputs that the generation section names."""
     direction: str = ""
-    """maximize or minimize; defaults to what the metric needs."""
+    """maximize or minimize; defaults to what the metric needs (required for a user metric)."""
     cost: str | None = None
     """A second objective, always minimized (device_seconds, train_seconds or peak_memory_mb): the
     study then searches the Pareto front of quality against cost instead of one best trial."""
@@ -224,6 +242,22 @@ class ObjectiveSpec:
     def directions(self) -> list[str]:
         """The study's directions: the metric's, then the cost's (minimize) when there is one."""
         return [self.direction] if self.cost is None else [self.direction, "minimize"]
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """At every evaluation, generate (greedily) for a fixed eval sample and score the outputs."""
+
+    metrics: tuple[str, ...] = ()
+    """Scored on the outputs and recorded as eval_<name>: built-in or installed metrics; empty: off."""
+    samples: int = 32
+    """The first N rows of the eval split: the same rows for every trial."""
+    max_new_tokens: int = 64
+    """The longest output generated for a row."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.metrics)
 
 
 @dataclass(frozen=True)
@@ -294,10 +328,16 @@ class Spec:
     """The study file this spec was read from."""
     augmentation: AugmentSpec = AugmentSpec()
     """Augmentation of the train split, applied per trial (off by default)."""
+    generation: GenerationSpec = field(default_factory=GenerationSpec)
+    """causal-lm and seq2seq: metrics of outputs generated for a fixed eval sample."""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain data (saved with the study)."""
         out = dataclasses.asdict(self)
+        if self.task in TASK_GENERATION:
+            out["generation"]["metrics"] = list(self.generation.metrics)
+        else:
+            del out["generation"]
         for key in {k for keys in TASK_DATA_KEYS.values() for k in keys} - set(TASK_DATA_KEYS[self.task]):
             del out["data"][key]  # only the keys of this study's task
         out["search"] = {name: _param_to_raw(p) for name, p in self.search.items()}
@@ -457,7 +497,15 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
     searched_model = isinstance(raw_search, dict) and "model" in raw_search
     model = _parse_model(top.get("model", (dict, str), None), source, from_cli, searched_model)
     data = _parse_data(top.get("data", dict), source, from_cli, task)
-    objective = _parse_objective(top.get("objective", dict, {}), source, task)
+    generation = _parse_generation(top.get("generation", dict, None), source, task)
+    if task == "causal-lm" and generation.enabled and generation.max_new_tokens >= data.max_length:
+        raise SpecError(
+            source,
+            "generation.max_new_tokens",
+            f"{generation.max_new_tokens} leaves no room for the prompt: prompt and output share "
+            f"data.max_length ({data.max_length}); give fewer tokens",
+        )
+    objective = _parse_objective(top.get("objective", dict, {}), source, task, generation)
     search = _parse_search(top.get("search", dict), source)
     if "model" in search:
         model = dataclasses.replace(model, choices=_model_choices(search["model"], source, from_cli))
@@ -523,6 +571,7 @@ def parse_spec(raw: dict, source: Path, from_cli: set[str] = frozenset()) -> Spe
         finetune=finetune,
         source=str(source),
         augmentation=augmentation,
+        generation=generation,
     )
     try:
         json.dumps(spec.to_dict())
@@ -615,6 +664,9 @@ def _parse_data(raw, source, from_cli, task: str) -> DataSpec:
         completion_column=f.get("completion_column", str, "completion"),
         messages_column=f.get("messages_column", str, None),
         packing=f.get("packing", bool, False),
+        source_column=f.get("source_column", str, "source"),
+        target_column=f.get("target_column", str, "target"),
+        max_target_length=_positive(f.get("max_target_length", int, 128), source, "data.max_target_length"),
     )
     if spec.messages_column is not None:
         for key in ("prompt_column", "completion_column"):
@@ -624,10 +676,27 @@ def _parse_data(raw, source, from_cli, task: str) -> DataSpec:
     return spec
 
 
-def _parse_objective(raw, source, task: str) -> ObjectiveSpec:
+def _parse_objective(raw, source, task: str, generation: GenerationSpec) -> ObjectiveSpec:
+    """Any metric the task measures: its own, or one the generation section scores."""
     f = _Fields(raw, "objective", source)
-    metric = f.get("metric", str, TASK_METRICS[task][0], allowed=TASK_METRICS[task])
-    direction = f.get("direction", str, METRICS[metric], allowed=("maximize", "minimize"))
+    measured = (*TASK_METRICS[task], *generation.metrics)
+    default = DEFAULT_OBJECTIVE.get(task, TASK_METRICS[task][0])
+    if "metric" not in f.raw and default not in measured:
+        raise SpecError(
+            source,
+            "objective.metric",
+            f"is required: the {task} default, {default}, is not among generation.metrics; "
+            f"allowed: {', '.join(measured)}",
+        )
+    metric = f.get("metric", str, default, allowed=measured)
+    if metric in METRICS:
+        direction = f.get("direction", str, METRICS[metric], allowed=("maximize", "minimize"))
+    elif f.raw.get("direction") is None:
+        raise SpecError(
+            source, "objective.direction", f"is required for {metric!r}, a user metric: maximize or minimize"
+        )
+    else:
+        direction = f.get("direction", str, allowed=("maximize", "minimize"))
     cost = f.get("cost", str, None, allowed=COSTS)
     f.finish()
     return ObjectiveSpec(metric=metric, direction=direction, cost=cost)
@@ -645,6 +714,41 @@ def _parse_pruner(raw, objective: ObjectiveSpec, source, from_cli) -> PrunerSpec
             "use none (the default with a cost) or drop objective.cost",
         )
     return pruner
+
+
+def _parse_generation(raw, source, task: str) -> GenerationSpec:
+    """Off unless the task generates by default (seq2seq) or the study names metrics (causal-lm)."""
+    if task not in TASK_GENERATION:
+        if raw is not None:
+            raise SpecError(source, "generation", f"is for tasks {', '.join(TASK_GENERATION)}, not {task}")
+        return GenerationSpec()
+    if raw is None:
+        return GenerationSpec(metrics=TASK_GENERATION[task])
+    f = _Fields(raw, "generation", source)
+    default = list(TASK_GENERATION[task]) if TASK_GENERATION[task] else ...
+    metrics = f.get("metrics", list, default)
+    spec = GenerationSpec(
+        metrics=tuple(metrics),
+        samples=_positive(f.get("samples", int, 32), source, "generation.samples"),
+        max_new_tokens=_positive(f.get("max_new_tokens", int, 64), source, "generation.max_new_tokens"),
+    )
+    f.finish()
+    known = scoring.known()
+    for name in metrics:
+        if not isinstance(name, str):
+            raise SpecError(source, "generation.metrics", f"{name!r}: give metric names, e.g. [rougeL]")
+        if name in TASK_METRICS[task]:
+            raise SpecError(source, "generation.metrics", f"{name!r} is measured by {task} already, not generated")
+        if name not in known:
+            raise SpecError(
+                source,
+                "generation.metrics",
+                f"{name!r} is not a metric; built in: {', '.join(scoring.BUILT_IN)}; "
+                f"installed: {scoring.describe_installed()}",
+            )
+    if len(set(metrics)) != len(metrics):
+        raise SpecError(source, "generation.metrics", "names a metric twice")
+    return spec
 
 
 def _parse_typed(raw, section, table, default, source, from_cli):

@@ -27,6 +27,7 @@ import torch
 
 from hpsearch import augment, lora, models, space
 from hpsearch.callbacks import DerivedMetrics, EarlyStopping, OptunaReporter
+from hpsearch.generation import GeneratedMetrics
 from hpsearch.progress import Progress
 from hpsearch.spec import FINETUNE_PARAMS, Spec
 
@@ -170,17 +171,31 @@ def make_trainer(
         model = lora.wrap(model, lora_settings, task.PEFT_TASK_TYPE)
     if getattr(task, "derived_metrics", None) is not None:  # before the reporter reads the metrics
         callbacks = [DerivedMetrics(task.derived_metrics), *callbacks]
+    if getattr(task_data, "generation", None) is not None:  # so are the scores of generated outputs
+        callbacks = [GeneratedMetrics(task_data.generation, tokenizer), *callbacks]
+    if getattr(task, "COLLATOR_TAKES_MODEL", False):  # it builds the decoder's inputs with the model (seq2seq)
+        collate = task.collator(tokenizer, model)
+    else:
+        collate = task.collator(tokenizer)
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=task_data.train if train_dataset is None else train_dataset,
         eval_dataset=task_data.eval if eval_dataset is None else eval_dataset,
-        data_collator=task.collator(tokenizer),
+        data_collator=collate,
         compute_metrics=task.compute_metrics,
         callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
     return trainer
+
+
+def _generated_examples(trainer) -> list[dict[str, str]]:
+    """A few inputs, references and outputs of the last evaluation, when the trial generates."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, GeneratedMetrics):
+            return callback.examples
+    return []
 
 
 class OutOfMemory(RuntimeError):
@@ -337,6 +352,9 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
                     per_step = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps
                     record["train_samples_per_second"] = round(state.global_step * per_step / train_seconds, 3)
             record["peak_memory_mb"] = round(_peak_memory_mb(trainer.args.device), 1)
+            examples = _generated_examples(trainer)
+            if examples:
+                record["generated_examples"] = examples
             device = trainer.args.device
         # Free the model and optimizer before the next trial, and record what is still held. An
         # exception on its way out holds the training frames (and so the model): clear their locals.

@@ -15,16 +15,25 @@ OFFLINE_OVERRIDES = {
 
 
 def test_studies_are_shipped():
-    assert {p.stem for p in STUDIES} >= {"quickstart", "banking77", "support_assistant", "code_generation"}
+    assert {p.stem for p in STUDIES} >= {
+        "quickstart",
+        "banking77",
+        "support_assistant",
+        "code_generation",
+        "summarization",
+    }
 
 
 def offline_llm(path, tmp_path, model) -> list[str]:
-    """An LLM study names a hub model and dataset; offline, its structure (task, columns, objective,
+    """An LLM or seq2seq study names a hub model and dataset; offline, its structure (task, columns, objective,
     search, TrainingArguments) is checked against the tiny GPT-2 and rows with the study's columns."""
     import json
 
     spec = load_spec(path)
-    columns = [spec.data.prompt_column, spec.data.completion_column]
+    if spec.task == "seq2seq":
+        columns = [spec.data.source_column, spec.data.target_column]
+    else:
+        columns = [spec.data.prompt_column, spec.data.completion_column]
     rows = [{columns[0]: f"question {i} about my order", columns[1]: f"answer {i} sure"} for i in range(40)]
     data = tmp_path / "data"
     data.mkdir()
@@ -34,14 +43,18 @@ def offline_llm(path, tmp_path, model) -> list[str]:
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
-def test_study_file_validates(path, tmp_path, tiny_causal_lm):
+def test_study_file_validates(path, tmp_path, tiny_causal_lm, request):
     overrides = OFFLINE_OVERRIDES.get(path.stem, [])
-    if load_spec(path).task == "causal-lm":
+    task = load_spec(path).task
+    if task == "causal-lm":
         overrides = offline_llm(path, tmp_path, tiny_causal_lm)
+    elif task == "seq2seq":  # the same check against the tiny BART (positions: 128)
+        model = request.getfixturevalue("tiny_seq2seq")
+        overrides = [*offline_llm(path, tmp_path, model), "data.max_target_length=32"]
     spec = load_spec(path, overrides)
     checked = preflight.check(spec)
     assert checked.total_trials and checked.total_trials >= 1
-    assert len(checked.labels) >= 2 or spec.task == "causal-lm"
+    assert len(checked.labels) >= 2 or spec.task in ("causal-lm", "seq2seq")
     assert checked.storage_url == f"sqlite:///{path.parent / spec.name}.db"
 
 

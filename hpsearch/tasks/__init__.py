@@ -1,7 +1,7 @@
 """One module per task: data -> tokenized splits, model, metrics. Looked up by the study's `task`."""
 
-from hpsearch.tasks import causal_lm, classification
+from hpsearch.tasks import causal_lm, classification, seq2seq
 
-TASKS = {"sequence-classification": classification, "causal-lm": causal_lm}
+TASKS = {"sequence-classification": classification, "causal-lm": causal_lm, "seq2seq": seq2seq}
 
 __all__ = ["TASKS"]

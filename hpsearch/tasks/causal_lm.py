@@ -5,7 +5,8 @@ the tokenizer's chat template, and every assistant turn is a completion; so do p
 pairs (a user turn, an assistant turn) when the tokenizer has a template, else prompt text then
 completion. Sequences are padded per batch;
 `data.packing` concatenates examples into full blocks of `max_length` instead. Metrics: eval loss and
-perplexity (exp of the eval loss).
+perplexity (exp of the eval loss); with a `generation` section, metrics of completions generated for
+the eval split's first rows (hpsearch.generation).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import datasets
 
 from hpsearch import data as data_module
+from hpsearch import generation as generation_module
 from hpsearch.spec import Spec, SpecError
 
 IGNORE = -100  # label of a token the loss does not count
@@ -31,6 +33,8 @@ class TaskData:
     eval: datasets.Dataset
     labels: tuple[str, ...]  # none: kept for the shared interface
     fingerprint: str
+    generation: generation_module.Sample | None = None
+    """The eval rows whose generated completions are scored at every evaluation; None: off."""
 
 
 def columns(spec: Spec) -> dict[str, str]:
@@ -111,6 +115,47 @@ def encode_row(tokenizer, row: dict, max_length: int, chat: bool) -> dict[str, l
     return encode_pair(tokenizer, row["prompt"], row["completion"], max_length)
 
 
+def generation_row(tokenizer, row: dict, room: int, chat: bool) -> tuple[str, list[int], str] | None:
+    """(input shown, prompt token ids, reference) for generating a row's completion, the prompt
+    built as `encode_row` builds it for training: a chat's turns before its last assistant turn (the
+    reference) through the chat template with the generation prompt; a pair's prompt as a user turn
+    when the tokenizer has a template, else its text after BOS. The prompt keeps its last `room`
+    tokens. None for a chat without an assistant turn (nothing to compare with)."""
+    if chat:
+        messages = row["messages"]
+        answers = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+        if not answers:
+            return None
+        turns, reference = messages[: answers[-1]], messages[answers[-1]]["content"]
+        shown = turns[-1]["content"] if turns else ""
+    else:
+        turns, reference, shown = [{"role": "user", "content": row["prompt"]}], row["completion"], row["prompt"]
+    if chat or getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return shown, ids[-room:], reference
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    ids = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+    return shown, bos + ids[-max(room - len(bos), 1) :], reference
+
+
+def generation_sample(spec: Spec, eval_rows: datasets.Dataset, tokenizer) -> generation_module.Sample | None:
+    """The first `generation.samples` eval rows to generate for; prompt and output share max_length."""
+    settings = spec.generation
+    if not settings.enabled:
+        return None
+    chat = "messages" in eval_rows.column_names
+    room = max(spec.data.max_length - settings.max_new_tokens, 1)
+    rows = []
+    for row in eval_rows:
+        if len(rows) == settings.samples:
+            break
+        built = generation_row(tokenizer, row, room, chat)
+        if built is not None:
+            rows.append(built)
+    return generation_module.build_sample(rows, settings)
+
+
 def pack(rows: dict[str, list[list[int]]], block: int) -> dict[str, list[list[int]]]:
     """Concatenate the examples (each ends with its end token) and cut full blocks of `block` tokens;
     the remainder shorter than a block is dropped. Labels stay aligned with their tokens."""
@@ -175,7 +220,13 @@ def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
         "data": raw.fingerprint,
     }
     tokenized = data_module.cached(key, build)
-    return TaskData(train=tokenized["train"], eval=tokenized["eval"], labels=(), fingerprint=raw.fingerprint)
+    return TaskData(
+        train=tokenized["train"],
+        eval=tokenized["eval"],
+        labels=(),
+        fingerprint=raw.fingerprint,
+        generation=generation_sample(spec, raw.eval, tokenizer),
+    )
 
 
 def build_model(model_path: str, labels: tuple[str, ...] = (), **config_overrides):

@@ -1,0 +1,112 @@
+"""Generate for a fixed eval sample at every evaluation and score the outputs (ROUGE, exact match,
+user metrics), adding them to the evaluation's metrics before the Optuna reporter reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import TrainerCallback
+
+from hpsearch import scoring
+from hpsearch.spec import GenerationSpec
+
+SHOWN = 3  # generated examples recorded on a trial
+SHOWN_CHARS = 300  # each text of a recorded example is cut to this many characters
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The eval rows generated for at every evaluation (the first N: the same for every trial)."""
+
+    inputs: tuple[str, ...]
+    """What a person reads as each row's input: the prompt or the source text."""
+    encoded: tuple[tuple[int, ...], ...]
+    """The token ids given to `generate` for each row."""
+    references: tuple[str, ...]
+    metrics: tuple[str, ...]
+    max_new_tokens: int
+
+
+def build_sample(rows: Sequence[tuple[str, list[int], str]], settings: GenerationSpec) -> Sample | None:
+    """(input text, token ids, reference) of the first `settings.samples` rows; None when generation is off."""
+    if not settings.enabled:
+        return None
+    rows = list(rows)[: settings.samples]
+    return Sample(
+        inputs=tuple(text for text, _, _ in rows),
+        encoded=tuple(tuple(ids) for _, ids, _ in rows),
+        references=tuple(reference for _, _, reference in rows),
+        metrics=settings.metrics,
+        max_new_tokens=settings.max_new_tokens,
+    )
+
+
+def generate(model, tokenizer, encoded: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int) -> list[str]:
+    """Greedy outputs for token-id prompts, decoded without special tokens.
+
+    Batches are padded on the left for a decoder-only model (its output continues the prompt's last
+    token) and on the right for an encoder-decoder one; the tokenizer's own padding side is left as
+    it is, since the training collator pads labels on that side. Runs in eval mode without gradients
+    and puts the model back in the mode it was in.
+    """
+    decoder_only = not getattr(model.config, "is_encoder_decoder", False)
+    side = "left" if decoder_only else "right"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outputs: list[str] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(encoded), batch_size):
+                chunk = [{"input_ids": list(ids)} for ids in encoded[start : start + batch_size]]
+                batch = tokenizer.pad(chunk, padding_side=side, return_tensors="pt").to(device)
+                generated = model.generate(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    pad_token_id=pad,
+                )
+                if decoder_only:  # the prompt comes back first: keep what was generated
+                    generated = generated[:, batch["input_ids"].shape[1] :]
+                outputs.extend(t.strip() for t in tokenizer.batch_decode(generated, skip_special_tokens=True))
+    finally:
+        model.train(was_training)
+    return outputs
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+class GeneratedMetrics(TrainerCallback):
+    """At every evaluation: generate for the sample, score, add `eval_<metric>` to the metrics.
+
+    Placed before `OptunaReporter`, so the reporter (pruning, the curve) and early stopping see the
+    scores like any other metric. `examples` holds a few inputs, references and outputs of the last
+    evaluation, recorded on the trial.
+    """
+
+    def __init__(self, sample: Sample, tokenizer) -> None:
+        self.sample = sample
+        self.tokenizer = tokenizer
+        self.metrics = {name: scoring.load(name) for name in sample.metrics}
+        self.examples: list[dict[str, str]] = []
+
+    def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+        if metrics is None or model is None:
+            return control
+        outputs = generate(
+            model, self.tokenizer, self.sample.encoded, self.sample.max_new_tokens, args.per_device_eval_batch_size
+        )
+        scores = scoring.score(self.metrics, outputs, list(self.sample.references))
+        metrics.update({f"eval_{name}": value for name, value in scores.items()})
+        self.examples = [
+            {"input": _cut(i), "reference": _cut(r), "output": _cut(o)}
+            for i, r, o in zip(self.sample.inputs, self.sample.references, outputs, strict=False)
+        ][:SHOWN]
+        return control
