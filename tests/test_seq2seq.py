@@ -212,3 +212,31 @@ def test_loss_is_a_valid_objective_without_generation(tmp_path, tiny_seq2seq):
     assert not spec.generation.enabled and spec.objective.direction == "minimize"
     checked = preflight.check(spec)
     assert seq2seq.prepare(spec, checked.raw, checked.tokenizer).generation is None
+
+
+def test_augmentation_changes_sources_never_targets(tmp_path, tiny_seq2seq):
+    from hpsearch import augment
+
+    ops = {"ops": ["word_deletion", "word_swap", "char_noise", "truncation"], "probability": 0.4}
+    spec = load_spec(s2s_study(tmp_path, tiny_seq2seq, write_summaries(tmp_path / "data"), augmentation=ops))
+    checked = preflight.check(spec)
+    plain = seq2seq.prepare(spec, checked.raw, checked.tokenizer)
+    augmented, record = augment.for_trial(spec, seq2seq, checked.raw, checked.tokenizer, (), {}, seed=3)
+    assert record["rows_changed"] > len(plain.train) // 2
+    assert augmented["labels"] == plain.train["labels"]  # every target, token for token
+    assert sum(a != b for a, b in zip(augmented["input_ids"], plain.train["input_ids"], strict=True)) > 0
+
+
+def test_dropout_reaches_the_encoder_decoder_config(tmp_path, tiny_seq2seq):
+    from hpsearch import models
+
+    path = s2s_study(tmp_path, tiny_seq2seq, write_summaries(tmp_path / "data"))
+    study = yaml.safe_load(path.read_text())
+    study["model"]["dropout"] = 0.25
+    path.write_text(yaml.safe_dump(study))
+    spec = load_spec(path)
+    checked = preflight.check(spec)
+    overrides = models.dropout_overrides(checked.model_for(spec, {}).dropout_attributes, spec.model.dropout_for({}))
+    model = seq2seq.build_model(str(tiny_seq2seq), (), **overrides)
+    assert model.config.dropout == 0.25 and model.config.attention_dropout == 0.25
+    assert model.model.encoder.dropout == 0.25 and model.model.decoder.layers[0].dropout == 0.25  # what BART applies
