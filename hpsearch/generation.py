@@ -4,6 +4,7 @@ user metrics), adding them to the evaluation's metrics before the Optuna reporte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -43,13 +44,21 @@ def build_sample(rows: Sequence[tuple[str, list[int], str]], settings: Generatio
     )
 
 
-def generate(model, tokenizer, encoded: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int) -> list[str]:
+def generate(
+    model,
+    tokenizer,
+    encoded: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    autocast: torch.dtype | None = None,
+) -> list[str]:
     """Greedy outputs for token-id prompts, decoded without special tokens.
 
     Batches are padded on the left for a decoder-only model (its output continues the prompt's last
     token) and on the right for an encoder-decoder one; the tokenizer's own padding side is left as
     it is, since the training collator pads labels on that side. Runs in eval mode without gradients
-    and puts the model back in the mode it was in.
+    and puts the model back in the mode it was in. `autocast` (bf16 or fp16: the trial's mixed
+    precision) runs it in that precision, as training does, instead of in the fp32 weights'.
     """
     decoder_only = not getattr(model.config, "is_encoder_decoder", False)
     side = "left" if decoder_only else "right"
@@ -59,7 +68,8 @@ def generate(model, tokenizer, encoded: Sequence[Sequence[int]], max_new_tokens:
     model.eval()
     outputs: list[str] = []
     try:
-        with torch.no_grad():
+        precision = nullcontext() if autocast is None else torch.autocast(device.type, dtype=autocast)
+        with torch.no_grad(), precision:
             for start in range(0, len(encoded), batch_size):
                 chunk = [{"input_ids": list(ids)} for ids in encoded[start : start + batch_size]]
                 batch = tokenizer.pad(chunk, padding_side=side, return_tensors="pt").to(device)
@@ -100,8 +110,14 @@ class GeneratedMetrics(TrainerCallback):
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
         if metrics is None or model is None:
             return control
+        precision = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
         outputs = generate(
-            model, self.tokenizer, self.sample.encoded, self.sample.max_new_tokens, args.per_device_eval_batch_size
+            model,
+            self.tokenizer,
+            self.sample.encoded,
+            self.sample.max_new_tokens,
+            args.per_device_eval_batch_size,
+            autocast=precision,
         )
         scores = scoring.score(self.metrics, outputs, list(self.sample.references))
         metrics.update({f"eval_{name}": value for name, value in scores.items()})

@@ -93,6 +93,17 @@ def test_batched_generation_pads_on_the_left_and_leaves_the_tokenizer_and_mode_a
     assert alone[0].startswith(first)
 
 
+@pytest.mark.parametrize("precision", [None, torch.bfloat16])
+def test_generation_runs_in_the_trials_mixed_precision(tokenizer, tiny_causal_lm, precision):
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
+    seen = []
+    model.lm_head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    prompt = [tokenizer("refund", add_special_tokens=False)["input_ids"]]
+    assert generation.generate(model, tokenizer, prompt, max_new_tokens=2, batch_size=1, autocast=precision)
+    assert set(seen) == {precision or torch.float32}
+    assert model.lm_head.weight.dtype == torch.float32  # the weights stay as they are
+
+
 def test_the_sample_is_the_first_rows_of_the_eval_split():
     rows = [(f"in {i}", [i], f"ref {i}") for i in range(10)]
     sample = generation.build_sample(rows, GenerationSpec(metrics=("rougeL",), samples=4, max_new_tokens=5))
