@@ -42,7 +42,7 @@ class Summary(NamedTuple):
     study_name: str
     metric: str  # the objective's name: the spec's objective.metric, else "objective"
     direction: str  # "maximize" | "minimize"
-    states: dict[str, int]  # trials by state: COMPLETE, PRUNED, FAIL always, others when present
+    states: dict[str, int]  # trials by state: COMPLETE, PRUNED, FAIL always, others (RUNNING, SKIPPED) when present
     best: Best | None
     compute_seconds: float  # sum over trials of train_seconds (else wall_time_s, else duration)
     steps_trained: int
@@ -251,7 +251,7 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
     spent = next((a[k] for k in ("train_seconds", "wall_time_s") if _finite(a.get(k))), duration)
     return TrialRow(
         number=t.number,
-        state=t.state.name,
+        state="SKIPPED" if a.get("skipped") else t.state.name,  # stored as pruned, but it never trained
         value=value,
         reached=reached,
         duration_s=duration,

@@ -101,6 +101,16 @@ def mixed(tmp_path):
     return study
 
 
+def test_a_skipped_trial_is_counted_as_skipped_not_as_pruned(mixed):
+    skipped = optuna.trial.create_trial(
+        state=TrialState.PRUNED, user_attrs={"skipped": "budget of 6 trials already started"}
+    )
+    mixed.add_trial(skipped)
+    data = report.collect(mixed)
+    assert data.summary.states == {"COMPLETE": 3, "PRUNED": 2, "FAIL": 1, "SKIPPED": 1}
+    assert data.summary.steps_saved == (100 - 20) + (50 - 5)  # it saved nothing: it never started
+
+
 def test_summary_best_states_compute_and_pruning_savings(mixed):
     data = report.collect(mixed)
     s = data.summary
