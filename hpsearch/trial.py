@@ -171,7 +171,7 @@ def make_trainer(
         model = lora.wrap(model, lora_settings, task.PEFT_TASK_TYPE)
     if getattr(task, "derived_metrics", None) is not None:  # before the reporter reads the metrics
         callbacks = [DerivedMetrics(task.derived_metrics), *callbacks]
-    if getattr(task_data, "generation", None) is not None:  # so are the scores of generated outputs
+    if task_data.generation is not None:  # so are the scores of generated outputs
         callbacks = [GeneratedMetrics(task_data.generation, tokenizer), *callbacks]
     if getattr(task, "COLLATOR_TAKES_MODEL", False):  # it builds the decoder's inputs with the model (seq2seq)
         collate = task.collator(tokenizer, model)

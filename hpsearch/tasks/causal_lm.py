@@ -13,28 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import datasets
 
 from hpsearch import data as data_module
 from hpsearch import generation as generation_module
 from hpsearch.spec import Spec, SpecError
+from hpsearch.tasks.task_data import TaskData
 
 IGNORE = -100  # label of a token the loss does not count
 
 
 PEFT_TASK_TYPE = "CAUSAL_LM"  # what peft adapts the model for (finetune: lora)
-
-
-@dataclass(frozen=True)
-class TaskData:
-    train: datasets.Dataset
-    eval: datasets.Dataset
-    labels: tuple[str, ...]  # none: kept for the shared interface
-    fingerprint: str
-    generation: generation_module.Sample | None = None
-    """The eval rows whose generated completions are scored at every evaluation; None: off."""
 
 
 def columns(spec: Spec) -> dict[str, str]:

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import datasets
 import numpy as np
 
 from hpsearch import data as data_module
 from hpsearch.spec import Spec, SpecError
+from hpsearch.tasks.task_data import TaskData
 
 PEFT_TASK_TYPE = "SEQ_CLS"  # what peft adapts the model for (finetune: lora)
-
-
-@dataclass(frozen=True)
-class TaskData:
-    train: datasets.Dataset
-    eval: datasets.Dataset
-    labels: tuple[str, ...]
-    fingerprint: str
 
 
 def columns(spec: Spec) -> dict[str, str]:

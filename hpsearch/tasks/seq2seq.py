@@ -8,26 +8,16 @@ for the eval split's first rows at every evaluation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import datasets
 
 from hpsearch import data as data_module
 from hpsearch import generation as generation_module
 from hpsearch.spec import Spec
+from hpsearch.tasks.task_data import TaskData
 
 IGNORE = -100  # label of a token the loss does not count
 PEFT_TASK_TYPE = "SEQ_2_SEQ_LM"  # what peft adapts the model for (finetune: lora)
-
-
-@dataclass(frozen=True)
-class TaskData:
-    train: datasets.Dataset
-    eval: datasets.Dataset
-    labels: tuple[str, ...]  # none: kept for the shared interface
-    fingerprint: str
-    generation: generation_module.Sample | None = None
-    """The eval rows whose generated outputs are scored at every evaluation; None: off."""
 
 
 def columns(spec: Spec) -> dict[str, str]:
