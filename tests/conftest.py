@@ -41,6 +41,25 @@ def write_intents(folder: Path, n_train: int = 96, n_eval: int = 32, seed: int =
     return folder
 
 
+def write_requests(folder: Path, make_row, n_train: int, n_eval: int, n_filler: int = 2, shuffle: bool = False) -> Path:
+    """train.jsonl and validation.jsonl of rows `make_row(intent, request)` builds, where a request is
+    two of the intent's words then `n_filler` filler words (shuffled together if `shuffle`), seeded."""
+    import json
+
+    rng = random.Random(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("validation", n_eval)):
+        rows = []
+        for i in range(n):
+            intent = list(INTENTS)[i % len(INTENTS)]
+            words = rng.sample(INTENTS[intent], 2) + rng.sample(FILLER, n_filler)
+            if shuffle:
+                rng.shuffle(words)
+            rows.append(make_row(intent, " ".join(words)))
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer BERT with MiniLM's tokenizer and random weights, saved like a hub checkpoint."""

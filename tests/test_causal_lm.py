@@ -104,31 +104,19 @@ ANSWERS = {
 
 def write_pairs(folder, n_train: int = 48, n_eval: int = 16, chat: bool = False):
     """Support questions (the intents' words) and the canned answer of their intent."""
-    import json
-    import random
+    from .conftest import write_requests
 
-    from .conftest import FILLER, INTENTS
+    def row(intent: str, question: str) -> dict:
+        if chat:
+            return {
+                "conversation": [
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": ANSWERS[intent]},
+                ]
+            }
+        return {"question": question, "answer": ANSWERS[intent]}
 
-    rng = random.Random(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("validation", n_eval)):
-        rows = []
-        for i in range(n):
-            intent = list(INTENTS)[i % len(INTENTS)]
-            question = " ".join(rng.sample(INTENTS[intent], 2) + rng.sample(FILLER, 2))
-            if chat:
-                rows.append(
-                    {
-                        "conversation": [
-                            {"role": "user", "content": question},
-                            {"role": "assistant", "content": ANSWERS[intent]},
-                        ]
-                    }
-                )
-            else:
-                rows.append({"question": question, "answer": ANSWERS[intent]})
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+    return write_requests(folder, row, n_train, n_eval)
 
 
 def lm_study(tmp_path, model, data_dir, **changes):

@@ -240,21 +240,12 @@ SHORT_ANSWERS = {
 
 
 def write_short_pairs(folder, n_train: int = 48, n_eval: int = 16):
-    import json
-    import random
+    from .conftest import write_requests
 
-    from .conftest import FILLER, INTENTS
+    def row(intent: str, question: str) -> dict:
+        return {"question": question, "answer": " " + SHORT_ANSWERS[intent]}
 
-    rng = random.Random(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("validation", n_eval)):
-        rows = []
-        for i in range(n):
-            intent = list(INTENTS)[i % len(INTENTS)]
-            question = " ".join(rng.sample(INTENTS[intent], 2) + rng.sample(FILLER, 2))
-            rows.append({"question": question, "answer": " " + SHORT_ANSWERS[intent]})
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+    return write_requests(folder, row, n_train, n_eval)
 
 
 def test_a_causal_lm_sweep_can_maximise_the_exact_match_of_generated_completions(

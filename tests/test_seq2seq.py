@@ -4,7 +4,6 @@ generated outputs, and `hpsearch train` on its export."""
 from __future__ import annotations
 
 import json
-import random
 
 import optuna
 import pytest
@@ -16,7 +15,7 @@ from hpsearch import cli, preflight
 from hpsearch.spec import load_spec
 from hpsearch.tasks import seq2seq
 
-from .conftest import FILLER, INTENTS
+from .conftest import write_requests
 
 # The "summary" of a request: its intent in a few words (learnable by a tiny model in a few steps).
 SUMMARIES = {
@@ -29,17 +28,11 @@ SUMMARIES = {
 
 def write_summaries(folder, n_train: int = 64, n_eval: int = 16):
     """Requests (two of an intent's words among filler) and their intent's summary, one file per split."""
-    rng = random.Random(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("validation", n_eval)):
-        rows = []
-        for i in range(n):
-            intent = list(INTENTS)[i % len(INTENTS)]
-            words = rng.sample(INTENTS[intent], 2) + rng.sample(FILLER, 4)
-            rng.shuffle(words)
-            rows.append({"document": " ".join(words), "summary": SUMMARIES[intent]})
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+
+    def row(intent: str, request: str) -> dict:
+        return {"document": request, "summary": SUMMARIES[intent]}
+
+    return write_requests(folder, row, n_train, n_eval, n_filler=4, shuffle=True)
 
 
 def s2s_study(tmp_path, model, data_dir, **sections):
