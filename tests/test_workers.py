@@ -266,7 +266,11 @@ def test_four_workers_finish_200_trials_on_sqlite_with_the_dashboard_open(make_s
             stop(dashboard)
         if run.proc.poll() is None:
             run.proc.kill()
-    done = trials(path, url)
+    every = trials(path, url)
+    # Two workers can start a trial at the same moment near the end: the later one is skipped, not run.
+    skipped = [t for t in every if t.user_attrs.get("skipped")]
+    assert all(t.state == States.PRUNED and t.user_attrs["skipped"].startswith("budget") for t in skipped)
+    done = [t for t in every if t not in skipped]
     assert len(done) == 200 and {t.state for t in done} == {States.COMPLETE}
     assert len({t.user_attrs["worker"] for t in done}) == 4
     assert len(polls) > 10 and all(status == 200 for status, _ in polls)
