@@ -119,7 +119,7 @@ def write_pairs(folder, n_train: int = 48, n_eval: int = 16, chat: bool = False)
     return write_requests(folder, row, n_train, n_eval)
 
 
-def lm_study(tmp_path, model, data_dir, **changes):
+def lm_study(tmp_path, model, data_dir, /, **changes):
     import yaml
 
     study = {

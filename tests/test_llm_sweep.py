@@ -102,12 +102,10 @@ def test_model_choice_and_dropout_against_cost_export_a_pareto_trial_that_retrai
             "dropout": [0.0, 0.2],
             "learning_rate": [5e-3],
         },
+        model={"save_best": False},  # no name_or_path: search.model names the models
         objective={"metric": "loss", "cost": "peak_memory_mb"},
         sampler={"type": "grid"},
     )
-    study = yaml.safe_load(path.read_text())
-    study["model"] = {"save_best": False}  # no name_or_path: search.model names the models
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
     assert cli.main(["run", str(path), "--quiet"]) == 0
     trials = trials_of(path, "lm")
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" and len(t.values) == 2 for t in trials)

@@ -58,6 +58,28 @@ def test_a_lora_sweep_trains_adapters_and_hpsearch_train_saves_one(tmp_path, tin
     assert not any("lora" in name for name, _ in model.named_parameters())
 
 
+def test_lora_trains_with_gradient_checkpointing(tmp_path, tiny_causal_lm):
+    """Frozen embeddings give checkpointed blocks inputs without gradients; the adapter must still learn."""
+    from safetensors.torch import load_file
+
+    path = lm_study(
+        tmp_path,
+        tiny_causal_lm,
+        write_pairs(tmp_path / "pairs"),
+        model={"name_or_path": str(tiny_causal_lm), "save_best": True},
+        finetune="lora",
+        search={"learning_rate": [1e-2]},
+        train={"num_train_epochs": 1, "eval_steps": 0.5, "use_cpu": True, "gradient_checkpointing": True},
+    )
+    assert cli.main(["run", str(path), "--quiet"]) == 0
+    [trial] = stored(tmp_path, "lm")
+    assert trial.state.name == "COMPLETE"
+    assert trial.user_attrs["training_arguments_all"]["gradient_checkpointing"] is True
+    weights = load_file(tmp_path / "lm.best" / "model" / "adapter_model.safetensors")
+    lora_b = [w for name, w in weights.items() if "lora_B" in name]
+    assert lora_b and all(w.abs().sum() > 0 for w in lora_b)  # peft starts B at zero: it moved only if trained
+
+
 def test_finetune_itself_can_be_searched(make_study):
     path = make_study(
         sampler={"type": "grid"},
