@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.spec import SpecError, load_spec, parse_value
+from hpsearch.spec import SpecError, load_spec, parse_value, resolve_path
 
 from .conftest import DELETE
 
@@ -58,6 +58,23 @@ def test_data_path_relative_to_study_file_but_set_paths_relative_to_cwd(tmp_path
     monkeypatch.chdir(tmp_path.parent)
     relative = f"{tmp_path.name}/intents"
     assert load_spec(path, [f"data.path={relative}"]).data.path == str(tmp_path / "intents")
+
+
+@pytest.mark.parametrize(
+    "value, local",
+    [
+        ("Qwen/Qwen2.5-0.5B-Instruct", False),
+        ("meta-llama/Llama-3.1-8B", False),
+        ("gpt2", False),
+        ("train.csv", True),
+        ("data/rows.jsonl", True),
+        ("./folder", True),
+        ("a/b/c", True),
+    ],
+)
+def test_hub_ids_with_dots_stay_hub_ids_and_files_are_paths(tmp_path, value, local):
+    resolved = resolve_path(value, "model.name_or_path", tmp_path / "study.yaml", set())
+    assert resolved == (str((tmp_path / value).resolve()) if local else value)
 
 
 BAD = [

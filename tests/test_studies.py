@@ -58,6 +58,21 @@ def test_study_file_validates(path, tmp_path, tiny_causal_lm, request):
     assert checked.storage_url == f"sqlite:///{path.parent / spec.name}.db"
 
 
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_hub_names_in_a_study_stay_hub_names(path):
+    """A hub id is not a path beside the study file, dots in its name (Qwen2.5) or not."""
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    spec = load_spec(path)
+    for written, loaded in (
+        (raw["model"]["name_or_path"], spec.model.name_or_path),
+        (raw["data"]["path"], spec.data.path),
+    ):
+        if not (path.parent / written).exists():
+            assert loaded == written
+
+
 def test_quickstart_data_is_ten_intents_of_original_queries():
     spec = load_spec(ROOT / "studies" / "quickstart.yaml")
     checked = preflight.check(spec)
