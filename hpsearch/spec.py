@@ -1,20 +1,16 @@
 """Study file (YAML) plus `--set` overrides -> a validated, frozen `Spec`.
 
 Every error names the file, the field, what was given and what is allowed, and is raised as
-`SpecError` before anything is written.
+`SpecError` before anything is written. The parts of a spec and the tables of what they allow are in
+`spec_types` (re-exported here); `TrainingArguments` values are checked by `training_args`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
-import functools
 import json
 import math
 import re
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,342 +18,34 @@ import yaml
 
 from hpsearch import scoring
 from hpsearch.augment import OPS as AUGMENT_OPS
-
-TASKS = ("sequence-classification", "causal-lm", "seq2seq")
-# Each sampler and pruner with the options a study file may give it, and their types.
-SAMPLERS: dict[str, dict[str, type | tuple]] = {
-    "grid": {"seed": int},
-    "random": {"seed": int},
-    "tpe": {"seed": int, "n_startup_trials": int, "multivariate": bool},
-    "nsga2": {"seed": int, "population_size": int},
-}
-_WARMUP = {"n_startup_trials": int, "n_warmup_steps": int, "interval_steps": int, "n_min_trials": int}
-PRUNERS: dict[str, dict[str, type | tuple]] = {
-    "none": {},
-    "median": dict(_WARMUP),
-    "percentile": {"percentile": float, **_WARMUP},
-    "successive-halving": {
-        "min_resource": (int, str),
-        "reduction_factor": int,
-        "min_early_stopping_rate": int,
-        "bootstrap_count": int,
-    },
-    "hyperband": {"min_resource": int, "max_resource": (int, str), "reduction_factor": int, "bootstrap_count": int},
-}
-METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "loss": "minimize", "perplexity": "minimize"}
-METRICS.update(dict.fromkeys(scoring.BUILT_IN, "maximize"))  # text metrics of generated outputs: scores
-# What a trial may be charged as its cost, the optional second objective (always minimized); each is a
-# figure `trial.run_trial` records for every trial that trains: the device time it held (what
-# budget.device_hours counts), the time in Trainer.train() alone, and the peak memory of the device.
-COSTS = ("device_seconds", "train_seconds", "peak_memory_mb")
-# The metrics each task measures on the eval split; the first is the default objective.
-TASK_METRICS = {
-    "sequence-classification": ("accuracy", "f1_macro", "loss"),
-    "causal-lm": ("loss", "perplexity"),
-    "seq2seq": ("loss",),
-}
-# The tasks that can generate, with the metrics their `generation` section scores by default (none: off).
-TASK_GENERATION = {"causal-lm": (), "seq2seq": ("rouge1", "rouge2", "rougeL")}
-# A task's default objective where it is not TASK_METRICS' first (it must then be measured).
-DEFAULT_OBJECTIVE = {"seq2seq": "rougeL"}
-# The data keys each task reads, besides those every task has.
-TASK_DATA_KEYS = {
-    "sequence-classification": ("text_column", "label_column"),
-    "causal-lm": ("prompt_column", "completion_column", "messages_column", "packing"),
-    "seq2seq": ("source_column", "target_column", "max_target_length"),
-}
-
-# Keys hpsearch sets itself for every trial; a study file may not set them.
-RESERVED_TRAINING_ARGUMENTS = {"output_dir": "hpsearch gives every trial its own output folder"}
-# Names users reach for that transformers 5 no longer has.
-RENAMED_TRAINING_ARGUMENTS = {
-    "warmup_ratio": "use warmup_steps with a float in [0, 1) (a fraction of the training steps)",
-    "evaluation_strategy": "use eval_strategy",
-    "lr": "use learning_rate",
-    "batch_size": "use per_device_train_batch_size",
-}
-
-
-# Settings of the fine-tuning method, searched or fixed like TrainingArguments fields (but not passed
-# to them): name -> (accepted types, a check of one value, what is allowed).
-FINETUNE_PARAMS: dict[str, tuple[tuple[type, ...], Any, str]] = {
-    "finetune": ((str,), lambda v: v in ("full", "lora"), "full or lora"),
-    "lora_r": ((int,), lambda v: v >= 1, "a whole number >= 1"),
-    "lora_alpha": ((int, float), lambda v: v > 0, "a number > 0"),
-    "lora_dropout": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "lora_target_modules": ((str,), lambda v: bool(v.strip()), "module names, comma-separated, or all-linear"),
-    "augmentation_probability": ((int, float), lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    # Every dropout probability of the model's config (model.dropout when fixed).
-    "dropout": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    # The model itself, one of a list (search.model): a local folder or a hub id, as written.
-    "model": ((str,), lambda v: bool(v.strip()), "a model folder or hub id"),
-}
-
-
-# Extensions that make a value a local file rather than a hub id (the data readers' and friends').
-FILE_SUFFIXES = {".csv", ".json", ".jsonl", ".parquet", ".tsv", ".txt", ".yaml", ".yml", ".arrow"}
-
-
-class SpecError(Exception):
-    """Invalid study input: the CLI prints it in one or two lines and exits with status 2."""
-
-    def __init__(self, source: str | Path, field_path: str, message: str) -> None:
-        self.source = str(source)
-        self.field = field_path
-        self.message = message
-        where = f"{self.source}: {field_path}" if field_path else self.source
-        super().__init__(f"{where}: {message}")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One searched parameter: a float or int range, or a list of categorical choices."""
-
-    name: str
-    kind: str  # "float" | "int" | "categorical"
-    low: float | int | None = None
-    high: float | int | None = None
-    log: bool = False
-    step: float | int | None = None
-    choices: tuple[Any, ...] = ()
-
-    @property
-    def values(self) -> list[Any]:
-        """Every value the parameter can take; only for discrete parameters (used by grid)."""
-        if self.kind == "categorical":
-            return list(self.choices)
-        if self.step is None:
-            raise ValueError(f"{self.name} is continuous")
-        count = round((self.high - self.low) / self.step) + 1  # spec checked that step divides the range
-        values = [self.low + i * self.step for i in range(count)]
-        if self.kind == "float":
-            values = [round(v, 12) for v in values]
-        return values
-
-    @property
-    def is_discrete(self) -> bool:
-        return self.kind == "categorical" or self.step is not None
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name_or_path: str | None
-    """A local folder with config.json, or a hub id (a packaged local copy is used when installed);
-    None when search.model picks the model per trial."""
-    save_best: bool = False
-    """Keep the best trial's fine-tuned model and tokenizer in NAME.best/model/ beside the study."""
-    dropout: float | None = None
-    """Every dropout probability of the model's config; None keeps the model's own values."""
-    choices: dict[str, str] = field(default_factory=dict)
-    """search.model: each choice as written (the trial's param) -> the folder or hub id it loads."""
-
-    def dropout_for(self, params: dict[str, Any]) -> float | None:
-        """The trial's dropout: searched, else fixed, else None (the model's own values)."""
-        value = params.get("dropout", self.dropout)
-        return None if value is None else float(value)
-
-
-@dataclass(frozen=True)
-class FinetuneSpec:
-    """How a trial trains the model: all its weights, or a LoRA adapter (peft)."""
-
-    method: str = "full"
-    r: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.05
-    target_modules: str | None = None
-    """Comma-separated module names, all-linear, or None: peft's default for the architecture."""
-
-    def settings(self, params: dict[str, Any]) -> dict[str, Any] | None:
-        """A trial's LoRA settings (its searched values over these), or None for full fine-tuning."""
-        if params.get("finetune", self.method) != "lora":
-            return None
-        return {
-            "r": params.get("lora_r", self.r),
-            "alpha": float(params.get("lora_alpha", self.alpha)),
-            "dropout": float(params.get("lora_dropout", self.dropout)),
-            "target_modules": params.get("lora_target_modules", self.target_modules),
-        }
-
-
-@dataclass(frozen=True)
-class AugmentSpec:
-    """Training-set augmentation (the data-mismatch knob): noise on the train split's input text."""
-
-    ops: tuple[str, ...] = ()
-    """Operations of hpsearch.augment.OPS, applied in this order; none: augmentation is off."""
-    probability: float | None = 0.0
-    """Per word (per text for truncation); None when searched as augmentation_probability."""
-
-    def probability_for(self, params: dict[str, Any]) -> float:
-        """A trial's probability: its searched value, else the fixed one."""
-        return float(params.get("augmentation_probability", self.probability or 0.0))
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    path: str
-    """A hub dataset id, a local file (csv, json, jsonl, parquet) or a folder with one file per split."""
-    text_column: str = "text"
-    label_column: str = "label"
-    train_split: str = "train"
-    eval_split: str | None = "validation"
-    """The eval split's name; None when eval_fraction carves the eval split out of train."""
-    eval_fraction: float | None = None
-    """Hold out this fraction of the train split (seeded) as the eval split."""
-    max_length: int = 128
-    max_train_samples: int | None = None
-    """Seeded subsample of the train split."""
-    max_eval_samples: int | None = None
-    seed: int = 0
-    """Seed of the subsampling and of eval_fraction."""
-    prompt_column: str = "prompt"
-    """causal-lm: the prompt of a prompt/completion pair."""
-    completion_column: str = "completion"
-    """causal-lm: what the model learns to answer (the only tokens the loss counts)."""
-    messages_column: str | None = None
-    """causal-lm: a column of chat conversations (lists of {role, content}) instead of pairs."""
-    packing: bool = False
-    """causal-lm: concatenate the train examples into full blocks of max_length."""
-    source_column: str = "source"
-    """seq2seq: the encoder's input (the document to summarise); truncated to max_length tokens."""
-    target_column: str = "target"
-    """seq2seq: what the decoder learns to write (the summary)."""
-    max_target_length: int = 128
-    """seq2seq: targets are truncated to this many tokens (summaries are much shorter than sources)."""
-
-
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    metric: str = "accuracy"
-    """Measured on the eval split: accuracy, f1_macro or loss (classification); loss or perplexity (causal-lm);
-    loss (seq2seq); or a metric of generated outputs that the generation section names."""
-    direction: str = ""
-    """maximize or minimize; defaults to what the metric needs (required for a user metric)."""
-    cost: str | None = None
-    """A second objective, always minimized (device_seconds, train_seconds or peak_memory_mb): the
-    study then searches the Pareto front of quality against cost instead of one best trial."""
-
-    @property
-    def key(self) -> str:
-        return f"eval_{self.metric}"
-
-    @property
-    def directions(self) -> list[str]:
-        """The study's directions: the metric's, then the cost's (minimize) when there is one."""
-        return [self.direction] if self.cost is None else [self.direction, "minimize"]
-
-
-@dataclass(frozen=True)
-class GenerationSpec:
-    """At every evaluation, generate (greedily) for a fixed eval sample and score the outputs."""
-
-    metrics: tuple[str, ...] = ()
-    """Scored on the outputs and recorded as eval_<name>: built-in or installed metrics; empty: off."""
-    samples: int = 32
-    """The first N rows of the eval split: the same rows for every trial."""
-    max_new_tokens: int = 64
-    """The longest output generated for a row."""
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.metrics)
-
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    type: str = "tpe"
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PrunerSpec:
-    type: str = "median"
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BudgetSpec:
-    n_trials: int | None = None
-    """Total trials of the study, counted across resumes; grid defaults to the grid size."""
-    timeout: float | None = None
-    """Seconds for this invocation; no new trial starts after it."""
-    device_hours: float | None = None
-    """Compute for the whole study: the trials' device-seconds, summed over runs and workers."""
-
-
-@dataclass(frozen=True)
-class HeartbeatSpec:
-    interval: int = 30
-    """Seconds between a running trial's heartbeats."""
-    grace_period: int = 120
-    """Seconds without a heartbeat after which a trial counts as dead (its worker was killed)."""
-    max_retries: int = 2
-    """How many times a dead trial is re-run with the same params."""
-
-
-@dataclass(frozen=True)
-class EarlyStoppingSpec:
-    patience: int | None = None
-    """Stop a trial after this many evaluations in a row without an improvement; None: off."""
-    threshold: float = 0.0
-    """An evaluation improves when it beats the reference by more than this, in the metric's units."""
-
-    @property
-    def enabled(self) -> bool:
-        return self.patience is not None
-
-
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    task: str
-    model: ModelSpec
-    data: DataSpec
-    objective: ObjectiveSpec
-    search: dict[str, ParamSpec]
-    train: dict[str, Any]
-    sampler: SamplerSpec
-    pruner: PrunerSpec
-    budget: BudgetSpec
-    storage: str | None
-    divergence_factor: float | None
-    """Prune a trial whose logged train loss is NaN, infinite, or above this multiple of its first."""
-    heartbeat: HeartbeatSpec
-    early_stopping: EarlyStoppingSpec
-    finetune: FinetuneSpec
-    """Full fine-tuning or a LoRA adapter, with the adapter's fixed settings."""
-    """Stop a trial whose objective stopped improving; it completes with its last evaluation."""
-    source: str
-    """The study file this spec was read from."""
-    augmentation: AugmentSpec = AugmentSpec()
-    """Augmentation of the train split, applied per trial (off by default)."""
-    generation: GenerationSpec = field(default_factory=GenerationSpec)
-    """causal-lm and seq2seq: metrics of outputs generated for a fixed eval sample."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved spec as plain data (saved with the study)."""
-        out = dataclasses.asdict(self)
-        if self.task in TASK_GENERATION:
-            out["generation"]["metrics"] = list(self.generation.metrics)
-        else:
-            del out["generation"]
-        for key in {k for keys in TASK_DATA_KEYS.values() for k in keys} - set(TASK_DATA_KEYS[self.task]):
-            del out["data"][key]  # only the keys of this study's task
-        out["search"] = {name: _param_to_raw(p) for name, p in self.search.items()}
-        if not self.model.choices:  # only a searched model has choices to record
-            del out["model"]["choices"]
-        out["sampler"] = {"type": self.sampler.type, **self.sampler.options}
-        out["pruner"] = {"type": self.pruner.type, **self.pruner.options}
-        tuning = out.pop("finetune")
-        out["finetune"] = tuning.pop("method")
-        if out["finetune"] == "lora" or "finetune" in self.search:  # LoRA settings only where they apply
-            out["lora"] = tuning
-        factor = out.pop("divergence_factor")
-        out["divergence"] = {"enabled": False} if factor is None else {"loss_factor": factor}
-        out["augmentation"] = {"ops": list(self.augmentation.ops), "probability": self.augmentation.probability}
-        return out
-
+from hpsearch.spec_types import (
+    COSTS,
+    DEFAULT_OBJECTIVE,
+    FILE_SUFFIXES,
+    FINETUNE_PARAMS,
+    METRICS,
+    PRUNERS,
+    SAMPLERS,
+    TASK_DATA_KEYS,
+    TASK_GENERATION,
+    TASK_METRICS,
+    TASKS,
+    AugmentSpec,
+    BudgetSpec,
+    DataSpec,
+    EarlyStoppingSpec,
+    FinetuneSpec,
+    GenerationSpec,
+    HeartbeatSpec,
+    ModelSpec,
+    ObjectiveSpec,
+    ParamSpec,
+    PrunerSpec,
+    SamplerSpec,
+    Spec,
+    SpecError,
+)
+from hpsearch.training_args import check_training_argument, training_fields
 
 # --------------------------------------------------------------------------------------------
 # Reading
@@ -890,77 +578,6 @@ def _parse_budget(raw, source, sampler: SamplerSpec) -> BudgetSpec:
     return budget
 
 
-@functools.cache  # read once: every search and train key is checked against it
-def _training_fields() -> dict[str, tuple[type, ...]]:
-    """Each TrainingArguments field with the plain Python types its annotation admits."""
-    from transformers import TrainingArguments
-
-    hints = typing.get_type_hints(TrainingArguments)
-    fields = {}
-    for f in dataclasses.fields(TrainingArguments):
-        if not f.init:
-            continue
-        hint = hints[f.name]
-        members = (
-            typing.get_args(hint)
-            if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-            else (hint,)
-        )
-        accepted = []
-        for member in members:
-            member = typing.get_origin(member) or member  # list[str] -> list
-            if isinstance(member, type) and issubclass(member, enum.Enum):
-                member = str  # enum fields take their value names
-            if isinstance(member, type):
-                accepted.append(member)
-        fields[f.name] = tuple(accepted)
-    return fields
-
-
-def _fits(value: Any, accepted: tuple[type, ...]) -> bool:
-    if not accepted or object in accepted:
-        return True
-    if isinstance(value, bool):
-        return bool in accepted
-    if isinstance(value, int):
-        return int in accepted or float in accepted
-    if isinstance(value, float):
-        return float in accepted
-    if value is None:
-        return type(None) in accepted
-    return isinstance(value, accepted)
-
-
-def _choices_for(name: str) -> tuple[str, ...] | None:
-    """Names transformers accepts for the string-valued arguments we can check up front."""
-    if name == "optim":
-        from transformers.training_args import OptimizerNames
-
-        return tuple(o.value for o in OptimizerNames)
-    if name == "lr_scheduler_type":
-        from transformers.trainer_utils import SchedulerType
-
-        return tuple(s.value for s in SchedulerType)
-    return None
-
-
-def check_training_argument(name: str, value: Any, source, section: str) -> None:
-    fields = _training_fields()
-    where = f"{section}.{name}"
-    if name in RENAMED_TRAINING_ARGUMENTS:
-        raise SpecError(source, where, f"not a TrainingArguments field: {RENAMED_TRAINING_ARGUMENTS[name]}")
-    if name in RESERVED_TRAINING_ARGUMENTS:
-        raise SpecError(source, where, f"set by hpsearch: {RESERVED_TRAINING_ARGUMENTS[name]}")
-    if name not in fields:
-        raise SpecError(source, where, "unknown key; search and train take transformers TrainingArguments field names")
-    if not _fits(value, fields[name]):
-        expected = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in fields[name]))
-        raise SpecError(source, where, f"must be {expected}, got {value!r}")
-    allowed = _choices_for(name)
-    if allowed is not None and value not in allowed:
-        raise SpecError(source, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
-
-
 def _parse_search(raw, source) -> dict[str, ParamSpec]:
     if not raw:
         raise SpecError(source, "search", "must name at least one parameter to search")
@@ -1024,7 +641,7 @@ def _parse_param(name, value, source, where) -> ParamSpec:
 
 def _parse_train(raw, source, search) -> dict[str, Any]:
     train = {}
-    fields = _training_fields()
+    fields = training_fields()
     for name, value in raw.items():
         check_training_argument(name, value, source, "train")
         if name in search:
@@ -1035,14 +652,3 @@ def _parse_train(raw, source, search) -> dict[str, Any]:
     if train.get("eval_strategy") == "no":
         raise SpecError(source, "train.eval_strategy", "'no' leaves nothing to prune or score; use steps or epoch")
     return train
-
-
-def _param_to_raw(p: ParamSpec) -> Any:
-    if p.kind == "categorical":
-        return list(p.choices)
-    out = {"type": p.kind, "low": p.low, "high": p.high}
-    if p.log:
-        out["log"] = True
-    if p.step is not None:
-        out["step"] = p.step
-    return out
