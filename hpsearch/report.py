@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch import trials_read
 
 LEARNING_RATE, BATCH_SIZE, OPTIM = "learning_rate", "per_device_train_batch_size", "optim"
+MODEL = "model"  # search.model: the model itself as a choice
 MAX_CURVES, BEST_CURVES, CURVE_SEED = 100, 10, 0  # curves drawn at most: the best ones, then a seeded sample
 MIN_IMPORTANCE_TRIALS = 5  # completed trials below which PED-ANOVA's answer means nothing
 LR_BINS = 6  # learning-rate bins of the heatmap (log-spaced)
@@ -190,6 +191,7 @@ class ReportData:
     importance: Importance | None = None
     parallel: Parallel | None = None
     pareto: Pareto | None = None  # only in a study with a cost objective; drawn first
+    model: Groups | None = None  # only in a study that searches the model (search.model)
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it has no figure
 
     @property
@@ -199,8 +201,13 @@ class ReportData:
 
     @property
     def sections(self) -> tuple[str, ...]:
-        """The figure sections of the report: FIGURES, after the Pareto front in a study with a cost."""
-        return ("pareto", *FIGURES) if self.summary.cost is not None else FIGURES
+        """The figure sections of the report: FIGURES, after the Pareto front in a study with a cost,
+        with the objective and throughput per model after the optimizer's in one that searches the model."""
+        figures = ("pareto", *FIGURES) if self.summary.cost is not None else FIGURES
+        if MODEL not in self.summary.searched:
+            return figures
+        at = figures.index("optimizer") + 1
+        return (*figures[:at], "model", *figures[at:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,6 +536,8 @@ def collect(study: optuna.Study) -> ReportData:
     }
     if cost is not None:
         builders["pareto"] = ((), lambda: _pareto(done, s), "No completed trial to plot.")
+    if MODEL in s.searched:
+        builders["model"] = ((MODEL,), lambda: _groups(rows, MODEL), "No completed trial to plot.")
     sections: dict[str, Any] = {}
     for name, (needs, build, empty) in builders.items():
         why = _absent(needs, s.searched, fixed)

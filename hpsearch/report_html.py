@@ -28,6 +28,7 @@ TITLES = {
     "learning_rate": ("Learning rate", "Colour: optimizer. Marker: batch size. Hollow: pruned, at its last value."),
     "batch_size": ("Batch size", "The objective (completed trials) and the throughput per batch size."),
     "optimizer": ("Optimizer", "The objective per optimizer (completed trials)."),
+    "model": ("Model", "The objective (completed trials) and the throughput per model (search.model)."),
     "heatmap": ("Learning rate x batch size", "Best objective per cell; n = completed trials in the cell."),
     "curves": ("Learning curves", "The objective at each evaluation; pruned curves end where they were pruned."),
     "overfitting": (
@@ -38,7 +39,7 @@ TITLES = {
     "importance": ("Parameter importance", "PED-ANOVA, Optuna's default evaluator, over the completed trials."),
     "parallel": ("Parallel coordinates", "One line per completed trial, coloured by the objective."),
 }
-GRID = ("learning_rate", "batch_size", "optimizer", "heatmap")  # drawn two abreast
+GRID = ("learning_rate", "batch_size", "optimizer", "model", "heatmap")  # drawn two abreast
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1320px; padding: 0 1em; color: #222; }
 h2 { margin-top: 1.4em; border-bottom: 1px solid #ddd; } .sub { color: #666; margin: 0; }
@@ -154,17 +155,26 @@ def _box(name: str, values, colour: str):
     return go.Box(y=_array(values), name=name, boxpoints=points, jitter=0.4, pointpos=0, marker=marker)
 
 
-def _fig_batch_size(d: ReportData):
+def _objective_and_throughput(g, metric: str, param: str):
+    """Boxes of the objective and of the throughput per choice of a param, side by side."""
     from plotly.subplots import make_subplots
 
-    g, m = d.batch_size, _e(d.summary.metric)
+    m = _e(metric)
     fig = make_subplots(rows=1, cols=2, subplot_titles=(m, "train samples per second"), horizontal_spacing=0.12)
     for choice, values, throughput in zip(g.choices, g.values, g.throughput, strict=True):
-        fig.add_trace(_box(_e(choice), values, COLOURS[0]), row=1, col=1)
-        fig.add_trace(_box(_e(choice), throughput, COLOURS[2]), row=1, col=2)
-    fig.update_xaxes(title_text="per_device_train_batch_size", type="category")
+        fig.add_trace(_box(_e(_tick(str(choice))), values, COLOURS[0]), row=1, col=1)
+        fig.add_trace(_box(_e(_tick(str(choice))), throughput, COLOURS[2]), row=1, col=2)
+    fig.update_xaxes(title_text=param, type="category")
     margin = {"l": 60, "r": 20, "t": 70, "b": 50}
     return fig.update_layout(template="plotly_white", showlegend=False, margin=margin)
+
+
+def _fig_batch_size(d: ReportData):
+    return _objective_and_throughput(d.batch_size, d.summary.metric, "per_device_train_batch_size")
+
+
+def _fig_model(d: ReportData):
+    return _objective_and_throughput(d.model, d.summary.metric, "model")
 
 
 def _fig_optimizer(d: ReportData):
@@ -314,6 +324,7 @@ DRAW = {
     "learning_rate": _fig_learning_rate,
     "batch_size": _fig_batch_size,
     "optimizer": _fig_optimizer,
+    "model": _fig_model,
     "heatmap": _fig_heatmap,
     "curves": _fig_curves,
     "overfitting": _fig_overfitting,

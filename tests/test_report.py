@@ -111,6 +111,32 @@ def test_a_skipped_trial_is_counted_as_skipped_not_as_pruned(mixed):
     assert data.summary.steps_saved == (100 - 20) + (50 - 5)  # it saved nothing: it never started
 
 
+def test_a_searched_model_gets_its_objective_and_throughput_per_model(tmp_path, mixed):
+    assert "model" not in report.collect(mixed).sections  # not searched: no section, no note
+    study = new_study(tmp_path, name="models")
+    models = ["org/small-model", "/models/a-much-larger-model-folder-name"]
+    for i, (model, value, speed) in enumerate(
+        [(models[0], 0.6, 900.0), (models[1], 0.8, 300.0), (models[1], 0.7, 310.0)]
+    ):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                params={"model": model, "learning_rate": 1e-4 * (i + 1)},
+                distributions={"model": CategoricalDistribution(models), "learning_rate": SPACE["learning_rate"]},
+                user_attrs={"train_samples_per_second": speed},
+            )
+        )
+    data = report.collect(study)
+    sections = data.sections
+    assert sections.index("model") == sections.index("optimizer") + 1 and "model" in data.figures
+    assert data.model.choices == tuple(sorted(models))
+    by_model = dict(zip(data.model.choices, zip(data.model.values, data.model.throughput, strict=True), strict=True))
+    assert by_model[models[1]] == ((0.8, 0.7), (300.0, 310.0)) and by_model[models[0]] == ((0.6,), (900.0,))
+    page = report_html.render(data)
+    assert 'id="figure-model"' in page
+    assert '"\\u2026arger-model-folder-name"' in page  # the long folder name keeps its end on the axis
+
+
 def test_summary_best_states_compute_and_pruning_savings(mixed):
     data = report.collect(mixed)
     s = data.summary
