@@ -28,9 +28,13 @@ class Sample:
     references: tuple[str, ...]
     metrics: tuple[str, ...]
     max_new_tokens: int
+    stop_ids: tuple[int, ...] = ()
+    """Tokens that end an output besides the model's own EOS: the chat template's end of turn."""
 
 
-def build_sample(rows: Sequence[tuple[str, list[int], str]], settings: GenerationSpec) -> Sample | None:
+def build_sample(
+    rows: Sequence[tuple[str, list[int], str]], settings: GenerationSpec, stop_ids: Sequence[int] = ()
+) -> Sample | None:
     """(input text, token ids, reference) of the first `settings.samples` rows; None when generation is off."""
     if not settings.enabled:
         return None
@@ -41,7 +45,38 @@ def build_sample(rows: Sequence[tuple[str, list[int], str]], settings: Generatio
         references=tuple(reference for _, _, reference in rows),
         metrics=settings.metrics,
         max_new_tokens=settings.max_new_tokens,
+        stop_ids=tuple(stop_ids),
     )
+
+
+def decoding(model, max_new_tokens: int, stop_ids: Sequence[int], pad: int):
+    """The model's generation config with hpsearch's decoding rules over it: greedy, no repetition
+    penalties or n-gram bans (a checkpoint's own, e.g. Qwen-Instruct's repetition_penalty 1.1 or BART's
+    no_repeat_ngram_size 3, would score each model of a search.model by other rules), and an output
+    ends at any of the model's EOS tokens or `stop_ids`. Its structural settings (decoder start,
+    forced BOS/EOS) stay."""
+    import copy
+
+    config = copy.deepcopy(model.generation_config)
+    eos = config.eos_token_id
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    config.update(
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=None,
+        min_length=0,
+        do_sample=False,
+        num_beams=1,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        encoder_no_repeat_ngram_size=0,
+        length_penalty=1.0,
+        eos_token_id=sorted({*eos, *stop_ids}),
+        pad_token_id=pad,
+    )
+    return config
 
 
 def generate(
@@ -51,6 +86,7 @@ def generate(
     max_new_tokens: int,
     batch_size: int,
     autocast: torch.dtype | None = None,
+    stop_ids: Sequence[int] = (),
 ) -> list[str]:
     """Greedy outputs for token-id prompts, decoded without special tokens.
 
@@ -59,11 +95,13 @@ def generate(
     it is, since the training collator pads labels on that side. Runs in eval mode without gradients
     and puts the model back in the mode it was in. `autocast` (bf16 or fp16: the trial's mixed
     precision) runs it in that precision, as training does, instead of in the fp32 weights'.
+    Decoding follows `decoding`: greedy, ending at the model's EOS or any of `stop_ids`.
     """
     decoder_only = not getattr(model.config, "is_encoder_decoder", False)
     side = "left" if decoder_only else "right"
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
+    config = decoding(model, max_new_tokens, stop_ids, pad)
     was_training = model.training
     model.eval()
     outputs: list[str] = []
@@ -76,10 +114,7 @@ def generate(
                 generated = model.generate(
                     input_ids=batch["input_ids"],
                     attention_mask=batch["attention_mask"],
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    num_beams=1,
-                    pad_token_id=pad,
+                    generation_config=config,
                 )
                 if decoder_only:  # the prompt comes back first: keep what was generated
                     generated = generated[:, batch["input_ids"].shape[1] :]
@@ -118,6 +153,7 @@ class GeneratedMetrics(TrainerCallback):
             self.sample.max_new_tokens,
             args.per_device_eval_batch_size,
             autocast=precision,
+            stop_ids=self.sample.stop_ids,
         )
         scores = scoring.score(self.metrics, outputs, list(self.sample.references))
         metrics.update({f"eval_{name}": value for name, value in scores.items()})

@@ -73,6 +73,32 @@ def _check_training_arguments(spec: Spec) -> None:
             raise SpecError(spec.source, field, f"TrainingArguments rejects it: {reason}") from None
 
 
+# The transformers table of model types each task's auto class can build.
+TASK_ARCHITECTURES = {
+    "sequence-classification": (
+        "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
+        "AutoModelForSequenceClassification",
+    ),
+    "causal-lm": ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "AutoModelForCausalLM"),
+    "seq2seq": ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "AutoModelForSeq2SeqLM"),
+}
+
+
+def _check_architecture(spec: Spec, config, where: str, label: str) -> None:
+    """A model type transformers knows must be one the task's auto class builds (a decoder for
+    seq2seq fails every trial otherwise); a type it does not know is left to loading."""
+    from transformers.models.auto import configuration_auto, modeling_auto
+
+    table, auto_class = TASK_ARCHITECTURES[spec.task]
+    known = config.model_type in configuration_auto.CONFIG_MAPPING_NAMES
+    if known and config.model_type not in getattr(modeling_auto, table):
+        raise SpecError(
+            spec.source,
+            where,
+            f"model {label!r} is a {config.model_type} model: {auto_class} ({spec.task}) cannot build it",
+        )
+
+
 def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> CheckedModel:
     """Resolve one model, load its tokenizer and config, and check max_length and dropout against it."""
     from transformers import AutoConfig, AutoTokenizer
@@ -84,6 +110,7 @@ def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> Checke
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0][:200]
         raise SpecError(spec.source, where, f"cannot load tokenizer and config: {reason}") from None
+    _check_architecture(spec, config, where, label)
     limit = getattr(config, "max_position_embeddings", None)
     if limit is not None and spec.data.max_length > limit:
         raise SpecError(spec.source, "data.max_length", f"{spec.data.max_length} exceeds the model's {limit} positions")
@@ -154,6 +181,23 @@ def _load_metrics(spec: Spec) -> None:
             raise SpecError(spec.source, "generation.metrics", f"{name!r} cannot be loaded: {reason}") from None
 
 
+def _check_encoding(spec: Spec, task, raw: data.RawData, labels, loaded: dict[str, CheckedModel]) -> None:
+    """Encode two train rows with each model's tokenizer, as trials will: a chat without a chat
+    template, say, is refused here rather than after the study is created."""
+    import datasets
+
+    rows = datasets.Dataset.from_list(raw.train.select(range(min(2, len(raw.train)))).to_list())  # in memory
+    for choice, model in loaded.items():
+        try:
+            task.encode_train(spec, rows, model.tokenizer, labels)
+        except SpecError as exc:
+            raise (naming_choice(exc, choice) if spec.model.choices else exc) from None
+        except ValueError as exc:
+            where = "search.model" if spec.model.choices else "model.name_or_path"
+            said = f"choice {choice!r}: " if spec.model.choices else ""
+            raise SpecError(spec.source, where, f"{said}{str(exc).splitlines()[0][:200]}") from None
+
+
 def check(spec: Spec, storage_override: str | None = None) -> Checked:
     """Raises SpecError on the first problem; writes nothing."""
     samplers.build_sampler(spec)
@@ -175,6 +219,7 @@ def check(spec: Spec, storage_override: str | None = None) -> Checked:
                 raise
             raise naming_choice(exc, choice) from None
     labels = task.label_names(raw, spec)
+    _check_encoding(spec, task, raw, labels, loaded)
     first = next(iter(loaded.values()))
     return Checked(url, first.path, first.tokenizer, raw, labels, total_trials(spec), loaded)
 

@@ -22,10 +22,10 @@ from hpsearch.spec_types import (
     COSTS,
     DEFAULT_OBJECTIVE,
     FILE_SUFFIXES,
-    FINETUNE_PARAMS,
     METRICS,
     PRUNERS,
     SAMPLERS,
+    SETTING_PARAMS,
     TASK_DATA_KEYS,
     TASK_GENERATION,
     TASK_METRICS,
@@ -159,7 +159,8 @@ class _Fields:
 def check_type(value: Any, kind, source, name: str, allowed=None) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in kinds)  # True is an int
     if not ok:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         expected = " or ".join(k.__name__ for k in kinds)
@@ -497,7 +498,7 @@ def _parse_early_stopping(raw, source, pruner: PrunerSpec) -> EarlyStoppingSpec:
 
 
 def check_finetune_param(name: str, value: Any, source, where: str) -> None:
-    kinds, ok, allowed = FINETUNE_PARAMS[name]
+    kinds, ok, allowed = SETTING_PARAMS[name]
     if isinstance(value, bool) or not isinstance(value, kinds) or not ok(value):
         raise SpecError(source, where, f"{value!r} is not allowed; {allowed}")
 
@@ -589,7 +590,7 @@ def _parse_search(raw, source) -> dict[str, ParamSpec]:
             raise SpecError(source, where, f"must be a list of models (folders or hub ids), got a {param.kind} range")
         values = param.choices if param.kind == "categorical" else (param.low, param.high)
         for v in values:
-            if name in FINETUNE_PARAMS:
+            if name in SETTING_PARAMS:
                 check_finetune_param(name, v, source, where)
             else:
                 check_training_argument(name, v, source, "search")

@@ -57,9 +57,10 @@ TASK_DATA_KEYS = {
 }
 
 
-# Settings of the fine-tuning method, searched or fixed like TrainingArguments fields (but not passed
-# to them): name -> (accepted types, a check of one value, what is allowed).
-FINETUNE_PARAMS: dict[str, tuple[tuple[type, ...], Any, str]] = {
+# hpsearch's own settings (the fine-tuning method, dropout, the model, augmentation), searched or fixed
+# like TrainingArguments fields but not passed to them: name -> (accepted types, a check of one
+# value, what is allowed).
+SETTING_PARAMS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "finetune": ((str,), lambda v: v in ("full", "lora"), "full or lora"),
     "lora_r": ((int,), lambda v: v >= 1, "a whole number >= 1"),
     "lora_alpha": ((int, float), lambda v: v > 0, "a number > 0"),
@@ -304,9 +305,9 @@ class Spec:
     """Prune a trial whose logged train loss is NaN, infinite, or above this multiple of its first."""
     heartbeat: HeartbeatSpec
     early_stopping: EarlyStoppingSpec
+    """Stop a trial whose objective stopped improving; it completes with its last evaluation."""
     finetune: FinetuneSpec
     """Full fine-tuning or a LoRA adapter, with the adapter's fixed settings."""
-    """Stop a trial whose objective stopped improving; it completes with its last evaluation."""
     source: str
     """The study file this spec was read from."""
     augmentation: AugmentSpec = AugmentSpec()

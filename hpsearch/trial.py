@@ -29,7 +29,7 @@ from hpsearch import augment, lora, models, space
 from hpsearch.callbacks import DerivedMetrics, EarlyStopping, OptunaReporter
 from hpsearch.generation import GeneratedMetrics
 from hpsearch.progress import Progress
-from hpsearch.spec import FINETUNE_PARAMS, Spec
+from hpsearch.spec import SETTING_PARAMS, Spec
 
 # What hpsearch sets unless the study's `train` section says otherwise.
 DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
@@ -51,8 +51,9 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     """The trial's TrainingArguments (all but output_dir): defaults, then `train`, then the params
-    (those of the fine-tuning method, `finetune` and `lora_*`, are not TrainingArguments)."""
-    params = {k: v for k, v in params.items() if k not in FINETUNE_PARAMS}
+    (hpsearch's own settings, `spec.SETTING_PARAMS`: finetune, lora_*, dropout, model,
+    augmentation_probability, are not TrainingArguments)."""
+    params = {k: v for k, v in params.items() if k not in SETTING_PARAMS}
     args = {**DEFAULT_TRAINING_ARGUMENTS, **spec.train, **params}
     args.update(mixed_precision(args))
     # Log the train loss exactly when evaluating, so every curve point carries both losses.
@@ -166,7 +167,7 @@ def make_trainer(
     from transformers import PrinterCallback, Trainer, set_seed
 
     set_seed(args.seed)
-    model = task.build_model(model_path, task_data.labels, **(dropout or {}))
+    model = task.build_model(model_path, task_data.labels, dtype=weights_dtype(lora_settings), **(dropout or {}))
     if lora_settings is not None:
         model = lora.wrap(model, lora_settings, task.PEFT_TASK_TYPE)
     if getattr(task, "derived_metrics", None) is not None:  # before the reporter reads the metrics
@@ -198,20 +199,44 @@ def _generated_examples(trainer) -> list[dict[str, str]]:
     return []
 
 
+def weights_dtype(lora_settings: dict[str, Any] | None) -> torch.dtype | str:
+    """The dtype the model's weights are loaded in. transformers loads a checkpoint in the dtype it was
+    saved in (bf16 for most LLMs): trained in place, AdamW's small updates would round away, so the
+    weights that train are fp32 and mixed precision is autocast over them. A LoRA adapter's frozen
+    base keeps the checkpoint's dtype on a GPU (half the memory; peft keeps the adapter in fp32)."""
+    if lora_settings is not None and torch.cuda.is_available():
+        return "auto"
+    return torch.float32
+
+
 class OutOfMemory(RuntimeError):
     """Out of memory even at a per-device batch of 1: the trial fails with reason `oom`."""
 
 
 def _split_batch(args_dict: dict[str, Any], record: dict[str, Any], exc: BaseException) -> dict[str, Any]:
     """After an out-of-memory error: half the per-device batch, twice the gradient accumulation,
-    so the effective batch the model sees stays the same; each step down is recorded."""
+    so the effective batch the model sees stays the same, and half the eval batch; each step down is
+    recorded."""
     batch = args_dict["per_device_train_batch_size"]
     accumulation = args_dict.get("gradient_accumulation_steps", 1)
     retries = record.setdefault("oom_retries", [])
-    retries.append({"per_device_train_batch_size": batch, "gradient_accumulation_steps": accumulation})
+    eval_batch = args_dict.get("per_device_eval_batch_size", 8)
+    retries.append(
+        {
+            "per_device_train_batch_size": batch,
+            "gradient_accumulation_steps": accumulation,
+            "per_device_eval_batch_size": eval_batch,
+        }
+    )
     if batch <= 1:
         raise OutOfMemory(f"oom: out of memory at per_device_train_batch_size=1: {str(exc).splitlines()[0][:200]}")
-    return {**args_dict, "per_device_train_batch_size": batch // 2, "gradient_accumulation_steps": accumulation * 2}
+    return {
+        **args_dict,
+        "per_device_train_batch_size": batch // 2,
+        "gradient_accumulation_steps": accumulation * 2,
+        # Evaluation (and generation) runs inside train() too, and may be what ran out: it halves as well.
+        "per_device_eval_batch_size": max(eval_batch // 2, 1),
+    }
 
 
 def _save_record(trial: optuna.Trial, record: dict[str, Any], progress: Progress) -> None:
@@ -287,6 +312,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
                 dropout=dropout,
             )
             record.update(lora.parameter_counts(trainer.model))
+            record["weights_dtype"] = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
             reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)
             record["curve"] = reporter.curve
             train_started = time.perf_counter()

@@ -244,3 +244,45 @@ def test_packing_is_refused_for_classification(make_study, capsys):
     path = make_study(data__packing=True)
     assert cli.main(["validate", str(path)]) == 2
     assert "data.packing: is for task causal-lm, not sequence-classification" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lora_settings", [None, {"r": 2, "alpha": 4.0, "dropout": 0.0, "target_modules": None}])
+def test_a_checkpoint_saved_in_bf16_trains_fp32_weights(tmp_path, tiny_causal_lm, lora_settings):
+    """transformers loads a checkpoint in its saved dtype; AdamW's small updates would round away in bf16."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+
+    from hpsearch import trial as trial_module
+    from hpsearch.tasks import causal_lm
+    from hpsearch.tasks.task_data import TaskData
+
+    folder = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_causal_lm, dtype=torch.bfloat16).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_causal_lm).save_pretrained(folder)
+    assert AutoModelForCausalLM.from_pretrained(folder).dtype == torch.bfloat16  # transformers' own default
+    data = TaskData(train=[], eval=[], labels=(), fingerprint="")
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    trainer = trial_module.make_trainer(causal_lm, data, tokenizer, str(folder), args, lora_settings=lora_settings)
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+
+
+def test_chats_for_a_tokenizer_without_a_chat_template_are_refused_before_anything_is_written(
+    tmp_path, tiny_causal_lm, capsys
+):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hpsearch import cli
+
+    plain = tmp_path / "plain"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(plain)
+    AutoModelForCausalLM.from_pretrained(tiny_causal_lm).save_pretrained(plain)
+    data = write_pairs(tmp_path / "chats", chat=True)
+    path = lm_study(
+        tmp_path, plain, data, data={"path": str(data), "messages_column": "conversation", "max_length": 48}
+    )
+    assert cli.main(["run", str(path)]) == 2
+    assert "model.name_or_path: the tokenizer has no chat template" in capsys.readouterr().err
+    assert not (tmp_path / "lm.db").exists()

@@ -93,6 +93,39 @@ def test_batched_generation_pads_on_the_left_and_leaves_the_tokenizer_and_mode_a
     assert alone[0].startswith(first)
 
 
+def test_outputs_end_at_the_chat_templates_end_of_turn_and_decoding_ignores_the_checkpoints_penalties(
+    tokenizer, tiny_causal_lm
+):
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)
+    model.generation_config.update(repetition_penalty=1.3, no_repeat_ngram_size=3, do_sample=True, top_k=5)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|end|>")  # what the fixture's template puts after an answer
+    stops = causal_lm.stop_tokens(tokenizer)
+    assert set(stops) == {tokenizer.eos_token_id, end_of_turn}
+    seen = {}
+
+    def generate(**kwargs):
+        seen.update(kwargs)
+        return kwargs["input_ids"]
+
+    model.generate = generate
+    prompt = [tokenizer("refund", add_special_tokens=False)["input_ids"]]
+    generation.generate(model, tokenizer, prompt, max_new_tokens=5, batch_size=1, stop_ids=stops)
+    config = seen["generation_config"]
+    assert set(config.eos_token_id) == {tokenizer.eos_token_id, end_of_turn}
+    assert (config.do_sample, config.num_beams, config.max_new_tokens) == (False, 1, 5)
+    assert (config.repetition_penalty, config.no_repeat_ngram_size) == (1.0, 0)
+    assert model.generation_config.repetition_penalty == 1.3  # the model's own config is left alone
+
+
+def test_a_too_long_chat_pair_loses_its_prompt_start_not_its_answer(tokenizer):
+    prompt = " ".join(["where is my parcel please"] * 20)
+    row = causal_lm.encode_row(tokenizer, {"prompt": prompt, "completion": "refund money"}, 24, chat=False)
+    learnt = [t for t in row["labels"] if t != -100]
+    whole = causal_lm.encode_row(tokenizer, {"prompt": "x", "completion": "refund money"}, 64, chat=False)
+    assert len(row["input_ids"]) == 24 and learnt == [t for t in whole["labels"] if t != -100]
+    assert row["input_ids"][-len(learnt) :] == learnt  # the answer and its end of turn close the row
+
+
 @pytest.mark.parametrize("precision", [None, torch.bfloat16])
 def test_generation_runs_in_the_trials_mixed_precision(tokenizer, tiny_causal_lm, precision):
     model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)

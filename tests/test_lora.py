@@ -105,6 +105,7 @@ def test_finetune_itself_can_be_searched(make_study):
         ({"search__lora_r": [4, 8]}, "search.lora_r: is used only with finetune: lora (set it, or search finetune)"),
         ({"lora": {"r": 4}}, "lora: is used only with finetune: lora"),
         ({"lora": {"rank": 4}, "finetune": "lora"}, "lora.rank: unknown key"),
+        ({"lora": {"alpha": True}, "finetune": "lora"}, "lora.alpha: must be int or float, got True"),
     ],
 )
 def test_bad_lora_settings_exit_2(make_study, capsys, changes, message):

@@ -233,3 +233,15 @@ def test_dropout_reaches_the_encoder_decoder_config(tmp_path, tiny_seq2seq):
     model = seq2seq.build_model(str(tiny_seq2seq), (), **overrides)
     assert model.config.dropout == 0.25 and model.config.attention_dropout == 0.25
     assert model.model.encoder.dropout == 0.25 and model.model.decoder.layers[0].dropout == 0.25  # what BART applies
+
+
+def test_a_decoder_only_model_is_refused_for_seq2seq_before_anything_is_written(
+    tmp_path, tiny_seq2seq, tiny_causal_lm, capsys
+):
+    path = s2s_study(tmp_path, tiny_causal_lm, write_summaries(tmp_path / "data"))
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "model.name_or_path: model" in err and "is a gpt2 model: AutoModelForSeq2SeqLM (seq2seq) cannot build it" in err
+    )
+    assert not (tmp_path / "s2s.db").exists()

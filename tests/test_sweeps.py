@@ -25,11 +25,11 @@ def fail_second_model_load(monkeypatch, error: BaseException) -> None:
     real = classification.build_model
     calls = []
 
-    def second_fails(path, labels):
+    def second_fails(path, labels, **overrides):
         calls.append(1)
         if len(calls) == 2:
             raise error
-        return real(path, labels)
+        return real(path, labels, **overrides)
 
     monkeypatch.setattr(classification, "build_model", second_fails)
 
@@ -127,7 +127,7 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(make_study, monkeypatch
 
 
 def test_all_trials_failing_exits_1(make_study, monkeypatch):
-    monkeypatch.setattr(classification, "build_model", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(classification, "build_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     assert run(make_study(budget={"n_trials": 2})) == 1
 
 
@@ -283,7 +283,7 @@ def test_resume_with_changed_fixed_settings_is_refused(make_study, capsys):
 def test_a_resumed_run_whose_trials_all_fail_exits_1(make_study, monkeypatch):
     path = make_study(budget={"n_trials": 1})
     assert run(path) == 0
-    monkeypatch.setattr(classification, "build_model", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(classification, "build_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     assert run(path, "--n-trials", "2") == 1
 
 
@@ -356,11 +356,12 @@ def test_out_of_memory_halves_the_micro_batch_and_keeps_the_effective_batch(make
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert trial.params["per_device_train_batch_size"] == 16
     assert trial.user_attrs["oom_retries"] == [
-        {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1},
-        {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2},
+        {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1, "per_device_eval_batch_size": 64},
+        {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2, "per_device_eval_batch_size": 32},
     ]
     args = trial.user_attrs["training_arguments"]
     assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (4, 4)
+    assert args["per_device_eval_batch_size"] == 16  # evaluation runs inside train() too: it halves as well
     # the same optimizer steps as a batch of 16: 96 rows, 2 epochs -> 12 steps
     assert trial.user_attrs["steps_trained"] == 12
 

@@ -312,7 +312,7 @@ def test_a_cuda_error_fails_its_trial_and_ends_the_worker_with_status_3(make_stu
     path = make_study(budget={"n_trials": 2})
     real = classification.build_model
 
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise RuntimeError("CUDA error: device-side assert triggered")
 
     monkeypatch.setattr(classification, "build_model", broken)

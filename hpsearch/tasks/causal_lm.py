@@ -70,7 +70,8 @@ def encode_messages(tokenizer, messages: list[dict], max_length: int) -> dict[st
 
     The assistant spans are found as text: the template rendered up to a turn (with the generation
     prompt) is a prefix of the template rendered through that turn, and the characters in between
-    are the turn. Tokens are mapped to characters with the fast tokenizer's offsets.
+    are the turn. Tokens are mapped to characters with the fast tokenizer's offsets. Too long a
+    conversation loses its start first (up to the first assistant turn), then its end.
     """
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the tokenizer has no chat template")
@@ -85,11 +86,15 @@ def encode_messages(tokenizer, messages: list[dict], max_length: int) -> dict[st
             raise ValueError("the chat template does not render a conversation as a prefix of a longer one")
         spans.append((len(before), len(through)))
     encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
-    input_ids = encoded["input_ids"][:max_length]
+    input_ids = encoded["input_ids"]
     labels = [
         token if any(start <= a and b <= end and b > a for start, end in spans) else IGNORE
-        for token, (a, b) in zip(input_ids, encoded["offset_mapping"], strict=False)
+        for token, (a, b) in zip(input_ids, encoded["offset_mapping"], strict=True)
     ]
+    # Too long: the start goes first, up to the first answer (what is learnt), then the end.
+    first = next((i for i, label in enumerate(labels) if label != IGNORE), len(labels))
+    cut = min(max(len(input_ids) - max_length, 0), first)
+    input_ids, labels = input_ids[cut:][:max_length], labels[cut:][:max_length]
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
 
 
@@ -129,6 +134,25 @@ def generation_row(tokenizer, row: dict, room: int, chat: bool) -> tuple[str, li
     return shown, bos + ids[-max(room - len(bos), 1) :], reference
 
 
+def stop_tokens(tokenizer) -> tuple[int, ...]:
+    """The tokens that end a generated answer: the end token and, with a chat template, the token the
+    template puts after an assistant turn (Qwen's <|im_end|>, Llama 3's <|eot_id|>), which training
+    labels and which a base model's generation config may not list as EOS."""
+    stops = {end_token(tokenizer)}
+    if getattr(tokenizer, "chat_template", None):
+        probe = "hpsearch probe answer"
+        turns = [{"role": "user", "content": "question"}, {"role": "assistant", "content": probe}]
+        try:
+            text = tokenizer.apply_chat_template(turns, tokenize=False)
+        except Exception:  # a template that wants other roles: no end-of-turn token to add
+            text = ""
+        after = text[text.rfind(probe) + len(probe) :] if probe in text else ""
+        ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after.strip() else []
+        if ids:
+            stops.add(ids[0])
+    return tuple(sorted(stops))
+
+
 def generation_sample(spec: Spec, eval_rows: datasets.Dataset, tokenizer) -> generation_module.Sample | None:
     """The first `generation.samples` eval rows to generate for; prompt and output share max_length."""
     settings = spec.generation
@@ -143,7 +167,7 @@ def generation_sample(spec: Spec, eval_rows: datasets.Dataset, tokenizer) -> gen
         built = generation_row(tokenizer, row, room, chat)
         if built is not None:
             rows.append(built)
-    return generation_module.build_sample(rows, settings)
+    return generation_module.build_sample(rows, settings, stop_tokens(tokenizer))
 
 
 def pack(rows: dict[str, list[list[int]]], block: int) -> dict[str, list[list[int]]]:
@@ -205,6 +229,7 @@ def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
         "task": spec.task,
         "tokenizer": data_module.tokenizer_fingerprint(tokenizer),
         "chat_template": getattr(tokenizer, "chat_template", None),
+        "special_tokens": [tokenizer.bos_token_id, end_token(tokenizer)],  # encode_pair adds them
         "max_length": spec.data.max_length,
         "packing": spec.data.packing,
         "data": raw.fingerprint,
