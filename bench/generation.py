@@ -1,5 +1,5 @@
 """What scoring generated outputs at every evaluation costs: a seq2seq trial with `generation`
-(ROUGE-1/2/L of greedy outputs for the first --samples eval rows, at each of the ten evaluations)
+(ROUGE-1/2/L of greedy outputs for the first --samples eval rows, at every evaluation: --eval-steps)
 against the same trial without it (`generation.metrics: []`, eval loss only).
 
 A BART built from a config (random weights; --layers per side x --width, byte-level BPE tokenizer
@@ -30,7 +30,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=3, help="BART encoder and decoder layers (each)")
     p.add_argument("--width", type=int, default=256, help="BART d_model (heads: width // 64)")
     p.add_argument("--batch-size", type=int, default=16, help="per_device_train_batch_size")
-    p.add_argument("--max-steps", type=int, default=100, help="optimizer steps per side")
+    p.add_argument("--max-steps", type=int, default=300, help="optimizer steps per side")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="learning_rate of both sides")
     p.add_argument("--samples", type=int, default=32, help="generation.samples: eval rows generated for")
     p.add_argument("--max-new-tokens", type=int, default=16, help="generation.max_new_tokens")
     common.add_run_args(p, first="off", kept="model, study files, databases, logs", out="generation.json")
@@ -99,7 +100,7 @@ def run_side(opts, work: Path, model: Path, data_dir: Path, side: str) -> dict:
         },
         "generation": generation,
         "objective": {"metric": "loss"},
-        "search": {"learning_rate": [3e-4]},
+        "search": {"learning_rate": [opts.learning_rate]},
         "train": {
             "max_steps": opts.max_steps,
             "per_device_train_batch_size": opts.batch_size,
@@ -122,6 +123,7 @@ def run_side(opts, work: Path, model: Path, data_dir: Path, side: str) -> dict:
         "train_s": a["train_seconds"],
         "evaluations": len(a["curve"]),
         "rougeL": a["curve"][-1].get("eval_rougeL"),
+        "examples": a.get("generated_examples"),  # what the model wrote: a longer output costs more
     }
 
 
