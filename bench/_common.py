@@ -176,6 +176,40 @@ def fixed_configs_file(name: str, path: Path, data_dir: Path, storage: str, opts
     path.write_text(yaml.safe_dump(study, sort_keys=False))
 
 
+def bpe_tokenizer(texts: list[str], specials: list[str], wrap: bool = False, **named_tokens):
+    """A byte-level BPE tokenizer (4,000 tokens) trained on TEXTS, as a transformers fast tokenizer with
+    NAMED_TOKENS (eos_token=..., ...); WRAP puts every text in <s> ... </s> (BART's convention)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token=named_tokens.get("unk_token")))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=4000, special_tokens=specials))
+    if wrap:
+        bos, eos = bpe.token_to_id("<s>"), bpe.token_to_id("</s>")
+        bpe.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", pair="<s> $A </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
+        )
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, **named_tokens)
+
+
+def run_one_trial(opts, work: Path, study: dict, side: str):
+    """Write STUDY (its storage a SQLite file in WORK) to WORK/study.yaml, run the real CLI on it, and
+    return (wall seconds, its one trial); exits with the trial's error unless it completed."""
+    import optuna
+    import yaml
+
+    study = {**study, "storage": f"sqlite:///{work / 'study.db'}"}
+    path = work / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    wall = run_cli(opts, path, work)
+    trial = optuna.load_study(study_name=study["name"], storage=study["storage"]).trials[0]
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        sys.exit(f"{side}: trial {trial.state.name}: {trial.user_attrs.get('error')}; see {work / 'hpsearch.log'}")
+    return wall, trial
+
+
 def enqueue_configs(name: str, storage: str, configs: list[dict]) -> None:
     """Create the study in STORAGE with CONFIGS enqueued in order, so the CLI trains exactly them."""
     import optuna

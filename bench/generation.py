@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -40,23 +39,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_model(folder: Path, data_dir: Path, opts) -> None:
     import pandas as pd
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
+    from transformers import BartConfig, BartForConditionalGeneration
 
     frame = pd.read_csv(data_dir / "train.csv")
     texts = frame["text"].astype(str).tolist() + frame["category"].astype(str).str.replace("_", " ").tolist()
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=4000, special_tokens=specials))
-    bos, pad, eos = (bpe.token_to_id(t) for t in ("<s>", "<pad>", "</s>"))
-    bpe.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
+    tokenizer = common.bpe_tokenizer(
+        texts, specials, wrap=True, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
-    )
+    bos, pad, eos = tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id
     heads = max(1, opts.width // 64)
     config = BartConfig(
         vocab_size=len(tokenizer),
@@ -79,10 +70,6 @@ def build_model(folder: Path, data_dir: Path, opts) -> None:
 
 
 def run_side(opts, work: Path, model: Path, data_dir: Path, side: str) -> dict:
-    import optuna
-    import yaml
-
-    storage = f"sqlite:///{work / 'study.db'}"
     generation = {"metrics": ["rouge1", "rouge2", "rougeL"] if side == "on" else []}
     generation.update(samples=opts.samples, max_new_tokens=opts.max_new_tokens)
     study = {
@@ -108,14 +95,8 @@ def run_side(opts, work: Path, model: Path, data_dir: Path, side: str) -> dict:
         },
         "sampler": {"type": "grid"},
         "pruner": {"type": "none"},
-        "storage": storage,
     }
-    path = work / "study.yaml"
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
-    total = common.run_cli(opts, path, work)
-    trial = optuna.load_study(study_name=STUDY_NAME, storage=storage).trials[0]
-    if trial.state != optuna.trial.TrialState.COMPLETE:
-        sys.exit(f"{side}: trial {trial.state.name}; see {work / 'hpsearch.log'}")
+    total, trial = common.run_one_trial(opts, work, study, side)
     a = trial.user_attrs
     return {
         "total_s": total,

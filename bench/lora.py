@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
@@ -38,15 +37,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_model(folder: Path, data_dir: Path, opts) -> None:
     import pandas as pd
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     texts = pd.read_csv(data_dir / "train.csv")["text"].astype(str).tolist()
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|endoftext|>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    tokenizer = common.bpe_tokenizer(texts, ["<|endoftext|>"], eos_token="<|endoftext|>")
     end = tokenizer.eos_token_id
     config = GPT2Config(
         vocab_size=len(tokenizer),
@@ -62,10 +56,6 @@ def build_model(folder: Path, data_dir: Path, opts) -> None:
 
 
 def run_side(opts, work: Path, model: Path, data_dir: Path, method: str) -> dict:
-    import optuna
-    import yaml
-
-    storage = f"sqlite:///{work / 'study.db'}"
     study = {
         "name": STUDY_NAME,
         "task": "causal-lm",
@@ -87,16 +77,10 @@ def run_side(opts, work: Path, model: Path, data_dir: Path, method: str) -> dict
         "finetune": method,
         "sampler": {"type": "grid"},
         "pruner": {"type": "none"},
-        "storage": storage,
     }
     if method == "lora":
         study["lora"] = {"r": 8, "alpha": 16, "dropout": 0.05}
-    path = work / "study.yaml"
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
-    total = common.run_cli(opts, path, work)
-    trial = optuna.load_study(study_name=STUDY_NAME, storage=storage).trials[0]
-    if trial.state != optuna.trial.TrialState.COMPLETE:
-        sys.exit(f"{method}: trial {trial.state.name}; see {work / 'hpsearch.log'}")
+    total, trial = common.run_one_trial(opts, work, study, method)
     a = trial.user_attrs
     return {
         "total_s": total,

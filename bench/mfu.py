@@ -24,7 +24,6 @@ bf16, no sparsity). On a CPU there is no peak in the table: the script prints th
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -82,15 +81,10 @@ def build_model(folder: Path, data_dir: Path, preset: dict, max_length: int) -> 
     """A Qwen2-shaped decoder with random weights, and a BPE tokenizer trained on the data (its few
     thousand ids index the first rows of the full-size vocabulary, so the LM head costs what it would)."""
     import pandas as pd
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     texts = pd.read_csv(data_dir / "train.csv")["text"].astype(str).tolist()
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|endoftext|>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    tokenizer = common.bpe_tokenizer(texts, ["<|endoftext|>"], eos_token="<|endoftext|>")
     end = tokenizer.eos_token_id
     config = Qwen2Config(**preset, max_position_embeddings=max(max_length, 2048), bos_token_id=end, eos_token_id=end)
     Qwen2ForCausalLM(config).save_pretrained(folder)
@@ -118,10 +112,6 @@ def peak_tflops(device: str, given: float | None) -> float | None:
 
 
 def run_trial(opts, work: Path, model: Path, data_dir: Path) -> dict:
-    import optuna
-    import yaml
-
-    storage = f"sqlite:///{work / 'study.db'}"
     study = {
         "name": STUDY_NAME,
         "task": "causal-lm",
@@ -144,14 +134,8 @@ def run_trial(opts, work: Path, model: Path, data_dir: Path) -> dict:
         },
         "sampler": {"type": "grid"},
         "pruner": {"type": "none"},
-        "storage": storage,
     }
-    path = work / "study.yaml"
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
-    wall = common.run_cli(opts, path, work)
-    trial = optuna.load_study(study_name=STUDY_NAME, storage=storage).trials[0]
-    if trial.state != optuna.trial.TrialState.COMPLETE:
-        sys.exit(f"trial {trial.state.name}: {trial.user_attrs.get('error')}; see {work / 'hpsearch.log'}")
+    wall, trial = common.run_one_trial(opts, work, study, "mfu")
     a = trial.user_attrs
     args = a["training_arguments"]
     precision = "bf16" if args.get("bf16") else "fp16" if args.get("fp16") else "fp32"
