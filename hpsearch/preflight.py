@@ -187,15 +187,26 @@ def _check_encoding(spec: Spec, task, raw: data.RawData, labels, loaded: dict[st
     import datasets
 
     rows = datasets.Dataset.from_list(raw.train.select(range(min(2, len(raw.train)))).to_list())  # in memory
-    for choice, model in loaded.items():
-        try:
-            task.encode_train(spec, rows, model.tokenizer, labels)
-        except SpecError as exc:
-            raise (naming_choice(exc, choice) if spec.model.choices else exc) from None
-        except ValueError as exc:
-            where = "search.model" if spec.model.choices else "model.name_or_path"
-            said = f"choice {choice!r}: " if spec.model.choices else ""
-            raise SpecError(spec.source, where, f"{said}{str(exc).splitlines()[0][:200]}") from None
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # two rows: no "Map" bar in `validate`'s output
+    try:
+        for choice, model in loaded.items():
+            _encode_with(spec, task, rows, labels, choice, model)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+
+
+def _encode_with(spec: Spec, task, rows, labels, choice: str, model: CheckedModel) -> None:
+    """Encode ROWS with one model's tokenizer; its error names the model (or the search.model choice)."""
+    try:
+        task.encode_train(spec, rows, model.tokenizer, labels)
+    except SpecError as exc:
+        raise (naming_choice(exc, choice) if spec.model.choices else exc) from None
+    except ValueError as exc:
+        where = "search.model" if spec.model.choices else "model.name_or_path"
+        said = f"choice {choice!r}: " if spec.model.choices else ""
+        raise SpecError(spec.source, where, f"{said}{str(exc).splitlines()[0][:200]}") from None
 
 
 def check(spec: Spec, storage_override: str | None = None) -> Checked:
