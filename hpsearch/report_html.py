@@ -69,6 +69,13 @@ def _tick(text: str) -> str:
     return text if len(text) <= TICK else "…" + text[-(TICK - 1) :]
 
 
+def _ticks(choices) -> list[str]:
+    """Each choice's axis label: shortened by `_tick`, unless two would then read the same
+    (…/run-a/checkpoint-best and …/run-b/checkpoint-best): then the full names."""
+    short = [_tick(str(c)) for c in choices]
+    return short if len(set(short)) == len(short) else [str(c) for c in choices]
+
+
 def _seconds(s: float | None) -> str:
     if s is None:
         return "-"
@@ -161,9 +168,9 @@ def _objective_and_throughput(g, metric: str, param: str):
 
     m = _e(metric)
     fig = make_subplots(rows=1, cols=2, subplot_titles=(m, "train samples per second"), horizontal_spacing=0.12)
-    for choice, values, throughput in zip(g.choices, g.values, g.throughput, strict=True):
-        fig.add_trace(_box(_e(_tick(str(choice))), values, COLOURS[0]), row=1, col=1)
-        fig.add_trace(_box(_e(_tick(str(choice))), throughput, COLOURS[2]), row=1, col=2)
+    for label, values, throughput in zip(_ticks(g.choices), g.values, g.throughput, strict=True):
+        fig.add_trace(_box(_e(label), values, COLOURS[0]), row=1, col=1)
+        fig.add_trace(_box(_e(label), throughput, COLOURS[2]), row=1, col=2)
     fig.update_xaxes(title_text=param, type="category")
     margin = {"l": 60, "r": 20, "t": 70, "b": 50}
     return fig.update_layout(template="plotly_white", showlegend=False, margin=margin)
@@ -291,7 +298,7 @@ def _fig_parallel(d: ReportData):
     for a in p.axes:
         dim = {"label": _e(a.label), "values": _array(a.values)}
         if a.tickvals is not None:
-            dim.update(tickvals=a.tickvals, ticktext=[_e(_tick(t)) for t in a.ticktext])
+            dim.update(tickvals=a.tickvals, ticktext=[_e(t) for t in _ticks(a.ticktext)])
         dims.append(dim)
     colorbar = {"title": {"text": _e(d.summary.metric)}, "x": 1.06}
     line = {"color": _array(p.values), "colorscale": "Viridis", "showscale": True, "colorbar": colorbar}

@@ -137,6 +137,13 @@ def test_a_searched_model_gets_its_objective_and_throughput_per_model(tmp_path, 
     assert '"\\u2026arger-model-folder-name"' in page  # the long folder name keeps its end on the axis
 
 
+def test_long_choices_that_end_alike_keep_their_full_names_on_the_axis():
+    alike = ["/runs/run-a/checkpoints/checkpoint-best", "/runs/run-b/checkpoints/checkpoint-best"]
+    assert report_html._ticks(alike) == alike
+    apart = ["/models/a-much-larger-model-folder-name", "org/small"]
+    assert report_html._ticks(apart) == ["…arger-model-folder-name", "org/small"]
+
+
 def test_summary_best_states_compute_and_pruning_savings(mixed):
     data = report.collect(mixed)
     s = data.summary
