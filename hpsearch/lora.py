@@ -10,8 +10,8 @@ def wrap(model, settings: dict[str, Any], task_type: str):
     from peft import LoraConfig, get_peft_model
 
     modules = settings.get("target_modules")
-    if modules and modules != "all-linear":
-        modules = [m.strip() for m in modules.split(",") if m.strip()]
+    if modules != "all-linear":
+        modules = module_names(modules)
     config = LoraConfig(
         r=settings["r"],
         lora_alpha=settings["alpha"],
@@ -20,6 +20,22 @@ def wrap(model, settings: dict[str, Any], task_type: str):
         task_type=task_type,
     )
     return get_peft_model(model, config)
+
+
+def module_names(modules: str | None) -> list[str]:
+    """The module names of a `target_modules` setting (comma-separated); none for peft's default or all-linear."""
+    if not modules or modules == "all-linear":
+        return []
+    return [m.strip() for m in modules.split(",") if m.strip()]
+
+
+def missing_targets(model, modules: str | None) -> tuple[list[str], list[str]]:
+    """(the names of `modules` that match no module of `model`, as peft matches them: the whole name
+    or its last dotted parts; the names the model's layers with weights end in, to suggest)."""
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in module_names(modules) if not any(n == t or n.endswith(f".{t}") for n in names)]
+    layers = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if n and hasattr(m, "weight")})
+    return missing, layers
 
 
 def parameter_counts(model) -> dict[str, int]:

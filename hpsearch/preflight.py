@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch import data, models, pruners, samplers, scoring, space
+from hpsearch import data, lora, models, pruners, samplers, scoring, space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.storage import redact, storage_url
 from hpsearch.tasks import TASKS
@@ -99,6 +99,33 @@ def _check_architecture(spec: Spec, config, where: str, label: str) -> None:
         )
 
 
+def _check_lora_targets(spec: Spec, config, label: str) -> None:
+    """Every module name a LoRA trial may target must exist in the model (q_proj is Llama's, c_attn
+    GPT-2's): checked on the model's skeleton (meta device, no weights), not trial by trial."""
+    if spec.finetune.method != "lora" and "finetune" not in spec.search:
+        return
+    settings = [("lora.target_modules", spec.finetune.target_modules)]
+    if "lora_target_modules" in spec.search:
+        settings = [("search.lora_target_modules", v) for v in spec.search["lora_target_modules"].choices]
+    if not any(lora.module_names(value) for _, value in settings):
+        return
+    import torch
+    import transformers
+
+    auto_class = getattr(transformers, TASK_ARCHITECTURES[spec.task][1])
+    with torch.device("meta"):
+        skeleton = auto_class.from_config(config)
+    for where, value in settings:
+        missing, layers = lora.missing_targets(skeleton, value)
+        if missing:
+            raise SpecError(
+                spec.source,
+                where,
+                f"{', '.join(missing)}: no such module in model {label!r} ({config.model_type}); its layers "
+                f"end in: {', '.join(layers[:16])}",
+            )
+
+
 def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> CheckedModel:
     """Resolve one model, load its tokenizer and config, and check max_length and dropout against it."""
     from transformers import AutoConfig, AutoTokenizer
@@ -111,6 +138,7 @@ def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> Checke
         reason = str(exc).splitlines()[0][:200]
         raise SpecError(spec.source, where, f"cannot load tokenizer and config: {reason}") from None
     _check_architecture(spec, config, where, label)
+    _check_lora_targets(spec, config, label)
     limit = getattr(config, "max_position_embeddings", None)
     if limit is not None and spec.data.max_length > limit:
         raise SpecError(spec.source, "data.max_length", f"{spec.data.max_length} exceeds the model's {limit} positions")

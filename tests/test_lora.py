@@ -112,3 +112,24 @@ def test_bad_lora_settings_exit_2(make_study, capsys, changes, message):
     path = make_study(**changes)
     assert cli.main(["validate", str(path)]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"lora": {"target_modules": "q_proj,v_proj"}}, "lora.target_modules"),
+        (
+            {"search": {"learning_rate": [1e-2], "lora_target_modules": ["c_attn", "q_proj"]}},
+            "search.lora_target_modules",
+        ),
+    ],
+)
+def test_lora_modules_the_model_lacks_are_refused_before_anything_is_written(
+    tmp_path, tiny_causal_lm, capsys, changes, field
+):
+    path = lm_study(tmp_path, tiny_causal_lm, write_pairs(tmp_path / "pairs"), finetune="lora", **changes)
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{field}: " in err and "q_proj" in err and "no such module in model" in err
+    assert "its layers end in: " in err and "c_attn" in err  # what GPT-2 calls them
+    assert not (tmp_path / "lm.db").exists()
