@@ -15,6 +15,9 @@ from hpsearch.spec import Spec, SpecError
 from hpsearch.storage import open_storage, redact
 from hpsearch.trial import WORKER
 
+# What a study stored before a setting existed ran with: the setting off. A resume that turns it on
+# is refused like any other change (other keys newer than the stored spec are not compared).
+OFF_BEFORE_IT_EXISTED = {"model": {"dropout": None}, "augmentation": {"ops": [], "probability": 0.0}}
 # Sections that decide what a trial's number means; a resumed study must keep them.
 FIXED_SECTIONS = (
     "task",
@@ -48,6 +51,8 @@ def _check_resume(spec: Spec, study: optuna.Study) -> None:
     current = spec.to_dict()
     for section in FIXED_SECTIONS:
         before, now = stored_spec.get(section), current.get(section)
+        if stored_spec and section in OFF_BEFORE_IT_EXISTED:
+            before = {**OFF_BEFORE_IT_EXISTED[section], **(before or {})}
         if section == "model":  # keeping the best model or not changes no trial
             before = {k: v for k, v in (before or {}).items() if k != "save_best"} or None
             now = {k: v for k, v in now.items() if k != "save_best"}

@@ -430,3 +430,24 @@ def test_mixed_precision_follows_the_device_unless_the_study_chooses(
     spec = load_spec(make_study(train={"num_train_epochs": 1, **train}))
     args = training_arguments(spec, {"learning_rate": 1e-3})
     assert {k: args[k] for k in ("bf16", "fp16") if k in args} == expected
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (["model.dropout=0.2"], "model.dropout"),
+        (["augmentation.ops=[word_swap]", "augmentation.probability=0.1"], "augmentation.ops"),
+    ],
+)
+def test_a_study_stored_before_a_setting_existed_resumes_only_with_it_off(make_study, capsys, change, field):
+    path = make_study(budget={"n_trials": 1})
+    assert run(path) == 0
+    study = load(path)
+    old = study.user_attrs["spec"]  # as a study from before dropout and augmentation were settings
+    old.pop("augmentation")
+    old["model"].pop("dropout")
+    study.set_user_attr("spec", old)
+    assert cli.main(["run", str(path), "--n-trials", "2", *[a for c in change for a in ("--set", c)]]) == 2
+    assert f"{field}: the stored study 'tiny' ran with" in capsys.readouterr().err
+    assert len(load(path).trials) == 1
+    assert cli.main(["run", str(path), "--n-trials", "2", "--quiet"]) == 0  # unchanged: it resumes
