@@ -116,36 +116,25 @@ def retrain(
             train_set = concatenate_datasets([train_split, task_data.eval])  # eval rows as they are
             # The trial's number of optimizer steps, now over more data; nothing is held out to score.
             fixed = {**arguments, "max_steps": manifest["steps_trained"], "eval_strategy": "no"}
-            args = TrainingArguments(output_dir=scratch, **fixed)
-            trainer = make_trainer(
-                task,
-                task_data,
-                model.tokenizer,
-                model.path,
-                args,
-                train_dataset=train_set,
-                lora_settings=lora_settings,
-                dropout=dropout,
-            )
-            trainer.train()
-            value = None
+            callbacks = []
         else:
-            args = TrainingArguments(output_dir=scratch, **arguments)
+            train_set, fixed = augmented, arguments
             # A trial that stopped early (early_stopping) ends where it did, on the same schedule.
-            stop = [StopAtStep(manifest["steps_trained"])] if manifest.get("steps_trained") else []
-            trainer = make_trainer(
-                task,
-                task_data,
-                model.tokenizer,
-                model.path,
-                args,
-                stop,
-                train_dataset=augmented,
-                lora_settings=lora_settings,
-                dropout=dropout,
-            )
-            trainer.train()
-            value = trainer.evaluate()[manifest["metric"]]
+            callbacks = [StopAtStep(manifest["steps_trained"])] if manifest.get("steps_trained") else []
+        args = TrainingArguments(output_dir=scratch, **fixed)
+        trainer = make_trainer(
+            task,
+            task_data,
+            model.tokenizer,
+            model.path,
+            args,
+            callbacks,
+            train_dataset=train_set,
+            lora_settings=lora_settings,
+            dropout=dropout,
+        )
+        trainer.train()
+        value = None if all_data else trainer.evaluate()[manifest["metric"]]
         if lora_settings is not None and merge:
             trainer.model.merge_and_unload().save_pretrained(str(out))
         else:
