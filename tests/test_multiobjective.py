@@ -111,28 +111,15 @@ def test_report_collects_the_front(swept):
 
 def test_the_report_of_a_cost_study_renders_in_chromium(swept, tmp_path):
     """The Pareto figure and the others drawn by a real browser, with no JavaScript error."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_report import CHROMIUM, CHROMIUM_ARGS
+    from tests.test_report import DRAWN, report_in_chromium
 
     data = report.collect(swept[1])
     path = tmp_path / "report.html"
     path.write_text(report_html.render(data), encoding="utf-8")
-    errors: list[str] = []
-    drawn = "() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => e.querySelector('svg.main-svg'))"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-            page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
-            page.goto(path.as_uri())
-            page.wait_for_function(f"n => ({drawn})().length === n", arg=len(data.figures), timeout=30_000)
-            ids = page.evaluate(f"() => ({drawn})().map(e => e.id)")
-            markers = page.evaluate("() => document.querySelectorAll('#figure-pareto .scatterlayer .point').length")
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    with report_in_chromium(path, len(data.figures)) as (page, errors):
+        ids = page.evaluate(f"() => ({DRAWN})().map(e => e.id)")
+        markers = page.evaluate("() => document.querySelectorAll('#figure-pareto .scatterlayer .point').length")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert errors == []
     assert ids == [f"figure-{name}" for name in data.figures] and ids[0] == "figure-pareto"
     assert markers == len(data.pareto.numbers)  # every completed trial is a point of the Pareto figure

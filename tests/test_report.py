@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from pathlib import Path
@@ -336,22 +337,21 @@ def test_html_is_self_contained_escaped_and_written(tmp_path):
     assert "<script src" not in ours and "http" not in ours  # nothing to fetch: the file opens offline
 
 
-def test_report_renders_in_chromium_without_errors(tmp_path, mixed):
-    """Open the report in headless Chromium: every figure drawn (plotly's SVG exists), no JavaScript error."""
+# The report's figures that plotly has drawn (their SVG exists), in page order.
+DRAWN = "() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => e.querySelector('svg.main-svg'))"
+
+
+@contextlib.contextmanager
+def report_in_chromium(path: Path, figures: int):
+    """Open the report at PATH in headless Chromium and wait until its FIGURES figures are drawn;
+    yields (page, errors: the page's JavaScript errors and console errors)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("the browser test needs the playwright package: pip install playwright (it ships its driver)")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"the browser test needs Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)")
-    for i in range(6):  # enough completed trials for importance, so every figure is drawn
-        add(mixed, [0.2, 0.3 + i / 20], learning_rate=10 ** (-5 + i / 3), batch=(8, 16, 32)[i % 3], optim="sgd")
-    data = report.collect(mixed)
-    assert data.figures == report.FIGURES
-    path = tmp_path / "report.html"
-    path.write_text(report_html.render(data), encoding="utf-8")
     errors: list[str] = []
-    shot = tmp_path / "report.png"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -359,19 +359,27 @@ def test_report_renders_in_chromium_without_errors(tmp_path, mixed):
             page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
             page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
             page.goto(path.as_uri())
-            count = "n => document.querySelectorAll('.js-plotly-plot').length === n"
-            page.wait_for_function(count, arg=len(data.figures), timeout=30_000)
-            drawn = (
-                "() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => e.querySelector('svg.main-svg'))"
-            )
-            page.wait_for_function(f"n => ({drawn})().length === n", arg=len(data.figures), timeout=30_000)
-            ids = page.evaluate(f"() => ({drawn})().map(e => e.id)")
-            # each figure fits its box (one drawn before the layout settled would be clipped)
-            fit = "e => [e.id, +e.querySelector('svg.main-svg').getAttribute('width') <= e.clientWidth + 1]"
-            fits = page.evaluate(f"() => ({drawn})().map({fit})")
-            page.screenshot(path=str(shot), full_page=True)
+            page.wait_for_function(f"n => ({DRAWN})().length === n", arg=figures, timeout=30_000)
+            yield page, errors
         finally:
             browser.close()
+
+
+def test_report_renders_in_chromium_without_errors(tmp_path, mixed):
+    """Open the report in headless Chromium: every figure drawn (plotly's SVG exists), no JavaScript error."""
+    for i in range(6):  # enough completed trials for importance, so every figure is drawn
+        add(mixed, [0.2, 0.3 + i / 20], learning_rate=10 ** (-5 + i / 3), batch=(8, 16, 32)[i % 3], optim="sgd")
+    data = report.collect(mixed)
+    assert data.figures == report.FIGURES
+    path = tmp_path / "report.html"
+    path.write_text(report_html.render(data), encoding="utf-8")
+    shot = tmp_path / "report.png"
+    with report_in_chromium(path, len(data.figures)) as (page, errors):
+        ids = page.evaluate(f"() => ({DRAWN})().map(e => e.id)")
+        # each figure fits its box (one drawn before the layout settled would be clipped)
+        fit = "e => [e.id, +e.querySelector('svg.main-svg').getAttribute('width') <= e.clientWidth + 1]"
+        fits = page.evaluate(f"() => ({DRAWN})().map({fit})")
+        page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
     assert errors == []
     assert ids == [f"figure-{name}" for name in data.figures]
