@@ -167,7 +167,8 @@ def make_trainer(
     from transformers import PrinterCallback, Trainer, set_seed
 
     set_seed(args.seed)
-    model = task.build_model(model_path, task_data.labels, dtype=weights_dtype(lora_settings), **(dropout or {}))
+    dtype = weights_dtype(lora_settings, args.device)
+    model = task.build_model(model_path, task_data.labels, dtype=dtype, **(dropout or {}))
     if lora_settings is not None:
         model = lora.wrap(model, lora_settings, task.PEFT_TASK_TYPE)
     if getattr(task, "derived_metrics", None) is not None:  # before the reporter reads the metrics
@@ -199,12 +200,12 @@ def _generated_examples(trainer) -> list[dict[str, str]]:
     return []
 
 
-def weights_dtype(lora_settings: dict[str, Any] | None) -> torch.dtype | str:
+def weights_dtype(lora_settings: dict[str, Any] | None, device: torch.device) -> torch.dtype | str:
     """The dtype the model's weights are loaded in. transformers loads a checkpoint in the dtype it was
     saved in (bf16 for most LLMs): trained in place, AdamW's small updates would round away, so the
     weights that train are fp32 and mixed precision is autocast over them. A LoRA adapter's frozen
     base keeps the checkpoint's dtype on a GPU (half the memory; peft keeps the adapter in fp32)."""
-    if lora_settings is not None and torch.cuda.is_available():
+    if lora_settings is not None and device.type == "cuda":  # the trial's device (use_cpu on a GPU box: fp32)
         return "auto"
     return torch.float32
 
