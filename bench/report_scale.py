@@ -46,7 +46,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, dis
 from optuna.trial import FrozenTrial, TrialState
 
 sys.path.insert(0, str(ROOT))
-from hpsearch import report, report_html, trials_read  # noqa: E402
+from hpsearch.results import trials_read  # noqa: E402
+from hpsearch.results.report import collect as report
+from hpsearch.results.report import html as report_html
 
 STUDY = "bench-report-scale"
 SPACE = {

@@ -46,7 +46,7 @@ def record() -> dict:
     """A trial's record as hpsearch writes it (the same keys; values shaped like a real trial's)."""
     from transformers import TrainingArguments
 
-    from hpsearch.trial import DEFAULT_TRAINING_ARGUMENTS
+    from hpsearch.training.trial import DEFAULT_TRAINING_ARGUMENTS
 
     args = {**DEFAULT_TRAINING_ARGUMENTS, "learning_rate": 1e-4, "per_device_train_batch_size": 16, "use_cpu": True}
     everything = TrainingArguments(output_dir=tempfile.gettempdir(), **args).to_dict()
@@ -78,10 +78,10 @@ def record() -> dict:
 def writer(url: str, trials: int, evaluations: int, out) -> None:
     import optuna
 
-    from hpsearch import worker
-    from hpsearch.progress import Progress
-    from hpsearch.storage import open_storage
-    from hpsearch.trial import _save_record
+    from hpsearch.orchestration import worker
+    from hpsearch.orchestration.progress import Progress
+    from hpsearch.results.storage import open_storage
+    from hpsearch.training.trial import _save_record
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name="bench", storage=open_storage(url, create=False))
@@ -109,7 +109,7 @@ def writer(url: str, trials: int, evaluations: int, out) -> None:
 def run_side(url: str, processes: int, opts) -> dict:
     import optuna
 
-    from hpsearch.storage import open_storage
+    from hpsearch.results.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     optuna.create_study(study_name="bench", storage=open_storage(url, create=True), direction="maximize")

@@ -141,7 +141,7 @@ def _spec(args):
 
 
 def _validate(args) -> int:
-    from hpsearch import preflight
+    from hpsearch.orchestration import preflight
 
     spec = _spec(args)
     print(preflight.describe(spec, preflight.check(spec, args.storage)))
@@ -149,11 +149,11 @@ def _validate(args) -> int:
 
 
 def _run(args) -> int:
-    from hpsearch import controller, pool, seeding
+    from hpsearch.orchestration import controller, pool, warm_start
 
     spec = _spec(args)
     # Configs to run first (--enqueue, --warm-start): read and checked now, queued once the study exists.
-    seeds = seeding.plan(
+    seeds = warm_start.plan(
         spec, args.storage, args.enqueue, args.warm_start, args.warm_start_top, args.warm_start_storage
     )
     workers = pool.count(args.workers)
@@ -165,7 +165,7 @@ def _run(args) -> int:
 
 
 def _worker(args) -> int:
-    from hpsearch import controller, pool
+    from hpsearch.orchestration import controller, pool
 
     if args.child:
         pool.die_with_parent()
@@ -173,7 +173,7 @@ def _worker(args) -> int:
 
 
 def _study(args):
-    from hpsearch.storage import load_study, storage_url
+    from hpsearch.results.storage import load_study, storage_url
 
     spec = _spec(args)
     url = storage_url(spec, args.storage)
@@ -181,7 +181,7 @@ def _study(args):
 
 
 def _status(args) -> int:
-    from hpsearch import status
+    from hpsearch.results import status
 
     spec, _, study = _study(args)
     if args.format == "json":
@@ -192,7 +192,7 @@ def _status(args) -> int:
 
 
 def _export(args) -> int:
-    from hpsearch import export
+    from hpsearch.results import export
 
     spec, url, study = _study(args)
     trial = export.pick_trial(study, args.trial)
@@ -205,9 +205,9 @@ def _export(args) -> int:
 
 
 def _list(args) -> int:
-    from hpsearch import status
+    from hpsearch.results import status
+    from hpsearch.results.storage import checked_url, open_storage, storage_url
     from hpsearch.spec import SpecError
-    from hpsearch.storage import checked_url, open_storage, storage_url
 
     if args.storage:
         url = checked_url(args.storage, "hpsearch list", "--storage")
@@ -221,7 +221,7 @@ def _list(args) -> int:
 
 
 def _report(args) -> int:
-    from hpsearch import report_html
+    from hpsearch.results.report import html as report_html
 
     spec, _, study = _study(args)
     out = report_html.write(study, args.out or Path("dashboards") / f"{spec.name}.html")
@@ -230,15 +230,15 @@ def _report(args) -> int:
 
 
 def _dashboard(args) -> int:
-    from hpsearch import dashboard
-    from hpsearch.storage import storage_url
+    from hpsearch.results import dashboard
+    from hpsearch.results.storage import storage_url
 
     spec = _spec(args)
     return dashboard.serve(storage_url(spec, args.storage), args.host, args.port, study_name=spec.name)
 
 
 def _train(args) -> int:
-    from hpsearch import retrain, worker
+    from hpsearch.orchestration import retrain, worker
 
     worker.quiet_libraries()
     print(retrain.describe(retrain.retrain(args.best, args.out, args.all_data, args.tolerance, args.merge)))
@@ -260,8 +260,8 @@ VERBS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from hpsearch.results.storage import NotFound
     from hpsearch.spec import SpecError
-    from hpsearch.storage import NotFound
 
     try:
         return VERBS[args.verb](args)

@@ -11,7 +11,9 @@ import sys
 import optuna
 import pytest
 
-from hpsearch import augment, cli, preflight
+from hpsearch import cli
+from hpsearch.data import augment
+from hpsearch.orchestration import preflight
 from hpsearch.spec import SpecError, load_spec, parse_spec
 from hpsearch.tasks import causal_lm, classification
 
@@ -112,7 +114,7 @@ def test_same_seed_same_rows_other_seed_other_rows_probability_zero_none():
 
 SCRIPT = """
 import json, sys
-from hpsearch import augment
+from hpsearch.data import augment
 texts = json.loads(sys.argv[1])
 print(json.dumps([augment.augment_text(t, augment.OPS, 0.25, augment.row_rng(7, 0.25, list(augment.OPS), i))
                   for i, t in enumerate(texts)]))
@@ -194,7 +196,7 @@ def test_the_stored_spec_reads_back_fixed_or_searched(make_study):
 
 
 def test_a_trial_trains_on_augmented_rows_and_evaluates_on_the_untouched_eval_split(make_study, monkeypatch):
-    from hpsearch import trial
+    from hpsearch.training import trial
 
     seen = []
 

@@ -174,7 +174,8 @@ def test_a_causal_lm_sweep_records_loss_and_perplexity_exports_and_retrains(tmp_
 def test_chat_data_trains_on_the_assistant_turns(tmp_path, tiny_causal_lm):
     import optuna
 
-    from hpsearch import cli, preflight
+    from hpsearch import cli
+    from hpsearch.orchestration import preflight
     from hpsearch.spec import load_spec
     from hpsearch.tasks import causal_lm as task
 
@@ -194,7 +195,7 @@ def test_chat_data_trains_on_the_assistant_turns(tmp_path, tiny_causal_lm):
 
 
 def test_packing_fills_every_train_row_to_max_length(tmp_path, tiny_causal_lm):
-    from hpsearch import preflight
+    from hpsearch.orchestration import preflight
     from hpsearch.spec import load_spec
     from hpsearch.tasks import causal_lm as task
 
@@ -252,9 +253,9 @@ def test_a_checkpoint_saved_in_bf16_trains_fp32_weights(tmp_path, tiny_causal_lm
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
-    from hpsearch import trial as trial_module
     from hpsearch.tasks import causal_lm
     from hpsearch.tasks.task_data import TaskData
+    from hpsearch.training import trial as trial_module
 
     folder = tmp_path / "bf16"
     AutoModelForCausalLM.from_pretrained(tiny_causal_lm, dtype=torch.bfloat16).save_pretrained(folder)

@@ -14,8 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpsearch import dashboard
-from hpsearch.storage import open_storage
+from hpsearch.results import dashboard
+from hpsearch.results.storage import open_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 States = optuna.trial.TrialState
@@ -28,7 +28,7 @@ def start_dashboard(
     study file); wait until it answers. Returns (process, base URL)."""
     out, err = log_dir / "dashboard.out", log_dir / "dashboard.err"
     with open(out, "w") as stdout, open(err, "w") as stderr:
-        cmd = [sys.executable, "-m", "hpsearch.dashboard", url, "--port", "0", *extra]
+        cmd = [sys.executable, "-m", "hpsearch.results.dashboard", url, "--port", "0", *extra]
         if study_file is not None:
             verb = Path(sys.executable).parent / "hpsearch"
             cmd = [str(verb), "dashboard", str(study_file), "--storage", url, "--port", "0", *extra]

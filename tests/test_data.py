@@ -6,7 +6,7 @@ import datasets
 import pandas as pd
 import pytest
 
-from hpsearch import data
+from hpsearch.data import sources as data
 from hpsearch.spec import DataSpec, SpecError
 from hpsearch.tasks import classification
 

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from hpsearch import cli
-from hpsearch.callbacks import EarlyStopping
+from hpsearch.training.callbacks import EarlyStopping
 
 from .test_sweeps import load, run
 

@@ -13,9 +13,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hpsearch import cli, generation, preflight, scoring
-from hpsearch.spec import GenerationSpec, SpecError, load_spec
+from hpsearch import cli
+from hpsearch.orchestration import preflight
+from hpsearch.spec import GenerationSpec, SpecError, catalog, load_spec
 from hpsearch.tasks import causal_lm
+from hpsearch.tasks.task_data import build_sample
+from hpsearch.training import generation, scoring
 
 from .test_causal_lm import lm_study, write_pairs
 
@@ -139,9 +142,9 @@ def test_generation_runs_in_the_trials_mixed_precision(tokenizer, tiny_causal_lm
 
 def test_the_sample_is_the_first_rows_of_the_eval_split():
     rows = [(f"in {i}", [i], f"ref {i}") for i in range(10)]
-    sample = generation.build_sample(rows, GenerationSpec(metrics=("rougeL",), samples=4, max_new_tokens=5))
+    sample = build_sample(rows, GenerationSpec(metrics=("rougeL",), samples=4, max_new_tokens=5))
     assert sample.inputs == ("in 0", "in 1", "in 2", "in 3") and sample.references[-1] == "ref 3"
-    assert generation.build_sample(rows, GenerationSpec()) is None  # no metrics: off
+    assert build_sample(rows, GenerationSpec()) is None  # no metrics: off
 
 
 # --- user metrics from installed packages ---------------------------------------------------------
@@ -170,8 +173,8 @@ def metric_package(tmp_path, monkeypatch):
 
 
 def test_an_installed_entry_point_is_a_metric(metric_package):
-    assert "answer_length" in scoring.installed()
-    assert scoring.known()[:4] == ("exact_match", "rouge1", "rouge2", "rougeL")
+    assert "answer_length" in catalog.installed_metrics()
+    assert catalog.known_metrics()[:4] == ("exact_match", "rouge1", "rouge2", "rougeL")
     metric = scoring.load("answer_length")
     assert scoring.score({"answer_length": metric}, ["a b c", "d"], ["x", "y"]) == {"answer_length": 2.0}
 
@@ -196,7 +199,10 @@ def test_a_metric_package_on_pythonpath_is_found_by_another_process(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     install_metric_package(site)
-    code = "from hpsearch import scoring; print(scoring.known()[-1], scoring.load('answer_length')(['a b c'], ['x']))"
+    code = (
+        "from hpsearch.spec import catalog; from hpsearch.training import scoring; "
+        "print(catalog.known_metrics()[-1], scoring.load('answer_length')(['a b c'], ['x']))"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr

@@ -13,9 +13,11 @@ import optuna
 import pytest
 import yaml
 
-from hpsearch import cli, models, preflight
+from hpsearch import cli
+from hpsearch.orchestration import preflight
 from hpsearch.spec import SpecError, load_spec
 from hpsearch.tasks import causal_lm, classification
+from hpsearch.training import models
 
 from .conftest import ROOT
 
@@ -190,7 +192,7 @@ def test_a_model_without_dropout_settings_is_refused(make_study, tiny_causal_lm,
 
 
 def test_resume_refuses_choices_that_now_name_other_models(make_study, tiny_model, larger_model, tmp_path):
-    from hpsearch.controller import _check_resume
+    from hpsearch.orchestration.controller import _check_resume
 
     names = two_models(tmp_path, tiny_model, larger_model)
     spec = load_spec(choice_study(make_study, names))
@@ -212,8 +214,8 @@ def test_resume_refuses_choices_that_now_name_other_models(make_study, tiny_mode
 def test_the_report_shows_long_model_names_by_their_end(tmp_path):
     from optuna.distributions import CategoricalDistribution
 
-    from hpsearch import report_html
-    from hpsearch.report import collect
+    from hpsearch.results.report import html as report_html
+    from hpsearch.results.report.collect import collect
 
     names = ("/very/long/path/to/models/small-model", "organisation/a-much-larger-model-instruct")
     study = optuna.create_study(direction="maximize")

@@ -11,10 +11,14 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from hpsearch import cli, report, report_html, seeding, status, trials_read
-from hpsearch.callbacks import OptunaReporter
-from hpsearch.progress import Progress
+from hpsearch import cli
+from hpsearch.orchestration import warm_start
+from hpsearch.orchestration.progress import Progress
+from hpsearch.results import status, trials_read
+from hpsearch.results.report import collect as report
+from hpsearch.results.report import html as report_html
 from hpsearch.spec import SpecError, load_spec
+from hpsearch.training.callbacks import OptunaReporter
 
 COST = {"metric": "accuracy", "cost": "device_seconds"}
 
@@ -143,7 +147,7 @@ def test_the_front_of_the_report_is_optunas(tmp_path):
 def test_warm_start_from_a_study_with_a_cost_takes_its_front(swept, make_study):
     path, study, _ = swept
     spec = load_spec(make_study())
-    batch = seeding.warm_start(spec, "tiny", f"sqlite:///{path.parent / 'tiny.db'}", k=10)
+    batch = warm_start.warm_start(spec, "tiny", f"sqlite:///{path.parent / 'tiny.db'}", k=10)
     numbers = [int(a["warm_start"].split("#")[1]) for a in batch.attrs]
     front = status.pareto_front(study)
     assert set(numbers) <= {t.number for t in front} and numbers[0] == front[0].number

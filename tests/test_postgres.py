@@ -6,7 +6,7 @@ import optuna
 import pytest
 from sqlalchemy.engine import make_url
 
-from hpsearch.storage import open_storage, redact
+from hpsearch.results.storage import open_storage, redact
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -12,7 +12,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from hpsearch import report, report_html
+from hpsearch.results.report import collect as report
+from hpsearch.results.report import html as report_html
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

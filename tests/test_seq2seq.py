@@ -11,7 +11,8 @@ import torch
 import yaml
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from hpsearch import cli, preflight
+from hpsearch import cli
+from hpsearch.orchestration import preflight
 from hpsearch.spec import load_spec
 from hpsearch.tasks import seq2seq
 
@@ -149,8 +150,8 @@ def test_a_summarisation_sweep_is_scored_by_rouge_on_generated_outputs(tmp_path,
 
 
 def test_seq2seq_trains_a_lora_adapter_and_generates_through_it(tmp_path, tiny_seq2seq):
-    from hpsearch import lora
-    from hpsearch.generation import generate
+    from hpsearch.training import lora
+    from hpsearch.training.generation import generate
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_seq2seq)
     model = lora.wrap(
@@ -208,7 +209,7 @@ def test_loss_is_a_valid_objective_without_generation(tmp_path, tiny_seq2seq):
 
 
 def test_augmentation_changes_sources_never_targets(tmp_path, tiny_seq2seq):
-    from hpsearch import augment
+    from hpsearch.data import augment
 
     ops = {"ops": ["word_deletion", "word_swap", "char_noise", "truncation"], "probability": 0.4}
     spec = load_spec(s2s_study(tmp_path, tiny_seq2seq, write_summaries(tmp_path / "data"), augmentation=ops))
@@ -221,7 +222,7 @@ def test_augmentation_changes_sources_never_targets(tmp_path, tiny_seq2seq):
 
 
 def test_dropout_reaches_the_encoder_decoder_config(tmp_path, tiny_seq2seq):
-    from hpsearch import models
+    from hpsearch.training import models
 
     path = s2s_study(tmp_path, tiny_seq2seq, write_summaries(tmp_path / "data"))
     study = yaml.safe_load(path.read_text())

@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-from hpsearch import pruners, samplers, space
+from hpsearch.search import pruners, samplers, space
 from hpsearch.spec import SpecError, load_spec
 
 

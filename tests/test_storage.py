@@ -8,7 +8,7 @@ import optuna
 import pytest
 from sqlalchemy import text
 
-from hpsearch import storage
+from hpsearch.results import storage
 
 
 def journal_mode(path) -> str:
@@ -90,7 +90,7 @@ def test_workers_racing_to_create_the_tables_try_again(tmp_path, monkeypatch):
     import optuna
     from sqlalchemy.exc import ProgrammingError
 
-    from hpsearch import storage as storage_module
+    from hpsearch.results import storage as storage_module
 
     real, calls = optuna.storages.RDBStorage, []
 

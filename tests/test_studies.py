@@ -2,7 +2,7 @@
 
 import pytest
 
-from hpsearch import preflight
+from hpsearch.orchestration import preflight
 from hpsearch.spec import load_spec
 
 from .conftest import ROOT, SHARED_DATA

@@ -331,7 +331,7 @@ def oom_above(monkeypatch, largest_batch_that_fits: int) -> None:
     """Inject CUDA's out-of-memory error into any trainer whose micro-batch is above the limit."""
     import torch
 
-    from hpsearch import trial as trial_module
+    from hpsearch.training import trial as trial_module
 
     real = trial_module.make_trainer
 
@@ -423,7 +423,7 @@ def test_mixed_precision_follows_the_device_unless_the_study_chooses(
     import torch
 
     from hpsearch.spec import load_spec
-    from hpsearch.trial import training_arguments
+    from hpsearch.training.trial import training_arguments
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)

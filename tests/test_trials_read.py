@@ -10,7 +10,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hpsearch import report, trials_read
+from hpsearch.results import trials_read
+from hpsearch.results.report import collect as report
 
 SPACE = {
     "learning_rate": FloatDistribution(1e-5, 1e-3, log=True),

@@ -15,8 +15,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpsearch import worker
-from hpsearch.storage import open_storage
+from hpsearch.orchestration import worker
+from hpsearch.results.storage import open_storage
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -337,7 +337,7 @@ def test_out_of_memory_is_not_a_broken_device():
 
 
 def test_auto_is_one_worker_per_gpu_else_one_per_four_cores(monkeypatch):
-    from hpsearch import pool
+    from hpsearch.orchestration import pool
 
     monkeypatch.setattr(pool, "visible_gpus", lambda: ["0", "3"])
     assert pool.count("auto") == 2 and pool.count("5") == 5
@@ -349,7 +349,7 @@ def test_auto_is_one_worker_per_gpu_else_one_per_four_cores(monkeypatch):
 
 
 def test_each_worker_gets_its_gpu_or_its_share_of_the_cores(monkeypatch):
-    from hpsearch import pool
+    from hpsearch.orchestration import pool
 
     monkeypatch.setattr(pool, "cores", lambda: 8)
     env = pool._env(slot=3, n=4, gpus=["1", "2"], storage_url="sqlite:///x.db")

@@ -6,7 +6,7 @@ pairs (a user turn, an assistant turn) when the tokenizer has a template, else p
 completion. Sequences are padded per batch;
 `data.packing` concatenates examples into full blocks of `max_length` instead. Metrics: eval loss and
 perplexity (exp of the eval loss); with a `generation` section, metrics of completions generated for
-the eval split's first rows (hpsearch.generation).
+the eval split's first rows (hpsearch.training.generation).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from collections.abc import Callable
 
 import datasets
 
-from hpsearch import data as data_module
-from hpsearch import generation as generation_module
+from hpsearch.data import sources
 from hpsearch.spec import Spec, SpecError
-from hpsearch.tasks.task_data import TaskData
+from hpsearch.tasks.task_data import Sample, TaskData, build_sample
 
 IGNORE = -100  # label of a token the loss does not count
 
@@ -34,7 +33,7 @@ def columns(spec: Spec) -> dict[str, str]:
     return {"prompt": spec.data.prompt_column, "completion": spec.data.completion_column}
 
 
-def label_names(raw: data_module.RawData, spec: Spec) -> tuple[str, ...]:
+def label_names(raw: sources.RawData, spec: Spec) -> tuple[str, ...]:
     return ()
 
 
@@ -153,7 +152,7 @@ def stop_tokens(tokenizer) -> tuple[int, ...]:
     return tuple(sorted(stops))
 
 
-def generation_sample(spec: Spec, eval_rows: datasets.Dataset, tokenizer) -> generation_module.Sample | None:
+def generation_sample(spec: Spec, eval_rows: datasets.Dataset, tokenizer) -> Sample | None:
     """The first `generation.samples` eval rows to generate for; prompt and output share max_length."""
     settings = spec.generation
     if not settings.enabled:
@@ -167,7 +166,7 @@ def generation_sample(spec: Spec, eval_rows: datasets.Dataset, tokenizer) -> gen
         built = generation_row(tokenizer, row, room, chat)
         if built is not None:
             rows.append(built)
-    return generation_module.build_sample(rows, settings, stop_tokens(tokenizer))
+    return build_sample(rows, settings, stop_tokens(tokenizer))
 
 
 def pack(rows: dict[str, list[list[int]]], block: int) -> dict[str, list[list[int]]]:
@@ -216,7 +215,7 @@ def augment_inputs(row: dict, change: Callable[[str], str]) -> dict:
     return {**row, "prompt": change(row["prompt"])}
 
 
-def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
+def prepare(spec: Spec, raw: sources.RawData, tokenizer) -> TaskData:
     """Tokenize both splits once (cached); pack the train split when `data.packing` is on."""
     ensure_padding(tokenizer)
 
@@ -227,14 +226,14 @@ def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
 
     key = {
         "task": spec.task,
-        "tokenizer": data_module.tokenizer_fingerprint(tokenizer),
+        "tokenizer": sources.tokenizer_fingerprint(tokenizer),
         "chat_template": getattr(tokenizer, "chat_template", None),
         "special_tokens": [tokenizer.bos_token_id, end_token(tokenizer)],  # encode_pair adds them
         "max_length": spec.data.max_length,
         "packing": spec.data.packing,
         "data": raw.fingerprint,
     }
-    tokenized = data_module.cached(key, build)
+    tokenized = sources.cached(key, build)
     return TaskData(
         train=tokenized["train"],
         eval=tokenized["eval"],

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import datasets
 import numpy as np
 
-from hpsearch import data as data_module
+from hpsearch.data import sources
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks.task_data import TaskData
 
@@ -19,7 +19,7 @@ def columns(spec: Spec) -> dict[str, str]:
     return {"text": spec.data.text_column, "label": spec.data.label_column}
 
 
-def label_names(raw: data_module.RawData, spec: Spec) -> tuple[str, ...]:
+def label_names(raw: sources.RawData, spec: Spec) -> tuple[str, ...]:
     """Sorted train labels (numerically when they are all integers); eval labels must be among them."""
     train_labels = set(raw.train["label"])
     missing = sorted(set(raw.eval["label"]) - train_labels)
@@ -58,7 +58,7 @@ def augment_inputs(row: dict, change: Callable[[str], str]) -> dict:
     return {**row, "text": change(row["text"])}
 
 
-def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
+def prepare(spec: Spec, raw: sources.RawData, tokenizer) -> TaskData:
     """Tokenize both splits once (dynamic padding happens per batch in the collator)."""
     labels = label_names(raw, spec)
 
@@ -69,12 +69,12 @@ def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
 
     key = {
         "task": spec.task,
-        "tokenizer": data_module.tokenizer_fingerprint(tokenizer),
+        "tokenizer": sources.tokenizer_fingerprint(tokenizer),
         "max_length": spec.data.max_length,
         "data": raw.fingerprint,
         "labels": list(labels),
     }
-    tokenized = data_module.cached(key, build)
+    tokenized = sources.cached(key, build)
     return TaskData(train=tokenized["train"], eval=tokenized["eval"], labels=labels, fingerprint=raw.fingerprint)
 
 

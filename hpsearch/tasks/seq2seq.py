@@ -11,10 +11,9 @@ from collections.abc import Callable
 
 import datasets
 
-from hpsearch import data as data_module
-from hpsearch import generation as generation_module
+from hpsearch.data import sources
 from hpsearch.spec import Spec
-from hpsearch.tasks.task_data import TaskData
+from hpsearch.tasks.task_data import Sample, TaskData, build_sample
 
 IGNORE = -100  # label of a token the loss does not count
 PEFT_TASK_TYPE = "SEQ_2_SEQ_LM"  # what peft adapts the model for (finetune: lora)
@@ -24,7 +23,7 @@ def columns(spec: Spec) -> dict[str, str]:
     return {"source": spec.data.source_column, "target": spec.data.target_column}
 
 
-def label_names(raw: data_module.RawData, spec: Spec) -> tuple[str, ...]:
+def label_names(raw: sources.RawData, spec: Spec) -> tuple[str, ...]:
     return ()
 
 
@@ -36,13 +35,13 @@ def encode(tokenizer, batch: dict[str, list[str]], max_length: int, max_target_l
     return out
 
 
-def generation_sample(spec: Spec, eval_rows: datasets.Dataset, tokenizer) -> generation_module.Sample | None:
+def generation_sample(spec: Spec, eval_rows: datasets.Dataset, tokenizer) -> Sample | None:
     """The first `generation.samples` eval rows: the source (truncated as in training) and its target."""
     if not spec.generation.enabled:
         return None
     rows = eval_rows[: spec.generation.samples]  # a dict of lists
     ids = tokenizer(rows["source"], truncation=True, max_length=spec.data.max_length)["input_ids"]
-    return generation_module.build_sample(list(zip(rows["source"], ids, rows["target"], strict=True)), spec.generation)
+    return build_sample(list(zip(rows["source"], ids, rows["target"], strict=True)), spec.generation)
 
 
 def encode_split(spec: Spec, split: datasets.Dataset, tokenizer, labels: tuple[str, ...] = ()) -> datasets.Dataset:
@@ -63,7 +62,7 @@ def augment_inputs(row: dict, change: Callable[[str], str]) -> dict:
     return {**row, "source": change(row["source"])}
 
 
-def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
+def prepare(spec: Spec, raw: sources.RawData, tokenizer) -> TaskData:
     """Tokenize both splits once (cached); padding happens per batch in the collator."""
     max_length, max_target_length = spec.data.max_length, spec.data.max_target_length
 
@@ -74,12 +73,12 @@ def prepare(spec: Spec, raw: data_module.RawData, tokenizer) -> TaskData:
 
     key = {
         "task": spec.task,
-        "tokenizer": data_module.tokenizer_fingerprint(tokenizer),
+        "tokenizer": sources.tokenizer_fingerprint(tokenizer),
         "max_length": max_length,
         "max_target_length": max_target_length,
         "data": raw.fingerprint,
     }
-    tokenized = data_module.cached(key, build)
+    tokenized = sources.cached(key, build)
     return TaskData(
         train=tokenized["train"],
         eval=tokenized["eval"],
@@ -113,5 +112,5 @@ def collator(tokenizer, model=None):
 
 
 # Trainer keeps every eval batch's logits for compute_metrics (vocabulary x target tokens each): too
-# much. ROUGE is scored on generated outputs instead, by hpsearch.generation.
+# much. ROUGE is scored on generated outputs instead, by hpsearch.training.generation.
 compute_metrics = None

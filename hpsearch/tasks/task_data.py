@@ -1,11 +1,14 @@
-"""What a task's `prepare` returns: the tokenized splits every trial of a worker shares."""
+"""What a task's `prepare` returns: the tokenized splits every trial of a worker shares, and the eval rows
+whose generated outputs are scored at every evaluation."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import datasets
+
+from hpsearch.spec import GenerationSpec
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,38 @@ class TaskData:
     """Classification's label names in id order; empty for the generative tasks."""
     fingerprint: str
     """The raw data's fingerprint (recorded on every trial)."""
-    generation: Any = None
+    generation: Sample | None = None
     """causal-lm, seq2seq: the eval rows whose generated outputs are scored at every evaluation
-    (a `generation.Sample`); None when generation is off."""
+    (a `Sample`); None when generation is off."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The eval rows generated for at every evaluation (the first N: the same for every trial)."""
+
+    inputs: tuple[str, ...]
+    """What a person reads as each row's input: the prompt or the source text."""
+    encoded: tuple[tuple[int, ...], ...]
+    """The token ids given to `generate` for each row."""
+    references: tuple[str, ...]
+    metrics: tuple[str, ...]
+    max_new_tokens: int
+    stop_ids: tuple[int, ...] = ()
+    """Tokens that end an output besides the model's own EOS: the chat template's end of turn."""
+
+
+def build_sample(
+    rows: Sequence[tuple[str, list[int], str]], settings: GenerationSpec, stop_ids: Sequence[int] = ()
+) -> Sample | None:
+    """(input text, token ids, reference) of the first `settings.samples` rows; None when generation is off."""
+    if not settings.enabled:
+        return None
+    rows = list(rows)[: settings.samples]
+    return Sample(
+        inputs=tuple(text for text, _, _ in rows),
+        encoded=tuple(tuple(ids) for _, ids, _ in rows),
+        references=tuple(reference for _, _, reference in rows),
+        metrics=settings.metrics,
+        max_new_tokens=settings.max_new_tokens,
+        stop_ids=tuple(stop_ids),
+    )

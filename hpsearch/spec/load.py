@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from hpsearch import scoring
-from hpsearch.augment import OPS as AUGMENT_OPS
-from hpsearch.spec_types import (
+from hpsearch.spec.catalog import AUGMENT_OPS, GENERATED_METRICS, describe_installed_metrics, known_metrics
+from hpsearch.spec.training_args import check_training_argument, training_fields
+from hpsearch.spec.types import (
     COSTS,
     DEFAULT_OBJECTIVE,
     FILE_SUFFIXES,
@@ -45,7 +45,6 @@ from hpsearch.spec_types import (
     Spec,
     SpecError,
 )
-from hpsearch.training_args import check_training_argument, training_fields
 
 # --------------------------------------------------------------------------------------------
 # Reading
@@ -428,7 +427,7 @@ def _parse_generation(raw, source, task: str) -> GenerationSpec:
         max_new_tokens=_positive(f.get("max_new_tokens", int, 64), source, "generation.max_new_tokens"),
     )
     f.finish()
-    known = scoring.known()
+    known = known_metrics()
     for name in metrics:
         if not isinstance(name, str):
             raise SpecError(source, "generation.metrics", f"{name!r}: give metric names, e.g. [rougeL]")
@@ -438,8 +437,8 @@ def _parse_generation(raw, source, task: str) -> GenerationSpec:
             raise SpecError(
                 source,
                 "generation.metrics",
-                f"{name!r} is not a metric; built in: {', '.join(scoring.BUILT_IN)}; "
-                f"installed: {scoring.describe_installed()}",
+                f"{name!r} is not a metric; built in: {', '.join(GENERATED_METRICS)}; "
+                f"installed: {describe_installed_metrics()}",
             )
     if len(set(metrics)) != len(metrics):
         raise SpecError(source, "generation.metrics", "names a metric twice")

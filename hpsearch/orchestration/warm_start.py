@@ -24,9 +24,11 @@ from typing import Any
 import optuna
 import yaml
 
-from hpsearch import status, worker
-from hpsearch.spec import ParamSpec, Spec, SpecError, _Loader
-from hpsearch.storage import NotFound, checked_url, open_storage, redact, storage_url
+from hpsearch.orchestration import worker
+from hpsearch.results import status
+from hpsearch.results.storage import NotFound, checked_url, open_storage, redact, storage_url
+from hpsearch.spec import ParamSpec, Spec, SpecError
+from hpsearch.spec.load import _Loader
 
 DEFAULT_TOP = 5
 RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING

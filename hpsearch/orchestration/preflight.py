@@ -6,11 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch import data, lora, models, pruners, samplers, scoring, space
+from hpsearch.data import sources as data
+from hpsearch.results.storage import redact, storage_url
+from hpsearch.search import pruners, samplers, space
 from hpsearch.spec import Spec, SpecError
-from hpsearch.storage import redact, storage_url
 from hpsearch.tasks import TASKS
-from hpsearch.trial import training_arguments
+from hpsearch.training import lora, models, scoring
+from hpsearch.training.trial import training_arguments
 
 
 @dataclass(frozen=True)

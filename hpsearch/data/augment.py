@@ -13,10 +13,12 @@ import string
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.spec.catalog import AUGMENT_OPS
+
 if TYPE_CHECKING:
     import datasets
 
-    from hpsearch.data import RawData
+    from hpsearch.data.sources import RawData
     from hpsearch.spec import Spec
 
 _PIECE = re.compile(r"(\S+)(\s*)")  # a word and the whitespace after it
@@ -95,12 +97,8 @@ def truncation(text: str, probability: float, rng: random.Random) -> str:
 
 
 # The operations a study file names in `augmentation.ops`, applied in the order it lists them.
-OPS: dict[str, Callable[[str, float, random.Random], str]] = {
-    "word_deletion": word_deletion,
-    "word_swap": word_swap,
-    "char_noise": char_noise,
-    "truncation": truncation,
-}
+# Named once, in hpsearch.spec.catalog (the study file's vocabulary); each name is a function here.
+OPS: dict[str, Callable[[str, float, random.Random], str]] = {name: globals()[name] for name in AUGMENT_OPS}
 
 
 def row_rng(seed: int, probability: float, ops: Sequence[str], index: int) -> random.Random:

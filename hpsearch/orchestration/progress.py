@@ -7,15 +7,7 @@ import time
 
 import optuna
 
-
-def format_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def format_params(params: dict) -> str:
-    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+from hpsearch.results.format import format_params, format_value
 
 
 class Progress:

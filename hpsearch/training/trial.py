@@ -20,16 +20,20 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
 
-from hpsearch import augment, lora, models, space
-from hpsearch.callbacks import DerivedMetrics, EarlyStopping, OptunaReporter
-from hpsearch.generation import GeneratedMetrics
-from hpsearch.progress import Progress
+from hpsearch.data import augment
+from hpsearch.search import space
 from hpsearch.spec import SETTING_PARAMS, Spec
+
+if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
+    from hpsearch.orchestration.progress import Progress
+from hpsearch.training import lora, models
+from hpsearch.training.callbacks import DerivedMetrics, EarlyStopping, OptunaReporter
+from hpsearch.training.generation import GeneratedMetrics
 
 # What hpsearch sets unless the study's `train` section says otherwise.
 DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {

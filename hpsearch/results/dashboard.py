@@ -3,7 +3,7 @@
 Not the `optuna-dashboard` CLI: it opens a bare RDBStorage (5 s busy timeout, no WAL switch, an empty file and a crash
 for a wrong path); we serve its WSGI app (`optuna_dashboard.wsgi`) on `storage.open_storage` (WAL, 60 s busy timeout).
 
-    python -m hpsearch.dashboard sqlite:///studies/quickstart.db [--host 127.0.0.1] [--port 8080] [--study NAME]
+    python -m hpsearch.results.dashboard sqlite:///studies/quickstart.db [--host 127.0.0.1] [--port 8080] [--study NAME]
 
 The dashboard only reads on its own; it writes when its user acts (notes, tell, rename, delete).
 """
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from hpsearch.storage import NotFound, open_storage, redact
+from hpsearch.results.storage import NotFound, open_storage, redact
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -111,7 +111,7 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, study_nam
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hpsearch.dashboard", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hpsearch.results.dashboard", description=__doc__.splitlines()[0])
     parser.add_argument("storage", help="SQLAlchemy URL of the study storage, e.g. sqlite:///studies/quickstart.db")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")

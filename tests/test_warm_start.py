@@ -9,7 +9,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from hpsearch import cli, seeding
+from hpsearch import cli
+from hpsearch.orchestration import warm_start
 from hpsearch.spec import ParamSpec, load_spec
 
 COMPLETE = TrialState.COMPLETE
@@ -29,54 +30,54 @@ def run(path, *extra) -> int:
 
 def test_clip_float_range_and_log_range():
     lr = ParamSpec("learning_rate", "float", 1e-3, 1e-2, log=True)
-    assert seeding.clip(5e-2, lr) == 1e-2
-    assert seeding.clip(1e-4, lr) == 1e-3
-    assert seeding.clip(3e-3, lr) == 3e-3
-    assert seeding.clip(0, lr) == 1e-3 and isinstance(seeding.clip(0, lr), float)
+    assert warm_start.clip(5e-2, lr) == 1e-2
+    assert warm_start.clip(1e-4, lr) == 1e-3
+    assert warm_start.clip(3e-3, lr) == 3e-3
+    assert warm_start.clip(0, lr) == 1e-3 and isinstance(warm_start.clip(0, lr), float)
     wd = ParamSpec("weight_decay", "float", 0.0, 0.3)
-    assert seeding.clip(1, wd) == 0.3 and isinstance(seeding.clip(1, wd), float)
+    assert warm_start.clip(1, wd) == 0.3 and isinstance(warm_start.clip(1, wd), float)
     for bad in ("1e-3", True, None, float("nan")):
         with pytest.raises(ValueError):
-            seeding.clip(bad, lr)
+            warm_start.clip(bad, lr)
 
 
 def test_clip_float_step_snaps_to_the_nearest_point_inside():
     warmup = ParamSpec("warmup_steps", "float", 0.0, 0.2, step=0.05)
-    assert seeding.clip(0.12, warmup) == 0.1
-    assert seeding.clip(0.13, warmup) == 0.15
-    assert seeding.clip(0.15000000000000002, warmup) == 0.15
-    assert seeding.clip(0.5, warmup) == 0.2
-    assert seeding.clip(-1, warmup) == 0.0
+    assert warm_start.clip(0.12, warmup) == 0.1
+    assert warm_start.clip(0.13, warmup) == 0.15
+    assert warm_start.clip(0.15000000000000002, warmup) == 0.15
+    assert warm_start.clip(0.5, warmup) == 0.2
+    assert warm_start.clip(-1, warmup) == 0.0
 
 
 def test_clip_int_rounds_clips_and_snaps():
     accumulation = ParamSpec("gradient_accumulation_steps", "int", 1, 8)
-    assert seeding.clip(3.6, accumulation) == 4 and isinstance(seeding.clip(3.6, accumulation), int)
-    assert seeding.clip(20, accumulation) == 8
-    assert seeding.clip(0, accumulation) == 1
+    assert warm_start.clip(3.6, accumulation) == 4 and isinstance(warm_start.clip(3.6, accumulation), int)
+    assert warm_start.clip(20, accumulation) == 8
+    assert warm_start.clip(0, accumulation) == 1
     batch = ParamSpec("per_device_train_batch_size", "int", 8, 64, step=8)
-    assert seeding.clip(19, batch) == 16
-    assert seeding.clip(21, batch) == 24
-    assert seeding.clip(100, batch) == 64
-    assert seeding.clip(2, batch) == 8
+    assert warm_start.clip(19, batch) == 16
+    assert warm_start.clip(21, batch) == 24
+    assert warm_start.clip(100, batch) == 64
+    assert warm_start.clip(2, batch) == 8
     logged = ParamSpec("per_device_train_batch_size", "int", 4, 256, log=True)
-    assert seeding.clip(1024, logged) == 256
-    assert seeding.clip(1, logged) == 4
-    assert seeding.clip(48, logged) == 48
+    assert warm_start.clip(1024, logged) == 256
+    assert warm_start.clip(1, logged) == 4
+    assert warm_start.clip(48, logged) == 48
 
 
 def test_clip_categorical_keeps_only_offered_choices():
     batch = ParamSpec("per_device_train_batch_size", "categorical", choices=(8, 16))
-    assert seeding.clip(16, batch) == 16
-    assert seeding.clip(16.0, batch) == 16 and isinstance(seeding.clip(16.0, batch), int)
+    assert warm_start.clip(16, batch) == 16
+    assert warm_start.clip(16.0, batch) == 16 and isinstance(warm_start.clip(16.0, batch), int)
     with pytest.raises(ValueError, match="not one of the searched choices: 8, 16"):
-        seeding.clip(32, batch)
+        warm_start.clip(32, batch)
     with pytest.raises(ValueError):
-        seeding.clip(True, ParamSpec("x", "categorical", choices=(1, 2)))
+        warm_start.clip(True, ParamSpec("x", "categorical", choices=(1, 2)))
     optim = ParamSpec("optim", "categorical", choices=("adamw_torch", "sgd"))
-    assert seeding.clip("sgd", optim) == "sgd"
+    assert warm_start.clip("sgd", optim) == "sgd"
     with pytest.raises(ValueError):
-        seeding.clip("adafactor", optim)
+        warm_start.clip("adafactor", optim)
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,19 +93,19 @@ def test_warm_configs_rank_by_the_other_studys_direction(make_study):
     other.add_trial(
         create_trial(state=TrialState.PRUNED, params={"learning_rate": 6e-3}, distributions={"learning_rate": lr})
     )
-    picked = seeding.warm_configs(other.trials, "minimize", spec, 3)
+    picked = warm_start.warm_configs(other.trials, "minimize", spec, 3)
     assert picked == [(1, {"learning_rate": 3e-3}), (3, {"learning_rate": 5e-3}), (0, {"learning_rate": 2e-3})]
-    picked = seeding.warm_configs(other.trials, optuna.study.StudyDirection.MAXIMIZE, spec, 1)
+    picked = warm_start.warm_configs(other.trials, optuna.study.StudyDirection.MAXIMIZE, spec, 1)
     assert picked == [(2, {"learning_rate": 4e-3})]
 
 
 def test_the_missing_study_message_never_shows_a_password():
-    message = seeding.missing_study("nope", "postgresql://hpsearch:s3cret@db.example.org:5432/sweeps", ["a", "b"])
+    message = warm_start.missing_study("nope", "postgresql://hpsearch:s3cret@db.example.org:5432/sweeps", ["a", "b"])
     assert (
         message == "no study named 'nope' in postgresql://hpsearch:***@db.example.org:5432/sweeps (studies there: a, b)"
     )
     assert "s3cret" not in message
-    assert seeding.missing_study("x", "sqlite:///t.db", []).endswith("(studies there: none)")
+    assert warm_start.missing_study("x", "sqlite:///t.db", []).endswith("(studies there: none)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,11 +352,11 @@ def test_warm_start_runs_the_best_configs_clipped_into_this_space(make_study, tm
 
 
 def test_warm_start_from_another_storage_is_planned_without_writing(make_study, tmp_path):
-    """`seeding.plan` reads the other study and checks everything; the run's storage stays untouched."""
+    """`warm_start.plan` reads the other study and checks everything; the run's storage stays untouched."""
     path = make_study()
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     add_source_study(elsewhere)
-    (batch,) = seeding.plan(load_spec(path), warm_start_from="source", top=2, warm_storage=elsewhere)
+    (batch,) = warm_start.plan(load_spec(path), warm_start_from="source", top=2, warm_storage=elsewhere)
     assert batch.configs == [{"learning_rate": 1e-2}, {"learning_rate": 2e-3, "per_device_train_batch_size": 16}]
     assert batch.attrs == [{"warm_start": "source#2"}, {"warm_start": "source#1"}]
     assert batch.notes == ("top 2 of 5 completed",)

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import optuna
 
-from hpsearch import preflight, pruners, samplers, status
-from hpsearch.progress import Progress
+from hpsearch.orchestration import preflight
+from hpsearch.orchestration.progress import Progress
+from hpsearch.results import status
+from hpsearch.results.storage import open_storage
+from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
-from hpsearch.storage import open_storage
 from hpsearch.tasks import TASKS
-from hpsearch.trial import TrialContext, run_trial
+from hpsearch.training.trial import TrialContext, run_trial
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import optuna
 
-from hpsearch.progress import format_params, format_value
-from hpsearch.report import BATCH_SIZE, Curve, ReportData, collect, order
+from hpsearch.results.format import format_params, format_value
+from hpsearch.results.report.collect import BATCH_SIZE, Curve, ReportData, collect, order
 
 GL_POINTS = 2000  # a scatter of more markers is drawn with WebGL
 BOX_POINTS = 300  # a box shows every point up to this many, its outliers beyond

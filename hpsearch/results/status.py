@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import optuna
 
-from hpsearch import trials_read
-from hpsearch.progress import format_params, format_value
+from hpsearch.results import trials_read
+from hpsearch.results.format import format_params, format_value
 
 
 def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:

@@ -4,10 +4,10 @@ installed package under the `hpsearch.metrics` entry-point group."""
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from collections.abc import Callable, Sequence
 
-ENTRY_POINT_GROUP = "hpsearch.metrics"
+from hpsearch.spec.catalog import GENERATED_METRICS, describe_installed_metrics, installed_metrics
+
 # A metric takes the generated texts and their references (same order) and returns one number.
 Metric = Callable[[list[str], list[str]], float]
 
@@ -35,41 +35,24 @@ def rouge(kind: str, predictions: Sequence[str], references: Sequence[str]) -> f
     return sum(scorer.score(r, p)[kind].fmeasure for p, r in pairs) / len(pairs)
 
 
+def _builtin(name: str) -> Metric:
+    return exact_match if name == "exact_match" else functools.partial(rouge, name)
+
+
 # Every built-in metric is a score in [0, 1]: higher is better (spec.METRICS says "maximize").
-BUILT_IN: dict[str, Metric] = {
-    "exact_match": exact_match,
-    "rouge1": functools.partial(rouge, "rouge1"),
-    "rouge2": functools.partial(rouge, "rouge2"),
-    "rougeL": functools.partial(rouge, "rougeL"),
-}
-
-
-def installed() -> dict[str, importlib.metadata.EntryPoint]:
-    """The metrics installed packages register under `hpsearch.metrics`, by name (not loaded yet)."""
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def known() -> tuple[str, ...]:
-    """Every metric name a study may use: the built-ins, then the installed ones."""
-    return (*BUILT_IN, *sorted(set(installed()) - set(BUILT_IN)))
+BUILT_IN: dict[str, Metric] = {name: _builtin(name) for name in GENERATED_METRICS}
 
 
 def load(name: str) -> Metric:
     """The function behind a metric name; a built-in wins over an entry point of the same name."""
     if name in BUILT_IN:
         return BUILT_IN[name]
-    found = installed()
+    found = installed_metrics()
     if name not in found:
-        raise KeyError(f"no metric {name!r}; built in: {', '.join(BUILT_IN)}; installed: {describe_installed()}")
+        raise KeyError(
+            f"no metric {name!r}; built in: {', '.join(BUILT_IN)}; installed: {describe_installed_metrics()}"
+        )
     return found[name].load()
-
-
-def describe_installed() -> str:
-    """The installed metric names for an error message, with where they come from."""
-    found = installed()
-    if not found:
-        return f"none (a package registers one under the entry-point group {ENTRY_POINT_GROUP})"
-    return ", ".join(f"{name} ({ep.value})" for name, ep in sorted(found.items()))
 
 
 def score(metrics: dict[str, Metric], predictions: list[str], references: list[str]) -> dict[str, float]:

@@ -16,7 +16,7 @@ import time
 
 import optuna
 
-from hpsearch.progress import Progress
+from hpsearch.orchestration.progress import Progress
 
 # On a machine without a GPU, `auto` starts one worker per this many cores (each worker's torch gets
 # cores // workers threads). Splitting 2 cores into 2 one-thread workers gained only 1.05x (BENCHMARKS.md,

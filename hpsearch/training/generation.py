@@ -5,48 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
 from transformers import TrainerCallback
 
-from hpsearch import scoring
-from hpsearch.spec import GenerationSpec
+from hpsearch.tasks.task_data import Sample
+from hpsearch.training import scoring
 
 SHOWN = 3  # generated examples recorded on a trial
 SHOWN_CHARS = 300  # each text of a recorded example is cut to this many characters
-
-
-@dataclass(frozen=True)
-class Sample:
-    """The eval rows generated for at every evaluation (the first N: the same for every trial)."""
-
-    inputs: tuple[str, ...]
-    """What a person reads as each row's input: the prompt or the source text."""
-    encoded: tuple[tuple[int, ...], ...]
-    """The token ids given to `generate` for each row."""
-    references: tuple[str, ...]
-    metrics: tuple[str, ...]
-    max_new_tokens: int
-    stop_ids: tuple[int, ...] = ()
-    """Tokens that end an output besides the model's own EOS: the chat template's end of turn."""
-
-
-def build_sample(
-    rows: Sequence[tuple[str, list[int], str]], settings: GenerationSpec, stop_ids: Sequence[int] = ()
-) -> Sample | None:
-    """(input text, token ids, reference) of the first `settings.samples` rows; None when generation is off."""
-    if not settings.enabled:
-        return None
-    rows = list(rows)[: settings.samples]
-    return Sample(
-        inputs=tuple(text for text, _, _ in rows),
-        encoded=tuple(tuple(ids) for _, ids, _ in rows),
-        references=tuple(reference for _, _, reference in rows),
-        metrics=settings.metrics,
-        max_new_tokens=settings.max_new_tokens,
-        stop_ids=tuple(stop_ids),
-    )
 
 
 def decoding(model, max_new_tokens: int, stop_ids: Sequence[int], pad: int):

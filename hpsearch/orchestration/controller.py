@@ -9,11 +9,13 @@ from contextlib import contextmanager
 
 import optuna
 
-from hpsearch import __version__, pool, preflight, space, worker
-from hpsearch.progress import Progress
+from hpsearch import __version__
+from hpsearch.orchestration import pool, preflight, worker
+from hpsearch.orchestration.progress import Progress
+from hpsearch.results.storage import open_storage, redact
+from hpsearch.search import space
 from hpsearch.spec import Spec, SpecError
-from hpsearch.storage import open_storage, redact
-from hpsearch.trial import WORKER
+from hpsearch.training.trial import WORKER
 
 # What a study stored before a setting existed ran with: the setting off. A resume that turns it on
 # is refused like any other change (other keys newer than the stored spec are not compared).
@@ -123,7 +125,7 @@ def run(
 
     With one worker, trials run in this process. With more, this process starts `hpsearch worker`
     processes (`argv` carries the study file and its --set overrides to them), relays their progress
-    and restarts one that dies; they share the study through the storage. `seeds` (`seeding.plan`:
+    and restarts one that dies; they share the study through the storage. `seeds` (`warm_start.plan`:
     --enqueue, --warm-start) are queued once the study exists, to run before the sampler draws.
     """
     checked = preflight.check(spec, storage_override)
@@ -140,9 +142,9 @@ def run(
         + (f"; re-running {requeued} interrupted" if requeued else "")
     )
     if seeds:
-        from hpsearch import seeding
+        from hpsearch.orchestration import warm_start
 
-        seeding.enqueue(study, seeds, progress.say, checked.total_trials)
+        warm_start.enqueue(study, seeds, progress.say, checked.total_trials)
     started = time.time()
     try:
         with _interrupt_once():

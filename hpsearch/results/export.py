@@ -11,10 +11,10 @@ from typing import Any
 import optuna
 import yaml
 
-from hpsearch.progress import format_value
+from hpsearch.results.format import format_value
+from hpsearch.results.status import pareto_front
+from hpsearch.results.storage import NotFound, redact
 from hpsearch.spec import SpecError
-from hpsearch.status import pareto_front
-from hpsearch.storage import NotFound, redact
 
 PACKAGES = ("hpsearch", "optuna", "transformers", "torch", "datasets", "accelerate", "sqlalchemy")
 

@@ -14,11 +14,14 @@ from typing import Any
 
 import yaml
 
-from hpsearch import augment, export, models, preflight
-from hpsearch.callbacks import StopAtStep
+from hpsearch.data import augment
+from hpsearch.orchestration import preflight
+from hpsearch.results import export
 from hpsearch.spec import SpecError, parse_spec
 from hpsearch.tasks import TASKS
-from hpsearch.trial import DEFAULT_TRAINING_ARGUMENTS, make_trainer
+from hpsearch.training import models
+from hpsearch.training.callbacks import StopAtStep
+from hpsearch.training.trial import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import optuna
 
-from hpsearch import space
+from hpsearch.search import space
 from hpsearch.spec import Spec
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch import scoring
+from hpsearch.spec.catalog import GENERATED_METRICS
 
 TASKS = ("sequence-classification", "causal-lm", "seq2seq")
 # Each sampler and pruner with the options a study file may give it, and their types.
@@ -34,7 +34,7 @@ PRUNERS: dict[str, dict[str, type | tuple]] = {
     "hyperband": {"min_resource": int, "max_resource": (int, str), "reduction_factor": int, "bootstrap_count": int},
 }
 METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "loss": "minimize", "perplexity": "minimize"}
-METRICS.update(dict.fromkeys(scoring.BUILT_IN, "maximize"))  # text metrics of generated outputs: scores
+METRICS.update(dict.fromkeys(GENERATED_METRICS, "maximize"))  # text metrics of generated outputs: scores
 # What a trial may be charged as its cost, the optional second objective (always minimized); each is a
 # figure `trial.run_trial` records for every trial that trains: the device time it held (what
 # budget.device_hours counts), the time in Trainer.train() alone, and the peak memory of the device.
@@ -165,7 +165,7 @@ class AugmentSpec:
     """Training-set augmentation (the data-mismatch knob): noise on the train split's input text."""
 
     ops: tuple[str, ...] = ()
-    """Operations of hpsearch.augment.OPS, applied in this order; none: augmentation is off."""
+    """Operations of catalog.AUGMENT_OPS, applied in this order; none: augmentation is off."""
     probability: float | None = 0.0
     """Per word (per text for truncation); None when searched as augmentation_probability."""
 

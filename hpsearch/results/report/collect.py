@@ -14,7 +14,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import trials_read
+from hpsearch.results import trials_read
 
 LEARNING_RATE, BATCH_SIZE, OPTIM = "learning_rate", "per_device_train_batch_size", "optim"
 MODEL = "model"  # search.model: the model itself as a choice

@@ -1,0 +1,1 @@
+"""Running a sweep: preflight checks, the controller, worker loops, the local worker pool and progress."""

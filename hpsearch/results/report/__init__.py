@@ -1,0 +1,1 @@
+"""The HTML report: collect (study -> ReportData) -> html (ReportData -> one self-contained page)."""

@@ -1,0 +1,1 @@
+"""One trial: TrainingArguments, the Trainer and its callbacks, generation metrics, LoRA, models, retraining."""
