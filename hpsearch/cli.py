@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILURE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+from hpsearch.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -205,9 +205,9 @@ def _export(args) -> int:
 
 
 def _list(args) -> int:
+    from hpsearch.errors import SpecError
     from hpsearch.results import status
     from hpsearch.results.storage import checked_url, open_storage, storage_url
-    from hpsearch.spec import SpecError
 
     if args.storage:
         url = checked_url(args.storage, "hpsearch list", "--storage")
@@ -260,23 +260,14 @@ VERBS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from hpsearch.results.storage import NotFound
-    from hpsearch.spec import SpecError
-
     try:
         return VERBS[args.verb](args)
-    except SpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except NotFound as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return EXIT_INVALID
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        if getattr(exc, "exit_status", None):  # e.g. worker.DeviceFailure: 3
-            print(f"error: {exc}", file=sys.stderr)
+        if getattr(exc, "exit_status", None):  # hpsearch.errors: SpecError, NotFound (2), DeviceFailure (3)
+            print(f"error: {exc.args[0] if isinstance(exc, LookupError) and exc.args else exc}", file=sys.stderr)
             return exc.exit_status
         if os.environ.get("HPSEARCH_DEBUG"):
             raise

@@ -8,6 +8,7 @@ import optuna
 import pytest
 from sqlalchemy import text
 
+from hpsearch.errors import NotFound
 from hpsearch.results import storage
 
 
@@ -35,7 +36,7 @@ def test_an_existing_rollback_journal_database_is_switched_to_wal(tmp_path):
 
 
 def test_missing_database_is_not_created(tmp_path):
-    with pytest.raises(storage.NotFound, match="no study database at"):
+    with pytest.raises(NotFound, match="no study database at"):
         storage.open_storage(f"sqlite:///{tmp_path / 'none.db'}", create=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -50,7 +51,7 @@ def test_a_file_without_optuna_tables_is_refused_and_left_as_it_was(tmp_path, co
     else:
         path.write_bytes(b"" if content == "empty" else b"plain text, not a database\n")
     before = path.read_bytes()
-    with pytest.raises(storage.NotFound, match="is not an Optuna study database"):
+    with pytest.raises(NotFound, match="is not an Optuna study database"):
         storage.open_storage(f"sqlite:///{path}", create=False)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]

@@ -24,9 +24,10 @@ from typing import Any
 import optuna
 import yaml
 
+from hpsearch.errors import NotFound, missing_study
 from hpsearch.orchestration import worker
 from hpsearch.results import status
-from hpsearch.results.storage import NotFound, checked_url, open_storage, redact, storage_url
+from hpsearch.results.storage import checked_url, open_storage, redact, storage_url
 from hpsearch.spec import ParamSpec, Spec, SpecError
 from hpsearch.spec.load import _Loader
 
@@ -209,11 +210,6 @@ def warm_configs(
     return out
 
 
-def missing_study(name: str, url: str, names: Iterable[str]) -> str:
-    """The message for a study name the storage lacks, listing its studies (never the URL's password)."""
-    return f"no study named {name!r} in {redact(url)} (studies there: {', '.join(sorted(names)) or 'none'})"
-
-
 def warm_start(spec: Spec, name: str, url: str, k: int = DEFAULT_TOP) -> Batch:
     """The best k completed trials of study `name` in the storage at `url`, as a Batch.
 
@@ -223,7 +219,7 @@ def warm_start(spec: Spec, name: str, url: str, k: int = DEFAULT_TOP) -> Batch:
     storage = open_storage(url, create=False)
     names = optuna.study.get_all_study_names(storage)
     if name not in names:
-        raise NotFound(missing_study(name, url, names))
+        raise missing_study(name, redact(url), names)
     other = optuna.load_study(study_name=name, storage=storage)
     trials = other.get_trials(deepcopy=False)
     completed = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 
+from hpsearch.errors import EXIT_DEVICE
 from hpsearch.orchestration import preflight
 from hpsearch.orchestration.progress import Progress
 from hpsearch.results import status
@@ -241,7 +242,7 @@ class DeviceFailure(RuntimeError):
     """The GPU failed in a way its process cannot recover from: exit status 3, and `run --workers`
     starts the worker again (a fresh process, a fresh CUDA context)."""
 
-    exit_status = 3
+    exit_status = EXIT_DEVICE
 
     def __init__(self, detail: str) -> None:
         super().__init__(

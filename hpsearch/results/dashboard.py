@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from hpsearch.results.storage import NotFound, open_storage, redact
+from hpsearch.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, NotFound, missing_study
+from hpsearch.results.storage import open_storage, redact
 
-EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -76,7 +76,7 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, study_nam
             try:
                 study_id = storage.get_study_id_from_name(study_name)
             except KeyError:
-                raise NotFound(f"no study named {study_name!r} in {redact(storage_url)}") from None
+                raise missing_study(study_name, redact(storage_url)) from None
     except NotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

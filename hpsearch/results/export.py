@@ -11,9 +11,10 @@ from typing import Any
 import optuna
 import yaml
 
+from hpsearch.errors import NotFound
 from hpsearch.results.format import format_value
 from hpsearch.results.status import pareto_front
-from hpsearch.results.storage import NotFound, redact
+from hpsearch.results.storage import redact
 from hpsearch.spec import SpecError
 
 PACKAGES = ("hpsearch", "optuna", "transformers", "torch", "datasets", "accelerate", "sqlalchemy")

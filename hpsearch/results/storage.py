@@ -14,11 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from hpsearch.spec import Spec, SpecError
-
-
-class NotFound(LookupError):
-    """A study, trial or storage the user named does not exist (exit status 2)."""
+from hpsearch.errors import NotFound, SpecError, missing_study
+from hpsearch.spec import Spec
 
 
 def storage_url(spec: Spec, override: str | None = None) -> str:
@@ -144,6 +141,5 @@ def load_study(spec: Spec, url: str) -> optuna.Study:
     storage = open_storage(url, create=False)
     names = optuna.study.get_all_study_names(storage)
     if spec.name not in names:
-        found = ", ".join(names) or "none"
-        raise NotFound(f"no study named {spec.name!r} in {redact(url)} (studies there: {found})")
+        raise missing_study(spec.name, redact(url), names)
     return optuna.load_study(study_name=spec.name, storage=storage)

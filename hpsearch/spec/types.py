@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from hpsearch.errors import SpecError
 from hpsearch.spec.catalog import GENERATED_METRICS
+
+__all__ = ["SpecError"]  # re-exported: every spec error is a SpecError
 
 TASKS = ("sequence-classification", "causal-lm", "seq2seq")
 # Each sampler and pruner with the options a study file may give it, and their types.
@@ -76,17 +78,6 @@ SETTING_PARAMS: dict[str, tuple[tuple[type, ...], Any, str]] = {
 
 # Extensions that make a value a local file rather than a hub id (the data readers' and friends').
 FILE_SUFFIXES = {".csv", ".json", ".jsonl", ".parquet", ".tsv", ".txt", ".yaml", ".yml", ".arrow"}
-
-
-class SpecError(Exception):
-    """Invalid study input: the CLI prints it in one or two lines and exits with status 2."""
-
-    def __init__(self, source: str | Path, field_path: str, message: str) -> None:
-        self.source = str(source)
-        self.field = field_path
-        self.message = message
-        where = f"{self.source}: {field_path}" if field_path else self.source
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
