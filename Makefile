@@ -33,5 +33,12 @@ lint: $(BIN)/pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The manual (docs/, mkdocs.yml) into site/; --strict fails on a broken link, anchor or a page left out of the nav.
+.PHONY: docs
+$(BIN)/mkdocs:
+	$(MAKE) install
+docs: $(BIN)/mkdocs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
 	rm -rf studies/*.db studies/*.best
