@@ -136,7 +136,7 @@ def test_tokenization_is_cached_by_tokenizer_length_and_data(intents_data, make_
 
     import hpsearch.tasks.classification as task
 
-    task.data_module.cached = counting
+    task.sources.cached = counting
     try:
         first = task.prepare(spec, raw, tokenizer)
         again = task.prepare(spec, raw, tokenizer)
@@ -145,7 +145,7 @@ def test_tokenization_is_cached_by_tokenizer_length_and_data(intents_data, make_
         task.prepare(spec, other_rows, tokenizer)
         task.prepare(spec, raw, tokenizer)
     finally:
-        task.data_module.cached = real
+        task.sources.cached = real
     # hits: the second and last prepare; new entries: max_length 8, and other data
     assert len(builds) == 3
     assert first.train["input_ids"] == again.train["input_ids"]
