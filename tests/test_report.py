@@ -297,16 +297,33 @@ def test_parallel_coordinates_beyond_the_cap_draw_the_best_and_a_seeded_sample(t
     assert fig.layout.title.text == "6 of 10 completed trials: the best 2, and 4 at random (seed 0)"
 
 
-def test_optunas_figures_read_an_in_memory_study_of_the_stored_numbers_without_attributes(mixed):
+def test_optunas_figures_read_an_in_memory_study_of_the_stored_numbers_without_attributes(mixed, monkeypatch):
+    for i in range(6):  # enough completed trials for importance, which draws from a study of its own
+        add(mixed, [0.2, 0.3 + i / 20], learning_rate=10 ** (-5 + i / 3), batch=(8, 16, 32)[i % 3], optim="sgd")
+    monkeypatch.setattr(sections, "MAX_LINES", 4)  # and so do sampled parallel coordinates
     data = report.collect(mixed)
     shown = data.study.get_trials(deepcopy=False)
     assert [(t.number, t.state) for t in shown] == [(t.number, t.state) for t in mixed.trials]
     assert all(t.user_attrs == {} and t.intermediate_values == {} for t in shown)  # nothing Optuna would copy
-    assert [t.params for t in shown if t.state == TrialState.COMPLETE] == [
-        t.params for t in mixed.trials if t.state == TrialState.COMPLETE
-    ]
-    assert all(t.params == {} for t in shown if t.state != TrialState.COMPLETE)  # no figure of Optuna's reads them
+    assert [(t.params, t.values) for t in shown] == [(t.params, t.values) for t in mixed.trials]
     assert data.study.metric_names == ["accuracy"]
+    assert data.importance is not None and data.parallel.seed is not None
+    for name, draw in optuna_figures.DRAW.items():
+        if getattr(data, name) is not None:
+            draw(data)
+    assert [t.number for t in data.study.trials] == [t.number for t in mixed.trials]  # not renumbered by them
+
+
+def test_optunas_figures_show_text_choices_escaped_and_by_their_end(tmp_path):
+    study = new_study(tmp_path)
+    names = ["<b>bold</b>", "/models/" + "x" * 30 + "/checkpoint-7"]
+    space = {"model": CategoricalDistribution(names), "learning_rate": SPACE["learning_rate"]}
+    for i, name in enumerate(names * 3):
+        params = {"model": name, "learning_rate": 1e-4 * (i + 1)}
+        study.add_trial(optuna.trial.create_trial(value=0.5 + i / 10, params=params, distributions=space))
+    data = report.collect(study)
+    assert {t.params["model"] for t in data.study.trials} == {"&lt;b&gt;bold&lt;/b&gt;", "…xxxxxxxxxx/checkpoint-7"}
+    assert data.trials[0].params["model"] == names[0]  # the report's own data keeps the names as written
 
 
 def test_a_large_history_is_drawn_with_webgl(tmp_path, monkeypatch):

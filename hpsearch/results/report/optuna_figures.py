@@ -3,6 +3,7 @@ Pareto front), drawn by it from collect's in-memory study (`ReportData.study`) a
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import optuna
@@ -53,7 +54,12 @@ def get_history_plot(d: ReportData):
 def get_importance_plot(d: ReportData):
     imp, m = d.importance, escape(d.summary.metric)
     target = _quality(d)
-    fig = optuna.visualization.plot_param_importances(d.study, evaluator=_Given(imp), target=target, target_name=m)
+    # With the importances given, Optuna reads the study's trials only for each param's distribution (its
+    # hover text), deep-copying them all once per param: one completed trial per param tells it the same.
+    done = d.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    first = {name: t.number for t in reversed(done) for name in t.params}
+    shown = _subset(d.study, tuple(first.values()))
+    fig = optuna.visualization.plot_param_importances(shown, evaluator=_Given(imp), target=target, target_name=m)
     fig.update_traces(marker_color=COLOURS[0])
     height = 140 + 40 * len(imp.params)
     return style(fig, "which parameter mattered most", xaxis_title="importance (sums to 1)", height=height)
@@ -63,7 +69,7 @@ def _subset(study: optuna.Study, numbers: tuple[int, ...]) -> optuna.Study:
     """An in-memory study of the trials NUMBERS of STUDY (numbered anew: the parallel coordinates show none)."""
     sub = in_memory_study(study.directions, study.metric_names)
     keep = set(numbers)
-    sub.add_trials([t for t in study.get_trials(deepcopy=False) if t.number in keep])
+    sub.add_trials([copy.copy(t) for t in study.get_trials(deepcopy=False) if t.number in keep])  # see Snapshot
     return sub
 
 

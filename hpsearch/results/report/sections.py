@@ -50,7 +50,7 @@ def sample(
     if len(candidates) <= at_most:
         return candidates, 0, None
     ranked = [c for c in candidates if value(c) is not None]
-    top = sorted(ranked, key=value, reverse=direction == "maximize")[:n_best]
+    top = sorted(ranked, key=value, reverse=direction == "maximize")[: min(n_best, at_most)]
     picked = {id(c) for c in top}
     rest = [c for c in candidates if id(c) not in picked]
     return top + random.Random(CURVE_SEED).sample(rest, at_most - len(top)), len(top), CURVE_SEED
