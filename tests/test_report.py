@@ -13,8 +13,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from hpsearch.results.report import collect as report
+from hpsearch.results.report import figures, labels, optuna_figures, sections, types
 from hpsearch.results.report import html as report_html
-from hpsearch.results.report import labels, optuna_figures, sections, types
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -324,6 +324,27 @@ def test_optunas_figures_show_text_choices_escaped_and_by_their_end(tmp_path):
     data = report.collect(study)
     assert {t.params["model"] for t in data.study.trials} == {"&lt;b&gt;bold&lt;/b&gt;", "…xxxxxxxxxx/checkpoint-7"}
     assert data.trials[0].params["model"] == names[0]  # the report's own data keeps the names as written
+
+
+def test_the_pareto_figure_is_optunas_with_the_cost_across_and_the_front_in_red():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    space = {"learning_rate": FloatDistribution(1e-5, 1e-2, log=True)}
+    for i, values in enumerate([(0.5, 10.0), (0.7, 20.0), (0.6, 30.0), (0.9, 40.0)]):
+        trial = optuna.trial.create_trial(
+            values=list(values), params={"learning_rate": 1e-4 * (i + 1)}, distributions=space
+        )
+        study.add_trial(trial)
+    study.set_user_attr("spec", {"objective": {"metric": "accuracy", "cost": "train_seconds"}})
+    data = report.collect(study)
+    assert data.pareto.front == (3, 1, 0)
+    dominated, front = optuna_figures.get_pareto_plot(data).data[:2]
+    assert sorted(zip(front.x, front.y, strict=True)) == [
+        (10.0, 0.5),
+        (20.0, 0.7),
+        (40.0, 0.9),
+    ]  # cost across, quality up
+    assert list(zip(dominated.x, dominated.y, strict=True)) == [(30.0, 0.6)]
+    assert front.marker.color == figures.BEST and dominated.marker.color == figures.GREY
 
 
 def test_a_large_history_is_drawn_with_webgl(tmp_path, monkeypatch):

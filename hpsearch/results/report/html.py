@@ -18,7 +18,10 @@ TITLES = {
         "Pareto front: quality against cost",
         "Each completed trial; in red the Pareto-optimal ones, which no other trial beats on both.",
     ),
-    "history": ("Optimisation history", "Each completed trial's objective, and the best so far."),
+    "history": (
+        "Optimisation history",
+        "Each completed trial's objective, and the best so far (with a cost objective, the front says what is best).",
+    ),
     "learning_rate": ("Learning rate", "Colour: optimizer. Marker: batch size. Hollow: pruned, at its last value."),
     "batch_size": ("Batch size", "The objective (completed trials) and the throughput per batch size."),
     "optimizer": ("Optimizer", "The objective per optimizer (completed trials)."),

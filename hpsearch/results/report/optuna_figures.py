@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from hpsearch.results.report.collect import in_memory_study
-from hpsearch.results.report.figures import BEST, COLOURS, GL_POINTS, style
+from hpsearch.results.report.figures import BEST, COLOURS, GL_POINTS, GREY, style
 from hpsearch.results.report.labels import escape
 from hpsearch.results.report.types import Importance, ReportData
 
@@ -97,6 +97,9 @@ def get_pareto_plot(d: ReportData):
         target_names=[f"{c} (minimized)", f"{m} ({s.direction}d)"],
         targets=lambda t: (t.values[1], t.values[0]),
     )
+    # Optuna colours both kinds by trial number; ours: the front in red, the dominated in grey
+    fig.update_traces(marker={"color": GREY, "size": 7, "opacity": 0.6, "showscale": False}, selector=0)
+    fig.update_traces(marker={"color": BEST, "size": 10, "showscale": False}, selector=1)
     title = f"{len(p.front)} of {len(p.numbers)} completed trials on the front"
     return _webgl(style(fig, title, margin={"l": 60, "r": 20, "t": 50, "b": 50}))
 
