@@ -338,11 +338,8 @@ def test_the_pareto_figure_is_optunas_with_the_cost_across_and_the_front_in_red(
     data = report.collect(study)
     assert data.pareto.front == (3, 1, 0)
     dominated, front = optuna_figures.get_pareto_plot(data).data[:2]
-    assert sorted(zip(front.x, front.y, strict=True)) == [
-        (10.0, 0.5),
-        (20.0, 0.7),
-        (40.0, 0.9),
-    ]  # cost across, quality up
+    front_points = sorted(zip(front.x, front.y, strict=True))  # (cost, quality): the cost across, quality up
+    assert front_points == [(10.0, 0.5), (20.0, 0.7), (40.0, 0.9)]
     assert list(zip(dominated.x, dominated.y, strict=True)) == [(30.0, 0.6)]
     assert front.marker.color == figures.BEST and dominated.marker.color == figures.GREY
 
