@@ -114,9 +114,11 @@ def figure_study(study: optuna.Study, trials: list[FrozenTrial], names: list[str
     for t in trials:
         params, dists = {}, {}
         for name, value in t.params.items():
-            dist, labels = cache.setdefault((name, t.distributions[name]), _shown(t.distributions[name]))
+            if (name, t.distributions[name]) not in cache:  # one object per distribution, copied once per read
+                cache[name, t.distributions[name]] = _shown(t.distributions[name])
+            dist, labels = cache[name, t.distributions[name]]
             params[name], dists[name] = labels.get(value, value), dist
-        copy = Snapshot(
+        snapshot = Snapshot(
             number=t.number,
             trial_id=t.number,
             state=t.state,
@@ -130,7 +132,7 @@ def figure_study(study: optuna.Study, trials: list[FrozenTrial], names: list[str
             system_attrs={},
             intermediate_values={},
         )
-        copies.append(copy)
+        copies.append(snapshot)
     shown.add_trials(copies)
     return shown
 

@@ -66,7 +66,7 @@ def get_importance_plot(d: ReportData):
 
 
 def _subset(study: optuna.Study, numbers: tuple[int, ...]) -> optuna.Study:
-    """An in-memory study of the trials NUMBERS of STUDY (numbered anew: the parallel coordinates show none)."""
+    """An in-memory study of the trials NUMBERS of STUDY, numbered anew (the figures drawn from it show no numbers)."""
     sub = in_memory_study(study.directions, study.metric_names)
     keep = set(numbers)
     sub.add_trials([copy.copy(t) for t in study.get_trials(deepcopy=False) if t.number in keep])  # see Snapshot
