@@ -8,8 +8,10 @@ freshly loaded study (so nothing comes from Optuna's in-process trial cache):
 
   read     optuna.load_study + study.get_trials(deepcopy=False): Optuna's own read of the trials (baseline)
   fast     optuna.load_study + hpsearch.trials_read.get_trials(study): the same trials from plain SELECTs
-  collect  optuna.load_study + hpsearch.report.collect(study): the fast read plus building every figure's data
-  render   hpsearch.report_html.render(data): plotly figures and the HTML document, plotly.js inline
+  collect  optuna.load_study + hpsearch.results.report.collect.collect(study): the fast read, the in-memory
+           study Optuna's figures read, and every figure's data
+  render   hpsearch.results.report.html.render(data): the figures (four of them drawn by optuna.visualization)
+           and the HTML document, plotly.js inline
 
 The order of the sides alternates between repeats; the first repeat checks that both reads give equal trials.
 Prints a markdown table of medians and ratios to the read, and writes JSON to bench/results/report_scale.json

@@ -214,7 +214,7 @@ def test_resume_refuses_choices_that_now_name_other_models(make_study, tiny_mode
 def test_the_report_shows_long_model_names_by_their_end(tmp_path):
     from optuna.distributions import CategoricalDistribution
 
-    from hpsearch.results.report import html as report_html
+    from hpsearch.results.report import labels, optuna_figures
     from hpsearch.results.report.collect import collect
 
     names = ("/very/long/path/to/models/small-model", "organisation/a-much-larger-model-instruct")
@@ -226,9 +226,7 @@ def test_the_report_shows_long_model_names_by_their_end(tmp_path):
         study.add_trial(trial)
     data = collect(study)
     assert data.winners[0].param == "model" and data.winners[0].best == names[1]  # the full name, as written
-    (axis, _) = data.parallel.axes
-    assert axis.ticktext == names
-    figure = report_html._fig_parallel(data)
-    shown = figure.data[0].dimensions[0].ticktext
+    figure = optuna_figures.get_parallel_plot(data)
+    shown = tuple(a.text for a in figure.layout.annotations if a.x == 1)  # the model's axis, after the objective
     assert shown == ("…h/to/models/small-model", "…h-larger-model-instruct")
-    assert all(len(t) == report_html.TICK for t in shown)
+    assert all(len(t) == labels.TICK for t in shown)

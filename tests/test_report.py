@@ -13,6 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from hpsearch.results.report import collect as report
+from hpsearch.results.report import figures, labels, optuna_figures, sections, types
 from hpsearch.results.report import html as report_html
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -141,16 +142,16 @@ def test_a_searched_model_gets_its_objective_and_throughput_per_model(tmp_path, 
 
 def test_long_choices_that_end_alike_keep_their_full_names_on_the_axis():
     alike = ["/runs/run-a/checkpoints/checkpoint-best", "/runs/run-b/checkpoints/checkpoint-best"]
-    assert report_html._ticks(alike) == alike
+    assert labels.ticks(alike) == alike
     apart = ["/models/a-much-larger-model-folder-name", "org/small"]
-    assert report_html._ticks(apart) == ["…arger-model-folder-name", "org/small"]
+    assert labels.ticks(apart) == ["…arger-model-folder-name", "org/small"]
 
 
 def test_summary_best_states_compute_and_pruning_savings(mixed):
     data = report.collect(mixed)
     s = data.summary
     assert s.metric == "accuracy" and s.direction == "maximize"
-    assert s.best == report.Best(
+    assert s.best == types.Best(
         2, 0.9, {"learning_rate": 3e-4, "per_device_train_batch_size": 32, "optim": "adamw_torch"}
     )
     assert s.states == {"COMPLETE": 3, "PRUNED": 2, "FAIL": 1}
@@ -164,7 +165,7 @@ def test_summary_best_states_compute_and_pruning_savings(mixed):
     rows = {r.number: r for r in data.trials}
     assert rows[3].pruned_at == 20 and rows[3].reached == 0.25 and rows[3].value is None
     assert rows[5].error.startswith("OutOfMemoryError") and rows[5].reached is None
-    assert data.figures == report.FIGURES[:-2] + ("parallel",)  # everything but importance (too few trials)
+    assert data.figures == types.FIGURES[:-2] + ("parallel",)  # everything but importance (too few trials)
 
 
 def test_history_best_so_far_follows_the_direction(tmp_path):
@@ -173,10 +174,18 @@ def test_history_best_so_far_follows_the_direction(tmp_path):
     for value in (0.5, 0.7, 0.6, 0.9):
         add(up, [value])
         add(down, [value])
-    assert report.collect(up).history == report.History((0, 1, 2, 3), (0.5, 0.7, 0.6, 0.9), (0.5, 0.7, 0.7, 0.9))
+    high = report.collect(up)
+    assert high.history == types.History((0, 1, 2, 3), (0.5, 0.7, 0.6, 0.9))
     low = report.collect(down)
-    assert low.history.best_so_far == (0.5, 0.5, 0.5, 0.5)
+    assert best_so_far(high) == ((0, 1, 2, 3), (0.5, 0.7, 0.7, 0.9))  # drawn by Optuna, from the report's study
+    assert best_so_far(low) == ((0, 1, 2, 3), (0.5, 0.5, 0.5, 0.5))
     assert low.summary.best.number == 0 and low.summary.metric == "loss"
+
+
+def best_so_far(data: report.ReportData) -> tuple[tuple, tuple]:
+    """The best-so-far line of the history figure: its trial numbers and values."""
+    (line,) = [t for t in optuna_figures.get_history_plot(data).data if t.mode == "lines"]
+    return tuple(line.x), tuple(line.y)
 
 
 def test_groups_heatmap_and_what_won(mixed):
@@ -218,15 +227,15 @@ def test_unsearched_params_are_left_out_with_a_note(tmp_path):
 
 
 def test_learning_curves_are_capped_best_first_then_a_seeded_sample(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "MAX_CURVES", 8)
-    monkeypatch.setattr(report, "BEST_CURVES", 3)
+    monkeypatch.setattr(sections, "MAX_CURVES", 8)
+    monkeypatch.setattr(sections, "BEST_CURVES", 3)
     study = new_study(tmp_path)
     for i in range(14):
         add(study, [0.1, 0.2 + i / 100])  # trial 13 is the best
     for _ in range(4):
         add(study, [0.1, 0.05, 0.01], state=TrialState.PRUNED)
     c = report.collect(study).curves
-    assert c.total == 18 and len(c.curves) == 8 and c.n_best == 3 and c.seed == report.CURVE_SEED
+    assert c.total == 18 and len(c.curves) == 8 and c.n_best == 3 and c.seed == sections.CURVE_SEED
     numbers = [x.number for x in c.curves]
     assert {11, 12, 13} <= set(numbers) and numbers == sorted(numbers)
     assert [x.number for x in c.curves if x.is_best] == [13]
@@ -257,22 +266,101 @@ def test_importance_says_why_it_is_missing_and_is_computed_with_enough_trials(mi
     assert sum(imp.importances) == pytest.approx(1.0)
 
 
-def test_parallel_coordinates_map_categoricals_to_indices_and_log_params_to_decades(mixed):
-    p = report.collect(mixed).parallel
-    axes = {a.label: a for a in p.axes}
-    assert list(axes) == ["learning_rate (log)", "optim", "per_device_train_batch_size", "accuracy"]
-    assert axes["optim"].values == (1.0, 0.0, 0.0) and axes["optim"].ticktext == ("adamw_torch", "sgd")
-    assert axes["per_device_train_batch_size"].values == (0.0, 1.0, 2.0)
-    assert axes["learning_rate (log)"].values == pytest.approx((-5, -4, math.log10(3e-4)))
-    assert axes["learning_rate (log)"].ticktext == ("1e-5", "1e-4", "1e-3")
-    assert p.values == (0.6, 0.8, 0.9) == axes["accuracy"].values
+def test_parallel_coordinates_are_optunas_one_line_per_completed_trial(mixed):
+    data = report.collect(mixed)
+    assert data.parallel == types.Lines((0, 1, 2), total=3, n_best=0, seed=None)
+    fig = optuna_figures.get_parallel_plot(data)
+    assert list(fig.layout.xaxis.ticktext) == ["accuracy", "learning_rate", "optim", "per_device_train_..."]
+    lines = [dict(map(tuple, t.customdata)) for t in fig.data if t.mode == "lines"]  # axis -> the value shown
+    assert [line["accuracy"] for line in lines] == ["0.6", "0.8", "0.9"]
+    assert [line["learning_rate"] for line in lines] == ["1e-05", "0.0001", "0.0003"]  # a log axis
+    assert [line["optim"] for line in lines] == ["sgd", "adamw_torch", "adamw_torch"]
+    assert [line["per_device_train_..."] for line in lines] == ["8", "16", "32"]
+    # a log param's ticks are its decades within the range, as values
+    ticks = [a.text for a in fig.layout.annotations if a.x == 1]
+    assert ticks == ["1e-05", "0.0001", "0.0003"]
+
+
+def test_parallel_coordinates_beyond_the_cap_draw_the_best_and_a_seeded_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(sections, "MAX_LINES", 6)
+    monkeypatch.setattr(sections, "BEST_LINES", 2)
+    study = new_study(tmp_path)
+    for i in range(10):
+        add(study, [i / 10], learning_rate=1e-5 * (i + 1))  # trial 9 is the best
+    lines = report.collect(study).parallel
+    assert lines.total == 10 and len(lines.numbers) == 6 and lines.n_best == 2 and lines.seed == sections.CURVE_SEED
+    assert {8, 9} <= set(lines.numbers) and list(lines.numbers) == sorted(lines.numbers)
+    assert lines == report.collect(study).parallel  # the sample is seeded
+    fig = optuna_figures.get_parallel_plot(report.collect(study))
+    values = sorted(float(dict(map(tuple, t.customdata))["accuracy"]) for t in fig.data if t.mode == "lines")
+    assert values == [n / 10 for n in lines.numbers]
+    assert fig.layout.title.text == "6 of 10 completed trials: the best 2, and 4 at random (seed 0)"
+
+
+def test_optunas_figures_read_an_in_memory_study_of_the_stored_numbers_without_attributes(mixed, monkeypatch):
+    for i in range(6):  # enough completed trials for importance, which draws from a study of its own
+        add(mixed, [0.2, 0.3 + i / 20], learning_rate=10 ** (-5 + i / 3), batch=(8, 16, 32)[i % 3], optim="sgd")
+    monkeypatch.setattr(sections, "MAX_LINES", 4)  # and so do sampled parallel coordinates
+    data = report.collect(mixed)
+    shown = data.study.get_trials(deepcopy=False)
+    assert [(t.number, t.state) for t in shown] == [(t.number, t.state) for t in mixed.trials]
+    assert all(t.user_attrs == {} and t.intermediate_values == {} for t in shown)  # nothing Optuna would copy
+    assert [(t.params, t.values) for t in shown] == [(t.params, t.values) for t in mixed.trials]
+    assert data.study.metric_names == ["accuracy"]
+    assert data.importance is not None and data.parallel.seed is not None
+    for name, draw in optuna_figures.DRAW.items():
+        if getattr(data, name) is not None:
+            draw(data)
+    assert [t.number for t in data.study.trials] == [t.number for t in mixed.trials]  # not renumbered by them
+
+
+def test_optunas_figures_show_text_choices_escaped_and_by_their_end(tmp_path):
+    study = new_study(tmp_path)
+    names = ["<b>bold</b>", "/models/" + "x" * 30 + "/checkpoint-7"]
+    space = {"model": CategoricalDistribution(names), "learning_rate": SPACE["learning_rate"]}
+    for i, name in enumerate(names * 3):
+        params = {"model": name, "learning_rate": 1e-4 * (i + 1)}
+        study.add_trial(optuna.trial.create_trial(value=0.5 + i / 10, params=params, distributions=space))
+    data = report.collect(study)
+    assert {t.params["model"] for t in data.study.trials} == {"&lt;b&gt;bold&lt;/b&gt;", "…xxxxxxxxxx/checkpoint-7"}
+    assert data.trials[0].params["model"] == names[0]  # the report's own data keeps the names as written
+
+
+def test_the_pareto_figure_is_optunas_with_the_cost_across_and_the_front_in_red():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    space = {"learning_rate": FloatDistribution(1e-5, 1e-2, log=True)}
+    for i, values in enumerate([(0.5, 10.0), (0.7, 20.0), (0.6, 30.0), (0.9, 40.0)]):
+        trial = optuna.trial.create_trial(
+            values=list(values), params={"learning_rate": 1e-4 * (i + 1)}, distributions=space
+        )
+        study.add_trial(trial)
+    study.set_user_attr("spec", {"objective": {"metric": "accuracy", "cost": "train_seconds"}})
+    data = report.collect(study)
+    assert data.pareto.front == (3, 1, 0)
+    dominated, front = optuna_figures.get_pareto_plot(data).data[:2]
+    front_points = sorted(zip(front.x, front.y, strict=True))  # (cost, quality): the cost across, quality up
+    assert front_points == [(10.0, 0.5), (20.0, 0.7), (40.0, 0.9)]
+    assert list(zip(dominated.x, dominated.y, strict=True)) == [(30.0, 0.6)]
+    assert front.marker.color == figures.BEST and dominated.marker.color == figures.GREY
+
+
+def test_a_large_history_is_drawn_with_webgl(tmp_path, monkeypatch):
+    study = new_study(tmp_path)
+    for value in (0.5, 0.7, 0.6, 0.9):
+        add(study, [value])
+    data = report.collect(study)
+    assert {t.type for t in optuna_figures.get_history_plot(data).data} == {"scatter"}
+    monkeypatch.setattr(optuna_figures, "GL_POINTS", 3)
+    fig = optuna_figures.get_history_plot(data)
+    assert [t.type for t in fig.data if t.x is not None and len(t.x) > 3] == ["scattergl", "scattergl"]
+    assert best_so_far(data) == ((0, 1, 2, 3), (0.5, 0.7, 0.7, 0.9))  # the same data, drawn faster
 
 
 @pytest.mark.parametrize(
     "kind, states, figures, note",
     [
         ("empty", {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}, (), "no trials yet"),
-        ("one", {"COMPLETE": 1, "PRUNED": 0, "FAIL": 0}, report.FIGURES[:-2] + ("parallel",), None),
+        ("one", {"COMPLETE": 1, "PRUNED": 0, "FAIL": 0}, types.FIGURES[:-2] + ("parallel",), None),
         ("all pruned", {"COMPLETE": 0, "PRUNED": 2, "FAIL": 0}, ("learning_rate", "curves"), "No trial completed"),
         ("all failed", {"COMPLETE": 0, "PRUNED": 0, "FAIL": 2}, (), "No trial completed (2 fail)"),
     ],
@@ -371,7 +459,7 @@ def test_report_renders_in_chromium_without_errors(tmp_path, mixed):
     for i in range(6):  # enough completed trials for importance, so every figure is drawn
         add(mixed, [0.2, 0.3 + i / 20], learning_rate=10 ** (-5 + i / 3), batch=(8, 16, 32)[i % 3], optim="sgd")
     data = report.collect(mixed)
-    assert data.figures == report.FIGURES
+    assert data.figures == types.FIGURES
     path = tmp_path / "report.html"
     path.write_text(report_html.render(data), encoding="utf-8")
     shot = tmp_path / "report.png"
@@ -430,7 +518,7 @@ def test_the_train_eval_gap_is_a_column_and_a_figure_of_completed_trials(tmp_pat
     add_with_losses(study, 0.3, 0.25, 1.0, state=TrialState.PRUNED)  # trial 4: a gap, but not completed
     data = report.collect(study)
     assert [r.train_eval_gap for r in data.trials] == [0.25, -0.25, 1.0, None, 0.75]
-    assert data.overfitting == report.Gaps(numbers=(0, 1, 2), gaps=(0.25, -0.25, 1.0), values=(0.9, 0.6, 0.7))
+    assert data.overfitting == types.Gaps(numbers=(0, 1, 2), gaps=(0.25, -0.25, 1.0), values=(0.9, 0.6, 0.7))
     assert "overfitting" in data.figures and "overfitting" not in data.notes
     page = report_html.render(data)
     assert 'id="figure-overfitting"' in page

@@ -3,28 +3,25 @@ the file opens offline; every user-given text escaped."""
 
 from __future__ import annotations
 
-import html
-import math
 from pathlib import Path
-from typing import Any
 
 import optuna
 
 from hpsearch.results.format import format_params, format_value
-from hpsearch.results.report.collect import BATCH_SIZE, Curve, ReportData, collect, order
+from hpsearch.results.report import figures, optuna_figures
+from hpsearch.results.report.collect import collect
+from hpsearch.results.report.labels import escape as _e
+from hpsearch.results.report.types import ReportData
 
-GL_POINTS = 2000  # a scatter of more markers is drawn with WebGL
-BOX_POINTS = 300  # a box shows every point up to this many, its outliers beyond
-SYMBOLS = ("circle", "square", "diamond", "triangle-up", "star", "hexagon", "cross", "x")
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
-BEST, GREY = "#d62728", "#9a9a9a"
-TICK = 24  # characters of a categorical choice on an axis (model names run long)
 TITLES = {
     "pareto": (
         "Pareto front: quality against cost",
         "Each completed trial; in red the Pareto-optimal ones, which no other trial beats on both.",
     ),
-    "history": ("Optimisation history", "Each completed trial's objective, and the best so far."),
+    "history": (
+        "Optimisation history",
+        "Each completed trial's objective, and the best so far (with a cost objective, the front says what is best).",
+    ),
     "learning_rate": ("Learning rate", "Colour: optimizer. Marker: batch size. Hollow: pruned, at its last value."),
     "batch_size": ("Batch size", "The objective (completed trials) and the throughput per batch size."),
     "optimizer": ("Optimizer", "The objective per optimizer (completed trials)."),
@@ -37,7 +34,11 @@ TITLES = {
         " its training data better than the held-out data.",
     ),
     "importance": ("Parameter importance", "PED-ANOVA, Optuna's default evaluator, over the completed trials."),
-    "parallel": ("Parallel coordinates", "One line per completed trial, coloured by the objective."),
+    "parallel": (
+        "Parallel coordinates",
+        "One line per completed trial (the best and a seeded sample beyond 500), coloured by the objective"
+        " (with a cost, by Pareto rank).",
+    ),
 }
 GRID = ("learning_rate", "batch_size", "optimizer", "model", "heatmap")  # drawn two abreast
 CSS = """
@@ -54,28 +55,6 @@ tr.best { background: #fde8e8; font-weight: bold; }
 """
 
 
-def _e(text: Any) -> str:
-    """User text (names, choices, errors) as HTML: plotly too reads its labels as HTML."""
-    return html.escape(str(text))
-
-
-def _short(x: float) -> str:
-    return f"{x:.1e}".replace("e-0", "e-").replace("e+0", "e")
-
-
-def _tick(text: str) -> str:
-    """An axis label of at most TICK characters: a long choice (a model's path or hub id) keeps its
-    end, the part that tells models apart; the full names are in the summary and the trials table."""
-    return text if len(text) <= TICK else "…" + text[-(TICK - 1) :]
-
-
-def _ticks(choices) -> list[str]:
-    """Each choice's axis label: shortened by `_tick`, unless two would then read the same
-    (…/run-a/checkpoint-best and …/run-b/checkpoint-best): then the full names."""
-    short = [_tick(str(c)) for c in choices]
-    return short if len(set(short)) == len(short) else [str(c) for c in choices]
-
-
 def _seconds(s: float | None) -> str:
     if s is None:
         return "-"
@@ -86,258 +65,7 @@ def _seconds(s: float | None) -> str:
     return f"{int(s // 3600)}h {int(s % 3600 // 60):02d}m"
 
 
-def _palette(names) -> dict[Any, str]:
-    return {n: COLOURS[i % len(COLOURS)] for i, n in enumerate(order(names))}
-
-
-def _figure(traces: list, title: str, **layout):
-    import plotly.graph_objects as go
-
-    fig = go.Figure(traces)
-    margin = {"l": 60, "r": 20, "t": 50, "b": 50}
-    return fig.update_layout(template="plotly_white", title=title, margin=margin).update_layout(**layout)
-
-
-def _array(values) -> Any:
-    """Numbers as a numpy array: plotly validates and encodes those in bulk (typed arrays in the page)."""
-    import numpy as np
-
-    return np.asarray(values, dtype=float)
-
-
-def _fig_history(d: ReportData):
-    import plotly.graph_objects as go
-
-    h, m = d.history, _e(d.summary.metric)
-    scatter = go.Scattergl if len(h.numbers) > GL_POINTS else go.Scatter
-    x = _array(h.numbers)
-    traces = [
-        scatter(x=x, y=_array(h.values), mode="markers", name=m, marker={"color": COLOURS[0], "opacity": 0.6}),
-        scatter(x=x, y=_array(h.best_so_far), mode="lines", name="best so far", line={"color": BEST, "shape": "hv"}),
-    ]
-    return _figure(traces, f"{m} of each completed trial", xaxis_title="trial", yaxis_title=m)
-
-
-def _key(name: str, marker: dict, group: str | None = None):
-    """A legend entry with no points: the data traces mix marker shapes, so their own entries would mislead."""
-    import plotly.graph_objects as go
-
-    return go.Scatter(x=[None], y=[None], mode="markers", name=name, marker={"size": 9, **marker}, legendgroup=group)
-
-
-def _fig_learning_rate(d: ReportData):
-    import plotly.graph_objects as go
-
-    p, m = d.learning_rate, _e(d.summary.metric)
-    colours = _palette(p.optims)
-    symbols = {b: SYMBOLS[i % len(SYMBOLS)] for i, b in enumerate(order(p.batch_sizes))}
-    scatter = go.Scattergl if len(p.numbers) > GL_POINTS else go.Scatter
-    hover = "lr %{x:.3g}: %{y:.4g}<br>%{text}<extra></extra>"
-    traces = []
-    for optim, colour in colours.items():
-        group = "trials" if optim is None else _e(optim)
-        traces.append(_key(group, {"color": colour}, group))
-        for pruned in (False, True):
-            idx = [i for i, (o, q) in enumerate(zip(p.optims, p.pruned, strict=True)) if o == optim and q == pruned]
-            shapes = [symbols[p.batch_sizes[i]] + ("-open" if pruned else "") for i in idx]
-            size, opacity = (9, 0.6 if pruned else 0.85) if len(p.numbers) <= 1000 else (6, 0.3 if pruned else 0.5)
-            marker = {"color": colour, "symbol": shapes, "size": size, "opacity": opacity}
-            x, y = _array([p.learning_rates[i] for i in idx]), _array([p.values[i] for i in idx])
-            state = "pruned" if pruned else "complete"
-            text = [f"trial {p.numbers[i]} ({state}), batch {_e(p.batch_sizes[i])}, {group}" for i in idx]
-            opts = {"legendgroup": group, "showlegend": False, "text": text, "hovertemplate": hover}
-            traces.append(scatter(x=x, y=y, mode="markers", marker=marker, **opts))
-    traces.append(_key("pruned (hollow)", {"symbol": "circle-open", "color": GREY}))
-    if BATCH_SIZE in d.summary.searched:
-        traces += [_key(f"batch {_e(b)}", {"symbol": symbol, "color": "#555"}) for b, symbol in symbols.items()]
-    xaxis = {"type": "log", "title": "learning_rate", "exponentformat": "e"}
-    return _figure(traces, f"{m} against learning rate", xaxis=xaxis, yaxis_title=m)
-
-
-def _box(name: str, values, colour: str):
-    import plotly.graph_objects as go
-
-    points = "all" if len(values) <= BOX_POINTS else "outliers"
-    marker = {"color": colour, "size": 4}
-    return go.Box(y=_array(values), name=name, boxpoints=points, jitter=0.4, pointpos=0, marker=marker)
-
-
-def _objective_and_throughput(g, metric: str, param: str):
-    """Boxes of the objective and of the throughput per choice of a param, side by side."""
-    from plotly.subplots import make_subplots
-
-    m = _e(metric)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(m, "train samples per second"), horizontal_spacing=0.12)
-    for label, values, throughput in zip(_ticks(g.choices), g.values, g.throughput, strict=True):
-        fig.add_trace(_box(_e(label), values, COLOURS[0]), row=1, col=1)
-        fig.add_trace(_box(_e(label), throughput, COLOURS[2]), row=1, col=2)
-    fig.update_xaxes(title_text=param, type="category")
-    margin = {"l": 60, "r": 20, "t": 70, "b": 50}
-    return fig.update_layout(template="plotly_white", showlegend=False, margin=margin)
-
-
-def _fig_batch_size(d: ReportData):
-    return _objective_and_throughput(d.batch_size, d.summary.metric, "per_device_train_batch_size")
-
-
-def _fig_model(d: ReportData):
-    return _objective_and_throughput(d.model, d.summary.metric, "model")
-
-
-def _fig_optimizer(d: ReportData):
-    g, m = d.optimizer, _e(d.summary.metric)
-    colours = _palette(g.choices)
-    traces = [_box(_e(c), v, colours[c]) for c, v in zip(g.choices, g.values, strict=True)]
-    return _figure(traces, f"{m} per optimizer", xaxis_title="optim", yaxis_title=m, showlegend=False)
-
-
-def _fig_heatmap(d: ReportData):
-    import plotly.graph_objects as go
-
-    h, m = d.heatmap, _e(d.summary.metric)
-    bins = [f"{_short(a)}–{_short(b)}" for a, b in zip(h.lr_edges, h.lr_edges[1:], strict=False)]
-    text = [[f"n={c}" if c else "" for c in row] for row in h.counts]
-    heat = go.Heatmap(
-        z=h.best,
-        x=bins,
-        y=[f"batch {_e(b)}" for b in h.batch_sizes],
-        text=text,
-        texttemplate="%{z:.3g}<br>%{text}",
-        colorscale="Viridis",
-        reversescale=d.summary.direction == "minimize",  # the best cells are always the bright ones
-        hoverongaps=False,
-        colorbar={"title": {"text": m}},
-    )
-    xaxis = {"type": "category", "title": "learning_rate bin"}
-    return _figure([heat], f"best {m} per cell", xaxis=xaxis, yaxis={"type": "category"})
-
-
-def _joined(curves: list[Curve]) -> tuple[Any, Any, Any]:
-    """Many curves as one trace (gaps between them): a browser draws one path faster than a hundred."""
-    xs, ys, ns = [], [], []
-    for c in curves:
-        xs += [*c.steps, math.nan]
-        ys += [*c.values, math.nan]
-        ns += [c.number] * (len(c.steps) + 1)
-    return _array(xs), _array(ys), _array(ns)
-
-
-def _fig_curves(d: ReportData):
-    import plotly.graph_objects as go
-
-    c, m = d.curves, _e(d.summary.metric)
-    hover = "trial %{customdata}<br>step %{x}: %{y:.4g}<extra></extra>"
-    styles = {
-        "COMPLETE": {"color": COLOURS[0]},
-        "PRUNED": {"color": GREY},
-        "FAIL": {"color": "#8c564b", "dash": "dot"},
-        "RUNNING": {"color": COLOURS[2], "dash": "dash"},  # a report taken while the sweep runs
-    }
-    traces = []
-    for state, line in styles.items():
-        group = [x for x in c.curves if x.state == state and not x.is_best]
-        if group:
-            x, y, n = _joined(group)
-            line = {**line, "width": 1}
-            opts = {"mode": "lines", "line": line, "opacity": 0.6, "customdata": n, "hovertemplate": hover}
-            traces.append(go.Scatter(x=x, y=y, name=state.lower(), **opts))
-    ends = [x for x in c.curves if x.state == "PRUNED"]
-    if ends:
-        x, y = _array([e.steps[-1] for e in ends]), _array([e.values[-1] for e in ends])
-        marker = {"symbol": "x-thin-open", "color": GREY, "size": 7}
-        opts = {"customdata": [e.number for e in ends], "hovertemplate": hover}
-        traces.append(go.Scatter(x=x, y=y, mode="markers", name="pruned here", marker=marker, **opts))
-    kind = "front" if d.summary.cost else "best"
-    for b in (x for x in c.curves if x.is_best):
-        line, opts = {"color": BEST, "width": 3}, {"customdata": [b.number] * len(b.steps), "hovertemplate": hover}
-        traces.append(
-            go.Scatter(x=b.steps, y=b.values, mode="lines+markers", name=f"{kind}: trial {b.number}", line=line, **opts)
-        )
-    shown = len(c.curves)
-    title = f"all {shown} trials' curves"
-    if c.seed is not None:
-        title = f"{shown} of {c.total} curves: the best {c.n_best}, and {shown - c.n_best} at random (seed {c.seed})"
-    return _figure(traces, title, xaxis_title="step", yaxis_title=m)
-
-
-def _fig_overfitting(d: ReportData):
-    import plotly.graph_objects as go
-
-    g, m = d.overfitting, _e(d.summary.metric)
-    best = d.summary.best.number if d.summary.best else None
-    scatter = go.Scattergl if len(g.numbers) > GL_POINTS else go.Scatter
-    hover = "trial %{customdata}<br>gap %{x:.4g}: %{y:.4g}<extra></extra>"
-    traces = []
-    for is_best in (False, True):
-        idx = [i for i, n in enumerate(g.numbers) if (n == best) == is_best]
-        if not idx:
-            continue
-        marker = {"color": BEST, "size": 12} if is_best else {"color": COLOURS[0], "size": 8, "opacity": 0.7}
-        name = f"best: trial {best}" if is_best else "completed trials"
-        x, y = _array([g.gaps[i] for i in idx]), _array([g.values[i] for i in idx])
-        opts = {"customdata": [g.numbers[i] for i in idx], "hovertemplate": hover}
-        traces.append(scatter(x=x, y=y, mode="markers", name=name, marker=marker, **opts))
-    fig = _figure(traces, f"{m} against the train/eval loss gap", xaxis_title="eval_loss - train_loss", yaxis_title=m)
-    return fig.add_vline(x=0, line={"color": GREY, "dash": "dot", "width": 1})
-
-
-def _fig_importance(d: ReportData):
-    import plotly.graph_objects as go
-
-    imp = d.importance
-    bar = go.Bar(x=imp.importances[::-1], y=[_e(p) for p in imp.params[::-1]], orientation="h", marker_color=COLOURS[0])
-    height = 140 + 40 * len(imp.params)
-    return _figure([bar], "which parameter mattered most", xaxis_title="importance (sums to 1)", height=height)
-
-
-def _fig_parallel(d: ReportData):
-    import plotly.graph_objects as go
-
-    p = d.parallel
-    dims = []
-    for a in p.axes:
-        dim = {"label": _e(a.label), "values": _array(a.values)}
-        if a.tickvals is not None:
-            dim.update(tickvals=a.tickvals, ticktext=[_e(t) for t in _ticks(a.ticktext)])
-        dims.append(dim)
-    colorbar = {"title": {"text": _e(d.summary.metric)}, "x": 1.06}
-    line = {"color": _array(p.values), "colorscale": "Viridis", "showscale": True, "colorbar": colorbar}
-    line["reversescale"] = d.summary.direction == "minimize"
-    margin = {"l": 80, "r": 110, "t": 70, "b": 40}
-    return _figure([go.Parcoords(dimensions=dims, line=line)], "", margin=margin)
-
-
-def _fig_pareto(d: ReportData):
-    import plotly.graph_objects as go
-
-    p, m, c = d.pareto, _e(d.summary.metric), _e(d.pareto.cost)
-    scatter = go.Scattergl if len(p.numbers) > GL_POINTS else go.Scatter
-    others = [i for i, on in enumerate(p.on_front) if not on]
-    front = sorted((i for i, on in enumerate(p.on_front) if on), key=lambda i: p.costs[i])  # a line from cheap to dear
-    dominated = {"mode": "markers", "marker": {"color": GREY, "size": 7, "opacity": 0.6}}
-    optimal = {"mode": "lines+markers", "marker": {"color": BEST, "size": 10}, "line": {"shape": "hv"}}
-    traces = []
-    for idx, name, style in ((others, "dominated", dominated), (front, "Pareto front", optimal)):
-        text = [f"trial {p.numbers[i]}" for i in idx]
-        x, y = _array([p.costs[i] for i in idx]), _array([p.values[i] for i in idx])
-        traces.append(scatter(x=x, y=y, text=text, name=name, hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}", **style))
-    title = f"{len(p.front)} of {len(p.numbers)} completed trials on the front"
-    return _figure(traces, title, xaxis_title=f"{c} (minimized)", yaxis_title=f"{m} ({d.summary.direction}d)")
-
-
-DRAW = {
-    "pareto": _fig_pareto,
-    "history": _fig_history,
-    "learning_rate": _fig_learning_rate,
-    "batch_size": _fig_batch_size,
-    "optimizer": _fig_optimizer,
-    "model": _fig_model,
-    "heatmap": _fig_heatmap,
-    "curves": _fig_curves,
-    "overfitting": _fig_overfitting,
-    "importance": _fig_importance,
-    "parallel": _fig_parallel,
-}
+DRAW = {**figures.DRAW, **optuna_figures.DRAW}
 
 
 def _summary_html(d: ReportData) -> str:
