@@ -32,7 +32,17 @@ class NotFound(LookupError):
     exit_status = EXIT_INVALID
 
 
-def missing_study(name: str, where: str, names: Iterable[str] | None = None) -> NotFound:
-    """No study `name` in the storage `where` (already redacted), listing the studies it has."""
+def redact(url: str) -> str:
+    """A storage URL as it may be printed: never with a password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable storage URL>"
+
+
+def missing_study(name: str, url: str, names: Iterable[str] | None = None) -> NotFound:
+    """No study `name` in the storage at `url` (printed without its password), listing the studies it has."""
     listed = "" if names is None else f" (studies there: {', '.join(sorted(names)) or 'none'})"
-    return NotFound(f"no study named {name!r} in {where}{listed}")
+    return NotFound(f"no study named {name!r} in {redact(url)}{listed}")

@@ -76,7 +76,7 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, study_nam
             try:
                 study_id = storage.get_study_id_from_name(study_name)
             except KeyError:
-                raise missing_study(study_name, redact(storage_url)) from None
+                raise missing_study(study_name, storage_url) from None
     except NotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from hpsearch.errors import NotFound, SpecError, missing_study
+from hpsearch.errors import NotFound, SpecError, missing_study, redact
 from hpsearch.spec import Spec
 
 
@@ -33,14 +33,6 @@ def checked_url(url: str, source, field: str) -> str:
     except Exception:
         raise SpecError(source, field, f"{redact(url)!r} is not a SQLAlchemy URL (e.g. sqlite:///x.db)") from None
     return url
-
-
-def redact(url: str) -> str:
-    """The URL as it may be printed: never with a password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable storage URL>"
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -141,5 +133,5 @@ def load_study(spec: Spec, url: str) -> optuna.Study:
     storage = open_storage(url, create=False)
     names = optuna.study.get_all_study_names(storage)
     if spec.name not in names:
-        raise missing_study(spec.name, redact(url), names)
+        raise missing_study(spec.name, url, names)
     return optuna.load_study(study_name=spec.name, storage=storage)
