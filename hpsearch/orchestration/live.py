@@ -64,6 +64,9 @@ class LiveView:
         self.running.pop(worker, None)
         self.done, self.best = done, best
 
+    def stopped(self, worker: str) -> None:
+        self.running.pop(worker, None)
+
     def eta(self) -> str:
         """Time left for the trials the budget still has, at this run's pace so far (running trials
         count by their fraction of steps, so an estimate appears before the first trial ends)."""
@@ -87,7 +90,7 @@ class LiveView:
         for _ in range(5):
             rows.add_column(no_wrap=True)
         rows.add_column(no_wrap=True, overflow="ellipsis")
-        for worker, r in sorted(self.running.items()):
+        for worker, r in sorted(dict(self.running).items()):  # a copy: workers' lines update it meanwhile
             steps = f"step {r.step:>5}/{r.max_steps if r.max_steps else '?':<5}"
             bar = ProgressBar(total=float(r.max_steps or 1), completed=float(r.step), width=BAR_WIDTH)
             metric = f"{self.metric}={format_value(r.value)}" if r.value is not None else f"{self.metric}=-"

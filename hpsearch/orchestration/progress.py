@@ -192,4 +192,4 @@ class Progress:
     def stopped(self, worker: str) -> None:
         """Worker process `worker` ended: its trial leaves the view (a re-run shows up when it starts)."""
         if self.view is not None:
-            self.view.running.pop(worker, None)
+            self.view.stopped(worker)
