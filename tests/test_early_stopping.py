@@ -133,6 +133,7 @@ def test_a_threshold_no_improvement_can_beat_stops_a_learning_trial(make_study):
     assert trial.user_attrs["early_stopped_at_step"] == 3 * EVERY == trial.user_attrs["steps_trained"]
 
 
+@pytest.mark.slow
 def test_a_trial_the_pruner_condemns_is_pruned_not_stopped(make_study):
     """At the evaluation where early stopping would stop it, the pruner prunes it: pruned it stays."""
     # eval every ceil(48 * 0.1) = 5 steps. With patience 5 a trial that does not learn stops at its
@@ -252,6 +253,7 @@ def test_the_rule_direction_threshold_nan_and_the_last_step():
     assert again.waited == 0 and not control.should_training_stop
 
 
+@pytest.mark.slow
 def test_retraining_an_early_stopped_trial_stops_where_it_did_and_reproduces_it(make_study, tmp_path):
     """`hpsearch train` of an exported early-stopped trial trains its steps, on the trial's schedule."""
     import json as json_module
