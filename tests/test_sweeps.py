@@ -202,6 +202,7 @@ def test_progress_lines_and_quiet_mode(make_study, capsys):
     assert len(quiet) == 1 and quiet[0].startswith("study tiny: 2 complete")
 
 
+@pytest.mark.slow
 def test_any_sqlalchemy_url_via_storage(make_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     path = make_study(budget={"n_trials": 1})
@@ -241,6 +242,7 @@ def test_resuming_with_an_incompatible_space_is_refused(make_study, capsys):
     assert len(load(path).trials) == 1
 
 
+@pytest.mark.slow
 def test_resuming_with_the_other_direction_is_refused(make_study, capsys):
     path = make_study(budget={"n_trials": 1})
     assert run(path) == 0
@@ -294,6 +296,7 @@ def test_resume_with_changed_fixed_settings_is_refused(make_study, capsys):
     assert run(path, "--set", "model.save_best=true", "--n-trials", "2") == 0
 
 
+@pytest.mark.slow
 def test_a_resumed_run_whose_trials_all_fail_exits_1(make_study, monkeypatch):
     path = make_study(budget={"n_trials": 1})
     assert run(path) == 0

@@ -243,6 +243,7 @@ def test_a_bad_number_of_workers_is_a_usage_error(make_study, value):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # as long as Live.finish waits: about 2 min in CI, more on a shared machine
 def test_four_workers_finish_200_trials_on_sqlite_with_the_dashboard_open(make_study, tmp_path):
     """Issue 4: zero "database is locked", zero lost trials, while optuna-dashboard polls the same file."""
     from tests.test_dashboard import get, start_dashboard, stop, study_names
