@@ -77,6 +77,17 @@ def test_quiet_draws_no_view_even_on_a_terminal(monkeypatch):
     assert out.getvalue() == ""
 
 
+def test_a_dumb_terminal_keeps_the_plain_lines(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(out, "isatty", lambda: True, raising=False)
+    monkeypatch.setenv("TERM", "dumb")
+    progress = Progress("accuracy", stream=out)
+    with progress.live(study_with_best(), 4, counted):
+        assert progress.view is None
+        progress.evaluated(1, POINT, 120)
+    assert out.getvalue().startswith("trial   1  step    30/120")
+
+
 def test_on_a_terminal_the_view_shows_done_of_budget_the_running_step_and_the_best():
     console = live_console()
     progress = Progress("accuracy")
