@@ -1,4 +1,4 @@
-# hpsearch: make install | make demo | make test | make lint
+# hpsearch: make install | make demo | make test | make test-fast | make lint
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # with one (nvidia-smi answers) take PyPI's default CUDA build. Override: make install TORCH=...
 TORCH ?= $(shell if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo torch; else echo torch==2.13.0; fi)
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,14 @@ demo: install
 	$(BIN)/hpsearch status studies/quickstart.yaml
 	$(BIN)/hpsearch export studies/quickstart.yaml
 
+# Every tier (CI runs this). Each test has a timeout (pyproject.toml): a hang fails with its name.
 test: $(BIN)/pytest
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests --durations=15
+
+# Unit tests and the smallest sweeps, about 2 minutes on 2 cores: the tiers are markers in pyproject.toml.
+FAST := not slow and not postgres and not browser
+test-fast: $(BIN)/pytest
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests -m "$(FAST)" --durations=10
 
 lint: $(BIN)/pytest
 	$(BIN)/ruff check .

@@ -121,6 +121,7 @@ print(json.dumps([augment.augment_text(t, augment.OPS, 0.25, augment.row_rng(7, 
 """
 
 
+@pytest.mark.slow
 def test_the_same_rows_in_another_process_whatever_its_hash_seed():
     texts = [TEXT, "where is my parcel please", "i need a refund for the order today"] * 3
     here = [augment.augment_text(t, ALL_OPS, 0.25, augment.row_rng(7, 0.25, ALL_OPS, i)) for i, t in enumerate(texts)]
@@ -250,6 +251,7 @@ def test_causal_lm_packs_after_augmenting(tmp_path, tiny_causal_lm):
     assert {len(ids) for ids in augmented["input_ids"]} == {48} and record["rows_changed"] > 0
 
 
+@pytest.mark.slow
 def test_a_sweep_searching_the_probability_records_it_and_train_reproduces_it(make_study, capsys, tmp_path):
     path = make_study(
         augmentation={"ops": ["word_deletion", "word_swap"]},

@@ -143,6 +143,7 @@ def lm_study(tmp_path, model, data_dir, /, **changes):
     return path
 
 
+@pytest.mark.slow
 def test_a_causal_lm_sweep_records_loss_and_perplexity_exports_and_retrains(tmp_path, tiny_causal_lm):
     import json
     import math

@@ -112,6 +112,7 @@ def test_validate_reports_what_it_checked(make_study, capsys):
     assert not (path.parent / "tiny.db").exists()
 
 
+@pytest.mark.slow
 def test_console_script_exit_statuses(make_study):
     path = make_study(sampler__type="bayes")
     exe = Path(sys.executable).parent / "hpsearch"
@@ -126,6 +127,7 @@ def test_console_script_exit_statuses(make_study):
     assert usage.returncode == 2 and "STUDY" in usage.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
 def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study, signum):
     import signal
@@ -161,6 +163,7 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study, signum):
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_s_trial_is_failed_after_the_grace_period_and_re_run(make_study):
     import signal
     import time

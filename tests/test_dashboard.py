@@ -92,6 +92,7 @@ def stored_study(tmp_path) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_dashboard_serves_the_study_and_its_trials(stored_study, tmp_path):
     proc, base = start_dashboard(stored_study, tmp_path, "--study", "shown")
     try:
@@ -114,6 +115,7 @@ def test_dashboard_serves_the_study_and_its_trials(stored_study, tmp_path):
     assert "Traceback" not in (tmp_path / "dashboard.err").read_text()
 
 
+@pytest.mark.slow
 def test_the_cli_verb_serves_the_study_file_s_study(stored_study, make_study, tmp_path):
     study_file = make_study(name="shown")
     proc, base = start_dashboard(stored_study, tmp_path, study_file=study_file)
@@ -179,6 +181,7 @@ def reported_steps(detail: dict) -> int:
     return sum(len(t["intermediate_values"]) for t in detail["trials"])
 
 
+@pytest.mark.slow
 def test_dashboard_and_readers_beside_a_running_sweep(make_study, tmp_path):
     """optuna-dashboard issue 545: a dashboard on a live SQLite study crashed it with "database is locked"."""
     path = make_study(budget={"n_trials": 6}, train__eval_steps=0.1)

@@ -76,6 +76,7 @@ def test_a_trial_that_cannot_improve_stops_after_patience_plus_one_evaluations(m
     assert_gap_recorded(trial)
 
 
+@pytest.mark.slow
 def test_a_learning_trial_with_a_large_patience_runs_to_the_end(make_study):
     path = make_study(
         search={"learning_rate": [5e-3]},
@@ -94,6 +95,7 @@ def test_a_learning_trial_with_a_large_patience_runs_to_the_end(make_study):
     assert any(p["train_eval_gap"] != 0 for p in curve)
 
 
+@pytest.mark.slow
 def test_on_a_real_learning_curve_the_stop_follows_the_rule(make_study):
     # At 1e-2 the seeded model's eval loss stalls for three evaluations, falls, then levels off: the
     # stall is within the patience, each fall resets the count, and the level stretch stops it.
@@ -119,6 +121,7 @@ def test_on_a_real_learning_curve_the_stop_follows_the_rule(make_study):
     assert_gap_recorded(trial)
 
 
+@pytest.mark.slow
 def test_a_threshold_no_improvement_can_beat_stops_a_learning_trial(make_study):
     # Accuracy cannot rise by more than 1.0, so even a trial that learns never "improves".
     path = make_study(
@@ -133,6 +136,7 @@ def test_a_threshold_no_improvement_can_beat_stops_a_learning_trial(make_study):
     assert trial.user_attrs["early_stopped_at_step"] == 3 * EVERY == trial.user_attrs["steps_trained"]
 
 
+@pytest.mark.slow
 def test_a_trial_the_pruner_condemns_is_pruned_not_stopped(make_study):
     """At the evaluation where early stopping would stop it, the pruner prunes it: pruned it stays."""
     # eval every ceil(48 * 0.1) = 5 steps. With patience 5 a trial that does not learn stops at its
@@ -178,6 +182,7 @@ def test_the_divergence_guard_still_prunes_with_early_stopping_on(make_study):
     assert "early_stopped_at_step" not in trial.user_attrs
 
 
+@pytest.mark.slow
 def test_early_stopping_is_off_by_default(make_study):
     path = make_study(search={"learning_rate": [1e-12]}, train=MANY_EVALUATIONS, budget={"n_trials": 1})
     assert run(path) == 0
@@ -252,6 +257,7 @@ def test_the_rule_direction_threshold_nan_and_the_last_step():
     assert again.waited == 0 and not control.should_training_stop
 
 
+@pytest.mark.slow
 def test_retraining_an_early_stopped_trial_stops_where_it_did_and_reproduces_it(make_study, tmp_path):
     """`hpsearch train` of an exported early-stopped trial trains its steps, on the trial's schedule."""
     import json as json_module

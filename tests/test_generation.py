@@ -192,6 +192,7 @@ def test_a_user_metric_as_objective_needs_a_direction(tmp_path, tiny_causal_lm, 
     assert load_spec(path).objective.direction == "minimize"
 
 
+@pytest.mark.slow
 def test_a_metric_package_on_pythonpath_is_found_by_another_process(tmp_path):
     """The route users take: a fresh interpreter finds the package's entry point through PYTHONPATH."""
     import os
@@ -287,6 +288,7 @@ def write_short_pairs(folder, n_train: int = 48, n_eval: int = 16):
     return write_requests(folder, row, n_train, n_eval)
 
 
+@pytest.mark.slow
 def test_a_causal_lm_sweep_can_maximise_the_exact_match_of_generated_completions(
     tmp_path, tiny_causal_lm, metric_package
 ):

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 
 import optuna
+import pytest
 import yaml
 
 from hpsearch import cli
 
 from .test_causal_lm import lm_study, write_pairs
+
+pytestmark = pytest.mark.slow
 
 
 def trials_of(path, name: str) -> list[optuna.trial.FrozenTrial]:

@@ -16,6 +16,7 @@ def stored(tmp_path, name):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / name}.db").trials
 
 
+@pytest.mark.slow
 def test_a_lora_sweep_trains_adapters_and_hpsearch_train_saves_one(tmp_path, tiny_causal_lm):
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoModelForCausalLM
@@ -80,6 +81,7 @@ def test_lora_trains_with_gradient_checkpointing(tmp_path, tiny_causal_lm):
     assert lora_b and all(w.abs().sum() > 0 for w in lora_b)  # peft starts B at zero: it moved only if trained
 
 
+@pytest.mark.slow
 def test_finetune_itself_can_be_searched(make_study):
     path = make_study(
         sampler={"type": "grid"},

@@ -69,6 +69,7 @@ def hidden_size(folder: Path) -> int:
     return json.loads((folder / "config.json").read_text())["hidden_size"]
 
 
+@pytest.mark.slow
 def test_a_grid_over_two_models_trains_each_and_train_retrains_the_chosen_one(
     make_study, tiny_model, larger_model, tmp_path, capsys
 ):

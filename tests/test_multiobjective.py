@@ -45,6 +45,7 @@ def swept(tmp_path_factory, tiny_model):
     return path, load(path), out.getvalue()
 
 
+@pytest.mark.slow
 def test_a_sweep_with_a_cost_records_two_values_per_trial(swept):
     path, study, printed = swept
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -59,6 +60,7 @@ def test_a_sweep_with_a_cost_records_two_values_per_trial(swept):
     assert [t.values for t in trials_read.get_trials(study)] == [t.values for t in study.trials]
 
 
+@pytest.mark.slow
 def test_status_marks_the_pareto_front(swept, capsys):
     path, study, _ = swept
     front = {t.number for t in study.best_trials}
@@ -74,6 +76,7 @@ def test_status_marks_the_pareto_front(swept, capsys):
     assert {r["number"] for r in rows if r["pareto"]} == front
 
 
+@pytest.mark.slow
 def test_export_needs_a_trial_number_and_lists_the_front(swept, capsys):
     path, study, _ = swept
     out = path.parent / "picked" / "best.yaml"
@@ -96,6 +99,7 @@ def test_export_needs_a_trial_number_and_lists_the_front(swept, capsys):
     assert "has no trial 99" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_collects_the_front(swept):
     _, study, _ = swept
     data = report.collect(study)
@@ -113,6 +117,8 @@ def test_report_collects_the_front(swept):
     assert 'id="figure-pareto"' in page and "Pareto-optimal trial" in page
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_the_report_of_a_cost_study_renders_in_chromium(swept, tmp_path):
     """The Pareto figure and the others drawn by a real browser, with no JavaScript error."""
     from tests.test_report import DRAWN, report_in_chromium
@@ -144,6 +150,7 @@ def test_the_front_of_the_report_is_optunas(tmp_path):
     assert [f.number for f in front] == [t.number for t in status.pareto_front(study)]
 
 
+@pytest.mark.slow
 def test_warm_start_from_a_study_with_a_cost_takes_its_front(swept, make_study):
     path, study, _ = swept
     spec = load_spec(make_study())
@@ -154,6 +161,7 @@ def test_warm_start_from_a_study_with_a_cost_takes_its_front(swept, make_study):
     assert "on the Pareto front" in batch.notes[0]
 
 
+@pytest.mark.slow
 def test_resume_cannot_add_or_drop_the_cost(make_study, capsys):
     path = make_study(budget={"n_trials": 1}, train={"max_steps": 2, "eval_steps": 2, "use_cpu": True})
     assert cli.main(["run", str(path), "--quiet"]) == 0

@@ -8,6 +8,8 @@ from sqlalchemy.engine import make_url
 
 from hpsearch.results.storage import open_storage, redact
 
+pytestmark = pytest.mark.postgres
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

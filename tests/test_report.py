@@ -454,6 +454,7 @@ def report_in_chromium(path: Path, figures: int):
             browser.close()
 
 
+@pytest.mark.browser
 def test_report_renders_in_chromium_without_errors(tmp_path, mixed):
     """Open the report in headless Chromium: every figure drawn (plotly's SVG exists), no JavaScript error."""
     for i in range(6):  # enough completed trials for importance, so every figure is drawn
@@ -476,6 +477,7 @@ def test_report_renders_in_chromium_without_errors(tmp_path, mixed):
     assert shot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_report_verb_on_a_real_sweep(make_study, tmp_path, capsys, monkeypatch):
     from hpsearch import cli
 
@@ -543,6 +545,7 @@ def test_no_gap_figure_without_both_losses_and_a_note_says_so(tmp_path):
     assert note in page and 'id="figure-overfitting"' not in page
 
 
+@pytest.mark.slow
 def test_a_real_sweep_records_the_gap_the_report_shows(make_study):
     from hpsearch import cli
 

@@ -3,6 +3,7 @@
 import json
 
 import optuna
+import pytest
 import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
@@ -20,6 +21,7 @@ def sweep_and_export(make_study, capsys, **changes):
     return path, best
 
 
+@pytest.mark.slow
 def test_export_writes_arguments_json_and_manifest(make_study, capsys, tmp_path):
     path, best = sweep_and_export(make_study, capsys)
     arguments = yaml.safe_load(best.read_text())
@@ -30,6 +32,7 @@ def test_export_writes_arguments_json_and_manifest(make_study, capsys, tmp_path)
     assert manifest["spec"]["name"] == "tiny" and manifest["steps_trained"] > 0
 
 
+@pytest.mark.slow
 def test_train_reproduces_the_trial_and_saves_a_loadable_model(make_study, capsys, tmp_path):
     path, best = sweep_and_export(make_study, capsys)
     model_dir = tmp_path / "model"
@@ -50,6 +53,7 @@ def test_train_reproduces_the_trial_and_saves_a_loadable_model(make_study, capsy
     assert logits.shape == (1, 4)
 
 
+@pytest.mark.slow
 def test_train_on_all_data_uses_the_trials_step_count(make_study, capsys, tmp_path):
     path, best = sweep_and_export(make_study, capsys)
     manifest = yaml.safe_load((best.parent / "best.manifest.yaml").read_text())
@@ -59,6 +63,7 @@ def test_train_on_all_data_uses_the_trials_step_count(make_study, capsys, tmp_pa
     assert "no comparison with the trial" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_train_notices_changed_data(make_study, capsys, tmp_path):
     path, best = sweep_and_export(make_study, capsys)
     csv = path.parent / "intents" / "train.csv"
@@ -73,6 +78,7 @@ def test_train_without_an_export_exits_2(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_broken_manifest_exits_2_before_any_training(make_study, capsys, tmp_path):
     path, best = sweep_and_export(make_study, capsys)
     manifest_file = best.parent / "best.manifest.yaml"
@@ -86,6 +92,7 @@ def test_a_broken_manifest_exits_2_before_any_training(make_study, capsys, tmp_p
         assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_export_to_a_json_file_writes_json_only(make_study, capsys, tmp_path):
     path, _ = sweep_and_export(make_study, capsys)
     out = tmp_path / "x.json"

@@ -105,6 +105,7 @@ def test_padding_counts_no_padded_token_in_the_loss_and_decoder_inputs_follow_th
     assert unsmoothed.item() == pytest.approx(padded.item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_summarisation_sweep_is_scored_by_rouge_on_generated_outputs(tmp_path, tiny_seq2seq, capsys):
     path = s2s_study(tmp_path, tiny_seq2seq, write_summaries(tmp_path / "data"))
     spec = load_spec(path)

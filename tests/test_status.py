@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from hpsearch import cli
 
 
+@pytest.mark.slow
 def test_list_shows_every_study_with_progress(make_study, capsys, tmp_path):
     path = make_study(budget={"n_trials": 1})
     assert cli.main(["run", str(path), "--quiet"]) == 0  # the default storage: tiny.db beside the file

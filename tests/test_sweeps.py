@@ -34,6 +34,7 @@ def fail_second_model_load(monkeypatch, error: BaseException) -> None:
     monkeypatch.setattr(classification, "build_model", second_fails)
 
 
+@pytest.mark.slow
 def test_grid_runs_every_point_once_and_stops(make_study):
     path = make_study(
         sampler={"type": "grid"},
@@ -76,6 +77,7 @@ def test_trial_records_what_happened(make_study):
     assert saved["name"] == "tiny" and saved["search"]["per_device_train_batch_size"] == [8, 16]
 
 
+@pytest.mark.slow
 def test_pruned_trial_stops_training_at_once(make_study):
     # Trial 0 learns fast; trial 1's learning rate is too small to move the loss, so the median
     # pruner stops it at its first evaluation past the warm-up.
@@ -97,6 +99,7 @@ def test_pruned_trial_stops_training_at_once(make_study):
     assert pruned.user_attrs["steps_trained"] == pruned.last_step == pruned.user_attrs["curve"][-1]["step"]
 
 
+@pytest.mark.slow
 def test_resume_counts_the_total_and_repeats_nothing(make_study):
     path = make_study(budget={"n_trials": 2})
     assert run(path) == 0
@@ -110,6 +113,7 @@ def test_resume_counts_the_total_and_repeats_nothing(make_study):
     assert len(load(path).trials) == 3
 
 
+@pytest.mark.slow
 def test_seeded_tpe_sweeps_repeat(tmp_path, make_study):
     path = make_study(sampler={"type": "tpe", "seed": 5, "n_startup_trials": 2}, budget={"n_trials": 3})
     assert run(path) == 0
@@ -117,6 +121,7 @@ def test_seeded_tpe_sweeps_repeat(tmp_path, make_study):
     assert [t.params for t in load(path).trials] == [t.params for t in load(path, "again").trials]
 
 
+@pytest.mark.slow
 def test_failing_trial_is_recorded_and_the_sweep_goes_on(make_study, monkeypatch):
     fail_second_model_load(monkeypatch, RuntimeError("injected failure in trial 1"))
     path = make_study(budget={"n_trials": 3})
@@ -131,6 +136,7 @@ def test_all_trials_failing_exits_1(make_study, monkeypatch):
     assert run(make_study(budget={"n_trials": 2})) == 1
 
 
+@pytest.mark.slow
 def test_interrupted_trial_is_rerun_on_resume(make_study, monkeypatch):
     fail_second_model_load(monkeypatch, KeyboardInterrupt())
     path = make_study(budget={"n_trials": 3})
@@ -145,6 +151,7 @@ def test_interrupted_trial_is_rerun_on_resume(make_study, monkeypatch):
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
 
 
+@pytest.mark.slow
 def test_export_loads_back_into_training_arguments(make_study, tmp_path, capsys):
     path = make_study(budget={"n_trials": 2})
     assert run(path) == 0
@@ -167,6 +174,7 @@ def test_export_loads_back_into_training_arguments(make_study, tmp_path, capsys)
     assert yaml.safe_load((path.parent / "tiny.best" / "best.yaml").read_text()) == arguments
 
 
+@pytest.mark.slow
 def test_status_table_and_json(make_study, capsys):
     path = make_study(budget={"n_trials": 2})
     assert run(path) == 0
@@ -181,6 +189,7 @@ def test_status_table_and_json(make_study, capsys):
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
 
 
+@pytest.mark.slow
 def test_progress_lines_and_quiet_mode(make_study, capsys):
     path = make_study(budget={"n_trials": 1})
     assert cli.main(["run", str(path)]) == 0
@@ -193,6 +202,7 @@ def test_progress_lines_and_quiet_mode(make_study, capsys):
     assert len(quiet) == 1 and quiet[0].startswith("study tiny: 2 complete")
 
 
+@pytest.mark.slow
 def test_any_sqlalchemy_url_via_storage(make_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     path = make_study(budget={"n_trials": 1})
@@ -202,6 +212,7 @@ def test_any_sqlalchemy_url_via_storage(make_study, tmp_path):
         assert db.execute("select count(*) from trials").fetchone() == (1,)
 
 
+@pytest.mark.slow
 def test_save_best_keeps_a_loadable_model(make_study):
     from transformers import AutoModelForSequenceClassification
 
@@ -231,6 +242,7 @@ def test_resuming_with_an_incompatible_space_is_refused(make_study, capsys):
     assert len(load(path).trials) == 1
 
 
+@pytest.mark.slow
 def test_resuming_with_the_other_direction_is_refused(make_study, capsys):
     path = make_study(budget={"n_trials": 1})
     assert run(path) == 0
@@ -240,6 +252,7 @@ def test_resuming_with_the_other_direction_is_refused(make_study, capsys):
     assert len(load(path).trials) == 1
 
 
+@pytest.mark.slow
 def test_grid_budget_above_the_grid_size_runs_each_point_once(make_study):
     path = make_study(sampler={"type": "grid"}, search={"learning_rate": [1e-3, 5e-3]}, budget={"n_trials": 5})
     assert run(path) == 0
@@ -247,6 +260,7 @@ def test_grid_budget_above_the_grid_size_runs_each_point_once(make_study):
     assert sorted(t.params["learning_rate"] for t in load(path).trials) == [1e-3, 5e-3]
 
 
+@pytest.mark.slow
 def test_grid_interrupted_point_is_rerun_and_the_grid_completes(make_study, monkeypatch):
     fail_second_model_load(monkeypatch, KeyboardInterrupt())
     path = make_study(sampler={"type": "grid"}, search={"learning_rate": [1e-3, 3e-3, 5e-3]}, budget={})
@@ -258,6 +272,7 @@ def test_grid_interrupted_point_is_rerun_and_the_grid_completes(make_study, monk
     assert run(path) == 0 and len(load(path).trials) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "pruner",
     [{"type": "successive-halving", "min_resource": 2}, {"type": "hyperband", "min_resource": 2, "max_resource": 24}],
@@ -271,6 +286,7 @@ def test_halving_pruners_in_a_real_sweep(make_study, pruner):
         assert t.intermediate_values and t.user_attrs["steps_trained"] == max(t.intermediate_values)
 
 
+@pytest.mark.slow
 def test_resume_with_changed_fixed_settings_is_refused(make_study, capsys):
     path = make_study(budget={"n_trials": 1})
     assert run(path) == 0
@@ -280,6 +296,7 @@ def test_resume_with_changed_fixed_settings_is_refused(make_study, capsys):
     assert run(path, "--set", "model.save_best=true", "--n-trials", "2") == 0
 
 
+@pytest.mark.slow
 def test_a_resumed_run_whose_trials_all_fail_exits_1(make_study, monkeypatch):
     path = make_study(budget={"n_trials": 1})
     assert run(path) == 0
@@ -316,6 +333,7 @@ def test_divergence_guard_can_be_switched_off(make_study):
     assert trial.user_attrs["steps_trained"] == trial.user_attrs["max_steps"]
 
 
+@pytest.mark.slow
 def test_device_hours_budget_counts_every_trials_device_seconds(make_study):
     # 0.01 s of compute: the first trial alone spends it, so the sweep stops after it
     path = make_study(budget={"device_hours": 0.01 / 3600})
@@ -378,6 +396,7 @@ def test_out_of_memory_at_a_batch_of_one_fails_with_reason_oom_and_the_sweep_goe
         assert t.user_attrs["oom_retries"][-1]["per_device_train_batch_size"] == 1
 
 
+@pytest.mark.slow
 def test_memory_comes_back_to_its_baseline_after_each_trial(make_study):
     """Each trial records the memory held before it and after it is cleaned up; nothing accumulates."""
     path = make_study(budget={"n_trials": 6}, search={"learning_rate": [1e-3, 3e-3]})
@@ -390,6 +409,7 @@ def test_memory_comes_back_to_its_baseline_after_each_trial(make_study):
     assert max(after[1:]) - after[1] < 8, after
 
 
+@pytest.mark.slow
 def test_an_interrupted_trial_without_its_re_run_gets_one_when_the_study_is_run_again(make_study):
     """The interrupted process queues the re-run itself; `run` catches up a study where that did not happen."""
     path = make_study(budget={"n_trials": 2})
@@ -432,6 +452,7 @@ def test_mixed_precision_follows_the_device_unless_the_study_chooses(
     assert {k: args[k] for k in ("bf16", "fp16") if k in args} == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, field",
     [

@@ -270,6 +270,7 @@ def test_a_warm_start_study_without_completed_trials_exits_2(make_study, tmp_pat
 # Real sweeps
 
 
+@pytest.mark.slow
 def test_enqueued_configs_run_first_within_the_budget_and_are_queued_once(make_study, tmp_path, capsys):
     path = make_study(budget={"n_trials": 2})
     configs = tmp_path / "bert-grid.yaml"
@@ -323,6 +324,7 @@ def add_source_study(url: str) -> None:
     add(0.6, 4e-3, 8)  # 6
 
 
+@pytest.mark.slow
 def test_warm_start_runs_the_best_configs_clipped_into_this_space(make_study, tmp_path, capsys):
     path = make_study(budget={"n_trials": 3})
     add_source_study(f"sqlite:///{tmp_path / 'tiny.db'}")

@@ -156,6 +156,7 @@ def test_two_trials_on_one_grid_point_keep_the_lower_number(tmp_path):
 # --- worker processes ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_workers_share_a_grid_each_point_once_and_each_shows_progress(make_study):
     path = make_study(sampler={"type": "grid"}, search=GRID, budget={"n_trials": 100})
     run = Live([HPSEARCH, "run", str(path), "--workers", "3"], path.parent)
@@ -172,6 +173,7 @@ def test_workers_share_a_grid_each_point_once_and_each_shows_progress(make_study
     assert re.search(r"^study tiny: 6 complete \(\d+s this run\); best ", run.lines[-1]), run.text
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_restarted_its_trial_re_run_and_no_grid_point_runs_twice(make_study):
     path = make_study(
         sampler={"type": "grid"},
@@ -198,6 +200,7 @@ def test_a_killed_worker_is_restarted_its_trial_re_run_and_no_grid_point_runs_tw
     assert all(t.state == States.PRUNED for t in skipped)  # a late duplicate never trains
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
 def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(make_study, how):
     """SIGTERM (a scheduler's stop; Ctrl-C works the same way) and SIGKILL of `hpsearch run` itself:
@@ -227,6 +230,7 @@ def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(mak
         assert len(reruns) == 1 and reruns[0].params == t.params and reruns[0].state == States.COMPLETE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["0", "-2", "many"])
 def test_a_bad_number_of_workers_is_a_usage_error(make_study, value):
     path = make_study()
@@ -238,6 +242,8 @@ def test_a_bad_number_of_workers_is_a_usage_error(make_study, value):
     assert not (path.parent / "tiny.db").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # as long as Live.finish waits: about 2 min in CI, more on a shared machine
 def test_four_workers_finish_200_trials_on_sqlite_with_the_dashboard_open(make_study, tmp_path):
     """Issue 4: zero "database is locked", zero lost trials, while optuna-dashboard polls the same file."""
     from tests.test_dashboard import get, start_dashboard, stop, study_names
@@ -279,6 +285,8 @@ def test_four_workers_finish_200_trials_on_sqlite_with_the_dashboard_open(make_s
     assert "locked" not in logs and "Traceback" not in logs, logs[-3000:]
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_workers_started_apart_share_a_postgresql_study(make_study, postgres_db, tmp_path):
     """As on a cluster: `hpsearch worker` processes started on their own, one PostgreSQL database."""
     from tests.pgserver import PASSWORD

@@ -147,7 +147,7 @@ def run(
         warm_start.enqueue(study, seeds, progress.say, checked.total_trials)
     started = time.time()
     try:
-        with _interrupt_once():
+        with _interrupt_once(), progress.live(study, checked.total_trials, worker.counted):
             if workers == 1:
                 worker.work(spec, url, progress, checked)
             else:
@@ -178,7 +178,7 @@ def join(spec: Spec, storage_override: str | None = None, quiet: bool = False, s
         )
     started = time.time()
     try:
-        with _interrupt_once():
+        with _interrupt_once(), progress.live(study, checked.total_trials, worker.counted):
             worker.work(spec, checked.storage_url, progress, checked, salt=os.getpid())
     finally:
         if summary:

@@ -16,7 +16,7 @@ import time
 
 import optuna
 
-from hpsearch.orchestration.progress import Progress
+from hpsearch.orchestration.progress import EVENTS_ENV, Progress
 
 # On a machine without a GPU, `auto` starts one worker per this many cores (each worker's torch gets
 # cores // workers threads). Splitting 2 cores into 2 one-thread workers gained only 1.05x (BENCHMARKS.md,
@@ -52,7 +52,7 @@ def count(workers: str) -> int:
     return int(workers)
 
 
-def _env(slot: int, n: int, gpus: list[str], storage_url: str) -> dict[str, str]:
+def _env(slot: int, n: int, gpus: list[str], storage_url: str, events: bool = False) -> dict[str, str]:
     env = {
         **os.environ,
         "HPSEARCH_STORAGE": storage_url,  # not on the command line, where `ps` would show a password
@@ -60,6 +60,9 @@ def _env(slot: int, n: int, gpus: list[str], storage_url: str) -> dict[str, str]
         "PYTHONUNBUFFERED": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
+    env.pop(EVENTS_ENV, None)
+    if events:  # this process draws the live view: the worker sends its progress as events for it
+        env[EVENTS_ENV] = "events"
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
     else:  # share the cores instead of every worker's torch taking all of them
@@ -101,13 +104,13 @@ def run(
     def relay(slot: _Slot, stream) -> None:
         for line in stream:
             with lock:
-                progress.say(f"{slot.label} {line.rstrip()}", always=True)
+                progress.relay(slot.label, line.rstrip())
 
     def start(slot: _Slot) -> None:
         args = [sys.executable, "-m", "hpsearch.cli", "worker", *argv, "--child"]
         if timeout is not None:  # a restarted worker gets what is left of the run's timeout
             args += ["--set", f"budget.timeout={max(1.0, timeout - (time.monotonic() - started)):.0f}"]
-        env = _env(slot.index, n, gpus, storage_url)
+        env = _env(slot.index, n, gpus, storage_url, events=progress.view is not None)
         slot.proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
@@ -135,6 +138,8 @@ def run(
                     continue
                 slot.reader.join(timeout=5)
                 running.remove(slot)
+                with lock:
+                    progress.stopped(slot.label)
                 if status == 0:
                     continue
                 if status == 2:  # the worker refused the study; its message was relayed

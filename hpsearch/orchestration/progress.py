@@ -1,13 +1,36 @@
-"""Live progress of a sweep on the terminal: one line per trial start, evaluation and end."""
+"""Progress of a sweep: plain lines (one per trial start, evaluation and end) in logs and pipes; on a
+terminal, the start and end lines above a live view (`live.py`) that shows the running trials."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import optuna
 
 from hpsearch.results.format import format_params, format_value
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from hpsearch.orchestration.live import LiveView
+
+# `run --workers` sets this to "events" in its workers' environment when it draws the live view: each
+# worker then prints its progress as JSON lines after EVENT_PREFIX for the parent, instead of the
+# evaluation lines, so the parent reads data it was sent, not text meant for people.
+EVENTS_ENV = "HPSEARCH_PROGRESS"
+EVENT_PREFIX = "@hpsearch-progress "
+
+
+def is_terminal(stream) -> bool:
+    """A person watches `stream` (not a log file, a pipe, CI or a dumb terminal)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
 
 
 class Progress:
@@ -19,9 +42,16 @@ class Progress:
         self.quiet = quiet
         self.stream = stream or sys.stdout
         self.best: tuple[int, float] | None = None
+        self.events = os.environ.get(EVENTS_ENV) == "events"
+        self.view: LiveView | None = None
+        self._live = None  # rich's Live while the view is drawn: lines go through its console
+        self._recount: Callable[[], int] = lambda: 0
 
     def say(self, line: str, always: bool = False) -> None:
         if self.stream is None or not (always or not self.quiet):
+            return
+        if self._live is not None:
+            self._live.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
             return
         try:
             print(line, file=self.stream, flush=True)
@@ -52,13 +82,18 @@ class Progress:
 
     def started(self, number: int, params: dict) -> None:
         self.say(f"trial {number:>3}  start     {format_params(params)}")
+        self._event({"event": "started", "trial": number, "params": params})
 
     def evaluated(self, number: int, point: dict, max_steps: int) -> None:
-        extra = "" if self.key == "eval_loss" else f"  eval_loss={format_value(point.get('eval_loss'))}"
-        self.say(
-            f"trial {number:>3}  step {point['step']:>5}/{max_steps:<5} "
-            f"{self.metric}={format_value(point.get(self.key))}{extra}  {self._best()}"
-        )
+        value = point.get(self.key)
+        if self.view is None and not self.events:  # the view shows the step instead of a line per evaluation
+            extra = "" if self.key == "eval_loss" else f"  eval_loss={format_value(point.get('eval_loss'))}"
+            self.say(
+                f"trial {number:>3}  step {point['step']:>5}/{max_steps:<5} "
+                f"{self.metric}={format_value(value)}{extra}  {self._best()}"
+            )
+        step = point["step"]
+        self._event({"event": "evaluated", "trial": number, "step": step, "max_steps": max_steps, "value": value})
 
     def finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna callback: called after every trial, whatever its state."""
@@ -76,6 +111,7 @@ class Progress:
         else:
             detail = trial.user_attrs.get("error", "")
         self.say(f"trial {trial.number:>3}  {state:<9} {detail}  {seconds:.1f}s  {self._best()}")
+        self._event({"event": "finished", "trial": trial.number})
 
     def summary(self, study: optuna.Study, started: float) -> None:
         self.resume(study)  # other workers' trials too
@@ -87,3 +123,73 @@ class Progress:
         if self.best is not None or self.front:
             line += f"; {self._best()}"
         self.say(line, always=True)
+
+    @contextmanager
+    def live(
+        self,
+        study: optuna.Study,
+        total: int | None,
+        counted: Callable[[optuna.Study], int],
+        console: Console | None = None,
+    ) -> Iterator[None]:
+        """While the block runs, draw the live view on a terminal (or on `console`, for tests); in a log,
+        a pipe or with --quiet, change nothing: the plain lines stay as they are."""
+        if console is None:
+            if self.quiet or self.events or not is_terminal(self.stream):
+                yield
+                return
+            from rich.console import Console
+
+            console = Console(file=self.stream)
+        from rich.live import Live
+
+        from hpsearch.orchestration.live import LiveView
+
+        def recount() -> int:
+            self.resume(study)  # other workers' trials move the best too
+            return counted(study)
+
+        self._recount = recount
+        self.view = LiveView(study.study_name, self.metric, total, recount())
+        self.view.best = self._best()
+        live = Live(console=console, get_renderable=self.view.render, refresh_per_second=2, transient=True)
+        with live:
+            self._live = live
+            try:
+                yield
+            finally:
+                self._live = self.view = None
+
+    def _event(self, event: dict) -> None:
+        """Show a trial's progress in the view, or, in a worker under `run --workers`'s view, send it there."""
+        if self.view is not None:
+            self._show("", event)
+        elif self.events:
+            self.say(EVENT_PREFIX + json.dumps(event, default=str))
+
+    def _show(self, worker: str, event: dict) -> None:
+        kind, view = event.get("event"), self.view
+        if kind == "started":
+            view.started(worker, event["trial"], event["params"])
+        elif kind == "evaluated":
+            view.evaluated(worker, event["trial"], event["step"], event["max_steps"], event["value"])
+        elif kind == "finished":
+            view.finished(worker, self._recount(), self._best())
+
+    def relay(self, worker: str, line: str) -> None:
+        """A line from worker process `worker` (`run --workers`): an event feeds the view; any other line
+        is shown as it came, after the worker's label."""
+        if not line.startswith(EVENT_PREFIX):
+            self.say(f"{worker} {line}", always=True)
+            return
+        try:
+            event = json.loads(line[len(EVENT_PREFIX) :])
+        except ValueError:
+            return
+        if self.view is not None and isinstance(event, dict):
+            self._show(worker, event)
+
+    def stopped(self, worker: str) -> None:
+        """Worker process `worker` ended: its trial leaves the view (a re-run shows up when it starts)."""
+        if self.view is not None:
+            self.view.stopped(worker)
