@@ -111,6 +111,8 @@ def _message(errors: list[dict], keys: list[str], holder: type[BaseModel] | None
     first = errors[0]
     given = first["input"]
     kind = first["type"]
+    if any(e["type"] == "finite_number" for e in errors):  # nan or inf: not a type problem of a union
+        return f"{given!r} is not allowed; a finite number"
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
@@ -124,8 +126,6 @@ def _message(errors: list[dict], keys: list[str], holder: type[BaseModel] | None
         return f"{first['ctx']['tag']!r} is not allowed; allowed: {_quoted(first['ctx']['expected_tags'])}"
     if kind == "literal_error" and len(errors) == 1:
         return f"{given!r} is not allowed; allowed: {_quoted(first['ctx']['expected'])}"
-    if kind == "finite_number":
-        return f"{given!r} is not allowed; a finite number"
     names = [_TYPE_NAMES.get(e["type"]) for e in errors]
     if all(names):
         return f"must be {' or '.join(dict.fromkeys(names))}, got {given!r}"
