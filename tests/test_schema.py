@@ -2,6 +2,7 @@
 (each with exit status 2 from the CLI and nothing written)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -99,3 +100,21 @@ def test_cli_exits_2_and_writes_nothing_for_a_refused_value(make_study, tmp_path
     out = subprocess.run([sys.executable, "-m", "hpsearch.cli", "validate", str(path)], capture_output=True, text=True)
     assert out.returncode == 2 and "train.num_train_epochs" in out.stderr
     assert set(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "package"),
+    [("mysql+pymysql://u@db/x", "pymysql"), ("postgresql+psycopg2://u:secret@db/x", "psycopg2-binary")],
+)
+def test_a_storage_url_whose_driver_is_missing_names_the_package(make_study, url, package):
+    from hpsearch.results.storage import checked_url
+
+    path = make_study(storage=url)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.field == "storage"
+    assert f"which is not installed: pip install '{package}'" in str(caught.value)
+    assert "secret" not in str(caught.value)
+    with pytest.raises(SpecError, match=f"--storage: .*pip install '{re.escape(package)}'"):
+        checked_url(url, "hpsearch list", "--storage")
+    assert checked_url("sqlite:///x.db", "hpsearch list", "--storage") == "sqlite:///x.db"

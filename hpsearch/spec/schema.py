@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from hpsearch.spec.choosers import Pruner, Sampler
-from hpsearch.spec.fields import Section, allowed, rule
+from hpsearch.spec.fields import Section, allowed, fail, rule
 from hpsearch.spec.sections import (
     AugmentSpec,
     BudgetSpec,
@@ -22,6 +22,7 @@ from hpsearch.spec.sections import (
     ModelSection,
     ObjectiveSection,
 )
+from hpsearch.spec.storage_url import url_problem
 
 # The shape of the stored spec. A study stored without one is version 1. A bump that only adds keys
 # whose default is what every older study did keeps resume working (a missing stored key counts as
@@ -62,6 +63,13 @@ def _model_as_section(value: Any) -> Any:
     return {"name_or_path": value} if isinstance(value, str) else value
 
 
+def _usable_url(url: str) -> str:
+    problem = url_problem(url)
+    if problem is not None:
+        raise fail(problem)
+    return url
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -94,7 +102,7 @@ class StudyFile(Section):
     successive-halving or hyperband, with that type's options."""
     budget: BudgetSpec = BudgetSpec()
     """When the study ends: one of n_trials, timeout, device_hours is required (but for grid)."""
-    storage: str | None = None
+    storage: Annotated[str, AfterValidator(_usable_url)] | None = None
     """An Optuna storage URL; default: sqlite:///NAME.db beside the study file."""
     divergence: DivergenceSection = DivergenceSection()
     """Pruning of trials whose loss diverges."""
