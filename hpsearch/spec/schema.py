@@ -151,3 +151,40 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "hpsearch study file"
     return schema
+
+
+def stored_version(stored: dict[str, Any]) -> int:
+    """The schema version of a stored spec; one stored before versions existed is version 1."""
+    return int(stored.get("schema_version", 1))
+
+
+def resume_defaults() -> dict[str, dict[str, Any]]:
+    """The keys of each section that has a fixed default, as the stored spec writes them.
+
+    The rule every version bump keeps: a key added to a section defaults to what every study did
+    before the key existed, so a stored study that lacks it ran with that default, and resume
+    compares against it (turning a new feature on for an old study is refused, like any change).
+    A bump that changes what an existing key means must migrate the stored spec instead.
+    """
+    from hpsearch.spec.sections import AugmentSpec as Augment
+    from hpsearch.spec.sections import GenerationSpec as Generation
+
+    # Defaults that depend on the task (objective.metric, generation.metrics) are never filled in.
+    resolved = {"metric", "direction", "metrics"}
+    out: dict[str, dict[str, Any]] = {}
+    for name, model in (
+        ("model", ModelSection),
+        ("data", DataSpec),
+        ("objective", ObjectiveSection),
+        ("early_stopping", EarlyStoppingSpec),
+        ("lora", LoraSection),
+        ("augmentation", Augment),
+        ("generation", Generation),
+    ):
+        fields = model.model_fields.items()
+        out[name] = {
+            k: list(f.default) if isinstance(f.default, tuple) else f.default
+            for k, f in fields
+            if not f.is_required() and k not in resolved
+        }
+    return out
