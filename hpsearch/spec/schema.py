@@ -80,7 +80,9 @@ class StudyFile(Section):
     """The study's name: its database (NAME.db beside the study file) and report are named after it."""
     task: Literal["sequence-classification", "causal-lm", "seq2seq"]
     """What the model learns."""
-    schema_version: Annotated[int, rule(lambda v: 1 <= v <= SCHEMA_VERSION, "must be 1 to 2, got {v}")] = SCHEMA_VERSION
+    schema_version: Annotated[
+        int, rule(lambda v: 1 <= v <= SCHEMA_VERSION, f"must be 1 to {SCHEMA_VERSION}, got {{v}}")
+    ] = SCHEMA_VERSION
     """The study-file schema the file is written for (stored with each study)."""
     model: Annotated[ModelSection, BeforeValidator(_model_as_section, json_schema_input_type=str | ModelSection)] = (
         ModelSection()
