@@ -10,6 +10,7 @@ from hpsearch.errors import SpecError
 from hpsearch.spec.catalog import GENERATED_METRICS
 from hpsearch.spec.choosers import PRUNERS, SAMPLERS
 from hpsearch.spec.paths import FILE_SUFFIXES
+from hpsearch.spec.schema import SCHEMA_VERSION
 from hpsearch.spec.sections import (
     COSTS,
     AugmentSpec,
@@ -114,7 +115,7 @@ class Spec:
     """The study file this spec was read from."""
     augmentation: AugmentSpec = AugmentSpec()
     generation: GenerationSpec = GenerationSpec()
-    schema_version: int = 2
+    schema_version: int = SCHEMA_VERSION
     """The schema the stored spec follows (hpsearch.spec.schema.SCHEMA_VERSION when parsed)."""
 
     def to_dict(self) -> dict[str, Any]:
