@@ -23,6 +23,7 @@ from hpsearch.spec.sections import (
     ObjectiveSection,
 )
 from hpsearch.spec.storage_url import url_problem
+from hpsearch.spec.tasks import TASKS
 
 # The shape of the stored spec. A study stored without one is version 1. A bump that only adds keys
 # whose default is what every older study did keeps resume working (a missing stored key counts as
@@ -78,7 +79,7 @@ class StudyFile(Section):
 
     name: Annotated[str, rule(lambda v: _NAME.fullmatch(v), "{v!r}: use letters, digits, '-', '_' and '.'")]
     """The study's name: its database (NAME.db beside the study file) and report are named after it."""
-    task: Literal["sequence-classification", "causal-lm", "seq2seq"]
+    task: Literal[TASKS]
     """What the model learns."""
     schema_version: Annotated[
         int, rule(lambda v: 1 <= v <= SCHEMA_VERSION, f"must be 1 to {SCHEMA_VERSION}, got {{v}}")
