@@ -116,7 +116,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--merge", action="store_true", help="a LoRA trial: save the adapter merged into the model, not the adapter"
     )
+    verbs.add_parser("schema", help="print the study file's JSON Schema (for an editor's YAML language server)")
     return parser
+
+
+def _schema(args) -> int:
+    import json
+
+    from hpsearch.spec.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
 
 
 def _workers(text: str) -> str:
@@ -255,6 +265,7 @@ VERBS = {
     "report": _report,
     "dashboard": _dashboard,
     "train": _train,
+    "schema": _schema,
 }
 
 

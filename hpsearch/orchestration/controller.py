@@ -15,11 +15,13 @@ from hpsearch.orchestration.progress import Progress
 from hpsearch.results.storage import open_storage, redact
 from hpsearch.search import space
 from hpsearch.spec import Spec, SpecError
+from hpsearch.spec.schema import SCHEMA_VERSION, resume_defaults, stored_version
 from hpsearch.training.trial import WORKER
 
 # What a study stored before a setting existed ran with: the setting off. A resume that turns it on
 # is refused like any other change (other keys newer than the stored spec are not compared).
-OFF_BEFORE_IT_EXISTED = {"model": {"dropout": None}, "augmentation": {"ops": [], "probability": 0.0}}
+# A stored key a study lacks ran with its schema default (see hpsearch.spec.schema.resume_defaults).
+OFF_BEFORE_IT_EXISTED = resume_defaults()
 # Sections that decide what a trial's number means; a resumed study must keep them.
 FIXED_SECTIONS = (
     "task",
@@ -50,11 +52,20 @@ def _check_resume(spec: Spec, study: optuna.Study) -> None:
             f"{where} was created to {stored_directions[0]}; use a new study name",
         )
     stored_spec = study.user_attrs.get("spec") or {}
+    version = stored_version(stored_spec)
+    if version > SCHEMA_VERSION:
+        raise SpecError(
+            spec.source,
+            "schema_version",
+            f"{where} was stored by a newer hpsearch (schema version {version}; this one reads up to "
+            f"{SCHEMA_VERSION}): upgrade hpsearch to resume it",
+        )
     current = spec.to_dict()
     for section in FIXED_SECTIONS:
         before, now = stored_spec.get(section), current.get(section)
-        if stored_spec and section in OFF_BEFORE_IT_EXISTED:
-            before = {**OFF_BEFORE_IT_EXISTED[section], **(before or {})}
+        if stored_spec and section in OFF_BEFORE_IT_EXISTED and isinstance(now, dict):
+            defaults = {k: v for k, v in OFF_BEFORE_IT_EXISTED[section].items() if k in now}
+            before = {**defaults, **(before or {})}
         if section == "model":  # keeping the best model or not changes no trial
             before = {k: v for k, v in (before or {}).items() if k != "save_best"} or None
             now = {k: v for k, v in now.items() if k != "save_best"}

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from hpsearch.errors import NotFound, SpecError, missing_study, redact
 from hpsearch.spec import Spec
+from hpsearch.spec.storage_url import url_problem
 
 
 def storage_url(spec: Spec, override: str | None = None) -> str:
@@ -27,11 +28,10 @@ def storage_url(spec: Spec, override: str | None = None) -> str:
 
 
 def checked_url(url: str, source, field: str) -> str:
-    """The URL if SQLAlchemy can parse it; else SpecError (exit status 2)."""
-    try:
-        make_url(url)
-    except Exception:
-        raise SpecError(source, field, f"{redact(url)!r} is not a SQLAlchemy URL (e.g. sqlite:///x.db)") from None
+    """The URL if SQLAlchemy can parse it and its database driver is installed; else SpecError (exit 2)."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise SpecError(source, field, problem)
     return url
 
 

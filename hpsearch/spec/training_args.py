@@ -10,7 +10,7 @@ import types
 import typing
 from typing import Any
 
-from hpsearch.spec.types import SpecError
+from hpsearch.errors import SpecError
 
 # Keys hpsearch sets itself for every trial; a study file may not set them.
 RESERVED_TRAINING_ARGUMENTS = {"output_dir": "hpsearch gives every trial its own output folder"}

@@ -1,0 +1,137 @@
+"""The sampler and the pruner: unions keyed by `type`, so each type's options are checked by the
+schema. `.options` holds the options the study gave (Optuna's defaults fill the rest)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from hpsearch.spec.fields import NonNegative, Positive, Section, fail, rule
+
+
+class _Typed(Section):
+    type: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options given in the study file (a key left out takes Optuna's default)."""
+        return {k: getattr(self, k) for k in type(self).model_fields if k != "type" and k in self.model_fields_set}
+
+
+class GridSampler(_Typed):
+    """Every point of a discrete space once (budget.n_trials defaults to the grid size)."""
+
+    type: Literal["grid"]
+    seed: int | None = None
+    """Seed of the order the grid is visited in."""
+
+
+class RandomSampler(_Typed):
+    """Independent random samples."""
+
+    type: Literal["random"]
+    seed: int | None = None
+    """Seed of the samples."""
+
+
+class TpeSampler(_Typed):
+    """Optuna's default, tree-structured Parzen estimator."""
+
+    type: Literal["tpe"] = "tpe"
+    seed: int | None = None
+    """Seed of the samples."""
+    n_startup_trials: NonNegative | None = None
+    """Random trials before TPE models the space (Optuna: 10)."""
+    multivariate: bool | None = None
+    """Model the parameters jointly (Optuna: auto)."""
+
+
+class Nsga2Sampler(_Typed):
+    """A genetic algorithm for studies with objective.cost (a Pareto front)."""
+
+    type: Literal["nsga2"]
+    seed: int | None = None
+    """Seed of the samples."""
+    population_size: Annotated[int, rule(lambda v: v >= 2, "must be >= 2, got {v}")] | None = None
+    """Trials per generation (Optuna: 50)."""
+
+
+Sampler = Annotated[GridSampler | RandomSampler | TpeSampler | Nsga2Sampler, Field(discriminator="type")]
+
+
+class NoPruner(_Typed):
+    """Every trial trains to its end (the default with objective.cost)."""
+
+    type: Literal["none"]
+
+
+class MedianPruner(_Typed):
+    """Prune a trial below the median of earlier trials at the same step (the default)."""
+
+    type: Literal["median"]
+    n_startup_trials: NonNegative | None = None
+    """Trials that are never pruned before pruning starts (Optuna: 5)."""
+    n_warmup_steps: NonNegative | None = None
+    """Steps of each trial before it can be pruned (Optuna: 0)."""
+    interval_steps: Positive | None = None
+    """Steps between pruning checks (Optuna: 1)."""
+    n_min_trials: Positive | None = None
+    """Trials reported at a step before that step can prune (Optuna: 1)."""
+
+
+class PercentilePruner(MedianPruner):
+    """Prune a trial below the given percentile of earlier trials at the same step."""
+
+    type: Literal["percentile"]
+    percentile: Annotated[float, rule(lambda v: 0 <= v <= 100, "must be in [0, 100], got {v}")]
+    """Required: 0-100 (50 is the median pruner)."""
+
+
+def _int_or_auto(value: Any) -> Any:
+    if value != "auto" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise fail(f"must be an integer or 'auto', got {value!r}")
+    return value
+
+
+IntOrAuto = Annotated[int | Literal["auto"], BeforeValidator(_int_or_auto)]
+Factor = Annotated[int, rule(lambda v: v >= 2, "must be >= 2, got {v}")]
+
+
+class SuccessiveHalvingPruner(_Typed):
+    """Asynchronous successive halving: keep the best 1/reduction_factor at each rung."""
+
+    type: Literal["successive-halving"]
+    min_resource: IntOrAuto | None = None
+    """Steps before the first rung, or auto (Optuna: auto)."""
+    reduction_factor: Factor | None = None
+    """Rung to rung, 1/reduction_factor of the trials go on (Optuna: 4)."""
+    min_early_stopping_rate: NonNegative | None = None
+    """Rungs skipped at the start (Optuna: 0)."""
+    bootstrap_count: NonNegative | None = None
+    """Trials a rung needs before it prunes (Optuna: 0)."""
+
+
+class HyperbandPruner(_Typed):
+    """Several successive-halving brackets of different aggressiveness."""
+
+    type: Literal["hyperband"]
+    min_resource: Positive | None = None
+    """Steps before a bracket's first rung (Optuna: 1)."""
+    max_resource: IntOrAuto | None = None
+    """A trial's steps, or auto: read from the first completed trial (Optuna: auto)."""
+    reduction_factor: Factor | None = None
+    """Rung to rung, 1/reduction_factor of the trials go on (Optuna: 3)."""
+    bootstrap_count: NonNegative | None = None
+    """Trials a rung needs before it prunes (Optuna: 0)."""
+
+
+Pruner = Annotated[
+    NoPruner | MedianPruner | PercentilePruner | SuccessiveHalvingPruner | HyperbandPruner,
+    Field(discriminator="type"),
+]
+SAMPLER_TYPES = {c.model_fields["type"].annotation.__args__[0]: c for c in Sampler.__origin__.__args__}
+PRUNER_TYPES = {c.model_fields["type"].annotation.__args__[0]: c for c in Pruner.__origin__.__args__}
+# Each sampler and pruner with the options a study file may give it (the old tables' shape).
+SAMPLERS = {name: [k for k in c.model_fields if k != "type"] for name, c in SAMPLER_TYPES.items()}
+PRUNERS = {name: [k for k in c.model_fields if k != "type"] for name, c in PRUNER_TYPES.items()}

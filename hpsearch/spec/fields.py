@@ -1,0 +1,74 @@
+"""Building blocks of the study-file schema: the base model every section shares and constrained
+number types whose errors read as hpsearch's own messages ("must be > 0, got 0")."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
+
+# The error type the message translator passes through as written (see messages.py).
+SPEC_ERROR = "spec"
+
+
+def fail(text: str, key: str | None = None) -> PydanticCustomError:
+    """A schema error whose message is `text`; `key` names the sub-key it belongs to (for a
+    validator of a whole section that blames one of its keys)."""
+    ctx: dict[str, Any] = {"text": text}
+    if key is not None:
+        ctx["key"] = key
+    return PydanticCustomError(SPEC_ERROR, "{text}", ctx)
+
+
+class Section(BaseModel):
+    """A part of the study file: strict types (no "3" for 3), finite numbers, no unknown keys, frozen."""
+
+    model_config = ConfigDict(
+        strict=True, frozen=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True
+    )
+
+
+def rule(ok: Callable[[Any], bool], message: str) -> AfterValidator:
+    """A check of one value; `message` is formatted with the value as `{v}` (or `{v!r}`)."""
+
+    def check(value: Any) -> Any:
+        if value is not None and not ok(value):
+            raise fail(message.format(v=value))
+        return value
+
+    return AfterValidator(check)
+
+
+def allowed(ok: Callable[[Any], bool], what: str) -> AfterValidator:
+    """A check whose message is `VALUE is not allowed; WHAT` (the settings' wording)."""
+    return rule(ok, "{v!r} is not allowed; " + what)
+
+
+Positive = Annotated[int, rule(lambda v: v > 0, "must be > 0, got {v}")]
+PositiveFloat = Annotated[float, rule(lambda v: v > 0, "must be > 0, got {v}")]
+NonNegative = Annotated[int, rule(lambda v: v >= 0, "must be >= 0, got {v}")]
+AtLeastOne = Annotated[int, allowed(lambda v: v >= 1, "a whole number >= 1")]
+Probability = Annotated[float, allowed(lambda v: 0 <= v < 1, "a number in [0, 1)")]
+ClosedProbability = Annotated[float, allowed(lambda v: 0 <= v <= 1, "a number in [0, 1]")]
+
+
+def finite(value: Any) -> bool:
+    """True for every value but a float that is nan or infinite (in any nesting of lists)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(finite(v) for v in value)
+    return True
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(f"must be int or float, got {value!r}")
+    return float(value)
+
+
+# A float a user may write as an integer (16 for 16.0), with "int or float" in its type message.
+Number = Annotated[float, BeforeValidator(_number)]

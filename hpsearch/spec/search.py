@@ -1,0 +1,137 @@
+"""The searched parameters and the fixed TrainingArguments: ranges with inferred types, choices, and
+values checked against transformers' fields or hpsearch's own settings (finite, positive sizes)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hpsearch.errors import SpecError
+from hpsearch.spec.fields import finite
+from hpsearch.spec.schema import SearchRange
+from hpsearch.spec.training_args import check_training_argument, training_fields
+from hpsearch.spec.types import SETTING_PARAMS, ParamSpec
+
+# TrainingArguments that count something (sizes, steps, epochs): zero or less trains nothing. max_steps
+# is -1 by default (epochs decide): a study may give -1, else a positive number.
+POSITIVE_ARGUMENTS = {
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "eval_steps",
+    "logging_steps",
+    "save_steps",
+    "learning_rate",
+}
+
+
+def check_value(name: str, value: Any, where: str, section: str, problems: list) -> None:
+    """One value of a searched or fixed parameter; a problem found is appended."""
+    source = problems.source
+    if not finite(value):
+        problems.add(where, f"{value!r} is not allowed; a finite number")
+        return
+    try:
+        if name in SETTING_PARAMS:
+            kinds, ok, allowed = SETTING_PARAMS[name]
+            if isinstance(value, bool) or not isinstance(value, kinds) or not ok(value):
+                raise SpecError(source, where, f"{value!r} is not allowed; {allowed}")
+            return
+        check_training_argument(name, value, source, section)
+    except SpecError as exc:
+        problems.append(exc)
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name in POSITIVE_ARGUMENTS and number and value <= 0 and not (name == "max_steps" and value == -1):
+        problems.add(where, f"{value!r} is not allowed; {name} must be > 0")
+
+
+def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
+    """One searched parameter; None (with the problems added) when it is not valid."""
+    where = f"search.{name}"
+    before = len(problems)
+    param = _range(name, value, where, problems)
+    if param is None:
+        return None
+    if name == "model" and param.kind != "categorical":
+        problems.add(where, f"must be a list of models (folders or hub ids), got a {param.kind} range")
+        return None
+    values = param.choices if param.kind == "categorical" else (param.low, param.high)
+    for v in values:
+        check_value(name, v, where, "search", problems)
+    return param if len(problems) == before else None
+
+
+def _range(name: str, value: SearchRange, where: str, problems) -> ParamSpec | None:
+    kind = value.type
+    if kind is None:  # inferred: choices are categorical; two integer bounds an int range, else float
+        bounds = (value.low, value.high)
+        kind = "categorical" if value.choices is not None else "int" if all(type(b) is int for b in bounds) else "float"
+    if kind == "categorical":
+        extra = [k for k in ("low", "high", "step") if getattr(value, k) is not None]
+        if extra:
+            problems.add(f"{where}.{extra[0]}", "unknown key for choices; allowed: type, choices")
+            return None
+        if value.choices is None:
+            problems.add(f"{where}.choices", "is required")
+            return None
+        if not value.choices:
+            problems.add(f"{where}.choices", "is empty; give at least one choice")
+            return None
+        if len(set(map(repr, value.choices))) != len(value.choices):
+            problems.add(f"{where}.choices", "lists a choice twice")
+            return None
+        return ParamSpec(name=name, kind="categorical", choices=tuple(value.choices))
+    if value.choices is not None:
+        problems.add(f"{where}.choices", "unknown key for a range; allowed: type, low, high, log, step")
+        return None
+    missing = [k for k in ("low", "high") if getattr(value, k) is None]
+    if missing:
+        problems.add(f"{where}.{missing[0]}", "is required")
+        return None
+    low, high, step = value.low, value.high, value.step
+    if kind == "int":
+        for key in ("low", "high", "step"):
+            given = getattr(value, key)
+            if given is not None and type(given) is not int:
+                problems.add(f"{where}.{key}", f"must be int, got {given!r}")
+                return None
+    else:
+        low, high = float(low), float(high)
+        step = None if step is None else float(step)
+    if low >= high:
+        problems.add(f"{where}.low", f"low ({low}) must be below high ({high})")
+    elif value.log and low <= 0:
+        problems.add(f"{where}.low", f"a log scale needs low > 0, got {low}")
+    elif value.log and step is not None:
+        problems.add(f"{where}.step", "log and step cannot be combined")
+    elif step is not None and step <= 0:
+        problems.add(f"{where}.step", f"must be > 0, got {step}")
+    elif step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
+        top = low + math.floor((high - low) / step + 1e-9) * step
+        problems.add(f"{where}.high", f"high - low must be a multiple of step {step}; e.g. high: {top:g}")
+    else:
+        return ParamSpec(name=name, kind=kind, low=low, high=high, log=value.log, step=step)
+    return None
+
+
+def parse_train(raw: dict[str, Any], search: dict, problems) -> dict[str, Any]:
+    """The fixed TrainingArguments: checked names and types, ints given for float fields as floats."""
+    train = {}
+    fields = training_fields()
+    for name, value in raw.items():
+        where = f"train.{name}"
+        before = len(problems)
+        check_value(name, value, where, "train", problems)
+        if len(problems) > before:
+            continue
+        if name in search:
+            problems.add(where, "is also in search; a parameter is either searched or fixed")
+        if fields[name] == (float,) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        train[name] = value
+    if train.get("eval_strategy") == "no":
+        problems.add("train.eval_strategy", "'no' leaves nothing to prune or score; use steps or epoch")
+    return train
