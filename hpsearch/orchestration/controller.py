@@ -12,6 +12,7 @@ import optuna
 from hpsearch import __version__
 from hpsearch.orchestration import pool, preflight, worker
 from hpsearch.orchestration.progress import Progress
+from hpsearch.results.record import StudyAttr
 from hpsearch.results.storage import open_storage, redact
 from hpsearch.search import space
 from hpsearch.spec import Spec, SpecError
@@ -112,9 +113,9 @@ def attach(spec: Spec, checked: preflight.Checked) -> optuna.Study:
     """Create the study, or load it and refuse a resume that would change what its trials mean."""
     study = worker.open_study(spec, open_storage(checked.storage_url, create=True))
     _check_resume(spec, study)
-    study.set_user_attr("spec", spec.to_dict())
-    study.set_user_attr("labels", list(checked.labels))
-    study.set_user_attr("hpsearch_version", __version__)
+    study.set_user_attr(StudyAttr.SPEC, spec.to_dict())
+    study.set_user_attr(StudyAttr.LABELS, list(checked.labels))
+    study.set_user_attr(StudyAttr.HPSEARCH_VERSION, __version__)
     return study
 
 

@@ -12,7 +12,7 @@ from hpsearch.search import pruners, samplers, space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS
 from hpsearch.training import lora, models, scoring
-from hpsearch.training.trial import training_arguments
+from hpsearch.training.trainer import training_arguments
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from hpsearch.spec import SpecError, parse_spec
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
-from hpsearch.training.trial import DEFAULT_TRAINING_ARGUMENTS, make_trainer
+from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
 

@@ -26,7 +26,8 @@ import yaml
 
 from hpsearch.errors import NotFound, missing_study
 from hpsearch.orchestration import worker
-from hpsearch.results import status
+from hpsearch.results.pareto import pareto_front
+from hpsearch.results.record import TrialAttr
 from hpsearch.results.storage import checked_url, open_storage, redact, storage_url
 from hpsearch.spec import ParamSpec, Spec, SpecError
 from hpsearch.spec.load import _Loader
@@ -228,7 +229,7 @@ def warm_start(spec: Spec, name: str, url: str, k: int = DEFAULT_TOP) -> Batch:
         counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "none"
         raise NotFound(f"study {name!r} in {redact(url)} has no completed trial to warm-start from (trials: {counts})")
     if len(other.directions) > 1:  # a cost objective: no one ranking, so the Pareto front, best quality first
-        trials = status.pareto_front(other)
+        trials = pareto_front(other, trials)
         completed = len(trials)
     top = min(k, completed)
     picked = warm_configs(trials, other.directions[0], spec, k)
@@ -245,7 +246,7 @@ def warm_start(spec: Spec, name: str, url: str, k: int = DEFAULT_TOP) -> Batch:
         notes.append(f"{top - len(picked)} dropped as identical after clipping")
     return Batch(
         configs=[config for _, config in picked],
-        attrs=[{"warm_start": f"{name}#{number}"} for number, _ in picked],
+        attrs=[{TrialAttr.WARM_START: f"{name}#{number}"} for number, _ in picked],
         source=f"study {name}",
         label="warm start: ",
         notes=tuple(notes),
@@ -281,7 +282,7 @@ def plan(
     batches = []
     if enqueue is not None:
         configs = load_configs(enqueue, spec)
-        batches.append(Batch(configs, [{"enqueued_from": str(enqueue)}] * len(configs), str(enqueue)))
+        batches.append(Batch(configs, [{TrialAttr.ENQUEUED_FROM: str(enqueue)}] * len(configs), str(enqueue)))
     if warm_start_from is not None:
         if warm_storage is not None:
             url = checked_url(warm_storage, spec.source, "--warm-start-storage")

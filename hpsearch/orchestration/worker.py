@@ -18,6 +18,7 @@ from hpsearch.errors import EXIT_DEVICE
 from hpsearch.orchestration import preflight
 from hpsearch.orchestration.progress import Progress
 from hpsearch.results import status
+from hpsearch.results.record import TrialAttr
 from hpsearch.results.storage import open_storage
 from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
@@ -47,7 +48,7 @@ RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAIT
 
 def _void(t: optuna.trial.FrozenTrial, dead: set[int]) -> bool:
     """A trial that stands for nothing: interrupted (its re-run counts), died and re-run, or skipped."""
-    return bool(t.user_attrs.get("interrupted") or t.user_attrs.get("skipped")) or t.number in dead
+    return bool(t.user_attrs.get(TrialAttr.INTERRUPTED) or t.user_attrs.get(TrialAttr.SKIPPED)) or t.number in dead
 
 
 def counted(study: optuna.Study) -> int:
@@ -65,18 +66,18 @@ def requeue_interrupted(study: optuna.Study) -> int:
     where that did not happen. Only `hpsearch run` calls it, before any worker starts.
     """
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {t.user_attrs.get(TrialAttr.RETRY_OF) for t in trials}
     requeued = 0
     for t in trials:
-        if t.user_attrs.get("interrupted") and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        if t.user_attrs.get(TrialAttr.INTERRUPTED) and t.number not in retried:
+            study.enqueue_trial(t.params, user_attrs={TrialAttr.RETRY_OF: t.number}, skip_if_exists=False)
             requeued += 1
     return requeued
 
 
 def device_seconds(study: optuna.Study) -> float:
     """Compute the study has spent: every trial's device-seconds, whatever its state."""
-    return sum(t.user_attrs.get("device_seconds", 0.0) for t in study.get_trials(deepcopy=False))
+    return sum(t.user_attrs.get(TrialAttr.DEVICE_SECONDS, 0.0) for t in study.get_trials(deepcopy=False))
 
 
 class Budget:
@@ -210,8 +211,8 @@ def work(
     def objective(trial: optuna.Trial) -> float:
         reason = conflict(trial, budget.total)
         if reason is not None:
-            trial.set_user_attr("skipped", reason)
-            trial.set_user_attr("prune_reason", f"skipped: {reason}")
+            trial.set_user_attr(TrialAttr.SKIPPED, reason)
+            trial.set_user_attr(TrialAttr.PRUNE_REASON, f"skipped: {reason}")
             raise optuna.TrialPruned(reason)
         try:
             return run_trial(trial, ctx)
