@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from hpsearch import cli
 from hpsearch.orchestration import warm_start
 from hpsearch.orchestration.progress import Progress
-from hpsearch.results import pareto, status, trials_read
+from hpsearch.results import pareto, trials_read
 from hpsearch.results.report import collect as report
 from hpsearch.results.report import html as report_html
 from hpsearch.spec import SpecError, load_spec
