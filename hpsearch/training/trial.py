@@ -25,7 +25,7 @@ import optuna
 import torch
 
 from hpsearch.data import augment
-from hpsearch.results.record import StudyAttr, TrialAttr
+from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 from hpsearch.search import space
 from hpsearch.spec import Spec
 from hpsearch.tasks import Task
@@ -239,7 +239,7 @@ def _score(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any], attem
     if stopper is not None and stopper.stopped_at is not None:
         # Stopped in on_evaluate, so the last curve point already scores the weights it stopped with.
         record[TrialAttr.EARLY_STOPPED_AT_STEP] = stopper.stopped_at
-    if not reporter.curve or reporter.curve[-1]["step"] != trainer.state.global_step:
+    if not reporter.curve or reporter.curve[-1][CurveKey.STEP] != trainer.state.global_step:
         trainer.evaluate()  # score the final weights, not those of the last scheduled evaluation
     record[TrialAttr.TRAIN_SAMPLES_PER_SECOND] = attempt.result.metrics.get("train_samples_per_second")
     record[TrialAttr.TRAIN_LOSS] = attempt.result.metrics.get("train_loss")
@@ -272,7 +272,7 @@ def _record_run(record: dict[str, Any], attempt: _Attempt, wall_time_s: float) -
     record[TrialAttr.DEVICE_SECONDS] = record[TrialAttr.WALL_TIME_S]  # one device for its whole run
     curve = record.get(TrialAttr.CURVE)
     if curve is not None:  # training started: the gap at its last evaluation (None without one)
-        record[TrialAttr.TRAIN_EVAL_GAP] = curve[-1].get("train_eval_gap") if curve else None
+        record[TrialAttr.TRAIN_EVAL_GAP] = curve[-1].get(CurveKey.TRAIN_EVAL_GAP) if curve else None
     trainer = attempt.trainer
     if trainer is None:
         return
