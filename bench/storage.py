@@ -46,7 +46,7 @@ def record() -> dict:
     """A trial's record as hpsearch writes it (the same keys; values shaped like a real trial's)."""
     from transformers import TrainingArguments
 
-    from hpsearch.training.trial import DEFAULT_TRAINING_ARGUMENTS
+    from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS
 
     args = {**DEFAULT_TRAINING_ARGUMENTS, "learning_rate": 1e-4, "per_device_train_batch_size": 16, "use_cpu": True}
     everything = TrainingArguments(output_dir=tempfile.gettempdir(), **args).to_dict()
