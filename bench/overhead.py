@@ -234,7 +234,7 @@ def main(argv=None) -> None:
         baseline_child(opts.baseline_child)
         return
     from hpsearch.spec import load_spec
-    from hpsearch.training.trial import training_arguments
+    from hpsearch.training.trainer import training_arguments
 
     params_list = [
         {"learning_rate": lr, "per_device_train_batch_size": bs, "optim": opts.optim}

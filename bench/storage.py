@@ -2,7 +2,7 @@
 
 No training: each simulated trial makes exactly the storage calls a worker makes for a real one,
 through hpsearch's own functions -- the budget check (`Budget.next_step`), `study.ask()`, the race
-guard (`worker.conflict`), three suggested params, one `trial.report` per evaluation, the trial's
+guard (`worker.skip_reason`), three suggested params, one `trial.report` per evaluation, the trial's
 record written by `trial._save_record` (the real attributes: full TrainingArguments, learning curve,
 timings), `study.tell`, and the progress callback's read of the best trial. Heartbeat writes (one per
 `heartbeat.interval`, 30 s by default) are left out. Both storages are opened by `storage.open_storage`
@@ -46,7 +46,7 @@ def record() -> dict:
     """A trial's record as hpsearch writes it (the same keys; values shaped like a real trial's)."""
     from transformers import TrainingArguments
 
-    from hpsearch.training.trial import DEFAULT_TRAINING_ARGUMENTS
+    from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS
 
     args = {**DEFAULT_TRAINING_ARGUMENTS, "learning_rate": 1e-4, "per_device_train_batch_size": 16, "use_cpu": True}
     everything = TrainingArguments(output_dir=tempfile.gettempdir(), **args).to_dict()
@@ -93,7 +93,7 @@ def writer(url: str, trials: int, evaluations: int, out) -> None:
         started = time.perf_counter()
         budget.next_step(study)
         trial = study.ask()
-        worker.conflict(trial, total=None)
+        worker.skip_reason(trial, total=None)
         trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)
         trial.suggest_categorical("per_device_train_batch_size", [8, 16, 32])
         trial.suggest_categorical("optim", ["adamw_torch", "sgd"])

@@ -274,11 +274,3 @@ def test_a_sweep_searching_the_probability_records_it_and_train_reproduces_it(ma
     result = json.loads((tmp_path / "model" / "hpsearch_train.json").read_text())
     best_trial = next(t for t in trials if t.number == result["trial"])
     assert result["augmentation"] == best_trial.user_attrs["augmentation"] and result["matches"] is True
-
-
-def test_a_task_without_augmentation_is_refused_before_anything_is_written(make_study, monkeypatch, capsys):
-    monkeypatch.delattr(classification, "augment_inputs")  # as a task module that has not got it yet
-    path = make_study(augmentation=OPS_SECTION)
-    assert cli.main(["validate", str(path)]) == 2
-    assert "augmentation: task sequence-classification cannot augment its train split" in capsys.readouterr().err
-    assert cli.main(["validate", str(make_study())]) == 0  # without augmentation it runs as before

@@ -256,7 +256,7 @@ def test_a_checkpoint_saved_in_bf16_trains_fp32_weights(tmp_path, tiny_causal_lm
 
     from hpsearch.tasks import causal_lm
     from hpsearch.tasks.task_data import TaskData
-    from hpsearch.training import trial as trial_module
+    from hpsearch.training import trainer as trainer_module
 
     folder = tmp_path / "bf16"
     AutoModelForCausalLM.from_pretrained(tiny_causal_lm, dtype=torch.bfloat16).save_pretrained(folder)
@@ -265,7 +265,7 @@ def test_a_checkpoint_saved_in_bf16_trains_fp32_weights(tmp_path, tiny_causal_lm
     data = TaskData(train=[], eval=[], labels=(), fingerprint="")
     args = TrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    trainer = trial_module.make_trainer(causal_lm, data, tokenizer, str(folder), args, lora_settings=lora_settings)
+    trainer = trainer_module.make_trainer(causal_lm, data, tokenizer, str(folder), args, lora_settings=lora_settings)
     assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
 
 

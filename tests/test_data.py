@@ -156,11 +156,15 @@ def test_tokenization_is_cached_by_tokenizer_length_and_data(intents_data, make_
 
 def test_macro_f1_matches_its_definition():
     import numpy as np
+    from transformers import EvalPrediction
 
     truth = np.array([0, 0, 1, 1, 2])
     predicted = np.array([0, 1, 1, 1, 0])
+    logits = np.eye(3)[predicted]  # each row's argmax is its prediction
+    metrics = classification.compute_metrics(EvalPrediction(predictions=logits, label_ids=truth))
     # label 0: tp1 fp1 fn1 -> 0.5; label 1: tp2 fp1 fn0 -> 0.8; label 2: tp0 fn1 -> 0
-    assert classification.macro_f1(truth, predicted) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert metrics["f1_macro"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
 
 
 def test_subsample_keeps_every_label_and_its_share(tmp_path):

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from hpsearch import cli
 from hpsearch.orchestration import warm_start
 from hpsearch.orchestration.progress import Progress
-from hpsearch.results import status, trials_read
+from hpsearch.results import pareto, trials_read
 from hpsearch.results.report import collect as report
 from hpsearch.results.report import html as report_html
 from hpsearch.spec import SpecError, load_spec
@@ -105,7 +105,7 @@ def test_report_collects_the_front(swept):
     data = report.collect(study)
     s = data.summary
     assert s.best is None and s.cost == "device_seconds"
-    assert [f.number for f in s.front] == [t.number for t in status.pareto_front(study)]
+    assert [f.number for f in s.front] == [t.number for t in pareto.pareto_front(study)]
     assert data.figures[0] == "pareto" and data.pareto.front == tuple(f.number for f in s.front)
     assert dict(zip(data.pareto.numbers, zip(data.pareto.values, data.pareto.costs, strict=True), strict=True)) == {
         t.number: tuple(t.values) for t in study.trials
@@ -147,7 +147,7 @@ def test_the_front_of_the_report_is_optunas(tmp_path):
     front = report.collect(study).summary.front
     assert sorted(f.number for f in front) == sorted(t.number for t in study.best_trials) == [0, 2, 4, 5, 6]
     assert [f.number for f in front] == [4, 5, 2, 0, 6]  # best quality first
-    assert [f.number for f in front] == [t.number for t in status.pareto_front(study)]
+    assert [f.number for f in front] == [t.number for t in pareto.pareto_front(study)]
 
 
 @pytest.mark.slow
@@ -156,7 +156,7 @@ def test_warm_start_from_a_study_with_a_cost_takes_its_front(swept, make_study):
     spec = load_spec(make_study())
     batch = warm_start.warm_start(spec, "tiny", f"sqlite:///{path.parent / 'tiny.db'}", k=10)
     numbers = [int(a["warm_start"].split("#")[1]) for a in batch.attrs]
-    front = status.pareto_front(study)
+    front = pareto.pareto_front(study)
     assert set(numbers) <= {t.number for t in front} and numbers[0] == front[0].number
     assert "on the Pareto front" in batch.notes[0]
 

@@ -6,7 +6,8 @@ import optuna
 import pytest
 from sqlalchemy.engine import make_url
 
-from hpsearch.results.storage import open_storage, redact
+from hpsearch.errors import redact
+from hpsearch.results.storage import open_storage
 
 pytestmark = pytest.mark.postgres
 

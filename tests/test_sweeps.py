@@ -443,7 +443,7 @@ def test_mixed_precision_follows_the_device_unless_the_study_chooses(
     import torch
 
     from hpsearch.spec import load_spec
-    from hpsearch.training.trial import training_arguments
+    from hpsearch.training.trainer import training_arguments
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)

@@ -9,8 +9,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from hpsearch import cli
-from hpsearch.orchestration import warm_start
+from hpsearch import cli, errors
+from hpsearch.orchestration import enqueue, warm_start
 from hpsearch.spec import ParamSpec, load_spec
 
 COMPLETE = TrialState.COMPLETE
@@ -30,54 +30,54 @@ def run(path, *extra) -> int:
 
 def test_clip_float_range_and_log_range():
     lr = ParamSpec("learning_rate", "float", 1e-3, 1e-2, log=True)
-    assert warm_start.clip(5e-2, lr) == 1e-2
-    assert warm_start.clip(1e-4, lr) == 1e-3
-    assert warm_start.clip(3e-3, lr) == 3e-3
-    assert warm_start.clip(0, lr) == 1e-3 and isinstance(warm_start.clip(0, lr), float)
+    assert enqueue.clip(5e-2, lr) == 1e-2
+    assert enqueue.clip(1e-4, lr) == 1e-3
+    assert enqueue.clip(3e-3, lr) == 3e-3
+    assert enqueue.clip(0, lr) == 1e-3 and isinstance(enqueue.clip(0, lr), float)
     wd = ParamSpec("weight_decay", "float", 0.0, 0.3)
-    assert warm_start.clip(1, wd) == 0.3 and isinstance(warm_start.clip(1, wd), float)
+    assert enqueue.clip(1, wd) == 0.3 and isinstance(enqueue.clip(1, wd), float)
     for bad in ("1e-3", True, None, float("nan")):
         with pytest.raises(ValueError):
-            warm_start.clip(bad, lr)
+            enqueue.clip(bad, lr)
 
 
 def test_clip_float_step_snaps_to_the_nearest_point_inside():
     warmup = ParamSpec("warmup_steps", "float", 0.0, 0.2, step=0.05)
-    assert warm_start.clip(0.12, warmup) == 0.1
-    assert warm_start.clip(0.13, warmup) == 0.15
-    assert warm_start.clip(0.15000000000000002, warmup) == 0.15
-    assert warm_start.clip(0.5, warmup) == 0.2
-    assert warm_start.clip(-1, warmup) == 0.0
+    assert enqueue.clip(0.12, warmup) == 0.1
+    assert enqueue.clip(0.13, warmup) == 0.15
+    assert enqueue.clip(0.15000000000000002, warmup) == 0.15
+    assert enqueue.clip(0.5, warmup) == 0.2
+    assert enqueue.clip(-1, warmup) == 0.0
 
 
 def test_clip_int_rounds_clips_and_snaps():
     accumulation = ParamSpec("gradient_accumulation_steps", "int", 1, 8)
-    assert warm_start.clip(3.6, accumulation) == 4 and isinstance(warm_start.clip(3.6, accumulation), int)
-    assert warm_start.clip(20, accumulation) == 8
-    assert warm_start.clip(0, accumulation) == 1
+    assert enqueue.clip(3.6, accumulation) == 4 and isinstance(enqueue.clip(3.6, accumulation), int)
+    assert enqueue.clip(20, accumulation) == 8
+    assert enqueue.clip(0, accumulation) == 1
     batch = ParamSpec("per_device_train_batch_size", "int", 8, 64, step=8)
-    assert warm_start.clip(19, batch) == 16
-    assert warm_start.clip(21, batch) == 24
-    assert warm_start.clip(100, batch) == 64
-    assert warm_start.clip(2, batch) == 8
+    assert enqueue.clip(19, batch) == 16
+    assert enqueue.clip(21, batch) == 24
+    assert enqueue.clip(100, batch) == 64
+    assert enqueue.clip(2, batch) == 8
     logged = ParamSpec("per_device_train_batch_size", "int", 4, 256, log=True)
-    assert warm_start.clip(1024, logged) == 256
-    assert warm_start.clip(1, logged) == 4
-    assert warm_start.clip(48, logged) == 48
+    assert enqueue.clip(1024, logged) == 256
+    assert enqueue.clip(1, logged) == 4
+    assert enqueue.clip(48, logged) == 48
 
 
 def test_clip_categorical_keeps_only_offered_choices():
     batch = ParamSpec("per_device_train_batch_size", "categorical", choices=(8, 16))
-    assert warm_start.clip(16, batch) == 16
-    assert warm_start.clip(16.0, batch) == 16 and isinstance(warm_start.clip(16.0, batch), int)
+    assert enqueue.clip(16, batch) == 16
+    assert enqueue.clip(16.0, batch) == 16 and isinstance(enqueue.clip(16.0, batch), int)
     with pytest.raises(ValueError, match="not one of the searched choices: 8, 16"):
-        warm_start.clip(32, batch)
+        enqueue.clip(32, batch)
     with pytest.raises(ValueError):
-        warm_start.clip(True, ParamSpec("x", "categorical", choices=(1, 2)))
+        enqueue.clip(True, ParamSpec("x", "categorical", choices=(1, 2)))
     optim = ParamSpec("optim", "categorical", choices=("adamw_torch", "sgd"))
-    assert warm_start.clip("sgd", optim) == "sgd"
+    assert enqueue.clip("sgd", optim) == "sgd"
     with pytest.raises(ValueError):
-        warm_start.clip("adafactor", optim)
+        enqueue.clip("adafactor", optim)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,12 +100,13 @@ def test_warm_configs_rank_by_the_other_studys_direction(make_study):
 
 
 def test_the_missing_study_message_never_shows_a_password():
-    message = warm_start.missing_study("nope", "postgresql://hpsearch:s3cret@db.example.org:5432/sweeps", ["a", "b"])
+    # errors.missing_study hides the password itself: no caller can print it by passing the raw URL.
+    message = str(errors.missing_study("nope", "postgresql://hpsearch:s3cret@db.example.org:5432/sweeps", ["a", "b"]))
     assert (
         message == "no study named 'nope' in postgresql://hpsearch:***@db.example.org:5432/sweeps (studies there: a, b)"
     )
     assert "s3cret" not in message
-    assert warm_start.missing_study("x", "sqlite:///t.db", []).endswith("(studies there: none)")
+    assert str(errors.missing_study("x", "sqlite:///t.db", [])).endswith("(studies there: none)")
 
 
 # --------------------------------------------------------------------------------------------

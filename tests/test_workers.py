@@ -132,11 +132,11 @@ def test_a_trial_started_past_the_budget_is_skipped_and_not_counted(tmp_path):
     study = hand_study(tmp_path)
     done, running, late = study.ask(), study.ask(), study.ask()  # a race: three started for a budget of 2
     study.tell(done, 1.0)
-    assert worker.conflict(running, total=2) is None  # the lower number keeps its place
-    assert worker.conflict(late, total=2) == "budget of 2 trials already started"
+    assert worker.skip_reason(running, total=2) is None  # the lower number keeps its place
+    assert worker.skip_reason(late, total=2) == "budget of 2 trials already started"
     study.enqueue_trial({})
     rerun = study.ask()  # a queued re-run always runs
-    assert worker.conflict(rerun, total=2) is None
+    assert worker.skip_reason(rerun, total=2) is None
 
 
 def test_two_trials_on_one_grid_point_keep_the_lower_number(tmp_path):
@@ -148,9 +148,9 @@ def test_two_trials_on_one_grid_point_keep_the_lower_number(tmp_path):
     d.suggest_categorical("x", [1, 2, 3])
     ids = {t.number: study._storage.get_trial_system_attrs(t._trial_id)["grid_id"] for t in (a, b, c, d)}
     assert len(set(ids.values())) == 3 and list(ids.values()).count(ids[3]) == 2
-    assert [worker.conflict(t, total=None) for t in (a, b, c)] == [None, None, None]
+    assert [worker.skip_reason(t, total=None) for t in (a, b, c)] == [None, None, None]
     twin = next(n for n in (0, 1, 2) if ids[n] == ids[3])
-    assert worker.conflict(d, total=None) == f"grid point {ids[3]} is trial {twin}'s"
+    assert worker.skip_reason(d, total=None) == f"grid point {ids[3]} is trial {twin}'s"
 
 
 # --- worker processes ----------------------------------------------------------------------------

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import optuna
 
 from hpsearch import __version__
+from hpsearch.errors import redact
 from hpsearch.orchestration import pool, preflight, worker
 from hpsearch.orchestration.progress import Progress
-from hpsearch.results.storage import open_storage, redact
+from hpsearch.results.record import StudyAttr
+from hpsearch.results.storage import open_storage
 from hpsearch.search import space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.spec.schema import SCHEMA_VERSION, resume_defaults, stored_version
@@ -119,13 +122,13 @@ def _interrupt_once():
             signal.signal(s, handler)
 
 
-def attach(spec: Spec, checked: preflight.Checked) -> optuna.Study:
+def attach(spec: Spec, prepared: preflight.Prepared) -> optuna.Study:
     """Create the study, or load it and refuse a resume that would change what its trials mean."""
-    study = worker.open_study(spec, open_storage(checked.storage_url, create=True))
+    study = worker.open_study(spec, open_storage(prepared.storage_url, create=True))
     _check_resume(spec, study)
-    study.set_user_attr("spec", spec.to_dict())
-    study.set_user_attr("labels", list(checked.labels))
-    study.set_user_attr("hpsearch_version", __version__)
+    study.set_user_attr(StudyAttr.SPEC, spec.to_dict())
+    study.set_user_attr(StudyAttr.LABELS, list(prepared.labels))
+    study.set_user_attr(StudyAttr.HPSEARCH_VERSION, __version__)
     return study
 
 
@@ -139,34 +142,15 @@ def run(
     and restarts one that dies; they share the study through the storage. `seeds` (`warm_start.plan`:
     --enqueue, --warm-start) are queued once the study exists, to run before the sampler draws.
     """
-    checked = preflight.check(spec, storage_override)
-    url = checked.storage_url
-    worker.quiet_libraries()
-    progress = Progress(spec.objective.metric, quiet=quiet, cost=spec.objective.cost)
-    study = attach(spec, checked)
-    requeued = worker.requeue_interrupted(study)
-    first_new = len(study.get_trials(deepcopy=False)) - requeued
-    progress.resume(study)
-    total = "?" if checked.total_trials is None else checked.total_trials
-    progress.say(
-        f"study {spec.name}: {worker.counted(study)}/{total} trials done in {redact(url)}"
-        + (f"; re-running {requeued} interrupted" if requeued else "")
-    )
-    if seeds:
-        from hpsearch.orchestration import warm_start
 
-        warm_start.enqueue(study, seeds, progress.say, checked.total_trials)
-    started = time.time()
-    try:
-        with _interrupt_once(), progress.live(study, checked.total_trials, worker.counted):
-            if workers == 1:
-                worker.work(spec, url, progress, checked)
-            else:
-                budget = worker.Budget(checked.total_trials, spec.budget.device_hours)
-                pool.run(workers, list(argv), url, progress, budget, study, spec.budget.timeout)
-    finally:
-        progress.summary(study, started)
-    this_run = [t.state for t in study.get_trials(deepcopy=False) if t.number >= first_new]
+    def sweep(study: optuna.Study, prepared: preflight.Prepared, progress: Progress) -> None:
+        if workers == 1:
+            worker.work(spec, prepared.storage_url, progress, prepared)
+            return
+        budget = worker.Budget(prepared.total_trials, spec.budget.device_hours)
+        pool.run(workers, list(argv), prepared.storage_url, progress, budget, study, spec.budget.timeout)
+
+    this_run = _session(spec, storage_override, quiet, sweep, joining=False, seeds=seeds)
     if this_run and optuna.trial.TrialState.COMPLETE not in this_run and optuna.trial.TrialState.FAIL in this_run:
         return 1
     return 0
@@ -176,22 +160,49 @@ def join(spec: Spec, storage_override: str | None = None, quiet: bool = False, s
     """`hpsearch worker`: join the study (creating it if this is the first worker) and run trials
     until its budget is met. Any number of these, on any machines, can share one storage.
     `summary=False` (a worker started by `run --workers`) leaves the opening and closing lines to `run`."""
-    checked = preflight.check(spec, storage_override)
+
+    def sweep(study: optuna.Study, prepared: preflight.Prepared, progress: Progress) -> None:
+        worker.work(spec, prepared.storage_url, progress, prepared, salt=os.getpid())
+
+    _session(spec, storage_override, quiet, sweep, joining=True, summary=summary)
+    return 0
+
+
+def _session(
+    spec: Spec,
+    storage_override: str | None,
+    quiet: bool,
+    sweep: Callable[[optuna.Study, preflight.Prepared, Progress], None],
+    joining: bool,
+    summary: bool = True,
+    seeds=(),
+) -> list[optuna.trial.TrialState]:
+    """The one body of `run` and `join`: preflight, attach to the study, say where it stands, queue the
+    seeds, sweep until interrupted or done, sum up. `run` (not `joining`) also re-runs interrupted trials.
+    Returns the states of the trials this session added."""
+    prepared = preflight.check(spec, storage_override)
     worker.quiet_libraries()
     progress = Progress(spec.objective.metric, quiet=quiet, cost=spec.objective.cost)
-    study = attach(spec, checked)
+    study = attach(spec, prepared)
+    requeued = 0 if joining else worker.requeue_interrupted(study)
+    first_new = len(study.get_trials(deepcopy=False)) - requeued
     progress.resume(study)
     if summary:
-        total = "?" if checked.total_trials is None else checked.total_trials
+        total = "?" if prepared.total_trials is None else prepared.total_trials
+        who = f"worker {WORKER} joined study {spec.name}" if joining else f"study {spec.name}"
         progress.say(
-            f"worker {WORKER} joined study {spec.name}: {worker.counted(study)}/{total} trials done"
-            f" in {redact(checked.storage_url)}"
+            f"{who}: {worker.counted(study)}/{total} trials done in {redact(prepared.storage_url)}"
+            + (f"; re-running {requeued} interrupted" if requeued else "")
         )
+    if seeds:
+        from hpsearch.orchestration import enqueue
+
+        enqueue.enqueue(study, seeds, progress.say, prepared.total_trials)
     started = time.time()
     try:
-        with _interrupt_once(), progress.live(study, checked.total_trials, worker.counted):
-            worker.work(spec, checked.storage_url, progress, checked, salt=os.getpid())
+        with _interrupt_once(), progress.live(study, prepared.total_trials, worker.counted):
+            sweep(study, prepared, progress)
     finally:
         if summary:
             progress.summary(study, started)
-    return 0
+    return [t.state for t in study.get_trials(deepcopy=False) if t.number >= first_new]

@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpsearch.data import sources as data
-from hpsearch.results.storage import redact, storage_url
+from hpsearch.errors import redact
+from hpsearch.results.storage import storage_url
 from hpsearch.search import pruners, samplers, space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS
 from hpsearch.training import lora, models, scoring
-from hpsearch.training.trial import training_arguments
+from hpsearch.training.trainer import training_arguments
 
 
 @dataclass(frozen=True)
-class CheckedModel:
+class LoadedModel:
     """One model a study trains: where it loads from, its tokenizer, its config's dropout names."""
 
     path: str
@@ -25,8 +26,9 @@ class CheckedModel:
 
 
 @dataclass(frozen=True)
-class Checked:
-    """What validation learned; a run reuses it instead of loading things twice."""
+class Prepared:
+    """What preflight loaded while it checked the study (storage, models, raw data, labels, budget):
+    a run or worker starts from it instead of loading things twice."""
 
     storage_url: str
     model_path: str
@@ -34,14 +36,14 @@ class Checked:
     raw: data.RawData
     labels: tuple[str, ...]
     total_trials: int | None
-    models: dict[str, CheckedModel] = dataclasses.field(default_factory=dict)
+    models: dict[str, LoadedModel] = dataclasses.field(default_factory=dict)
     """Every model by the name trials know it by: search.model's choices as written, or the one
     model.name_or_path. model_path and tokenizer are the first one's."""
 
-    def model_for(self, spec: Spec, params: dict[str, Any]) -> CheckedModel:
+    def model_for(self, spec: Spec, params: dict[str, Any]) -> LoadedModel:
         """The model a trial with these params trains."""
         if not self.models:  # built by hand with one model
-            return CheckedModel(self.model_path, self.tokenizer, ())
+            return LoadedModel(self.model_path, self.tokenizer, ())
         return self.models[params["model"] if "model" in params else spec.model.name_or_path]
 
 
@@ -128,7 +130,7 @@ def _check_lora_targets(spec: Spec, config, label: str) -> None:
             )
 
 
-def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> CheckedModel:
+def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> LoadedModel:
     """Resolve one model, load its tokenizer and config, and check max_length and dropout against it."""
     from transformers import AutoConfig, AutoTokenizer
 
@@ -159,10 +161,10 @@ def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> Checke
             f"model {label!r} ({type(config).__name__}) has none of the dropout settings hpsearch sets "
             f"(hidden_dropout_prob, attention_dropout, dropout, resid_pdrop, ...); remove {dropout}",
         )
-    return CheckedModel(path, tokenizer, attributes)
+    return LoadedModel(path, tokenizer, attributes)
 
 
-def _load_models(spec: Spec) -> dict[str, CheckedModel]:
+def _load_models(spec: Spec) -> dict[str, LoadedModel]:
     """The fixed model, or every choice of search.model (an error names the choice)."""
     if not spec.model.choices:
         name = spec.model.name_or_path
@@ -211,7 +213,7 @@ def _load_metrics(spec: Spec) -> None:
             raise SpecError(spec.source, "generation.metrics", f"{name!r} cannot be loaded: {reason}") from None
 
 
-def _check_encoding(spec: Spec, task, raw: data.RawData, labels, loaded: dict[str, CheckedModel]) -> None:
+def _check_encoding(spec: Spec, task, raw: data.RawData, labels, loaded: dict[str, LoadedModel]) -> None:
     """Encode two train rows with each model's tokenizer, as trials will: a chat without a chat
     template, say, is refused here rather than after the study is created."""
     import datasets
@@ -227,7 +229,7 @@ def _check_encoding(spec: Spec, task, raw: data.RawData, labels, loaded: dict[st
             datasets.enable_progress_bars()
 
 
-def _encode_with(spec: Spec, task, rows, labels, choice: str, model: CheckedModel) -> None:
+def _encode_with(spec: Spec, task, rows, labels, choice: str, model: LoadedModel) -> None:
     """Encode ROWS with one model's tokenizer; its error names the model (or the search.model choice)."""
     try:
         task.encode_train(spec, rows, model.tokenizer, labels)
@@ -239,7 +241,7 @@ def _encode_with(spec: Spec, task, rows, labels, choice: str, model: CheckedMode
         raise SpecError(spec.source, where, f"{said}{str(exc).splitlines()[0][:200]}") from None
 
 
-def check(spec: Spec, storage_override: str | None = None) -> Checked:
+def check(spec: Spec, storage_override: str | None = None) -> Prepared:
     """Raises SpecError on the first problem; writes nothing."""
     samplers.build_sampler(spec)
     pruners.build_pruner(spec)
@@ -248,8 +250,6 @@ def check(spec: Spec, storage_override: str | None = None) -> Checked:
     _load_metrics(spec)
     loaded = _load_models(spec)
     task = TASKS[spec.task]
-    if spec.augmentation.ops and not all(hasattr(task, f) for f in ("augment_inputs", "encode_train")):
-        raise SpecError(spec.source, "augmentation", f"task {spec.task} cannot augment its train split (yet)")
     raw = data.load_raw(spec.data, spec.source, task.columns(spec))
     texts = raw.sample_texts(200)
     for choice, model in loaded.items():
@@ -262,20 +262,20 @@ def check(spec: Spec, storage_override: str | None = None) -> Checked:
     labels = task.label_names(raw, spec)
     _check_encoding(spec, task, raw, labels, loaded)
     first = next(iter(loaded.values()))
-    return Checked(url, first.path, first.tokenizer, raw, labels, total_trials(spec), loaded)
+    return Prepared(url, first.path, first.tokenizer, raw, labels, total_trials(spec), loaded)
 
 
-def describe(spec: Spec, checked: Checked) -> str:
-    trials = "until the timeout" if checked.total_trials is None else f"{checked.total_trials} trials"
+def describe(spec: Spec, prepared: Prepared) -> str:
+    trials = "until the timeout" if prepared.total_trials is None else f"{prepared.total_trials} trials"
     return (
         f"{spec.source}: OK: study {spec.name!r}, {spec.task}, {len(spec.search)} searched params "
         f"({', '.join(spec.search)}), {spec.sampler.type} sampler, {spec.pruner.type} pruner, {trials}\n"
-        f"  data: {len(checked.raw.train)} train / {len(checked.raw.eval)} eval rows, "
-        + (f"{len(checked.labels)} labels, " if checked.labels else "")
-        + f"fingerprint {checked.raw.fingerprint}"
-        + "".join(f"\n  model: {m.path}" for m in checked.models.values())
-        + f"\n  storage: {redact(checked.storage_url)}"
-        + _describe_generation(spec, len(checked.raw.eval))
+        f"  data: {len(prepared.raw.train)} train / {len(prepared.raw.eval)} eval rows, "
+        + (f"{len(prepared.labels)} labels, " if prepared.labels else "")
+        + f"fingerprint {prepared.raw.fingerprint}"
+        + "".join(f"\n  model: {m.path}" for m in prepared.models.values())
+        + f"\n  storage: {redact(prepared.storage_url)}"
+        + _describe_generation(spec, len(prepared.raw.eval))
     )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from hpsearch.results.format import format_params, format_value
+from hpsearch.results.record import TrialAttr
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -102,14 +103,14 @@ class Progress:
         state = trial.state.name
         if state == "COMPLETE":
             detail = self.values(trial.values)
-            if "early_stopped_at_step" in trial.user_attrs:
-                detail += f" (stopped early at step {trial.user_attrs['early_stopped_at_step']})"
+            if TrialAttr.EARLY_STOPPED_AT_STEP in trial.user_attrs:
+                detail += f" (stopped early at step {trial.user_attrs[TrialAttr.EARLY_STOPPED_AT_STEP]})"
         elif state == "PRUNED":
-            detail = f"at step {trial.user_attrs.get('steps_trained', '?')}"
-            if trial.user_attrs.get("prune_reason", "pruner") != "pruner":
-                detail += f" ({trial.user_attrs['prune_reason']})"
+            detail = f"at step {trial.user_attrs.get(TrialAttr.STEPS_TRAINED, '?')}"
+            if trial.user_attrs.get(TrialAttr.PRUNE_REASON, "pruner") != "pruner":
+                detail += f" ({trial.user_attrs[TrialAttr.PRUNE_REASON]})"
         else:
-            detail = trial.user_attrs.get("error", "")
+            detail = trial.user_attrs.get(TrialAttr.ERROR, "")
         self.say(f"trial {trial.number:>3}  {state:<9} {detail}  {seconds:.1f}s  {self._best()}")
         self._event({"event": "finished", "trial": trial.number})
 

@@ -21,7 +21,7 @@ from hpsearch.spec import SpecError, parse_spec
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
-from hpsearch.training.trial import DEFAULT_TRAINING_ARGUMENTS, make_trainer
+from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
 
@@ -94,22 +94,22 @@ def retrain(
     params = dict(manifest.get("params") or {})
     stored = _stored_spec(manifest, params, manifest_file)
     spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
-    checked = preflight.check(spec)
-    model = checked.model_for(spec, params)
+    prepared = preflight.check(spec)
+    model = prepared.model_for(spec, params)
     dropout = models.dropout_overrides(model.dropout_attributes, spec.model.dropout_for(params))
-    if list(checked.labels) != manifest["labels"]:
+    if list(prepared.labels) != manifest["labels"]:
         raise SpecError(
             manifest_file,
             "labels",
-            f"the data now gives labels {list(checked.labels)}, the trial had {manifest['labels']}",
+            f"the data now gives labels {list(prepared.labels)}, the trial had {manifest['labels']}",
         )
     task = TASKS[spec.task]
     lora_settings = spec.finetune.settings(params)
-    task_data = task.prepare(spec, checked.raw, model.tokenizer)
+    task_data = task.prepare(spec, prepared.raw, model.tokenizer)
     # The trial's augmented train split: the same probability (searched or fixed) and seed, the same rows.
     seed = arguments.get("seed", DEFAULT_TRAINING_ARGUMENTS["seed"])
     augmented, augmentation = augment.for_trial(
-        spec, task, checked.raw, model.tokenizer, task_data.labels, params, seed
+        spec, task, prepared.raw, model.tokenizer, task_data.labels, params, seed
     )
     train_split = task_data.train if augmented is None else augmented
     out = (out or path.parent / "model").resolve()
@@ -160,8 +160,8 @@ def retrain(
         "saved": "full model" if lora_settings is None else ("merged model" if merge else "LoRA adapter"),
         "steps": trainer.state.global_step,
         "augmentation": augmentation,
-        "data_fingerprint": checked.raw.fingerprint,
-        "data_changed": checked.raw.fingerprint != manifest["data"].get("fingerprint"),
+        "data_fingerprint": prepared.raw.fingerprint,
+        "data_changed": prepared.raw.fingerprint != manifest["data"].get("fingerprint"),
         "model": str(out),
         "base_model": model.path,
         "dropout": dropout or None,

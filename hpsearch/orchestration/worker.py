@@ -18,6 +18,7 @@ from hpsearch.errors import EXIT_DEVICE
 from hpsearch.orchestration import preflight
 from hpsearch.orchestration.progress import Progress
 from hpsearch.results import status
+from hpsearch.results.record import TrialAttr
 from hpsearch.results.storage import open_storage
 from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
@@ -45,9 +46,9 @@ def quiet_libraries() -> None:
 RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
 
 
-def _void(t: optuna.trial.FrozenTrial, dead: set[int]) -> bool:
-    """A trial that stands for nothing: interrupted (its re-run counts), died and re-run, or skipped."""
-    return bool(t.user_attrs.get("interrupted") or t.user_attrs.get("skipped")) or t.number in dead
+def _uncounted(t: optuna.trial.FrozenTrial, dead: set[int]) -> bool:
+    """A trial the budget does not count: interrupted (its re-run counts), died and re-run, or skipped."""
+    return bool(t.user_attrs.get(TrialAttr.INTERRUPTED) or t.user_attrs.get(TrialAttr.SKIPPED)) or t.number in dead
 
 
 def counted(study: optuna.Study) -> int:
@@ -55,7 +56,7 @@ def counted(study: optuna.Study) -> int:
     died and were re-run (their re-run counts instead) and those skipped before they started."""
     trials = study.get_trials(deepcopy=False)
     dead = status.retried(trials)
-    return sum(t.state in FINISHED and not _void(t, dead) for t in trials)
+    return sum(t.state in FINISHED and not _uncounted(t, dead) for t in trials)
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
@@ -65,18 +66,18 @@ def requeue_interrupted(study: optuna.Study) -> int:
     where that did not happen. Only `hpsearch run` calls it, before any worker starts.
     """
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {t.user_attrs.get(TrialAttr.RETRY_OF) for t in trials}
     requeued = 0
     for t in trials:
-        if t.user_attrs.get("interrupted") and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        if t.user_attrs.get(TrialAttr.INTERRUPTED) and t.number not in retried:
+            study.enqueue_trial(t.params, user_attrs={TrialAttr.RETRY_OF: t.number}, skip_if_exists=False)
             requeued += 1
     return requeued
 
 
 def device_seconds(study: optuna.Study) -> float:
     """Compute the study has spent: every trial's device-seconds, whatever its state."""
-    return sum(t.user_attrs.get("device_seconds", 0.0) for t in study.get_trials(deepcopy=False))
+    return sum(t.user_attrs.get(TrialAttr.DEVICE_SECONDS, 0.0) for t in study.get_trials(deepcopy=False))
 
 
 class Budget:
@@ -110,7 +111,7 @@ class Budget:
         return "wait" if running else "stop"
 
 
-def conflict(trial: optuna.Trial, total: int | None) -> str | None:
+def skip_reason(trial: optuna.Trial, total: int | None) -> str | None:
     """Why a trial just created must not run, or None.
 
     Two workers can decide to start a trial at the same moment. When that would exceed the budget,
@@ -123,7 +124,7 @@ def conflict(trial: optuna.Trial, total: int | None) -> str | None:
         return None
     trials = trial.study.get_trials(deepcopy=False)
     dead = status.retried(trials)
-    others = [t for t in trials if t.number != trial.number and not _void(t, dead)]
+    others = [t for t in trials if t.number != trial.number and not _uncounted(t, dead)]
     grid_id = system.get("grid_id")
     if grid_id is not None:
         for t in others:
@@ -153,7 +154,7 @@ def open_study(spec: Spec, storage: optuna.storages.BaseStorage, salt: int = 0) 
     )
 
 
-def prepare(spec: Spec, progress: Progress, checked: preflight.Checked) -> TrialContext:
+def prepare(spec: Spec, progress: Progress, prepared: preflight.Prepared) -> TrialContext:
     """Everything trials share: the tokenizer and the tokenized data (cached on disk).
 
     With search.model, every choice's tokenizer and data are prepared here, up front: tokenizing is
@@ -164,23 +165,23 @@ def prepare(spec: Spec, progress: Progress, checked: preflight.Checked) -> Trial
     task = TASKS[spec.task]
     best_dir = Path(spec.source).resolve().parent / f"{spec.name}.best" / "model" if spec.model.save_best else None
 
-    def context(model: preflight.CheckedModel) -> TrialContext:
+    def context(model: preflight.LoadedModel) -> TrialContext:
         return TrialContext(
             spec=spec,
             task=task,
-            data=task.prepare(spec, checked.raw, model.tokenizer),
+            data=task.prepare(spec, prepared.raw, model.tokenizer),
             tokenizer=model.tokenizer,
             model_path=model.path,
             best_model_dir=best_dir,
             progress=progress,
             dropout_attributes=model.dropout_attributes,
-            raw=checked.raw,
+            raw=prepared.raw,
         )
 
     if not spec.model.choices:
-        return context(checked.model_for(spec, {}))
+        return context(prepared.model_for(spec, {}))
     choices = {}
-    for choice, model in checked.models.items():
+    for choice, model in prepared.models.items():
         try:
             choices[choice] = context(model)
         except SpecError as exc:
@@ -189,7 +190,7 @@ def prepare(spec: Spec, progress: Progress, checked: preflight.Checked) -> Trial
 
 
 def work(
-    spec: Spec, storage_url: str, progress: Progress, checked: preflight.Checked | None = None, salt: int = 0
+    spec: Spec, storage_url: str, progress: Progress, prepared: preflight.Prepared | None = None, salt: int = 0
 ) -> int:
     """Run trials of the stored study until its budget is met (or budget.timeout passes).
 
@@ -198,20 +199,20 @@ def work(
     passes its own `salt` (its process id), or workers started together would draw the same
     configs from identically seeded samplers. Returns the trials it ran.
     """
-    checked = checked or preflight.check(spec, storage_url)
-    ctx = prepare(spec, progress, checked)
+    prepared = prepared or preflight.check(spec, storage_url)
+    ctx = prepare(spec, progress, prepared)
     study = open_study(spec, open_storage(storage_url, create=False, heartbeat=spec.heartbeat), salt)
-    budget = Budget(checked.total_trials, spec.budget.device_hours)
+    budget = Budget(prepared.total_trials, spec.budget.device_hours)
     deadline = None if spec.budget.timeout is None else time.monotonic() + spec.budget.timeout
     poll = min(5.0, spec.heartbeat.interval)
 
     broken: list[str] = []
 
     def objective(trial: optuna.Trial) -> float:
-        reason = conflict(trial, budget.total)
+        reason = skip_reason(trial, budget.total)
         if reason is not None:
-            trial.set_user_attr("skipped", reason)
-            trial.set_user_attr("prune_reason", f"skipped: {reason}")
+            trial.set_user_attr(TrialAttr.SKIPPED, reason)
+            trial.set_user_attr(TrialAttr.PRUNE_REASON, f"skipped: {reason}")
             raise optuna.TrialPruned(reason)
         try:
             return run_trial(trial, ctx)

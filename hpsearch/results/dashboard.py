@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from hpsearch.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, NotFound, missing_study
-from hpsearch.results.storage import open_storage, redact
+from hpsearch.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, NotFound, missing_study, redact
+from hpsearch.results.storage import open_storage
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

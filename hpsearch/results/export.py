@@ -11,10 +11,10 @@ from typing import Any
 import optuna
 import yaml
 
-from hpsearch.errors import NotFound
+from hpsearch.errors import NotFound, redact
 from hpsearch.results.format import format_value
-from hpsearch.results.status import pareto_front
-from hpsearch.results.storage import redact
+from hpsearch.results.pareto import pareto_front
+from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.spec import SpecError
 
 PACKAGES = ("hpsearch", "optuna", "transformers", "torch", "datasets", "accelerate", "sqlalchemy")
@@ -29,7 +29,7 @@ def _version(package: str) -> str | None:
 
 def objective_names(study: optuna.Study) -> list[str]:
     """The names of the study's objectives, from its stored spec: the metric, then the cost, if any."""
-    objective = (study.user_attrs.get("spec") or {}).get("objective") or {}
+    objective = (study.user_attrs.get(StudyAttr.SPEC) or {}).get("objective") or {}
     names = [f"eval_{objective.get('metric', '?')}", objective.get("cost") or "cost"]
     return names[: len(study.directions)]
 
@@ -70,10 +70,10 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
 def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tuple[dict, dict]:
     """(training arguments, manifest). The manifest holds what `hpsearch train` needs besides the
     arguments: task, model, the whole data section, labels, and the trial's steps and metric."""
-    spec = study.user_attrs.get("spec", {})
-    if "training_arguments" not in trial.user_attrs:
+    spec = study.user_attrs.get(StudyAttr.SPEC, {})
+    if TrialAttr.TRAINING_ARGUMENTS not in trial.user_attrs:
         raise NotFound(f"trial {trial.number} has no training_arguments: it was not run by hpsearch")
-    arguments = dict(trial.user_attrs["training_arguments"])
+    arguments = dict(trial.user_attrs[TrialAttr.TRAINING_ARGUMENTS])
     manifest: dict[str, Any] = {
         "study": study.study_name,
         "storage": redact(url),
@@ -83,16 +83,16 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "direction": study.directions[0].name.lower(),
         **_cost(study, trial),
         "params": dict(trial.params),
-        "finetune": trial.user_attrs.get("finetune", "full"),
-        "augmentation": trial.user_attrs.get("augmentation"),
-        "seed": trial.user_attrs.get("seed"),
-        "steps_trained": trial.user_attrs.get("steps_trained"),
+        "finetune": trial.user_attrs.get(TrialAttr.FINETUNE, "full"),
+        "augmentation": trial.user_attrs.get(TrialAttr.AUGMENTATION),
+        "seed": trial.user_attrs.get(TrialAttr.SEED),
+        "steps_trained": trial.user_attrs.get(TrialAttr.STEPS_TRAINED),
         "task": spec.get("task"),
         "model": chosen_model(spec, trial),
-        "data": {**spec.get("data", {}), "fingerprint": trial.user_attrs.get("data_fingerprint")},
+        "data": {**spec.get("data", {}), "fingerprint": trial.user_attrs.get(TrialAttr.DATA_FINGERPRINT)},
         "spec": spec,
-        "labels": study.user_attrs.get("labels"),
-        "trained_on": trial.user_attrs.get("device"),
+        "labels": study.user_attrs.get(StudyAttr.LABELS),
+        "trained_on": trial.user_attrs.get(TrialAttr.DEVICE),
         "versions": {p: _version(p) for p in PACKAGES},
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -103,7 +103,7 @@ def _cost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any
     """The manifest's cost entries, for a study with a cost objective (a second value)."""
     if len(study.directions) < 2:
         return {}
-    on_front = trial.number in {t.number for t in study.best_trials}
+    on_front = trial.number in {t.number for t in pareto_front(study)}
     return {"cost": objective_names(study)[1], "cost_value": trial.values[1], "pareto_optimal": on_front}
 
 
@@ -111,7 +111,7 @@ def chosen_model(spec: dict, trial: optuna.trial.FrozenTrial) -> str | None:
     """The model the trial trained (a folder or hub id): its search.model choice, or the fixed one."""
     model = spec.get("model") or {}
     if "model" in trial.params:
-        return (model.get("choices") or {}).get(trial.params["model"], trial.user_attrs.get("model"))
+        return (model.get("choices") or {}).get(trial.params["model"], trial.user_attrs.get(TrialAttr.MODEL))
     return model.get("name_or_path")
 
 

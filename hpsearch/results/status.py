@@ -6,6 +6,8 @@ import optuna
 
 from hpsearch.results import trials_read
 from hpsearch.results.format import format_params, format_value
+from hpsearch.results.pareto import pareto_front
+from hpsearch.results.record import TrialAttr
 
 
 def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
@@ -13,20 +15,13 @@ def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
 
 
-def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """A study's Pareto-optimal trials (Optuna's `best_trials`), best quality first; ties go to the
-    lower cost, then the lower number. A single-objective study's front is its best trial."""
-    sign = -1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
-    return sorted(study.best_trials, key=lambda t: (sign * t.values[0], *t.values[1:], t.number))
-
-
 def rows(study: optuna.Study) -> list[dict]:
     """One dict per trial. `value` is the objective (the quality one, with a cost); a study with a cost
-    objective adds `cost` and `pareto` (the trial is on the Pareto front, `study.best_trials`)."""
+    objective adds `cost` and `pareto` (the trial is on the Pareto front)."""
     out = []
     trials = study.get_trials(deepcopy=False)
     dead = retried(trials)
-    front = {t.number for t in study.best_trials} if len(study.directions) > 1 else None
+    front = {t.number for t in pareto_front(study, trials)} if len(study.directions) > 1 else None
     for t in trials:
         pruned_at = t.last_step if t.state == optuna.trial.TrialState.PRUNED else None
         out.append(
@@ -37,10 +32,10 @@ def rows(study: optuna.Study) -> list[dict]:
                 "value": t.values[0] if t.values else None,
                 "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
                 "pruned_at_step": pruned_at,
-                "steps_trained": t.user_attrs.get("steps_trained"),
-                "error": t.user_attrs.get("error")
+                "steps_trained": t.user_attrs.get(TrialAttr.STEPS_TRAINED),
+                "error": t.user_attrs.get(TrialAttr.ERROR)
                 or ("no heartbeat: worker died; re-run" if t.number in dead else None),
-                "prune_reason": t.user_attrs.get("prune_reason"),
+                "prune_reason": t.user_attrs.get(TrialAttr.PRUNE_REASON),
             }
         )
         if front is not None:

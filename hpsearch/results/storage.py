@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from hpsearch.errors import NotFound, SpecError, missing_study, redact
+from hpsearch.errors import NotFound, SpecError, missing_study
 from hpsearch.spec import Spec
 from hpsearch.spec.storage_url import url_problem
 

@@ -250,7 +250,7 @@ def build_model(model_path: str, labels: tuple[str, ...] = (), **config_override
     return AutoModelForCausalLM.from_pretrained(model_path, **config_overrides)
 
 
-def collator(tokenizer):
+def collator(tokenizer, model=None):
     """Pads input_ids with the pad token, attention_mask with 0 and labels with -100, per batch."""
     from transformers import DataCollatorForSeq2Seq
 

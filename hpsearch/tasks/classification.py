@@ -37,7 +37,7 @@ def label_names(raw: sources.RawData, spec: Spec) -> tuple[str, ...]:
     return tuple(sorted(train_labels))
 
 
-def encode_split(spec: Spec, split: datasets.Dataset, tokenizer, labels: tuple[str, ...]) -> datasets.Dataset:
+def encode_split(spec: Spec, split: datasets.Dataset, tokenizer, labels: tuple[str, ...] = ()) -> datasets.Dataset:
     """One raw split tokenized: the text truncated to max_length, the label as its index in `labels`."""
     index = {name: i for i, name in enumerate(labels)}
     max_length = spec.data.max_length
@@ -78,7 +78,7 @@ def prepare(spec: Spec, raw: sources.RawData, tokenizer) -> TaskData:
     return TaskData(train=tokenized["train"], eval=tokenized["eval"], labels=labels, fingerprint=raw.fingerprint)
 
 
-def build_model(model_path: str, labels: tuple[str, ...], **config_overrides):
+def build_model(model_path: str, labels: tuple[str, ...] = (), **config_overrides):
     """The pretrained model with a new head for `labels`; `config_overrides` (dropout) go to its config."""
     from transformers import AutoModelForSequenceClassification
 
@@ -91,26 +91,22 @@ def build_model(model_path: str, labels: tuple[str, ...], **config_overrides):
     )
 
 
-def collator(tokenizer):
+def collator(tokenizer, model=None):
+    """Pads each batch to its longest row."""
     from transformers import DataCollatorWithPadding
 
     return DataCollatorWithPadding(tokenizer)
 
 
 def compute_metrics(prediction) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     predicted = np.asarray(logits).argmax(axis=-1)
     truth = np.asarray(prediction.label_ids)
-    return {"accuracy": float((predicted == truth).mean()), "f1_macro": macro_f1(truth, predicted)}
+    # Macro-F1 averages over the labels in the truth or the predictions; 0 for a label never predicted.
+    f1_macro = float(f1_score(truth, predicted, average="macro", zero_division=0.0))
+    return {"accuracy": float((predicted == truth).mean()), "f1_macro": f1_macro}
 
 
-def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Mean F1 over the labels that occur in the truth or the predictions (as scikit-learn does)."""
-    scores = []
-    for label in np.union1d(truth, predicted):
-        tp = np.sum((predicted == label) & (truth == label))
-        fp = np.sum((predicted == label) & (truth != label))
-        fn = np.sum((predicted != label) & (truth == label))
-        denominator = 2 * tp + fp + fn
-        scores.append(2 * tp / denominator if denominator else 0.0)
-    return float(np.mean(scores)) if scores else 0.0
+derived_metrics = None  # every metric comes from compute_metrics

@@ -95,10 +95,6 @@ def build_model(model_path: str, labels: tuple[str, ...] = (), **config_override
     return AutoModelForSeq2SeqLM.from_pretrained(model_path, **config_overrides)
 
 
-# make_trainer hands `collator` the model: the decoder's inputs are built from the labels in the batch.
-COLLATOR_TAKES_MODEL = True
-
-
 def collator(tokenizer, model=None):
     """Pads sources with the pad token and labels with -100, per batch, and with the model adds the
     decoder inputs (the labels shifted right after the decoder start token, -100 read as padding).
@@ -114,3 +110,4 @@ def collator(tokenizer, model=None):
 # Trainer keeps every eval batch's logits for compute_metrics (vocabulary x target tokens each): too
 # much. ROUGE is scored on generated outputs instead, by hpsearch.training.generation.
 compute_metrics = None
+derived_metrics = None  # ROUGE and the like come from generation; nothing derives from the others

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import optuna
 from transformers import TrainerCallback
 
+from hpsearch.results.record import CurveKey
+
 # Timing entries Trainer adds to every evaluation; they are not part of the learning curve.
 _NOT_CURVE = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
 
@@ -64,11 +66,11 @@ class OptunaReporter(TrainerCallback):
             raise KeyError(f"evaluation returned no {self.objective_key!r}; it returned {sorted(metrics)}")
         # The last logged train loss, and its step: the final evaluation can fall between two logs.
         loss_step, loss = self._train_loss or (None, None)
-        point = {"step": step, "train_loss": loss, "train_loss_step": loss_step}
+        point = {CurveKey.STEP: step, CurveKey.TRAIN_LOSS: loss, CurveKey.TRAIN_LOSS_STEP: loss_step}
         point.update({k: float(v) for k, v in metrics.items() if k not in _NOT_CURVE and isinstance(v, (int, float))})
-        point["epoch"] = round(float(state.epoch or 0.0), 4)  # Trainer.log adds an unrounded one
-        point["train_eval_gap"] = train_eval_gap(point)
-        if self.curve and self.curve[-1]["step"] == step:
+        point[CurveKey.EPOCH] = round(float(state.epoch or 0.0), 4)  # Trainer.log adds an unrounded one
+        point[CurveKey.TRAIN_EVAL_GAP] = train_eval_gap(point)
+        if self.curve and self.curve[-1][CurveKey.STEP] == step:
             return  # the closing evaluation of a step already evaluated
         self.curve.append(point)
         if self.report:
@@ -82,7 +84,7 @@ class OptunaReporter(TrainerCallback):
 
 def train_eval_gap(point: dict) -> float | None:
     """eval_loss - train_loss of a curve point; None unless both are finite numbers."""
-    train, evaluated = point.get("train_loss"), point.get("eval_loss")
+    train, evaluated = point.get(CurveKey.TRAIN_LOSS), point.get(CurveKey.EVAL_LOSS)
     if not all(_finite(x) for x in (train, evaluated)):
         return None
     return float(evaluated) - float(train)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hpsearch.results.record import TrialAttr
+
 
 def wrap(model, settings: dict[str, Any], task_type: str):
     """The model with a LoRA adapter; only the adapter (and a new classification head) trains."""
@@ -45,4 +47,4 @@ def parameter_counts(model) -> dict[str, int]:
         total += p.numel()
         if p.requires_grad:
             trainable += p.numel()
-    return {"trainable_parameters": trainable, "total_parameters": total}
+    return {TrialAttr.TRAINABLE_PARAMETERS: trainable, TrialAttr.TOTAL_PARAMETERS: total}

@@ -11,7 +11,8 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.results import status, trials_read
+from hpsearch.results import pareto, trials_read
+from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 from hpsearch.results.report import sections
 from hpsearch.results.report.labels import escape, ticks
 from hpsearch.results.report.types import (
@@ -41,20 +42,21 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
     if value is None and t.state != TrialState.COMPLETE:
         reached = next(iter(sections.curve(t, key)[1][-1:]), None)
     duration = t.duration.total_seconds() if t.duration is not None else None
-    spent = next((a[k] for k in ("train_seconds", "wall_time_s") if finite(a.get(k))), duration)
+    spent = next((a[k] for k in (TrialAttr.TRAIN_SECONDS, TrialAttr.WALL_TIME_S) if finite(a.get(k))), duration)
     return TrialRow(
         number=t.number,
-        state="SKIPPED" if a.get("skipped") else t.state.name,  # stored as pruned, but it never trained
+        state="SKIPPED" if a.get(TrialAttr.SKIPPED) else t.state.name,  # stored as pruned, but it never trained
         value=value,
         reached=reached,
         duration_s=duration,
-        pruned_at=a.get("steps_trained", t.last_step) if t.state == TrialState.PRUNED else None,
-        steps_trained=a.get("steps_trained"),
-        max_steps=a.get("max_steps"),
-        samples_per_second=a["train_samples_per_second"] if finite(a.get("train_samples_per_second")) else None,
+        pruned_at=a.get(TrialAttr.STEPS_TRAINED, t.last_step) if t.state == TrialState.PRUNED else None,
+        steps_trained=a.get(TrialAttr.STEPS_TRAINED),
+        max_steps=a.get(TrialAttr.MAX_STEPS),
+        samples_per_second=throughput if finite(throughput := a.get(TrialAttr.TRAIN_SAMPLES_PER_SECOND)) else None,
         train_seconds=spent,
         params=dict(t.params),
-        error=a.get("error") or (a.get("prune_reason") if a.get("prune_reason") not in (None, "pruner") else None),
+        error=a.get(TrialAttr.ERROR)
+        or (a.get(TrialAttr.PRUNE_REASON) if a.get(TrialAttr.PRUNE_REASON) not in (None, "pruner") else None),
         train_eval_gap=_gap(a),
         cost=cost,
     )
@@ -62,12 +64,14 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
 
 def _gap(a: dict[str, Any]) -> float | None:
     """The recorded train_eval_gap; for trials recorded without it, from the last curve point."""
-    if finite(a.get("train_eval_gap")):
-        return float(a["train_eval_gap"])
-    last = (a.get("curve") or [None])[-1]
-    if not isinstance(last, dict) or not (finite(last.get("eval_loss")) and finite(last.get("train_loss"))):
+    if finite(a.get(TrialAttr.TRAIN_EVAL_GAP)):
+        return float(a[TrialAttr.TRAIN_EVAL_GAP])
+    last = (a.get(TrialAttr.CURVE) or [None])[-1]
+    if not isinstance(last, dict) or not (
+        finite(last.get(CurveKey.EVAL_LOSS)) and finite(last.get(CurveKey.TRAIN_LOSS))
+    ):
         return None
-    return float(last["eval_loss"]) - float(last["train_loss"])
+    return float(last[CurveKey.EVAL_LOSS]) - float(last[CurveKey.TRAIN_LOSS])
 
 
 def _shown(dist: BaseDistribution) -> tuple[BaseDistribution, dict[Any, Any]]:
@@ -147,7 +151,7 @@ def _summary(
     done = [r for r in rows if r.value is not None]
     best = sections.pick(direction)(done, key=lambda r: r.value) if done and cost is None else None
     by_number = {r.number: r for r in rows}
-    front = [by_number[t.number] for t in status.pareto_front(shown)] if cost is not None else []
+    front = [by_number[t.number] for t in pareto.pareto_front(shown)] if cost is not None else []
     steps_saved, seconds_saved = 0, 0.0
     for r in rows:
         if r.state == "PRUNED" and isinstance(r.max_steps, int) and isinstance(r.steps_trained, int):
@@ -203,7 +207,7 @@ def _absent(names: tuple[str, ...], searched: tuple[str, ...], fixed: dict) -> s
 def collect(study: optuna.Study) -> ReportData:
     """Everything the report shows, as plain data, from one read of the study's trials."""
     trials = trials_read.get_trials(study)  # what study.get_trials(deepcopy=False) gives, faster
-    spec = study.user_attrs.get("spec") or {}
+    spec = study.user_attrs.get(StudyAttr.SPEC) or {}
     metric = (spec.get("objective") or {}).get("metric") or "objective"
     cost = ((spec.get("objective") or {}).get("cost") or "cost") if len(study.directions) > 1 else None
     key = f"eval_{metric}"

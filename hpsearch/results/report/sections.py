@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.results.record import CurveKey, TrialAttr
 from hpsearch.results.report.types import (
     BATCH_SIZE,
     LEARNING_RATE,
@@ -116,7 +117,7 @@ def curve(t: FrozenTrial, key: str) -> tuple[tuple[int, ...], tuple[float, ...]]
     if t.intermediate_values:
         points = sorted((s, v) for s, v in t.intermediate_values.items() if finite(v))
     else:
-        points = [(p["step"], p[key]) for p in t.user_attrs.get("curve") or () if finite(p.get(key))]
+        points = [(p[CurveKey.STEP], p[key]) for p in t.user_attrs.get(TrialAttr.CURVE) or () if finite(p.get(key))]
     return tuple(s for s, _ in points), tuple(v for _, v in points)
 
 
@@ -126,7 +127,7 @@ def _objective(t: FrozenTrial) -> float | None:
 
 def get_curves_info(trials: list[FrozenTrial], key: str, s: Summary) -> Curves | None:
     """At most MAX_CURVES curves: the BEST_CURVES best completed trials, then a seeded sample of the rest."""
-    have = [t for t in trials if t.intermediate_values or t.user_attrs.get("curve")]
+    have = [t for t in trials if t.intermediate_values or t.user_attrs.get(TrialAttr.CURVE)]
     if not have:
         return None
     chosen, n_best, seed = sample(have, MAX_CURVES, BEST_CURVES, _objective, s.direction)

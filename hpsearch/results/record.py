@@ -1,0 +1,279 @@
+"""What hpsearch records in the study storage, defined once: each trial's and each study's user attributes
+and the keys of a learning-curve point (key, type, unit, meaning). `python -m hpsearch.results.record` writes
+docs/reference/trial-record.md from these definitions."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+
+
+class _Key(StrEnum):
+    """A stored key: equal to its string (so `user_attrs.get(TrialAttr.ERROR)` reads old studies), with
+    the type its value is stored as, its unit ("" when it has none) and what it means."""
+
+    kind: str
+    unit: str
+    meaning: str
+
+    def __new__(cls, key: str, kind: str, unit: str, meaning: str) -> _Key:
+        member = str.__new__(cls, key)
+        member._value_ = key
+        member.kind, member.unit, member.meaning = kind, unit, meaning
+        return member
+
+
+class TrialAttr(_Key):
+    """A trial's user attributes (`optuna.load_study(...).trials[i].user_attrs`)."""
+
+    TRAINING_ARGUMENTS = (
+        "training_arguments",
+        "dict",
+        "",
+        "The arguments hpsearch passed (defaults, `train`, params): what `export` writes.",
+    )
+    TRAINING_ARGUMENTS_ALL = (
+        "training_arguments_all",
+        "dict",
+        "",
+        "The complete `TrainingArguments.to_dict()` as the trial ran.",
+    )
+    CURVE = (
+        "curve",
+        "list[dict]",
+        "",
+        "One point per evaluation (its keys: the table below). The objective is also reported as Optuna"
+        " intermediate values keyed by step (what pruners read).",
+    )
+    WALL_TIME_S = ("wall_time_s", "float", "s", "The trial's whole time.")
+    DEVICE_SECONDS = (
+        "device_seconds",
+        "float",
+        "s",
+        "The device time the trial held (its wall time: a trial holds one device for its whole run);"
+        " `budget.device_hours` sums it.",
+    )
+    TRAIN_SECONDS = ("train_seconds", "float", "s", "The trial's time inside `Trainer.train()`.")
+    STEPS_TRAINED = (
+        "steps_trained",
+        "int",
+        "steps",
+        "How far it got (a pruned trial's `steps_trained` is where it stopped).",
+    )
+    MAX_STEPS = ("max_steps", "int", "steps", "The optimizer steps its schedule planned.")
+    TRAIN_SAMPLES_PER_SECOND = (
+        "train_samples_per_second",
+        "float",
+        "samples/s",
+        "Throughput (Trainer's figure; for a pruned trial, samples trained over `train_seconds`).",
+    )
+    TRAIN_LOSS = ("train_loss", "float", "", "Trainer's mean train loss over the whole run, when training finished.")
+    PEAK_MEMORY_MB = (
+        "peak_memory_mb",
+        "float",
+        "MiB",
+        "Peak GPU memory allocated, or the process's peak resident memory on the CPU (reset per trial).",
+    )
+    MEMORY_BASELINE_MB = (
+        "memory_baseline_mb",
+        "float",
+        "MiB",
+        "Memory the worker held before the trial: GPU memory allocated by tensors, or the process's resident"
+        " memory on the CPU.",
+    )
+    MEMORY_AFTER_MB = (
+        "memory_after_mb",
+        "float",
+        "MiB",
+        "The same after the trial was cleaned up (the model, optimizer and CUDA cache freed). After the first"
+        " trial (which warms caches) it stays flat; a growing value is a leak.",
+    )
+    DEVICE = ("device", "str", "", "Where it ran (`cuda:0 (NAME)` or `cpu`).")
+    SEED = ("seed", "int", "", "The seed it ran with.")
+    DATA_FINGERPRINT = (
+        "data_fingerprint",
+        "str",
+        "",
+        "Which data it trained on: sha256 of the rows after subsampling.",
+    )
+    ERROR = ("error", "str", "", "Why a failed trial failed. The sweep goes on.")
+    TRACEBACK = ("traceback", "str", "", "The failed trial's traceback (its last 4,000 characters).")
+    PRUNE_REASON = (
+        "prune_reason",
+        "str",
+        "",
+        "Why a pruned trial was pruned: `pruner`, `diverged: train loss ... at step N`, or `skipped: ...`.",
+    )
+    OOM_RETRIES = (
+        "oom_retries",
+        "list[dict]",
+        "",
+        "The micro-batches that ran out of memory before the one that fit (each: per-device train batch,"
+        " gradient accumulation, per-device eval batch).",
+    )
+    FAIL_REASON = (
+        "fail_reason",
+        "str",
+        "",
+        "`oom` for a trial that ran out of memory even at a per-device batch of 1.",
+    )
+    INTERRUPTED = ("interrupted", "bool", "", "A trial cut short by Ctrl-C or SIGTERM; it is not counted.")
+    RETRY_OF = (
+        "retry_of",
+        "int",
+        "",
+        "The interrupted trial whose params this one re-runs (queued at once by the interrupted process;"
+        " run by the next worker or on resume).",
+    )
+    WORKER = ("worker", "str", "", "The process that ran it, `host:pid`.")
+    FINETUNE = (
+        "finetune",
+        "str or dict",
+        "",
+        "`full`, or the LoRA adapter's settings (`method`, `r`, `alpha`, `dropout`, `target_modules`).",
+    )
+    TRAINABLE_PARAMETERS = ("trainable_parameters", "int", "", "The model's parameters that trained.")
+    TOTAL_PARAMETERS = ("total_parameters", "int", "", "All of the model's parameters.")
+    WEIGHTS_DTYPE = (
+        "weights_dtype",
+        "str",
+        "",
+        "The dtype of the model's weights as it trained (`float32`, or the checkpoint's under a LoRA adapter"
+        " on a GPU).",
+    )
+    EARLY_STOPPED_AT_STEP = (
+        "early_stopped_at_step",
+        "int",
+        "steps",
+        "The step a trial stopped at under `early_stopping` (its last curve step and its `steps_trained`,"
+        " below `max_steps`); absent when it trained to the end.",
+    )
+    TRAIN_EVAL_GAP = (
+        "train_eval_gap",
+        "float or null",
+        "",
+        "`eval_loss - train_loss` at the trial's last evaluation (null when either is missing); above 0 the"
+        " model fits its training data better than the eval split.",
+    )
+    AUGMENTATION = (
+        "augmentation",
+        "dict",
+        "",
+        "With `augmentation.ops`: `ops`, the trial's `probability`, the `seed` it was drawn with, and"
+        " `rows_changed` (train rows whose input text changed).",
+    )
+    GENERATED_EXAMPLES = (
+        "generated_examples",
+        "list[dict]",
+        "",
+        "With `generation`: three of the last evaluation's `{input, reference, output}` (each cut to 300"
+        " characters), to see what the model writes.",
+    )
+    MODEL = (
+        "model",
+        "str",
+        "",
+        "The folder or hub id the trial's model was loaded from (its `search.model` choice, resolved).",
+    )
+    DROPOUT = (
+        "dropout",
+        "dict",
+        "",
+        "The dropout probabilities set in its config (`{name: value}`); absent when the study leaves dropout"
+        " to the model.",
+    )
+    SAVED_MODEL = (
+        "saved_model",
+        "str",
+        "",
+        "Where `model.save_best` saved this trial's model (it was the best when it finished).",
+    )
+    SKIPPED = (
+        "skipped",
+        "str",
+        "",
+        "Why a trial was skipped before it trained: two workers started trials at the same moment and the one"
+        " with the higher number would have exceeded the budget or taken a grid point the other holds. It is"
+        " recorded as pruned and not counted.",
+    )
+    WARM_START = (
+        "warm_start",
+        "str",
+        "",
+        "`STUDY#N`: a trial queued by `--warm-start` with trial N's params of another study.",
+    )
+    ENQUEUED_FROM = ("enqueued_from", "str", "", "The file `--enqueue` queued this trial's params from.")
+
+
+class StudyAttr(_Key):
+    """A study's user attributes (`optuna.load_study(...).user_attrs`)."""
+
+    SPEC = ("spec", "dict", "", "The resolved study file, overrides applied.")
+    LABELS = ("labels", "list[str]", "", "The label order, i.e. the model's `id2label`.")
+    HPSEARCH_VERSION = ("hpsearch_version", "str", "", "The hpsearch version that last ran the study.")
+    BEST_MODEL_TRIAL = (
+        "best_model_trial",
+        "int",
+        "",
+        "The trial whose model `model.save_best` kept.",
+    )
+
+
+class CurveKey(_Key):
+    """The keys of one point of a trial's `curve` (one point per evaluation)."""
+
+    STEP = ("step", "int", "steps", "The optimizer step of the evaluation.")
+    EPOCH = ("epoch", "float", "epochs", "The epoch of the evaluation (4 decimals).")
+    TRAIN_LOSS = (
+        "train_loss",
+        "float or null",
+        "",
+        "The last logged train loss (the final evaluation can fall between two logs).",
+    )
+    TRAIN_LOSS_STEP = ("train_loss_step", "int or null", "steps", "The step `train_loss` was logged at.")
+    EVAL_LOSS = ("eval_loss", "float", "", "The eval split's loss.")
+    TRAIN_EVAL_GAP = ("train_eval_gap", "float or null", "", "`eval_loss - train_loss`, null without both.")
+
+
+# Every other key of a curve point is an evaluation metric, named as Trainer names it.
+EVAL_PREFIX = "eval_"
+CURVE_METRICS_MEANING = (
+    "Each evaluation metric: `eval_accuracy`, `eval_f1_macro` (`causal-lm`: `eval_perplexity`), each"
+    " `eval_<metric>` of `generation.metrics`."
+)
+
+
+def _table(keys: type[_Key]) -> list[str]:
+    lines = ["| key | type | unit | meaning |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{k}` | {k.kind} | {k.unit or '-'} | {k.meaning} |" for k in keys]
+    return lines
+
+
+def markdown() -> str:
+    """The reference page of what is recorded, from the definitions above."""
+    lines = [
+        "# What is recorded",
+        "",
+        "<!-- Generated by `python -m hpsearch.results.record > docs/reference/trial-record.md`; edit"
+        " hpsearch/results/record.py instead. -->",
+        "",
+        "Per trial, as Optuna user attributes (visible in `hpsearch status --format json`, optuna-dashboard,"
+        " or `optuna.load_study(...).trials`):",
+        "",
+        *_table(TrialAttr),
+        "",
+        "## A point of the learning curve",
+        "",
+        *_table(CurveKey),
+        f"| `{EVAL_PREFIX}<metric>` | float | - | {CURVE_METRICS_MEANING} |",
+        "",
+        "## Per study",
+        "",
+        *_table(StudyAttr),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

@@ -1,0 +1,107 @@
+"""A trial's TrainingArguments (hpsearch's defaults, the study's `train`, the trial's params) and the
+Trainer that runs them: a fresh model, its LoRA adapter, the task's collator and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from hpsearch.spec import SETTING_PARAMS, Spec
+from hpsearch.tasks import Task
+from hpsearch.tasks.task_data import TaskData
+from hpsearch.training import lora
+from hpsearch.training.callbacks import DerivedMetrics
+from hpsearch.training.generation import GeneratedMetrics
+
+# What hpsearch sets unless the study's `train` section says otherwise.
+DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
+    "eval_strategy": "steps",
+    "eval_steps": 0.1,  # a float below 1 is a fraction of the training steps: ten evaluations
+    "save_strategy": "no",  # checkpoints are not kept; model.save_best keeps the best model
+    "report_to": "none",  # the record is the Optuna storage
+    "disable_tqdm": True,
+    "logging_nan_inf_filter": False,  # a NaN loss must be seen, not averaged away
+    "logging_first_step": True,  # the divergence guard compares the loss with the first step's
+    "per_device_eval_batch_size": 64,
+    "seed": 42,
+}
+
+
+def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
+    """The trial's TrainingArguments (all but output_dir): defaults, then `train`, then the params
+    (hpsearch's own settings, `spec.SETTING_PARAMS`: finetune, lora_*, dropout, model,
+    augmentation_probability, are not TrainingArguments)."""
+    params = {k: v for k, v in params.items() if k not in SETTING_PARAMS}
+    args = {**DEFAULT_TRAINING_ARGUMENTS, **spec.train, **params}
+    args.update(mixed_precision(args))
+    # Log the train loss exactly when evaluating, so every curve point carries both losses.
+    if "logging_strategy" not in spec.train and "logging_steps" not in spec.train:
+        args["logging_strategy"] = args["eval_strategy"]
+        if args["eval_strategy"] == "steps":
+            args["logging_steps"] = args.get("eval_steps") or 500
+    return args
+
+
+def mixed_precision(args: dict[str, Any]) -> dict[str, bool]:
+    """On a GPU, train in bf16 where the GPU has it, else fp16, unless the study sets either (or
+    use_cpu). Chosen where the sweep runs, and written into the trial's (and the export's) arguments."""
+    if "bf16" in args or "fp16" in args or args.get("use_cpu") or not torch.cuda.is_available():
+        return {}
+    return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+
+
+def weights_dtype(lora_settings: dict[str, Any] | None, device: torch.device) -> torch.dtype | str:
+    """The dtype the model's weights are loaded in. transformers loads a checkpoint in the dtype it was
+    saved in (bf16 for most LLMs): trained in place, AdamW's small updates would round away, so the
+    weights that train are fp32 and mixed precision is autocast over them. A LoRA adapter's frozen
+    base keeps the checkpoint's dtype on a GPU (half the memory; peft keeps the adapter in fp32)."""
+    if lora_settings is not None and device.type == "cuda":  # the trial's device (use_cpu on a GPU box: fp32)
+        return "auto"
+    return torch.float32
+
+
+def make_trainer(
+    task: Task,
+    task_data: TaskData,
+    tokenizer,
+    model_path: str,
+    args,
+    callbacks=(),
+    train_dataset=None,
+    eval_dataset=None,
+    lora_settings: dict[str, Any] | None = None,
+    dropout: dict[str, float] | None = None,
+):
+    """A Trainer on a fresh model (a new classification head is drawn from `args.seed`), wrapped in a
+    LoRA adapter when `lora_settings` says so; `dropout` overrides the config's dropout probabilities."""
+    from transformers import PrinterCallback, Trainer, set_seed
+
+    set_seed(args.seed)
+    dtype = weights_dtype(lora_settings, args.device)
+    model = task.build_model(model_path, task_data.labels, dtype=dtype, **(dropout or {}))
+    if lora_settings is not None:
+        model = lora.wrap(model, lora_settings, task.PEFT_TASK_TYPE)
+    if task.derived_metrics is not None:  # before the reporter reads the metrics
+        callbacks = [DerivedMetrics(task.derived_metrics), *callbacks]
+    if task_data.generation is not None:  # so are the scores of generated outputs
+        callbacks = [GeneratedMetrics(task_data.generation, tokenizer), *callbacks]
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=task_data.train if train_dataset is None else train_dataset,
+        eval_dataset=task_data.eval if eval_dataset is None else eval_dataset,
+        data_collator=task.collator(tokenizer, model),
+        compute_metrics=task.compute_metrics,
+        callbacks=list(callbacks),
+    )
+    trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
+    return trainer
+
+
+def generated_examples(trainer) -> list[dict[str, str]]:
+    """A few inputs, references and outputs of the last evaluation, when the trial generates."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, GeneratedMetrics):
+            return callback.examples
+    return []
