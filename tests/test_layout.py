@@ -54,3 +54,10 @@ def test_imports_run_down_the_layers():
             if LAYERS.index(imported) > LAYERS.index(own):
                 climbing.append(f"{path.relative_to(ROOT.parent)}:{line} ({own}) imports {imported}")
     assert not climbing, "imports that climb back up:\n" + "\n".join(climbing)
+
+
+def test_no_module_is_over_300_lines():
+    long = {
+        str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300
+    }
+    assert not long, f"modules over 300 lines (split them by what they do): {long}"
