@@ -40,10 +40,11 @@ class Live:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def wait_for(self, pattern: str, timeout: float = 180) -> re.Match:
+    def wait_for(self, pattern: str, timeout: float = 180, after: int = 0) -> re.Match:
+        """The first line from index `after` on that matches `pattern`, waiting for it to be printed."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in list(self.lines):
+            for line in list(self.lines)[after:]:
                 if m := re.search(pattern, line):
                     return m
             assert self.proc.poll() is None or self.reader.is_alive(), self.text
@@ -210,6 +211,11 @@ def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(mak
     pids = worker_pids(run, 2)
     run.wait_for(r"^w0 trial +\d+  step")
     run.wait_for(r"^w1 trial +\d+  step")
+    # Both workers mid-trial now: each has printed an evaluation since the other started training (a
+    # worker whose first step came long before the other's may since have finished its trial).
+    mark = len(run.lines)
+    run.wait_for(r"^w0 trial +\d+  step", after=mark)
+    run.wait_for(r"^w1 trial +\d+  step", after=mark)
     run.proc.send_signal(getattr(signal, how))
     code = run.finish()
     wait_gone(pids)  # after SIGKILL of run, its workers get SIGTERM from the kernel (parent-death signal)
