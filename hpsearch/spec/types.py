@@ -27,11 +27,6 @@ from hpsearch.spec.tasks import TASK_FACTS, TASKS
 
 METRICS = {"accuracy": "maximize", "f1_macro": "maximize", "loss": "minimize", "perplexity": "minimize"}
 METRICS.update(dict.fromkeys(GENERATED_METRICS, "maximize"))  # text metrics of generated outputs: scores
-# The old per-fact tables, read from the one task table (hpsearch.spec.tasks).
-TASK_METRICS = {t.name: t.metrics for t in TASK_FACTS.values()}
-TASK_GENERATION = {t.name: t.generation for t in TASK_FACTS.values() if t.generation is not None}
-DEFAULT_OBJECTIVE = {t.name: t.default_objective for t in TASK_FACTS.values()}
-TASK_DATA_KEYS = {t.name: t.data_keys for t in TASK_FACTS.values()}
 
 # hpsearch's own settings (the fine-tuning method, dropout, the model, augmentation), searched or fixed
 # like TrainingArguments fields but not passed to them: name -> (accepted types, a check of one
@@ -120,8 +115,8 @@ class Spec:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain data (saved with the study; resume compares it)."""
-        own = set(TASK_DATA_KEYS[self.task])
-        other = {k for keys in TASK_DATA_KEYS.values() for k in keys} - own
+        own = set(TASK_FACTS[self.task].data_keys)
+        other = {k for facts in TASK_FACTS.values() for k in facts.data_keys} - own
         out: dict[str, Any] = {
             "schema_version": self.schema_version,
             "name": self.name,
@@ -139,7 +134,7 @@ class Spec:
             "early_stopping": self.early_stopping.model_dump(),
             "source": self.source,
         }
-        if self.task in TASK_GENERATION:
+        if TASK_FACTS[self.task].generation is not None:
             out["generation"] = {**self.generation.model_dump(), "metrics": list(self.generation.metrics)}
         tuning = self.finetune.model_dump()
         out["finetune"] = tuning.pop("method")
