@@ -5,6 +5,7 @@
     hpsearch run studies/quickstart.yaml --enqueue configs.yaml --warm-start OTHER [--warm-start-top 5]
     hpsearch worker studies/quickstart.yaml --storage postgresql://USER@HOST/DB
     hpsearch status studies/quickstart.yaml
+    hpsearch simulate studies/quickstart.yaml --set pruner.type=hyperband --set pruner.min_resource=120
     hpsearch export studies/quickstart.yaml --format yaml --out best.yaml
     hpsearch train best.yaml --out model/
     hpsearch list studies/quickstart.yaml
@@ -90,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--trial", type=int, help="export this completed trial instead of the best one (needed with objective.cost)"
     )
+    sim = study_verb("simulate", "replay the study's stored curves under the pruner of the file and --set")
+    sim.add_argument("--top-k", type=int, default=3, help="how many of the best trials must survive (default 3)")
+    sim.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     report = study_verb("report", "write a self-contained HTML report of the study")
     report.add_argument("--out", type=Path, help="HTML file (default: dashboards/NAME.html)")
     dash = study_verb("dashboard", "open optuna-dashboard on the study's storage (safe while a sweep runs)")
@@ -101,15 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--storage", help="SQLAlchemy URL of the storage (instead of STUDY)")
     listing.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     train = verbs.add_parser("train", help="retrain an exported config and save the model and tokenizer")
-    train.add_argument(
-        "best", metavar="BEST", type=Path, help="an exported config, e.g. studies/quickstart.best/best.yaml"
-    )
+    train.add_argument("best", metavar="BEST", type=Path, help="an exported config, e.g. studies/NAME.best/best.yaml")
     train.add_argument("--out", type=Path, help="model folder (default: BEST's folder/model)")
-    train.add_argument(
-        "--all-data",
-        action="store_true",
-        help="train on train + eval for the trial's number of steps (no held-out comparison)",
-    )
+    all_data = "train on train + eval for the trial's number of steps (no held-out comparison)"
+    train.add_argument("--all-data", action="store_true", help=all_data)
     train.add_argument(
         "--tolerance", type=float, default=0.01, help="largest metric difference that counts as matching the trial"
     )
@@ -121,8 +120,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _schema(args) -> int:
-    import json
-
     from hpsearch.spec.schema import json_schema
 
     print(json.dumps(json_schema(), indent=2))
@@ -201,6 +198,15 @@ def _status(args) -> int:
     return EXIT_OK
 
 
+def _simulate(args) -> int:
+    from hpsearch.results import simulate
+
+    spec, _, study = _study(args)
+    sim = simulate.of_study(spec, study, args.top_k)
+    print(json.dumps(sim.to_dict(), indent=2) if args.format == "json" else simulate.table(sim, spec.objective.metric))
+    return EXIT_OK
+
+
 def _export(args) -> int:
     from hpsearch.results import export
 
@@ -260,6 +266,7 @@ VERBS = {
     "run": _run,
     "worker": _worker,
     "status": _status,
+    "simulate": _simulate,
     "export": _export,
     "list": _list,
     "report": _report,

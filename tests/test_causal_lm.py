@@ -128,7 +128,8 @@ def lm_study(tmp_path, model, data_dir, /, **changes):
         "model": {"name_or_path": str(model)},
         "data": {"path": str(data_dir), "prompt_column": "question", "completion_column": "answer", "max_length": 48},
         "search": {"learning_rate": [1e-3, 5e-3], "per_device_train_batch_size": [8]},
-        "train": {"num_train_epochs": 2, "eval_steps": 0.25, "use_cpu": True},
+        "evaluation": {"every": 0.25},
+        "train": {"num_train_epochs": 2, "use_cpu": True},
         "sampler": {"type": "grid"},
         "pruner": {"type": "none"},
     }

@@ -135,7 +135,9 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(make_study, signum):
 
     import optuna
 
-    path = make_study(budget={"n_trials": 2}, train={"num_train_epochs": 10, "eval_steps": 0.05, "use_cpu": True})
+    path = make_study(
+        budget={"n_trials": 2}, evaluation={"every": 0.05}, train={"num_train_epochs": 10, "use_cpu": True}
+    )
     exe = Path(sys.executable).parent / "hpsearch"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -172,7 +174,8 @@ def test_a_killed_run_s_trial_is_failed_after_the_grace_period_and_re_run(make_s
 
     path = make_study(
         budget={"n_trials": 2},
-        train={"num_train_epochs": 10, "eval_steps": 0.05, "use_cpu": True},
+        evaluation={"every": 0.05},
+        train={"num_train_epochs": 10, "use_cpu": True},
         heartbeat={"interval": 1, "grace_period": 3, "max_retries": 1},
     )
     exe = Path(sys.executable).parent / "hpsearch"

@@ -184,7 +184,7 @@ def reported_steps(detail: dict) -> int:
 @pytest.mark.slow
 def test_dashboard_and_readers_beside_a_running_sweep(make_study, tmp_path):
     """optuna-dashboard issue 545: a dashboard on a live SQLite study crashed it with "database is locked"."""
-    path = make_study(budget={"n_trials": 6}, train__eval_steps=0.1)
+    path = make_study(budget={"n_trials": 6}, evaluation__every=0.1)
     db_path, url = tmp_path / "tiny.db", f"sqlite:///{tmp_path / 'tiny.db'}"
     hpsearch = Path(sys.executable).parent / "hpsearch"
     sweep_out, sweep_err = tmp_path / "sweep.out", tmp_path / "sweep.err"

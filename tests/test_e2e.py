@@ -19,7 +19,7 @@ def test_minilm_on_banking77_subset(tmp_path, capsys):
         "data.max_eval_samples=120",
         "data.max_length=32",
         "train.num_train_epochs=1",
-        "train.eval_steps=0.25",
+        "evaluation.every=0.25",
         "search.learning_rate.low=1e-4",
         "search.learning_rate.high=3e-4",
         "search.optim=[adamw_torch]",

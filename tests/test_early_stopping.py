@@ -1,7 +1,7 @@
 """Early stopping per trial and the train/eval loss gap, in real sweeps of the tiny BERT (random weights).
 
-96 training rows at a batch of 8 are 12 steps an epoch: `num_train_epochs: 4` trains 48 steps, and
-`eval_steps: 0.05` evaluates every ceil(48 * 0.05) = 3 steps (16 evaluations).
+96 training rows at a batch of 8 are 12 steps an epoch: `num_train_epochs: 4` trains 48 steps (384
+samples), and `evaluation.every: 0.0625` evaluates every 24 samples = 3 steps (16 evaluations).
 """
 
 import math
@@ -28,7 +28,8 @@ def tiny_model(tiny_model, tmp_path_factory):
     return folder
 
 
-MANY_EVALUATIONS = {"num_train_epochs": 4, "eval_steps": 0.05, "use_cpu": True, "per_device_train_batch_size": 8}
+MANY_EVALUATIONS = {"num_train_epochs": 4, "use_cpu": True, "per_device_train_batch_size": 8}
+EVERY_3_STEPS = {"every": 0.0625}  # 384 samples trained: an evaluation every 24 (3 steps of 8)
 EVERY, MAX_STEPS = 3, 48
 
 
@@ -58,6 +59,7 @@ def test_a_trial_that_cannot_improve_stops_after_patience_plus_one_evaluations(m
     path = make_study(
         search={"learning_rate": [1e-12]},
         train=MANY_EVALUATIONS,
+        evaluation=EVERY_3_STEPS,
         early_stopping={"patience": patience},
         budget={"n_trials": 1},
     )
@@ -70,7 +72,8 @@ def test_a_trial_that_cannot_improve_stops_after_patience_plus_one_evaluations(m
     stopped = EVERY * (patience + 1)
     assert attrs["early_stopped_at_step"] == stopped == curve[-1]["step"]
     assert attrs["steps_trained"] == stopped < attrs["max_steps"] == MAX_STEPS
-    assert max(trial.intermediate_values) == stopped and "prune_reason" not in attrs
+    # reported by samples seen: 8 a step
+    assert max(trial.intermediate_values) == 8 * stopped == curve[-1]["samples"] and "prune_reason" not in attrs
     # the objective is the evaluation of the weights it stopped with: no extra evaluation after it
     assert trial.value == curve[-1]["eval_accuracy"]
     assert_gap_recorded(trial)
@@ -81,6 +84,7 @@ def test_a_learning_trial_with_a_large_patience_runs_to_the_end(make_study):
     path = make_study(
         search={"learning_rate": [5e-3]},
         train=MANY_EVALUATIONS,
+        evaluation=EVERY_3_STEPS,
         early_stopping={"patience": 100},
         budget={"n_trials": 1},
     )
@@ -104,6 +108,7 @@ def test_on_a_real_learning_curve_the_stop_follows_the_rule(make_study):
         objective={"metric": "loss"},
         search={"learning_rate": [1e-2]},
         train=MANY_EVALUATIONS,
+        evaluation=EVERY_3_STEPS,
         early_stopping={"patience": patience, "threshold": threshold},
         budget={"n_trials": 1},
     )
@@ -127,6 +132,7 @@ def test_a_threshold_no_improvement_can_beat_stops_a_learning_trial(make_study):
     path = make_study(
         search={"learning_rate": [5e-3]},
         train=MANY_EVALUATIONS,
+        evaluation=EVERY_3_STEPS,
         early_stopping={"patience": 2, "threshold": 1.0},
         budget={"n_trials": 1},
     )
@@ -139,14 +145,16 @@ def test_a_threshold_no_improvement_can_beat_stops_a_learning_trial(make_study):
 @pytest.mark.slow
 def test_a_trial_the_pruner_condemns_is_pruned_not_stopped(make_study):
     """At the evaluation where early stopping would stop it, the pruner prunes it: pruned it stays."""
-    # eval every ceil(48 * 0.1) = 5 steps. With patience 5 a trial that does not learn stops at its
-    # sixth evaluation (step 30), where the pruner's warm-up ends. A learning rate of 5e-3 barely moves
-    # the eval loss for 20 steps, then improves it: never 5 evaluations without an improvement.
+    # eval every 40 samples = 5 steps. With patience 5 a trial that does not learn stops at its
+    # sixth evaluation (step 30, 240 samples), where the pruner's warm-up (208 samples) ends. A learning
+    # rate of 5e-3 barely moves the eval loss for 20 steps, then improves it: never 5 evaluations without
+    # an improvement.
     path = make_study(
         objective={"metric": "loss"},
         search={"learning_rate": {"type": "float", "low": 5e-3, "high": 5.1e-3}},
-        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 26},
-        train={**MANY_EVALUATIONS, "eval_steps": 0.1},
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 208, "tolerance_se": 0},
+        evaluation={"every": 40},
+        train={**MANY_EVALUATIONS},
         early_stopping={"patience": 5},
         budget={"n_trials": 1},
     )
@@ -161,17 +169,18 @@ def test_a_trial_the_pruner_condemns_is_pruned_not_stopped(make_study):
     assert run(path, *tiny_lr, "--n-trials", "2") == 0
     learning, pruned = load(path).trials
     assert learning.state == optuna.trial.TrialState.COMPLETE
-    assert learning.intermediate_values[30] < pruned.intermediate_values[30]
+    assert learning.intermediate_values[240] < pruned.intermediate_values[240]
     assert pruned.state == optuna.trial.TrialState.PRUNED
     assert pruned.user_attrs["prune_reason"] == "pruner"
-    assert pruned.user_attrs["steps_trained"] == 30 == pruned.last_step
+    assert pruned.user_attrs["steps_trained"] == 30 and pruned.last_step == 240
     assert "early_stopped_at_step" not in pruned.user_attrs
 
 
 def test_the_divergence_guard_still_prunes_with_early_stopping_on(make_study):
     path = make_study(
         search={"learning_rate": [1e5], "optim": ["sgd"]},
-        train={"num_train_epochs": 3, "eval_steps": 0.1, "use_cpu": True, "max_grad_norm": 0.0},
+        evaluation={"every": 0.1},
+        train={"num_train_epochs": 3, "use_cpu": True, "max_grad_norm": 0.0},
         early_stopping={"patience": 1},
         budget={"n_trials": 1},
     )
@@ -184,7 +193,9 @@ def test_the_divergence_guard_still_prunes_with_early_stopping_on(make_study):
 
 @pytest.mark.slow
 def test_early_stopping_is_off_by_default(make_study):
-    path = make_study(search={"learning_rate": [1e-12]}, train=MANY_EVALUATIONS, budget={"n_trials": 1})
+    path = make_study(
+        search={"learning_rate": [1e-12]}, train=MANY_EVALUATIONS, evaluation=EVERY_3_STEPS, budget={"n_trials": 1}
+    )
     assert run(path) == 0
     trial = load(path).trials[0]
     assert "early_stopped_at_step" not in trial.user_attrs
@@ -201,7 +212,7 @@ def test_early_stopping_is_off_by_default(make_study):
         ("early_stopping.wait=3", "early_stopping.wait: unknown key; allowed: patience, threshold"),
         (
             "pruner={type: hyperband}",
-            "pruner.max_resource: with early_stopping, give hyperband the trials' step count as an integer: "
+            "pruner.max_resource: with early_stopping, give hyperband the trials' training samples as an integer: "
             "'auto' reads it from the first completed trial, which early stopping can cut short",
         ),
     ],
@@ -265,7 +276,8 @@ def test_retraining_an_early_stopped_trial_stops_where_it_did_and_reproduces_it(
     path = make_study(
         budget={"n_trials": 1},
         search={"learning_rate": [1e-12]},
-        train={"num_train_epochs": 4, "eval_steps": 0.0625, "use_cpu": True},
+        evaluation={"every": 0.0625},
+        train={"num_train_epochs": 4, "use_cpu": True},
         early_stopping={"patience": 1},
     )
     assert cli.main(["run", str(path), "--quiet"]) == 0

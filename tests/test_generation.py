@@ -307,7 +307,8 @@ def test_a_causal_lm_sweep_can_maximise_the_exact_match_of_generated_completions
         generation={"metrics": ["exact_match", "answer_length"], "samples": 8, "max_new_tokens": 6},
         objective={"metric": "exact_match"},
         search={"learning_rate": [1e-2], "per_device_train_batch_size": [8]},
-        train={"num_train_epochs": 25, "eval_steps": 0.25, "use_cpu": True},
+        evaluation={"every": 0.25},
+        train={"num_train_epochs": 25, "use_cpu": True},
     )
     assert cli.main(["run", str(path), "--quiet"]) == 0
     study = optuna.load_study(study_name="lm", storage=f"sqlite:///{tmp_path / 'lm.db'}")

@@ -70,7 +70,8 @@ def test_lora_trains_with_gradient_checkpointing(tmp_path, tiny_causal_lm):
         model={"name_or_path": str(tiny_causal_lm), "save_best": True},
         finetune="lora",
         search={"learning_rate": [1e-2]},
-        train={"num_train_epochs": 1, "eval_steps": 0.5, "use_cpu": True, "gradient_checkpointing": True},
+        evaluation={"every": 0.5},
+        train={"num_train_epochs": 1, "use_cpu": True, "gradient_checkpointing": True},
     )
     assert cli.main(["run", str(path), "--quiet"]) == 0
     [trial] = stored(tmp_path, "lm")

@@ -55,7 +55,8 @@ def choice_study(make_study, names: list[str], model: dict | None = None, **chan
         search={"model": names},
         sampler={"type": "grid"},
         budget={},
-        train={"max_steps": 4, "eval_steps": 2, "use_cpu": True, "per_device_train_batch_size": 16},
+        evaluation={"every": 0.5},
+        train={"max_steps": 4, "use_cpu": True, "per_device_train_batch_size": 16},
         **changes,
     )
     return with_model(path, model or {"save_best": True})
@@ -136,7 +137,8 @@ def test_searched_dropout_is_recorded_and_reaches_the_trainers_model(make_study,
         search={"dropout": {"type": "float", "low": 0.0, "high": 0.3, "step": 0.3}},
         sampler={"type": "grid"},
         budget={},
-        train={"max_steps": 2, "eval_steps": 2, "use_cpu": True},
+        evaluation={"every": 1.0},
+        train={"max_steps": 2, "use_cpu": True},
     )
     with_model(path, {"name_or_path": str(tiny_model), "save_best": True})
     assert cli.main(["run", str(path), "--quiet"]) == 0

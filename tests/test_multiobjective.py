@@ -35,7 +35,8 @@ def swept(tmp_path_factory, tiny_model):
 
     folder = tmp_path_factory.mktemp("multiobjective")
     study = base_study(tiny_model, write_intents(folder / "intents"), objective=COST, budget__n_trials=4)
-    study["train"] = {"max_steps": 4, "eval_steps": 2, "use_cpu": True}
+    study["train"] = {"max_steps": 4, "use_cpu": True}
+    study["evaluation"] = {"every": 0.5}
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     out = io.StringIO()
@@ -163,7 +164,7 @@ def test_warm_start_from_a_study_with_a_cost_takes_its_front(swept, make_study):
 
 @pytest.mark.slow
 def test_resume_cannot_add_or_drop_the_cost(make_study, capsys):
-    path = make_study(budget={"n_trials": 1}, train={"max_steps": 2, "eval_steps": 2, "use_cpu": True})
+    path = make_study(budget={"n_trials": 1}, evaluation={"every": 1.0}, train={"max_steps": 2, "use_cpu": True})
     assert cli.main(["run", str(path), "--quiet"]) == 0
     capsys.readouterr()
     assert cli.main(["run", str(path), "--quiet", "--set", "objective.cost=device_seconds", "--n-trials", "2"]) == 2
@@ -222,7 +223,8 @@ def test_a_diverged_trial_of_a_cost_study_is_pruned_with_its_reason(make_study):
         objective=COST,
         budget={"n_trials": 1},
         search={"learning_rate": [1e3]},  # explodes at once
-        train={"max_steps": 6, "eval_steps": 3, "logging_steps": 1, "use_cpu": True},
+        evaluation={"every": 0.5},
+        train={"max_steps": 6, "logging_steps": 1, "use_cpu": True},
         divergence={"loss_factor": 1.5},
     )
     assert cli.main(["run", str(path), "--quiet"]) == 0

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hpsearch.results import record
+from hpsearch.results import record_reference
 from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +34,14 @@ def test_every_key_is_described():
 
 def test_the_committed_reference_is_generated():
     committed = (ROOT / "docs" / "reference" / "trial-record.md").read_text()
-    assert committed == record.markdown(), "run: python -m hpsearch.results.record > docs/reference/trial-record.md"
+    assert committed == record_reference.markdown(), (
+        "run: python -m hpsearch.results.record_reference > docs/reference/trial-record.md"
+    )
     printed = subprocess.run(
-        [sys.executable, "-m", "hpsearch.results.record"], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-m", "hpsearch.results.record_reference"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     ).stdout
     assert printed == committed

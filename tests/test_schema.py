@@ -120,8 +120,8 @@ def test_a_storage_url_whose_driver_is_missing_names_the_package(make_study, url
 
 
 def test_resume_decides_from_the_stored_schema_version(make_study, capsys):
-    """A study stored by a newer schema is refused; one stored without a version (1) resumes, its
-    missing keys counting as their defaults (what it ran with)."""
+    """A study stored by a newer schema is refused; so is one stored before evaluations were keyed by
+    samples seen (below version 3: its pruner compared optimizer steps), which status still reads."""
     import optuna
 
     from hpsearch import cli
@@ -139,5 +139,9 @@ def test_resume_decides_from_the_stored_schema_version(make_study, capsys):
     unversioned = {k: v for k, v in stored.items() if k != "schema_version"}
     unversioned["early_stopping"] = {}  # keys from before they existed: their defaults
     study.set_user_attr("spec", unversioned)
-    assert cli.main(["run", str(path), "--n-trials", "2", "--quiet"]) == 0
-    assert len(study.trials) == 2
+    capsys.readouterr()
+    assert cli.main(["run", str(path), "--n-trials", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: schema_version: the stored study 'tiny' was stored by an hpsearch")
+    assert "keyed evaluations by optimizer step (schema version 1)" in err and len(study.trials) == 1
+    assert cli.main(["status", str(path)]) == 0 and "trial" in capsys.readouterr().out

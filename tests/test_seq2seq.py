@@ -50,7 +50,8 @@ def s2s_study(tmp_path, model, data_dir, **sections):
         },
         "generation": {"samples": 8, "max_new_tokens": 6},
         "search": {"learning_rate": [1e-2, 3e-2], "per_device_train_batch_size": [16]},
-        "train": {"num_train_epochs": 12, "eval_steps": 0.25, "use_cpu": True},
+        "evaluation": {"every": 0.25},
+        "train": {"num_train_epochs": 12, "use_cpu": True},
         "sampler": {"type": "grid"},
         "pruner": {"type": "none"},
     }

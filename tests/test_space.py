@@ -6,7 +6,9 @@ import optuna
 import pytest
 
 from hpsearch.search import pruners, samplers, space
+from hpsearch.search.noise import NoiseAwarePruner
 from hpsearch.spec import SpecError, load_spec
+from hpsearch.spec.choosers import DEFAULT_TOLERANCE_SE
 
 
 def test_distributions_follow_the_search_section(make_study):
@@ -40,7 +42,8 @@ def test_grid_expands_steps_and_choices(make_study):
                 "num_train_epochs": {"type": "int", "low": 1, "high": 5, "step": 2},
                 "optim": ["adamw_torch", "sgd"],
             },
-            train={"eval_steps": 0.5},
+            evaluation={"every": 0.5},
+            train={},
         )
     )
     grid = space.grid(spec.search)
@@ -104,7 +107,12 @@ PRUNERS = [
 
 @pytest.mark.parametrize(("pruner", "cls"), PRUNERS, ids=[p[0]["type"] for p in PRUNERS])
 def test_pruner_factory(make_study, pruner, cls):
-    assert isinstance(pruners.build_pruner(load_spec(make_study(pruner=pruner))), cls)
+    built = pruners.build_pruner(load_spec(make_study(pruner=pruner)))
+    if pruner["type"] == "none":
+        assert isinstance(built, cls)
+    else:  # every pruner that judges trials is wrapped, at the default tolerance
+        assert isinstance(built, NoiseAwarePruner) and isinstance(built.base, cls)
+        assert built.tolerance_se == DEFAULT_TOLERANCE_SE
 
 
 @pytest.mark.parametrize(
@@ -112,7 +120,7 @@ def test_pruner_factory(make_study, pruner, cls):
     [
         (
             {"type": "median", "percentile": 20.0},
-            "pruner.percentile: unknown key for pruner median; allowed: type, n_startup_trials",
+            "pruner.percentile: unknown key for pruner median; allowed: type, tolerance_se, n_startup_trials",
         ),
         ({"type": "percentile"}, "pruner.percentile: is required"),
         ({"type": "percentile", "percentile": 140.0}, "pruner.percentile: must be in [0, 100], got 140.0"),

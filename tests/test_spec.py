@@ -82,8 +82,8 @@ BAD = [
     (
         {"colour": "red"},
         "colour",
-        "allowed: augmentation, budget, data, divergence, early_stopping, finetune, generation, heartbeat, lora, model,"
-        " name",
+        "allowed: augmentation, budget, data, divergence, early_stopping, evaluation, finetune, generation,"
+        " heartbeat, lora, model, name",
     ),
     ({"sampler__typ": "tpe"}, "sampler.typ", None),
     ({"data__txt_column": "x"}, "data.txt_column", "allowed"),

@@ -70,9 +70,10 @@ def test_trial_records_what_happened(make_study):
     assert all(p["train_loss_step"] <= p["step"] for p in curve)
     assert all(p["epoch"] == round(p["epoch"], 4) for p in curve)
     assert attrs["train_seconds"] < attrs["wall_time_s"]
-    # the objective is the last evaluation, and each evaluation was reported to Optuna by step
+    # the objective is the last evaluation, and each evaluation was reported to Optuna by samples seen
     assert trial.value == curve[-1]["eval_accuracy"]
-    assert sorted(trial.intermediate_values) == steps
+    assert sorted(trial.intermediate_values) == [p["samples"] for p in curve]
+    assert curve[-1]["samples"] == 96 * 2  # the last evaluation stands at the whole budget: 96 rows, 2 epochs
     saved = load(path).user_attrs["spec"]
     assert saved["name"] == "tiny" and saved["search"]["per_device_train_batch_size"] == [8, 16]
 
@@ -84,8 +85,9 @@ def test_pruned_trial_stops_training_at_once(make_study):
     path = make_study(
         objective={"metric": "loss"},
         search={"learning_rate": {"type": "float", "low": 5e-3, "high": 5.1e-3}},
-        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 28},
-        train={"num_train_epochs": 4, "eval_steps": 0.1, "use_cpu": True, "per_device_train_batch_size": 8},
+        pruner={"type": "median", "n_startup_trials": 1, "n_warmup_steps": 224, "tolerance_se": 0},
+        evaluation={"every": 0.1},
+        train={"num_train_epochs": 4, "use_cpu": True, "per_device_train_batch_size": 8},
         budget={"n_trials": 1},
     )
     assert run(path) == 0
@@ -96,7 +98,8 @@ def test_pruned_trial_stops_training_at_once(make_study):
     assert pruned.state == optuna.trial.TrialState.PRUNED
     assert pruned.user_attrs["steps_trained"] < full.user_attrs["steps_trained"]
     # it trained no step past the evaluation that pruned it
-    assert pruned.user_attrs["steps_trained"] == pruned.last_step == pruned.user_attrs["curve"][-1]["step"]
+    assert pruned.user_attrs["steps_trained"] == pruned.user_attrs["curve"][-1]["step"]
+    assert pruned.last_step == pruned.user_attrs["curve"][-1]["samples"]
 
 
 @pytest.mark.slow
@@ -275,7 +278,10 @@ def test_grid_interrupted_point_is_rerun_and_the_grid_completes(make_study, monk
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "pruner",
-    [{"type": "successive-halving", "min_resource": 2}, {"type": "hyperband", "min_resource": 2, "max_resource": 24}],
+    [
+        {"type": "successive-halving", "min_resource": 16},
+        {"type": "hyperband", "min_resource": 16, "max_resource": 192},
+    ],
 )
 def test_halving_pruners_in_a_real_sweep(make_study, pruner):
     path = make_study(pruner=pruner, budget={"n_trials": 4}, objective={"metric": "loss"})
@@ -283,7 +289,7 @@ def test_halving_pruners_in_a_real_sweep(make_study, pruner):
     trials = load(path).trials
     assert {t.state for t in trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     for t in trials:
-        assert t.intermediate_values and t.user_attrs["steps_trained"] == max(t.intermediate_values)
+        assert t.intermediate_values and t.user_attrs["curve"][-1]["samples"] == max(t.intermediate_values)
 
 
 @pytest.mark.slow
@@ -307,7 +313,8 @@ def test_a_resumed_run_whose_trials_all_fail_exits_1(make_study, monkeypatch):
 def test_a_huge_learning_rate_diverges_and_is_pruned_with_its_reason(make_study, capsys):
     path = make_study(
         search={"learning_rate": [1e5], "optim": ["sgd"]},
-        train={"num_train_epochs": 3, "eval_steps": 0.1, "use_cpu": True, "max_grad_norm": 0.0},
+        evaluation={"every": 0.1},
+        train={"num_train_epochs": 3, "use_cpu": True, "max_grad_norm": 0.0},
         budget={"n_trials": 1},
     )
     assert run(path) == 0
@@ -323,7 +330,8 @@ def test_a_huge_learning_rate_diverges_and_is_pruned_with_its_reason(make_study,
 def test_divergence_guard_can_be_switched_off(make_study):
     path = make_study(
         search={"learning_rate": [1e5], "optim": ["sgd"]},
-        train={"num_train_epochs": 1, "eval_steps": 0.5, "use_cpu": True, "max_grad_norm": 0.0},
+        evaluation={"every": 0.5},
+        train={"num_train_epochs": 1, "use_cpu": True, "max_grad_norm": 0.0},
         divergence={"enabled": False},
         budget={"n_trials": 1},
     )

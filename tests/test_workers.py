@@ -21,7 +21,8 @@ from hpsearch.results.storage import open_storage
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 GRID = {"learning_rate": [1e-3, 3e-3, 1e-2], "per_device_train_batch_size": [8, 16]}
-SLOW = {"num_train_epochs": 10, "eval_steps": 0.05, "use_cpu": True}  # a few seconds per trial
+SLOW = {"num_train_epochs": 10, "use_cpu": True}  # a few seconds per trial (20 evaluations, EVERY)
+EVERY = {"every": 0.05}
 States = optuna.trial.TrialState
 
 
@@ -181,6 +182,7 @@ def test_a_killed_worker_is_restarted_its_trial_re_run_and_no_grid_point_runs_tw
         search=GRID,
         budget={"n_trials": 100},
         train=SLOW,
+        evaluation=EVERY,
         heartbeat={"interval": 1, "grace_period": 3, "max_retries": 2},
     )
     run = Live([HPSEARCH, "run", str(path), "--workers", "2"], path.parent)
@@ -206,7 +208,7 @@ def test_a_killed_worker_is_restarted_its_trial_re_run_and_no_grid_point_runs_tw
 def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(make_study, how):
     """SIGTERM (a scheduler's stop; Ctrl-C works the same way) and SIGKILL of `hpsearch run` itself:
     the workers record their running trials as interrupted, queue their re-runs and exit."""
-    path = make_study(budget={"n_trials": 4}, train=SLOW)
+    path = make_study(budget={"n_trials": 4}, train=SLOW, evaluation=EVERY)
     run = Live([HPSEARCH, "run", str(path), "--workers", "2"], path.parent)
     pids = worker_pids(run, 2)
     run.wait_for(r"^w0 trial +\d+  step")
@@ -257,7 +259,8 @@ def test_four_workers_finish_200_trials_on_sqlite_with_the_dashboard_open(make_s
     path = make_study(
         budget={"n_trials": 200},
         search={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
-        train={"max_steps": 2, "eval_steps": 2, "per_device_train_batch_size": 8, "use_cpu": True},
+        evaluation={"every": 1.0},
+        train={"max_steps": 2, "per_device_train_batch_size": 8, "use_cpu": True},
     )
     url = f"sqlite:///{tmp_path / 'tiny.db'}"
     run = Live([HPSEARCH, "run", str(path), "--workers", "4", "--quiet"], path.parent)

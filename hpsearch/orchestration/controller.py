@@ -18,7 +18,7 @@ from hpsearch.results.record import StudyAttr
 from hpsearch.results.storage import open_storage
 from hpsearch.search import space
 from hpsearch.spec import Spec, SpecError
-from hpsearch.spec.schema import SCHEMA_VERSION, resume_defaults, stored_version
+from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, SCHEMA_VERSION, resume_defaults, stored_version
 from hpsearch.training.trial import WORKER
 
 # What a study stored before a setting existed ran with: the setting off. A resume that turns it on
@@ -33,6 +33,7 @@ FIXED_SECTIONS = (
     "objective",
     "train",
     "early_stopping",
+    "evaluation",
     "finetune",
     "lora",
     "augmentation",
@@ -62,6 +63,17 @@ def _check_resume(spec: Spec, study: optuna.Study) -> None:
             "schema_version",
             f"{where} was stored by a newer hpsearch (schema version {version}; this one reads up to "
             f"{SCHEMA_VERSION}): upgrade hpsearch to resume it",
+        )
+    if stored_spec and version < SAMPLES_AXIS_SINCE and any(t.intermediate_values for t in study.trials):
+        # Its pruner compared trials by optimizer step; new trials report by samples seen: mixed, the
+        # pruner would compare unlike points. Reading, reporting and exporting it still work.
+        raise SpecError(
+            spec.source,
+            "schema_version",
+            f"{where} was stored by an hpsearch that keyed evaluations by optimizer step (schema version "
+            f"{version}); this one keys them by training samples seen (version {SCHEMA_VERSION}), and its "
+            "pruner cannot compare the two: status, report and export still read it; resume it with the "
+            "hpsearch that ran it, or run this study under a new name",
         )
     current = spec.to_dict()
     for section in FIXED_SECTIONS:

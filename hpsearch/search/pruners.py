@@ -1,13 +1,15 @@
 """Pruner name -> Optuna pruner (an explicit table, no registry); options are checked in spec.
 
-Trials report the objective at every evaluation keyed by the training step, so every `*_steps` and
-`*_resource` option below is counted in optimizer steps.
+Trials report the objective at every evaluation keyed by training samples seen (the progress axis), so
+every `*_steps` and `*_resource` option below is counted in samples. Every pruner but none is wrapped
+in `NoiseAwarePruner`, which weighs its proposals against the evaluation's uncertainty.
 """
 
 from __future__ import annotations
 
 import optuna
 
+from hpsearch.search.noise import NoiseAwarePruner
 from hpsearch.spec import Spec, SpecError
 
 _FACTORIES = {
@@ -20,8 +22,14 @@ _FACTORIES = {
 
 
 def build_pruner(spec: Spec) -> optuna.pruners.BasePruner:
-    kind, options = spec.pruner.type, spec.pruner.options
+    return pruner_of(spec.pruner, spec.source)
+
+
+def pruner_of(section, source) -> optuna.pruners.BasePruner:
+    """The pruner a study file's `pruner` section describes."""
+    kind, options = section.type, section.options
     try:
-        return _FACTORIES[kind](**options)
+        base = _FACTORIES[kind](**options)
     except ValueError as exc:  # Optuna's own range checks, e.g. percentile outside 0-100
-        raise SpecError(spec.source, "pruner", str(exc).splitlines()[0]) from None
+        raise SpecError(source, "pruner", str(exc).splitlines()[0]) from None
+    return base if kind == "none" else NoiseAwarePruner(base, section.tolerance_se)

@@ -116,7 +116,7 @@ def _build(study: StudyFile, raw: dict, source: Path, from_cli: set[str], proble
         # for all; a trial stopped early would size every bracket for its shorter run.
         problems.add(
             "pruner.max_resource",
-            "with early_stopping, give hyperband the trials' step count as an integer: 'auto' reads it "
+            "with early_stopping, give hyperband the trials' training samples as an integer: 'auto' reads it "
             "from the first completed trial, which early stopping can cut short",
         )
     finetune = _finetune(study, raw, search, problems)
@@ -152,6 +152,7 @@ def _build(study: StudyFile, raw: dict, source: Path, from_cli: set[str], proble
         source=str(source),
         augmentation=augmentation,
         generation=generation,
+        evaluation=study.evaluation,
         schema_version=SCHEMA_VERSION,
     )
 

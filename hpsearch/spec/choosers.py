@@ -57,7 +57,50 @@ class Nsga2Sampler(_Typed):
     """Trials per generation (Optuna: 50)."""
 
 
-Sampler = Annotated[GridSampler | RandomSampler | TpeSampler | Nsga2Sampler, Field(discriminator="type")]
+class GpSampler(_Typed):
+    """Gaussian-process Bayesian optimization (Optuna's GPSampler): few trials, each expensive."""
+
+    type: Literal["gp"]
+    seed: int | None = None
+    """Seed of the samples."""
+    n_startup_trials: NonNegative | None = None
+    """Random trials before the Gaussian process models the space (Optuna: 10)."""
+
+
+class QmcSampler(_Typed):
+    """Quasi-Monte Carlo: a low-discrepancy sequence that covers the space more evenly than random."""
+
+    type: Literal["qmc"]
+    seed: int | None = None
+    """Seed of the scrambling (and of categorical choices)."""
+    qmc_type: Literal["sobol", "halton"] | None = None
+    """The sequence (Optuna: sobol)."""
+    scramble: bool | None = None
+    """Scramble the sequence (Optuna: false)."""
+
+
+Sampler = Annotated[
+    GridSampler | RandomSampler | TpeSampler | Nsga2Sampler | GpSampler | QmcSampler, Field(discriminator="type")
+]
+
+
+# The tolerance of new studies' pruners (replayed on recorded curves: docs/guide/pruning.md).
+DEFAULT_TOLERANCE_SE = 1.0
+Tolerance = Annotated[float, rule(lambda v: v >= 0, "must be >= 0, got {v}")]
+
+
+class _Judging(_Typed):
+    """A pruner that judges trials against a bar: every one but none."""
+
+    tolerance_se: Tolerance = DEFAULT_TOLERANCE_SE
+    """Prune only a trial worse than the pruner's bar by more than this many standard errors of its
+    evaluation (accuracy: from the eval rows; loss: from the per-example losses); 0: as Optuna's pruner
+    decides. A metric without an error estimate is pruned as Optuna decides."""
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Optuna's options (the tolerance is hpsearch's own)."""
+        return {k: v for k, v in super().options.items() if k != "tolerance_se"}
 
 
 class NoPruner(_Typed):
@@ -66,22 +109,23 @@ class NoPruner(_Typed):
     type: Literal["none"]
 
 
-class MedianPruner(_Typed):
-    """Prune a trial below the median of earlier trials at the same step (the default)."""
+class MedianPruner(_Judging):
+    """Prune a trial whose best value so far is below the median of completed trials at the same point
+    (the default). Steps and resources are counted in training samples seen (the progress axis)."""
 
     type: Literal["median"]
     n_startup_trials: NonNegative | None = None
     """Trials that are never pruned before pruning starts (Optuna: 5)."""
     n_warmup_steps: NonNegative | None = None
-    """Steps of each trial before it can be pruned (Optuna: 0)."""
+    """Training samples of each trial before it can be pruned (Optuna: 0)."""
     interval_steps: Positive | None = None
-    """Steps between pruning checks (Optuna: 1)."""
+    """Samples between pruning checks (Optuna: 1: every evaluation)."""
     n_min_trials: Positive | None = None
-    """Trials reported at a step before that step can prune (Optuna: 1)."""
+    """Trials reported at a point before that point can prune (Optuna: 1)."""
 
 
 class PercentilePruner(MedianPruner):
-    """Prune a trial below the given percentile of earlier trials at the same step."""
+    """Prune a trial below the given percentile of completed trials at the same point."""
 
     type: Literal["percentile"]
     percentile: Annotated[float, rule(lambda v: 0 <= v <= 100, "must be in [0, 100], got {v}")]
@@ -98,12 +142,12 @@ IntOrAuto = Annotated[int | Literal["auto"], BeforeValidator(_int_or_auto)]
 Factor = Annotated[int, rule(lambda v: v >= 2, "must be >= 2, got {v}")]
 
 
-class SuccessiveHalvingPruner(_Typed):
+class SuccessiveHalvingPruner(_Judging):
     """Asynchronous successive halving: keep the best 1/reduction_factor at each rung."""
 
     type: Literal["successive-halving"]
     min_resource: IntOrAuto | None = None
-    """Steps before the first rung, or auto (Optuna: auto)."""
+    """Training samples before the first rung, or auto (Optuna: auto)."""
     reduction_factor: Factor | None = None
     """Rung to rung, 1/reduction_factor of the trials go on (Optuna: 4)."""
     min_early_stopping_rate: NonNegative | None = None
@@ -112,14 +156,14 @@ class SuccessiveHalvingPruner(_Typed):
     """Trials a rung needs before it prunes (Optuna: 0)."""
 
 
-class HyperbandPruner(_Typed):
+class HyperbandPruner(_Judging):
     """Several successive-halving brackets of different aggressiveness."""
 
     type: Literal["hyperband"]
     min_resource: Positive | None = None
-    """Steps before a bracket's first rung (Optuna: 1)."""
+    """Training samples before a bracket's first rung (Optuna: 1)."""
     max_resource: IntOrAuto | None = None
-    """A trial's steps, or auto: read from the first completed trial (Optuna: auto)."""
+    """A trial's training samples, or auto: read from the first completed trial (Optuna: auto)."""
     reduction_factor: Factor | None = None
     """Rung to rung, 1/reduction_factor of the trials go on (Optuna: 3)."""
     bootstrap_count: NonNegative | None = None

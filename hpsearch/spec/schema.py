@@ -16,6 +16,7 @@ from hpsearch.spec.sections import (
     DataSpec,
     DivergenceSection,
     EarlyStoppingSpec,
+    EvaluationSpec,
     GenerationSpec,
     HeartbeatSpec,
     LoraSection,
@@ -28,7 +29,10 @@ from hpsearch.spec.tasks import TASKS
 # The shape of the stored spec. A study stored without one is version 1. A bump that only adds keys
 # whose default is what every older study did keeps resume working (a missing stored key counts as
 # its default); a bump that changes what a stored key means needs a migration in resume_defaults().
-SCHEMA_VERSION = 2
+# Version 3 keys intermediate values (what pruners compare) by training samples seen, not by optimizer
+# step: a study stored before it reads and reports, but does not resume (controller._check_resume).
+SCHEMA_VERSION = 3
+SAMPLES_AXIS_SINCE = 3
 
 Scalar = bool | int | float | str | None
 
@@ -98,8 +102,10 @@ class StudyFile(Section):
     lora_r, lora_alpha, lora_dropout, lora_target_modules, dropout, model, augmentation_probability)."""
     train: dict[str, Any] = {}
     """Fixed TrainingArguments for every trial (field names as transformers spells them)."""
+    evaluation: EvaluationSpec = EvaluationSpec()
+    """When trials are evaluated (on training samples seen), and on how many eval rows."""
     sampler: Sampler = Field(default_factory=lambda: _default_sampler())
-    """How parameters are chosen: grid, random, tpe (default) or nsga2, with that type's options."""
+    """How parameters are chosen: grid, random, tpe (default), gp, qmc or nsga2, with that type's options."""
     pruner: Pruner | None = None
     """How trials are stopped early: none, median (default; none with objective.cost), percentile,
     successive-halving or hyperband, with that type's options."""
@@ -180,6 +186,7 @@ def resume_defaults() -> dict[str, dict[str, Any]]:
         ("data", DataSpec),
         ("objective", ObjectiveSection),
         ("early_stopping", EarlyStoppingSpec),
+        ("evaluation", EvaluationSpec),
         ("lora", LoraSection),
         ("augmentation", Augment),
         ("generation", Generation),

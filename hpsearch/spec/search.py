@@ -20,11 +20,19 @@ POSITIVE_ARGUMENTS = {
     "gradient_accumulation_steps",
     "num_train_epochs",
     "max_steps",
-    "eval_steps",
     "logging_steps",
     "save_steps",
     "learning_rate",
 }
+
+
+# TrainingArguments hpsearch sets itself: evaluations are scheduled on training samples seen, so that
+# trials of every batch size are evaluated (and pruned) at the same points.
+_ON_SAMPLES = (
+    "evaluations are scheduled on training samples seen: set evaluation.every (up to 1, a fraction of"
+    " training; above, samples)"
+)
+SCHEDULED_BY_HPSEARCH = {"eval_strategy": _ON_SAMPLES, "eval_steps": _ON_SAMPLES, "eval_delay": _ON_SAMPLES}
 
 
 def check_value(name: str, value: Any, where: str, section: str, problems: list) -> None:
@@ -51,6 +59,9 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
 def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
     """One searched parameter; None (with the problems added) when it is not valid."""
     where = f"search.{name}"
+    if name in SCHEDULED_BY_HPSEARCH:
+        problems.add(where, f"cannot be searched; {SCHEDULED_BY_HPSEARCH[name]}")
+        return None
     before = len(problems)
     param = _range(name, value, where, problems)
     if param is None:
@@ -123,6 +134,9 @@ def parse_train(raw: dict[str, Any], search: dict, problems) -> dict[str, Any]:
     fields = training_fields()
     for name, value in raw.items():
         where = f"train.{name}"
+        if name in SCHEDULED_BY_HPSEARCH:
+            problems.add(where, f"{value!r} is not allowed; {SCHEDULED_BY_HPSEARCH[name]}")
+            continue
         before = len(problems)
         check_value(name, value, where, "train", problems)
         if len(problems) > before:
@@ -132,6 +146,4 @@ def parse_train(raw: dict[str, Any], search: dict, problems) -> dict[str, Any]:
         if fields[name] == (float,) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         train[name] = value
-    if train.get("eval_strategy") == "no":
-        problems.add("train.eval_strategy", "'no' leaves nothing to prune or score; use steps or epoch")
     return train

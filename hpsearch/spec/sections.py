@@ -137,6 +137,23 @@ class GenerationSpec(Section):
         return bool(self.metrics)
 
 
+class EvaluationSpec(Section):
+    """When a trial is evaluated, on the progress axis every trial shares: training samples seen (the
+    epochs trained times the train rows), so trials of any batch size are evaluated and compared at the
+    same points."""
+
+    every: Annotated[Number, allowed(lambda v: v > 0, "a number > 0")] = 0.1
+    """Up to 1: a fraction of the trial's training samples (0.1: ten evaluations; 1: only the last
+    step); above 1: a number of samples. Give samples when num_train_epochs or max_steps is searched,
+    so that every trial is evaluated at the same points. The last step is always evaluated."""
+    subsample: Positive | None = None
+    """Intermediate evaluations on this many rows of the eval split (a fixed sample, stratified by label
+    for classification); the final objective on the whole split. Unset: every evaluation on the whole
+    split."""
+    seed: int = 0
+    """Seed of the subsample's rows."""
+
+
 class BudgetSpec(Section):
     """When the study ends (any that is set; grid also ends when its grid is done)."""
 
@@ -240,6 +257,7 @@ __all__ = [
     "DataSpec",
     "DivergenceSection",
     "EarlyStoppingSpec",
+    "EvaluationSpec",
     "FinetuneSpec",
     "GenerationSpec",
     "HeartbeatSpec",

@@ -17,6 +17,7 @@ from hpsearch.spec.sections import (
     BudgetSpec,
     DataSpec,
     EarlyStoppingSpec,
+    EvaluationSpec,
     FinetuneSpec,
     GenerationSpec,
     HeartbeatSpec,
@@ -110,6 +111,7 @@ class Spec:
     """The study file this spec was read from."""
     augmentation: AugmentSpec = AugmentSpec()
     generation: GenerationSpec = GenerationSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
     schema_version: int = SCHEMA_VERSION
     """The schema the stored spec follows (hpsearch.spec.schema.SCHEMA_VERSION when parsed)."""
 
@@ -127,11 +129,12 @@ class Spec:
             "search": {name: p.to_raw() for name, p in self.search.items()},
             "train": dict(self.train),
             "sampler": {"type": self.sampler.type, **self.sampler.options},
-            "pruner": {"type": self.pruner.type, **self.pruner.options},
+            "pruner": self.pruner.model_dump(include={"type", "tolerance_se"} | set(self.pruner.options)),
             "budget": self.budget.model_dump(),
             "storage": self.storage,
             "heartbeat": self.heartbeat.model_dump(),
             "early_stopping": self.early_stopping.model_dump(),
+            "evaluation": self.evaluation.model_dump(),
             "source": self.source,
         }
         if TASK_FACTS[self.task].generation is not None:
@@ -156,6 +159,7 @@ __all__ = [
     "BudgetSpec",
     "DataSpec",
     "EarlyStoppingSpec",
+    "EvaluationSpec",
     "FinetuneSpec",
     "GenerationSpec",
     "HeartbeatSpec",

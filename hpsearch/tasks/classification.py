@@ -99,14 +99,31 @@ def collator(tokenizer, model=None):
 
 
 def compute_metrics(prediction) -> dict[str, float]:
+    """Accuracy and macro-F1, and the standard errors of accuracy and of the loss (from the per-example
+    results: what a noise-aware pruner weighs a gap against)."""
     from sklearn.metrics import f1_score
 
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    predicted = np.asarray(logits).argmax(axis=-1)
+    logits = np.asarray(logits, dtype=np.float64)
+    predicted = logits.argmax(axis=-1)
     truth = np.asarray(prediction.label_ids)
+    correct = (predicted == truth).astype(float)
+    # Per-example cross-entropy, as the model's loss computes it (log-softmax at the true label).
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    losses = np.log(np.exp(shifted).sum(axis=-1)) - shifted[np.arange(len(truth)), truth]
     # Macro-F1 averages over the labels in the truth or the predictions; 0 for a label never predicted.
     f1_macro = float(f1_score(truth, predicted, average="macro", zero_division=0.0))
-    return {"accuracy": float((predicted == truth).mean()), "f1_macro": f1_macro}
+    return {
+        "accuracy": float(correct.mean()),
+        "f1_macro": f1_macro,
+        "accuracy_se": _standard_error(correct),  # sqrt(p (1 - p) / n) for 0/1 outcomes
+        "loss_se": _standard_error(losses),
+    }
+
+
+def _standard_error(values: np.ndarray) -> float:
+    """The standard error of a mean of per-example values: their std over sqrt(n)."""
+    return float(values.std() / np.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
 derived_metrics = None  # every metric comes from compute_metrics

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import datasets
 
+from hpsearch.data.subsample import stratified_rows
 from hpsearch.spec import GenerationSpec
+from hpsearch.spec.sections import EvaluationSpec
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,13 @@ class TaskData:
     generation: Sample | None = None
     """causal-lm, seq2seq: the eval rows whose generated outputs are scored at every evaluation
     (a `Sample`); None when generation is off."""
+
+    def eval_subsample(self, evaluation: EvaluationSpec) -> datasets.Dataset | None:
+        """The eval rows of intermediate evaluations (`evaluation.subsample`), or None: the whole split."""
+        if evaluation.subsample is None or evaluation.subsample >= len(self.eval):
+            return None
+        labels = self.eval["labels"] if self.labels else None  # classification's label ids
+        return self.eval.select(stratified_rows(labels, len(self.eval), evaluation.subsample, evaluation.seed))
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ import optuna
 from transformers import TrainerCallback
 
 from hpsearch.results.record import CurveKey
+from hpsearch.search.noise import NoiseAwarePruner
+from hpsearch.training.schedule import EvaluationSchedule
 
 # Timing entries Trainer adds to every evaluation; they are not part of the learning curve.
 _NOT_CURVE = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
 
 
 class OptunaReporter(TrainerCallback):
-    """At every evaluation: append a curve point, report the objective keyed by step, maybe prune.
+    """At every evaluation: append a curve point, report the objective keyed by the progress axis
+    (training samples seen, the schedule's point), maybe prune.
 
     Raising `optuna.TrialPruned` from `on_evaluate` leaves `Trainer.train()` at once, so a pruned
     trial trains no step past the evaluation that condemned it. With `report=False` (a study with a
@@ -31,8 +34,15 @@ class OptunaReporter(TrainerCallback):
         on_point: Callable[[dict], None] | None = None,
         divergence_factor: float | None = None,
         report: bool = True,
+        schedule: EvaluationSchedule | None = None,
+        eval_rows: int | None = None,
     ) -> None:
         self.trial = trial
+        self.schedule = schedule
+        self.eval_rows = eval_rows  # the rows the coming evaluation scores (a subsample's, or the split's)
+        self.evidence: dict | None = None  # the pruned trial's value, bar and uncertainty
+        self.spared: list[dict] = []  # where the pruner would have pruned but the gap was within noise
+        self.final = False  # the coming evaluation scores the final weights on the whole eval split
         self.report = report
         self.objective_key = objective_key
         self.on_point = on_point
@@ -66,20 +76,44 @@ class OptunaReporter(TrainerCallback):
             raise KeyError(f"evaluation returned no {self.objective_key!r}; it returned {sorted(metrics)}")
         # The last logged train loss, and its step: the final evaluation can fall between two logs.
         loss_step, loss = self._train_loss or (None, None)
-        point = {CurveKey.STEP: step, CurveKey.TRAIN_LOSS: loss, CurveKey.TRAIN_LOSS_STEP: loss_step}
+        point = {CurveKey.STEP: step, CurveKey.SAMPLES: self._point(state)}
+        point.update(
+            {CurveKey.TRAIN_LOSS: loss, CurveKey.TRAIN_LOSS_STEP: loss_step, CurveKey.EVAL_ROWS: self.eval_rows}
+        )
         point.update({k: float(v) for k, v in metrics.items() if k not in _NOT_CURVE and isinstance(v, (int, float))})
         point[CurveKey.EPOCH] = round(float(state.epoch or 0.0), 4)  # Trainer.log adds an unrounded one
         point[CurveKey.TRAIN_EVAL_GAP] = train_eval_gap(point)
         if self.curve and self.curve[-1][CurveKey.STEP] == step:
-            return  # the closing evaluation of a step already evaluated
+            if not self.final:
+                return  # the closing evaluation of a step already evaluated
+            self.curve.pop()  # the same weights on the whole split replace the subsample's point
         self.curve.append(point)
+        at = point[CurveKey.SAMPLES]
         if self.report:
-            self.trial.report(point[self.objective_key], step)
+            self.trial.report(point[self.objective_key], at)
         if self.on_point is not None:
             self.on_point(point)
         # Trainer evaluates the last step inside train(); a trial trained to the end is not pruned.
-        if self.report and self.training and step < state.max_steps and self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step}")
+        if self.report and self.training and step < state.max_steps and self._should_prune(at, point):
+            raise optuna.TrialPruned(f"pruned at {at} samples")
+
+    def _point(self, state) -> int:
+        """The evaluation's place on the progress axis (a schedule's point, else the step)."""
+        return self.schedule.point if self.schedule is not None else state.global_step
+
+    def _should_prune(self, at: int, point: dict) -> bool:
+        pruner = self.trial.study.pruner
+        if not isinstance(pruner, NoiseAwarePruner):
+            return self.trial.should_prune()
+        number = self.trial.number
+        pruner.observe(number, at, point.get(f"{self.objective_key}_se"), point.get(CurveKey.EVAL_ROWS))
+        prune = self.trial.should_prune()
+        decision = pruner.decisions.pop(number, None)
+        if decision is not None and not prune:
+            self.spared.append(decision)
+        if prune:
+            self.evidence = decision
+        return prune
 
 
 def train_eval_gap(point: dict) -> float | None:

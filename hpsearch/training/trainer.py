@@ -16,8 +16,9 @@ from hpsearch.training.generation import GeneratedMetrics
 
 # What hpsearch sets unless the study's `train` section says otherwise.
 DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
-    "eval_strategy": "steps",
-    "eval_steps": 0.1,  # a float below 1 is a fraction of the training steps: ten evaluations
+    # Evaluation (and the train loss's log) is scheduled on samples seen by training.schedule, not by Trainer.
+    "eval_strategy": "no",
+    "logging_strategy": "no",
     "save_strategy": "no",  # checkpoints are not kept; model.save_best keeps the best model
     "report_to": "none",  # the record is the Optuna storage
     "disable_tqdm": True,
@@ -35,11 +36,8 @@ def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     params = {k: v for k, v in params.items() if k not in SETTING_PARAMS}
     args = {**DEFAULT_TRAINING_ARGUMENTS, **spec.train, **params}
     args.update(mixed_precision(args))
-    # Log the train loss exactly when evaluating, so every curve point carries both losses.
-    if "logging_strategy" not in spec.train and "logging_steps" not in spec.train:
-        args["logging_strategy"] = args["eval_strategy"]
-        if args["eval_strategy"] == "steps":
-            args["logging_steps"] = args.get("eval_steps") or 500
+    if "logging_steps" in spec.train and "logging_strategy" not in spec.train:
+        args["logging_strategy"] = "steps"  # logs more often than the evaluations, as asked
     return args
 
 

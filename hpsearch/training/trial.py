@@ -8,7 +8,6 @@ smaller micro-batch when out of memory), record.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -33,7 +32,9 @@ from hpsearch.tasks.task_data import TaskData
 from hpsearch.training import lora, memory, models
 from hpsearch.training.callbacks import EarlyStopping, OptunaReporter
 from hpsearch.training.memory import OutOfMemory
-from hpsearch.training.trainer import generated_examples, make_trainer, training_arguments
+from hpsearch.training.schedule import EvaluationSchedule
+from hpsearch.training.trainer import make_trainer, training_arguments
+from hpsearch.training.trial_record import record_run, save_record
 
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
     from hpsearch.orchestration.progress import Progress
@@ -118,6 +119,8 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
         return _score(trial, plan.ctx, record, attempt)
     except optuna.TrialPruned:
         record[TrialAttr.PRUNE_REASON] = attempt.reporter.pruned_reason
+        if attempt.reporter.evidence is not None:
+            record[TrialAttr.PRUNE_EVIDENCE] = attempt.reporter.evidence
         raise
     except KeyboardInterrupt:
         record.update({TrialAttr.ERROR: "interrupted", TrialAttr.INTERRUPTED: True})
@@ -133,7 +136,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
         record[TrialAttr.TRACEBACK] = traceback.format_exc()[-4000:]
         raise
     finally:
-        _record_run(record, attempt, time.perf_counter() - started)
+        record_run(record, attempt, time.perf_counter() - started)
         if attempt.trainer is not None:
             device = attempt.trainer.args.device
         # Free the model and optimizer before the next trial, and record what is still held. An
@@ -143,7 +146,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
             traceback.clear_frames(sys.exc_info()[1].__traceback__)
         memory.free_memory()
         record[TrialAttr.MEMORY_AFTER_MB] = round(memory.memory_in_use_mb(device), 1)
-        _save_record(trial, record, ctx.progress)
+        save_record(trial, record, ctx.progress)
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
@@ -205,11 +208,20 @@ def _build(
     record[TrialAttr.TRAINING_ARGUMENTS_ALL] = {k: v for k, v in args.to_dict().items() if k != "output_dir"}
     record[TrialAttr.DEVICE] = memory.device_name(args.device)
     memory.reset_peak_memory(args.device)
+    train_rows = len(ctx.data.train if plan.train_dataset is None else plan.train_dataset)
+    subsample = ctx.data.eval_subsample(spec.evaluation)
+    schedule = EvaluationSchedule(spec.evaluation.every, train_rows, final_in_loop=subsample is None)
+    eval_rows = len(ctx.data.eval if subsample is None else subsample)
     reporter = OptunaReporter(
-        trial, spec.objective.key, divergence_factor=spec.divergence_factor, report=spec.objective.cost is None
+        trial,
+        spec.objective.key,
+        divergence_factor=spec.divergence_factor,
+        report=spec.objective.cost is None,
+        schedule=schedule,
+        eval_rows=eval_rows,
     )
     attempt.reporter = reporter
-    callbacks = [reporter]  # the reporter first: a trial it prunes is pruned, not stopped early
+    callbacks = [schedule, reporter]  # the reporter before the stopper: a trial it prunes is pruned, not stopped
     if spec.early_stopping.enabled:
         es = spec.early_stopping
         attempt.stopper = EarlyStopping(spec.objective.key, spec.objective.direction, es.patience, es.threshold)
@@ -222,6 +234,7 @@ def _build(
         args,
         callbacks,
         train_dataset=plan.train_dataset,
+        eval_dataset=subsample,
         lora_settings=plan.lora_settings,
         dropout=plan.dropout,
     )
@@ -239,8 +252,13 @@ def _score(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any], attem
     if stopper is not None and stopper.stopped_at is not None:
         # Stopped in on_evaluate, so the last curve point already scores the weights it stopped with.
         record[TrialAttr.EARLY_STOPPED_AT_STEP] = stopper.stopped_at
-    if not reporter.curve or reporter.curve[-1][CurveKey.STEP] != trainer.state.global_step:
-        trainer.evaluate()  # score the final weights, not those of the last scheduled evaluation
+    evaluated_last = reporter.curve and reporter.curve[-1][CurveKey.STEP] == trainer.state.global_step
+    if not evaluated_last or not reporter.schedule.final_in_loop:
+        # Score the final weights, on the whole eval split (intermediate evaluations may use a subsample).
+        if trainer.state.global_step >= trainer.state.max_steps:
+            reporter.schedule.at_end()
+        reporter.eval_rows, reporter.final = len(ctx.data.eval), True
+        trainer.evaluate(eval_dataset=ctx.data.eval)
     record[TrialAttr.TRAIN_SAMPLES_PER_SECOND] = attempt.result.metrics.get("train_samples_per_second")
     record[TrialAttr.TRAIN_LOSS] = attempt.result.metrics.get("train_loss")
     key = ctx.spec.objective.key
@@ -264,37 +282,3 @@ def _is_new_best(trial: optuna.Trial, value: float) -> bool:
     except ValueError:  # no completed trial yet
         return True
     return value > best if trial.study.direction == optuna.study.StudyDirection.MAXIMIZE else value < best
-
-
-def _record_run(record: dict[str, Any], attempt: _Attempt, wall_time_s: float) -> None:
-    """What the run took, however it ended: times, how far it trained, throughput, peak memory."""
-    record[TrialAttr.WALL_TIME_S] = round(wall_time_s, 3)
-    record[TrialAttr.DEVICE_SECONDS] = record[TrialAttr.WALL_TIME_S]  # one device for its whole run
-    curve = record.get(TrialAttr.CURVE)
-    if curve is not None:  # training started: the gap at its last evaluation (None without one)
-        record[TrialAttr.TRAIN_EVAL_GAP] = curve[-1].get(CurveKey.TRAIN_EVAL_GAP) if curve else None
-    trainer = attempt.trainer
-    if trainer is None:
-        return
-    state = trainer.state
-    record.update({TrialAttr.STEPS_TRAINED: state.global_step, TrialAttr.MAX_STEPS: state.max_steps})
-    if attempt.train_started is not None:
-        # Trainer's own figure when training finished; for a pruned trial, the same measure by hand.
-        train_seconds = (attempt.train_ended or time.perf_counter()) - attempt.train_started
-        record[TrialAttr.TRAIN_SECONDS] = round(train_seconds, 3)
-        if record.get(TrialAttr.TRAIN_SAMPLES_PER_SECOND) is None and train_seconds > 0:
-            per_step = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps
-            record[TrialAttr.TRAIN_SAMPLES_PER_SECOND] = round(state.global_step * per_step / train_seconds, 3)
-    record[TrialAttr.PEAK_MEMORY_MB] = round(memory.peak_memory_mb(trainer.args.device), 1)
-    examples = generated_examples(trainer)
-    if examples:
-        record[TrialAttr.GENERATED_EXAMPLES] = examples
-
-
-def _save_record(trial: optuna.Trial, record: dict[str, Any], progress: Progress) -> None:
-    """Write the record as user attributes; a failure here must not hide the trial's own outcome."""
-    for key, value in record.items():
-        try:
-            trial.set_user_attr(str(key), json.loads(json.dumps(value, default=str)))
-        except Exception as exc:  # e.g. the database is locked past its timeout
-            progress.say(f"trial {trial.number:>3}  warning: could not record {key}: {exc}", always=True)

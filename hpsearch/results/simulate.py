@@ -1,0 +1,218 @@
+"""Replay a study's stored learning curves under another pruner: Optuna's own pruner classes on an
+in-memory study, one trial at a time in the order the trials were created. Which trials the pruner
+would have pruned and where, the training it would have saved, and whether the study's best and its
+top k would have survived. A study run without a pruner is the ground truth."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.errors import SpecError
+from hpsearch.results.record import CurveKey, TrialAttr
+from hpsearch.search.noise import NoiseAwarePruner
+from hpsearch.search.pruners import pruner_of
+from hpsearch.spec import Spec
+
+_REPLAYED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One trial under the replayed pruner."""
+
+    number: int
+    params: dict[str, Any]
+    ran: str
+    """complete or pruned, as the trial ran."""
+    outcome: str
+    """complete; pruned (the replayed pruner stopped it); or ended (it was pruned in the run before the
+    replayed pruner decided: its curve ends there, so the replay stops it there too)."""
+    at: int | None
+    """The point of the progress axis where it was pruned (or its curve ended)."""
+    value: float | None
+    """Its final objective, when it completed in the run."""
+    samples_ran: int
+    samples_replayed: int
+    evidence: dict[str, Any] | None = None
+    """The replayed pruner's evidence where it pruned (a pruner with a tolerance)."""
+
+
+@dataclass(frozen=True)
+class Simulation:
+    study: str
+    pruner: dict[str, Any]
+    axis: str
+    """samples (studies since schema version 3) or steps (older studies; compute in samples from the batch)."""
+    trials: list[Replayed]
+    top_k: int
+    best: int | None
+    """The run's best completed trial."""
+    best_survives: bool
+    top_k_survivors: int
+    """How many of the run's top k completed trials also complete in the replay."""
+    best_replayed: int | None
+    """The best trial among those that complete in the replay."""
+
+    @property
+    def samples_ran(self) -> int:
+        return sum(t.samples_ran for t in self.trials)
+
+    @property
+    def samples_replayed(self) -> int:
+        return sum(t.samples_replayed for t in self.trials)
+
+    @property
+    def saved(self) -> float:
+        """The share of the run's training the replayed pruner would not have spent."""
+        return 1 - self.samples_replayed / self.samples_ran if self.samples_ran else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(samples_ran=self.samples_ran, samples_replayed=self.samples_replayed, saved=round(self.saved, 4))
+        return out
+
+
+def of_study(spec: Spec, study: optuna.Study, top_k: int = 3) -> Simulation:
+    """Replay `study` under the pruner of `spec` (the study file with its --set overrides)."""
+    if spec.objective.cost is not None or len(study.directions) > 1:
+        raise SpecError(
+            spec.source, "objective.cost", "simulate replays single-objective studies (Optuna prunes those only)"
+        )
+    if top_k < 1:
+        raise SpecError(spec.source, "--top-k", f"{top_k} is not allowed; a whole number >= 1")
+    settings = spec.to_dict()["pruner"]
+    trials = study.get_trials(deepcopy=False)
+    return replay(
+        trials,
+        study.study_name,
+        spec.objective.direction,
+        pruner_of(spec.pruner, spec.source),
+        spec.objective.key,
+        settings,
+        top_k,
+    )
+
+
+def replay(
+    trials: list[FrozenTrial],
+    study_name: str,
+    direction: str,
+    pruner: optuna.pruners.BasePruner,
+    objective_key: str,
+    pruner_settings: dict[str, Any],
+    top_k: int = 3,
+) -> Simulation:
+    """Replay `trials` (a study's, any states) under `pruner`. The trial numbers of the replay are the
+    run's (hyperband assigns brackets by number): a trial that cannot be replayed (failed, running, never
+    reported) takes its number as a failed trial."""
+    study = optuna.create_study(
+        storage=optuna.storages.InMemoryStorage(), study_name=study_name, direction=direction, pruner=pruner
+    )
+    maximize = direction == "maximize"
+    axis = "samples" if any(CurveKey.SAMPLES in p for t in trials for p in _curve(t)) else "steps"
+    replayed: list[Replayed] = []
+    for t in sorted(trials, key=lambda t: t.number):
+        while len(study.trials) < t.number:  # numbers the stored study gave trials that no longer exist
+            study.tell(study.ask(), state=TrialState.FAIL)
+        if t.state not in _REPLAYED or not t.intermediate_values:
+            study.tell(study.ask(), state=TrialState.FAIL)
+            continue
+        replayed.append(_replay_one(study, t, pruner, objective_key, axis))
+    done = [r for r in replayed if r.ran == "complete" and r.value is not None and math.isfinite(r.value)]
+    ranked = sorted(done, key=lambda r: -r.value if maximize else r.value)
+    survivors = [r for r in ranked if r.outcome == "complete"]
+    top = ranked[:top_k]
+    return Simulation(
+        study=study_name,
+        pruner=pruner_settings,
+        axis=axis,
+        trials=replayed,
+        top_k=top_k,
+        best=ranked[0].number if ranked else None,
+        best_survives=bool(ranked) and ranked[0].outcome == "complete",
+        top_k_survivors=sum(r.outcome == "complete" for r in top),
+        best_replayed=survivors[0].number if survivors else None,
+    )
+
+
+def _replay_one(study: optuna.Study, t: FrozenTrial, pruner, objective_key: str, axis: str) -> Replayed:
+    trial = study.ask()
+    points = sorted(t.intermediate_values)
+    last = points[-1]
+    per_sample = 1 if axis == "samples" else _samples_per_step(t)
+    uncertainty = {_key(p, axis): (p.get(f"{objective_key}_se"), p.get(CurveKey.EVAL_ROWS)) for p in _curve(t)}
+    ran = "complete" if t.state == TrialState.COMPLETE else "pruned"
+    for at in points:
+        trial.report(t.intermediate_values[at], at)
+        if ran == "complete" and at == last:
+            break  # a trial trained to its end is not pruned at its final evaluation
+        if isinstance(pruner, NoiseAwarePruner):
+            pruner.observe(trial.number, at, *uncertainty.get(at, (None, None)))
+        prune = trial.should_prune()
+        evidence = pruner.decisions.pop(trial.number, None) if isinstance(pruner, NoiseAwarePruner) else None
+        if prune:
+            study.tell(trial, state=TrialState.PRUNED)
+            return Replayed(
+                t.number, t.params, ran, "pruned", at, _value(t), last * per_sample, at * per_sample, evidence
+            )
+    if ran == "pruned":  # its curve ends where the run's pruner stopped it
+        study.tell(trial, state=TrialState.PRUNED)
+        return Replayed(t.number, t.params, ran, "ended", last, None, last * per_sample, last * per_sample)
+    study.tell(trial, t.value)
+    return Replayed(t.number, t.params, ran, "complete", None, t.value, last * per_sample, last * per_sample)
+
+
+def _value(t: FrozenTrial) -> float | None:
+    return t.value if t.state == TrialState.COMPLETE else None
+
+
+def _curve(t: FrozenTrial) -> list[dict]:
+    curve = t.user_attrs.get(TrialAttr.CURVE)
+    return curve if isinstance(curve, list) else []
+
+
+def _key(point: dict, axis: str) -> int | None:
+    return point.get(CurveKey.SAMPLES if axis == "samples" else CurveKey.STEP)
+
+
+def _samples_per_step(t: FrozenTrial) -> int:
+    """A step-keyed (older) trial's effective batch, from the arguments it trained with."""
+    arguments = t.user_attrs.get(TrialAttr.TRAINING_ARGUMENTS) or {}
+    batch = arguments.get("per_device_train_batch_size", 8)
+    return int(batch) * int(arguments.get("gradient_accumulation_steps", 1))
+
+
+def table(sim: Simulation, metric: str) -> str:
+    """The replay as a terminal table and a summary."""
+    settings = ", ".join(f"{k}: {v}" for k, v in sim.pruner.items())
+    lines = [f"replay of study {sim.study!r} under pruner {{{settings}}} ({len(sim.trials)} trials, by {sim.axis})"]
+    lines.append(f"{'trial':>5}  {'ran':<8}  {'replayed':<28}  {metric:>9}  params")
+    for r in sim.trials:
+        where = "complete" if r.outcome == "complete" else f"{r.outcome} at {r.at:,}"
+        if r.evidence and r.evidence.get("bar") is not None:
+            se = r.evidence.get("uncertainty")
+            where += f" ({r.evidence['value']:.3g} vs {r.evidence['bar']:.3g}" + (f" ±{se:.2g})" if se else ")")
+        value = "" if r.value is None else f"{r.value:.4g}"
+        params = " ".join(f"{k}={_short(v)}" for k, v in r.params.items())
+        lines.append(f"{r.number:>5}  {r.ran:<8}  {where:<28}  {value:>9}  {params}")
+    lines.append(
+        f"training: {sim.samples_ran:,} samples as run, {sim.samples_replayed:,} replayed (saves {sim.saved:.0%})"
+    )
+    if sim.best is None:
+        lines.append("no trial completed in the run: nothing to rank")
+    else:
+        kept = "survives" if sim.best_survives else "is pruned"
+        lines.append(
+            f"the run's best, trial {sim.best}, {kept}; {sim.top_k_survivors} of its top {sim.top_k} survive; "
+            f"best in the replay: trial {sim.best_replayed}"
+        )
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

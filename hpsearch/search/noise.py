@@ -1,0 +1,93 @@
+"""A pruner that does not act on noise: Optuna's pruner proposes, and the trial is pruned only when it is
+worse than the pruner's bar by more than `tolerance_se` standard errors of its evaluation. Every
+decision carries its evidence (value, bar, uncertainty), which the trial records."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import _percentile, _successive_halving
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+
+class NoiseAwarePruner(optuna.pruners.BasePruner):
+    """Wraps one of Optuna's median, percentile, successive-halving or hyperband pruners.
+
+    The uncertainty of an evaluation is its standard error, handed over before `should_prune` by
+    `observe` (the trial's reporter does it from the evaluation's `<metric>_se`; `hpsearch simulate`
+    from the stored curve). Without one (a metric whose error hpsearch cannot estimate), the wrapped
+    pruner's decision stands. `tolerance_se=0` is the wrapped pruner, with its evidence recorded.
+    """
+
+    def __init__(self, base: optuna.pruners.BasePruner, tolerance_se: float = 0.0) -> None:
+        self.base = base
+        self.tolerance_se = tolerance_se
+        self._uncertainty: dict[tuple[int, int], tuple[float | None, int | None]] = {}
+        self.decisions: dict[int, dict[str, Any]] = {}
+        """trial number -> the evidence of the latest time the wrapped pruner proposed to prune it."""
+
+    def observe(self, number: int, at: int, standard_error: float | None, rows: int | None = None) -> None:
+        """The standard error (and the eval rows) of trial `number`'s evaluation reported at `at`."""
+        se = None if standard_error is None or not math.isfinite(standard_error) else float(standard_error)
+        self._uncertainty[(number, at)] = (se, rows)
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        if not self.base.prune(study, trial):
+            return False
+        at = trial.last_step
+        value, bar = bar_of(self.base, study, trial)
+        se, rows = self._uncertainty.pop((trial.number, at), (None, None))
+        margin = None if se is None else self.tolerance_se * se
+        gap = None if bar is None or not math.isfinite(value) else abs(value - bar)
+        # Without a bar (a NaN value) or an error estimate there is nothing to weigh: the pruner's call stands.
+        prune = margin is None or gap is None or gap > margin
+        self.decisions[trial.number] = {
+            "samples": at,
+            "value": _plain(value),
+            "bar": _plain(bar),
+            "uncertainty": _plain(se),
+            "eval_rows": rows,
+            "tolerance_se": self.tolerance_se,
+            "pruned": prune,
+        }
+        return prune
+
+
+def _plain(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def bar_of(pruner: optuna.pruners.BasePruner, study: optuna.Study, trial: FrozenTrial) -> tuple[float, float | None]:
+    """The value the wrapped pruner judged the trial by and the bar it had to reach, read the way Optuna
+    5's pruners compute them (tests/test_noise.py checks each against the pruner's own decision)."""
+    if isinstance(pruner, optuna.pruners.HyperbandPruner):
+        bracket = pruner._get_bracket_id(study, trial)
+        return bar_of(pruner._pruners[bracket], pruner._create_bracket_study(study, bracket), trial)
+    if isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner):
+        return _rung_bar(pruner, study, trial)
+    if isinstance(pruner, optuna.pruners.PercentilePruner):  # the median pruner is one
+        value = _percentile._get_best_intermediate_result_over_steps(trial, study.direction)
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        bar = _percentile._get_percentile_intermediate_result_over_trials(
+            completed, study.direction, trial.last_step, pruner._percentile, pruner._n_min_trials
+        )
+        return float(value), None if math.isnan(bar) else float(bar)
+    raise TypeError(f"no bar for {type(pruner).__name__}")
+
+
+def _rung_bar(pruner, study: optuna.Study, trial: FrozenTrial) -> tuple[float, float | None]:
+    """Successive halving: the trial's value at the rung it failed, and the worst value promoted there."""
+    fresh = study._storage.get_trial(trial._trial_id)  # prune() just wrote the rung's value
+    rung = _successive_halving._get_current_rung(fresh) - 1
+    key = _successive_halving._completed_rung_key(rung)
+    value = float(fresh.system_attrs[key])
+    others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+    competing = sorted(_successive_halving._get_competing_values(others, value, key))
+    if study.direction == StudyDirection.MAXIMIZE:
+        competing.reverse()
+    promoted = max(len(competing) // pruner._reduction_factor - 1, 0)
+    return value, float(np.asarray(competing, dtype=float)[promoted])

@@ -1,0 +1,64 @@
+"""The progress axis every trial shares, training samples seen, and the evaluations scheduled on it: a
+trial of any batch size, accumulation or model is evaluated, reported and pruned at the same points."""
+
+from __future__ import annotations
+
+from transformers import TrainerCallback
+
+
+def samples_seen(state, n_train: int) -> int:
+    """Training samples seen so far: the epochs trained (Trainer's fractional `state.epoch`) times the
+    train rows. Exact at the end of each epoch, within one micro-batch in between."""
+    return round(float(state.epoch or 0.0) * n_train)
+
+
+def budget_samples(args, max_steps: int, n_train: int) -> int:
+    """A trial's training budget in samples: its epochs over the train rows, or with `max_steps` its
+    steps times the effective batch (micro-batch x accumulation x processes)."""
+    if args.max_steps > 0:
+        return max_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    return round(n_train * args.num_train_epochs)
+
+
+def interval_samples(every: float, budget: int) -> float:
+    """The samples between two evaluations: `every` up to 1 is a fraction of the budget."""
+    return every * budget if every <= 1 else float(every)
+
+
+class EvaluationSchedule(TrainerCallback):
+    """Evaluate (and log the train loss) at the first step at which the trial has seen each scheduled
+    point of samples, and at the last step. `point` is the axis value of the evaluation about to run,
+    the key its objective is reported under: the scheduled point, so two trials evaluated one batch
+    apart are still compared at one key. `final_in_loop=False` leaves the last step's evaluation to the
+    caller (intermediate evaluations on a subsample, the final one on the whole eval split)."""
+
+    def __init__(self, every: float, n_train: int, final_in_loop: bool = True) -> None:
+        self.every = every
+        self.n_train = n_train
+        self.final_in_loop = final_in_loop
+        self.budget = 0
+        self.point = 0  # the axis value of the latest (or the coming) evaluation
+        self._interval = 1.0
+        self._next = 1  # the index of the next scheduled point
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.budget = budget_samples(args, state.max_steps, self.n_train)
+        self._interval = max(interval_samples(self.every, self.budget), 1.0)
+        self._next = 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            self.point = self.budget
+            if self.final_in_loop:
+                control.should_evaluate = control.should_log = True
+            return control
+        seen = samples_seen(state, self.n_train)
+        due = int(seen // self._interval)  # the scheduled points passed so far
+        if due >= self._next and round(due * self._interval) < self.budget:
+            self.point, self._next = round(due * self._interval), due + 1
+            control.should_evaluate = control.should_log = True
+        return control
+
+    def at_end(self) -> None:
+        """The evaluation about to run scores the final weights: it stands at the budget point."""
+        self.point = self.budget

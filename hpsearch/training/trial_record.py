@@ -1,0 +1,53 @@
+"""What a trial records about its run however it ended (times, how far it trained, throughput, memory,
+the pruner's evidence), and the write of the whole record as the trial's user attributes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from hpsearch.results.record import CurveKey, TrialAttr
+from hpsearch.training import memory
+from hpsearch.training.trainer import generated_examples
+
+if TYPE_CHECKING:
+    from hpsearch.orchestration.progress import Progress
+
+
+def record_run(record: dict[str, Any], attempt, wall_time_s: float) -> None:
+    """What the run took, however it ended: times, how far it trained, throughput, peak memory."""
+    record[TrialAttr.WALL_TIME_S] = round(wall_time_s, 3)
+    if attempt.reporter is not None and attempt.reporter.spared:
+        record[TrialAttr.SPARED] = attempt.reporter.spared
+    record[TrialAttr.DEVICE_SECONDS] = record[TrialAttr.WALL_TIME_S]  # one device for its whole run
+    curve = record.get(TrialAttr.CURVE)
+    if curve is not None:  # training started: the gap at its last evaluation (None without one)
+        record[TrialAttr.TRAIN_EVAL_GAP] = curve[-1].get(CurveKey.TRAIN_EVAL_GAP) if curve else None
+    trainer = attempt.trainer
+    if trainer is None:
+        return
+    state = trainer.state
+    record.update({TrialAttr.STEPS_TRAINED: state.global_step, TrialAttr.MAX_STEPS: state.max_steps})
+    if attempt.train_started is not None:
+        # Trainer's own figure when training finished; for a pruned trial, the same measure by hand.
+        train_seconds = (attempt.train_ended or time.perf_counter()) - attempt.train_started
+        record[TrialAttr.TRAIN_SECONDS] = round(train_seconds, 3)
+        if record.get(TrialAttr.TRAIN_SAMPLES_PER_SECOND) is None and train_seconds > 0:
+            per_step = trainer.args.train_batch_size * trainer.args.gradient_accumulation_steps
+            record[TrialAttr.TRAIN_SAMPLES_PER_SECOND] = round(state.global_step * per_step / train_seconds, 3)
+    record[TrialAttr.PEAK_MEMORY_MB] = round(memory.peak_memory_mb(trainer.args.device), 1)
+    examples = generated_examples(trainer)
+    if examples:
+        record[TrialAttr.GENERATED_EXAMPLES] = examples
+
+
+def save_record(trial: optuna.Trial, record: dict[str, Any], progress: Progress) -> None:
+    """Write the record as user attributes; a failure here must not hide the trial's own outcome."""
+    for key, value in record.items():
+        try:
+            trial.set_user_attr(str(key), json.loads(json.dumps(value, default=str)))
+        except Exception as exc:  # e.g. the database is locked past its timeout
+            progress.say(f"trial {trial.number:>3}  warning: could not record {key}: {exc}", always=True)

@@ -1,0 +1,132 @@
+"""The noise-aware pruner: its bar is the one Optuna's pruner judged by, at tolerance 0 it decides as
+Optuna does, and with a tolerance it spares a trial whose gap to the bar is within the noise."""
+
+import random
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpsearch.search.noise import NoiseAwarePruner, bar_of
+
+PRUNERS = {
+    "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=100),
+    "percentile": lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=2),
+    "successive-halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=100, reduction_factor=2),
+    "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=100, max_resource=800, reduction_factor=2),
+}
+
+
+def _study(pruner, direction="maximize"):
+    return optuna.create_study(study_name="s", direction=direction, pruner=pruner)
+
+
+def _sweep(pruner, curves, observe=None):
+    """Run the curves through a study; returns each trial's (pruned at, evidence) in order."""
+    study = _study(pruner)
+    out = []
+    for number, curve in enumerate(curves):
+        trial = study.ask()
+        at_prune = None
+        for at, value in curve:
+            trial.report(value, at)
+            if observe is not None:
+                observe(pruner, number, at)
+            if at < curve[-1][0] and trial.should_prune():
+                at_prune = at
+                break
+        evidence = pruner.decisions.pop(number, None) if isinstance(pruner, NoiseAwarePruner) else None
+        if at_prune is None:
+            study.tell(trial, curve[-1][1])
+        else:
+            study.tell(trial, state=TrialState.PRUNED)
+        out.append((at_prune, evidence))
+    return out
+
+
+def _curves(seed, n=30):
+    rng = random.Random(seed)
+    curves = []
+    for _ in range(n):
+        rate, noise = rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.1)
+        curves.append([(at, min(1.0, rate * at / 800 + rng.gauss(0, noise))) for at in range(100, 801, 100)])
+    return curves
+
+
+@pytest.mark.parametrize("kind", sorted(PRUNERS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_at_tolerance_zero_it_decides_as_optuna_and_each_prune_is_below_its_bar(kind, seed):
+    curves = _curves(seed)
+    plain = _sweep(PRUNERS[kind](), curves)
+    wrapped = _sweep(NoiseAwarePruner(PRUNERS[kind](), 0.0), curves, lambda p, n, at: p.observe(n, at, 0.05, 400))
+    assert [at for at, _ in plain] == [at for at, _ in wrapped]
+    pruned = [(at, ev) for at, ev in wrapped if at is not None]
+    assert pruned, "the sweep should prune something"
+    for at, evidence in pruned:
+        assert evidence["samples"] == at and evidence["pruned"] is True
+        assert evidence["value"] < evidence["bar"]  # maximize: worse is lower
+        assert evidence["uncertainty"] == 0.05 and evidence["eval_rows"] == 400
+
+
+def test_the_median_bar_is_the_median_of_completed_trials_at_that_point():
+    study = _study(optuna.pruners.MedianPruner(n_startup_trials=0))
+    for values in ([0.2, 0.5], [0.4, 0.7], [0.3, 0.9]):
+        t = study.ask()
+        for at, v in zip((100, 200), values, strict=True):
+            t.report(v, at)
+        study.tell(t, values[-1])
+    t = study.ask()
+    t.report(0.1, 100)
+    frozen = study._storage.get_trial(t._trial_id)
+    assert study.pruner.prune(study, frozen)
+    assert bar_of(study.pruner, study, frozen) == (0.1, 0.3)
+
+
+def test_the_rung_bar_is_the_worst_value_promoted():
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=100, reduction_factor=2)
+    study = _study(pruner)
+    for value in (0.9, 0.8, 0.7):
+        t = study.ask()
+        t.report(value, 100)
+        t.should_prune()
+        study.tell(t, value)
+    t = study.ask()
+    t.report(0.5, 100)
+    frozen = study._storage.get_trial(t._trial_id)
+    assert pruner.prune(study, frozen)  # 4 at the rung, the best 2 go on: 0.9 and 0.8
+    assert bar_of(pruner, study, frozen) == (0.5, 0.8)
+
+
+def test_a_gap_within_the_noise_spares_the_trial_and_a_wide_one_prunes():
+    def sweep(tolerance, se):
+        pruner = NoiseAwarePruner(optuna.pruners.MedianPruner(n_startup_trials=1), tolerance)
+        return _sweep(
+            pruner, [[(100, 0.50), (200, 0.6)], [(100, 0.46), (200, 0.7)]], lambda p, n, at: p.observe(n, at, se)
+        )
+
+    assert sweep(0.0, 0.025)[1][0] == 100  # Optuna's median prunes 0.46 < 0.50
+    spared = sweep(2.0, 0.025)[1]  # a gap of 0.04 is within 2 x 0.025
+    assert spared[0] is None and spared[1]["pruned"] is False and spared[1]["value"] == 0.46
+    assert sweep(1.0, 0.025)[1][0] == 100  # but not within 1 x 0.025
+    assert sweep(1.0, None)[1][0] == 100  # no error estimate: Optuna's decision stands
+
+
+def test_the_decision_records_why():
+    pruner = NoiseAwarePruner(optuna.pruners.MedianPruner(n_startup_trials=1), 2.0)
+    study = _study(pruner)
+    t = study.ask()
+    t.report(0.5, 100)
+    study.tell(t, 0.5)
+    t = study.ask()
+    t.report(0.46, 100)
+    pruner.observe(t.number, 100, 0.025, 400)
+    assert not t.should_prune()
+    assert pruner.decisions[t.number] == {
+        "samples": 100,
+        "value": 0.46,
+        "bar": 0.5,
+        "uncertainty": 0.025,
+        "eval_rows": 400,
+        "tolerance_se": 2.0,
+        "pruned": False,
+    }
