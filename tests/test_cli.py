@@ -120,7 +120,7 @@ def test_console_script_exit_statuses(make_study):
     bad = subprocess.run([str(exe), "run", str(path)], capture_output=True, text=True, env=env)
     assert bad.returncode == 2
     assert bad.stderr.strip() == (
-        f"error: {path}: sampler.type: 'bayes' is not allowed; allowed: grid, random, tpe, nsga2"
+        f"error: {path}: sampler.type: 'bayes' is not allowed; allowed: grid, random, tpe, nsga2, gp, qmc"
     )
     assert bad.stdout == ""
     usage = subprocess.run([str(exe), "run"], capture_output=True, text=True, env=env)

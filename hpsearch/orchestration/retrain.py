@@ -21,6 +21,7 @@ from hpsearch.spec import SpecError, parse_spec
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
+from hpsearch.training.schedule import EvaluationSchedule
 from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
@@ -122,8 +123,12 @@ def retrain(
             callbacks = []
         else:
             train_set, fixed = augmented, arguments
-            # A trial that stopped early (early_stopping) ends where it did, on the same schedule.
-            callbacks = [StopAtStep(manifest["steps_trained"])] if manifest.get("steps_trained") else []
+            # Evaluated when the trial was, so that training follows the trial's path step for step (an
+            # evaluation moves the random state the data order draws from); a trial that stopped early
+            # (early_stopping) ends where it did, on the same schedule.
+            callbacks = [EvaluationSchedule(spec.evaluation.every, len(train_split))]
+            if manifest.get("steps_trained"):
+                callbacks.append(StopAtStep(manifest["steps_trained"]))
         args = TrainingArguments(output_dir=scratch, **fixed)
         trainer = make_trainer(
             task,
@@ -133,11 +138,12 @@ def retrain(
             args,
             callbacks,
             train_dataset=train_set,
+            eval_dataset=None if all_data else task_data.eval_subsample(spec.evaluation),
             lora_settings=lora_settings,
             dropout=dropout,
         )
         trainer.train()
-        value = None if all_data else trainer.evaluate()[manifest["metric"]]
+        value = None if all_data else trainer.evaluate(eval_dataset=task_data.eval)[manifest["metric"]]
         if lora_settings is not None and merge:
             trainer.model.merge_and_unload().save_pretrained(str(out))
         else:
