@@ -257,16 +257,16 @@ def main(argv=None) -> None:
         )
     lines += [
         "",
-        f"| sampler | pruner | samples to target (median of {len(opts.seeds)}) | / grid's | samples trained | best (median) |",
+        f"| sampler | pruner | samples to target (median of {len(opts.seeds)}) | / grid's | samples trained"
+        " | best (median) |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for s in searches:
         hit = s["reached_median"]
         shown = "not reached" if hit == math.inf else f"{hit:,.0f}"
         ratio = "" if hit == math.inf else f"{hit / grid['samples']:.2f}"
-        lines.append(
-            f"| {s['sampler']} | {s['pruner']} | {shown} | {ratio} | {s['samples_median']:,.0f} | {s['best_median']:.4f} |"
-        )
+        cells = [s["sampler"], s["pruner"], shown, ratio, f"{s['samples_median']:,.0f}", f"{s['best_median']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
     opts.out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,12 @@ Same Banking77 subset, model (all-MiniLM-L6-v2), search space, number of trials 
            per_device_eval_batch_size, report_to none, disable_tqdm; save_strategy no on both (HF's own
            default, steps, also writes a checkpoint at the end of every trial; see --hf-save-strategy).
            Everything else on the HF side is TrainingArguments' default.
-  pruning  hpsearch: the study's median pruner (n_startup_trials --pruner-startup-trials, n_warmup_steps
-           a quarter of the longest trial's steps unless --n-warmup-steps). HF: hyperparameter_search passes
-           no pruner, so optuna.create_study uses its default MedianPruner() (n_startup_trials 5,
-           n_warmup_steps 0, interval_steps 1). Both report the objective at every evaluation keyed by step.
+  pruning  hpsearch: its default pruner for a new study (no pruner key in the study file), or --pruner
+           (a study file's pruner section as JSON), or with --pruner-startup-trials a median pruner. HF:
+           hyperparameter_search passes no pruner, so optuna.create_study uses its default MedianPruner()
+           (n_startup_trials 5, n_warmup_steps 0, interval_steps 1). hpsearch reports the objective keyed by
+           training samples seen and evaluates on that axis (evaluation.every = --eval-steps as a fraction);
+           HF by optimizer step, evaluating every --eval-steps of its steps.
   objective eval_accuracy, maximized (HF: compute_objective=lambda m: m["eval_accuracy"], since its
            default objective is the sum of all metrics). On transformers 5 both score the final weights:
            Trainer evaluates at the last step when eval_strategy is steps.
@@ -94,12 +96,24 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=True,
         help="TPESampler multivariate on both sides (default on: hpsearch's default for tpe)",
     )
-    p.add_argument("--pruner-startup-trials", type=int, default=3, help="hpsearch median pruner n_startup_trials")
+    p.add_argument(
+        "--pruner",
+        type=json.loads,
+        default=None,
+        help='hpsearch\'s pruner section as JSON, e.g. \'{"type": "hyperband", "min_resource": 128}\' (default: none'
+        " given, so hpsearch's default pruner; see --pruner-startup-trials)",
+    )
+    p.add_argument(
+        "--pruner-startup-trials",
+        type=int,
+        default=None,
+        help="instead of the default pruner, a median pruner with this n_startup_trials (and --n-warmup-steps)",
+    )
     p.add_argument(
         "--n-warmup-steps",
         type=int,
         default=None,
-        help="hpsearch median pruner n_warmup_steps (default: a quarter of the longest trial's optimizer steps)",
+        help="with --pruner-startup-trials: n_warmup_steps in samples (default: a quarter of a trial's samples)",
     )
     p.add_argument(
         "--hf-save-strategy",
@@ -219,9 +233,7 @@ def sampler_options(opts) -> dict:
 def warmup_steps(opts, n_train: int, search: dict, fixed: dict) -> int:
     if opts.n_warmup_steps is not None:
         return opts.n_warmup_steps
-    sizes = search.get("per_device_train_batch_size", {}).get("choices") or [fixed["per_device_train_batch_size"]]
-    longest = math.ceil(n_train / min(sizes)) * opts.epochs
-    return math.ceil(longest / 4)
+    return math.ceil(n_train * opts.epochs / 4)  # a quarter of a trial's training samples (the progress axis)
 
 
 def study_file(path: Path, data_dir: Path, storage: str, opts, search: dict, fixed: dict, n_warmup: int) -> dict:
@@ -237,16 +249,19 @@ def study_file(path: Path, data_dir: Path, storage: str, opts, search: dict, fix
         "search": {name: raw(spec) for name, spec in search.items()},
         "train": {
             "num_train_epochs": opts.epochs,
-            "eval_steps": opts.eval_steps,
             "per_device_eval_batch_size": opts.eval_batch_size,
             "seed": opts.seed,
             **fixed,
         },
+        "evaluation": {"every": opts.eval_steps},
         "sampler": {"type": "tpe", **sampler_options(opts)},
-        "pruner": {"type": "median", "n_startup_trials": opts.pruner_startup_trials, "n_warmup_steps": n_warmup},
         "budget": {"n_trials": opts.trials},
         "storage": storage,
     }
+    if opts.pruner is not None:  # else the study file has no pruner key: hpsearch's default pruner
+        study["pruner"] = opts.pruner
+    elif opts.pruner_startup_trials is not None:
+        study["pruner"] = {"type": "median", "n_startup_trials": opts.pruner_startup_trials, "n_warmup_steps": n_warmup}
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     return study
 
@@ -271,14 +286,15 @@ def run_hpsearch(opts, work: Path, data_dir: Path, search: dict, fixed: dict, n_
 
     storage = f"sqlite:///{work / 'study.db'}"
     study_path = work / "study.yaml"
-    spec = study_file(study_path, data_dir, storage, opts, search, fixed, n_warmup)
+    study_file(study_path, data_dir, storage, opts, search, fixed, n_warmup)
     total = common.run_cli(opts, study_path, work)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
     trials = [trial_row(t) for t in study.get_trials()]
     best = max((t["value"] for t in trials if t["state"] == "COMPLETE"), default=None)
-    pruner = ", ".join(f"{k}={v}" for k, v in spec["pruner"].items() if k != "type")
-    return summarize_side(total, trials, best, f"MedianPruner({pruner}) [study file]")
+    stored = study.user_attrs["spec"]["pruner"]
+    pruner = ", ".join(f"{k}={v}" for k, v in stored.items() if k != "type")
+    return summarize_side(total, trials, best, f"{stored['type']}({pruner}) [study file or hpsearch's default]")
 
 
 def run_hf(opts, work: Path, data_dir: Path, search: dict, fixed: dict) -> dict:

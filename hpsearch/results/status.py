@@ -7,7 +7,7 @@ import optuna
 from hpsearch.results import trials_read
 from hpsearch.results.format import format_params, format_value
 from hpsearch.results.pareto import pareto_front
-from hpsearch.results.record import TrialAttr
+from hpsearch.results.record import CurveKey, TrialAttr
 
 
 def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
@@ -23,7 +23,9 @@ def rows(study: optuna.Study) -> list[dict]:
     dead = retried(trials)
     front = {t.number for t in pareto_front(study, trials)} if len(study.directions) > 1 else None
     for t in trials:
-        pruned_at = t.last_step if t.state == optuna.trial.TrialState.PRUNED else None
+        pruned = t.state == optuna.trial.TrialState.PRUNED
+        curve = t.user_attrs.get(TrialAttr.CURVE) or [{}]
+        on_samples = CurveKey.SAMPLES in curve[-1]  # keyed by samples since schema version 3, else by step
         out.append(
             {
                 "number": t.number,
@@ -31,7 +33,9 @@ def rows(study: optuna.Study) -> list[dict]:
                 "params": dict(t.params),
                 "value": t.values[0] if t.values else None,
                 "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
-                "pruned_at_step": pruned_at,
+                "pruned_at_samples": t.last_step if pruned and on_samples else None,
+                "pruned_at_step": (curve[-1].get(CurveKey.STEP) if on_samples else t.last_step) if pruned else None,
+                "prune_evidence": t.user_attrs.get(TrialAttr.PRUNE_EVIDENCE),
                 "steps_trained": t.user_attrs.get(TrialAttr.STEPS_TRAINED),
                 "error": t.user_attrs.get(TrialAttr.ERROR)
                 or ("no heartbeat: worker died; re-run" if t.number in dead else None),
@@ -56,9 +60,11 @@ def table(study: optuna.Study, metric: str, cost: str | None = None) -> str:
     lines = []
     for r in table_rows:
         duration = "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s"
-        pruned = "-" if r["pruned_at_step"] is None else str(r["pruned_at_step"])
+        pruned = _pruned_at(r)
         detail = format_params(r["params"])
-        reason = r["error"] or (r["prune_reason"] if r["prune_reason"] != "pruner" else None)
+        reason = r["error"] or (
+            r["prune_reason"] if r["prune_reason"] != "pruner" else evidence_text(r["prune_evidence"])
+        )
         if reason:
             detail += f"  [{reason[:80]}]"
         front = [_cell(r["cost"]), "*" if r["pareto"] else ""] if multi else []
@@ -76,6 +82,22 @@ def table(study: optuna.Study, metric: str, cost: str | None = None) -> str:
     except ValueError:
         text.append("best: none yet (no completed trial)")
     return "\n".join(text)
+
+
+def _pruned_at(row: dict) -> str:
+    if row["pruned_at_samples"] is not None:
+        return f"{row['pruned_at_samples']:,} samples"
+    return "-" if row["pruned_at_step"] is None else f"step {row['pruned_at_step']}"
+
+
+def evidence_text(evidence: dict | None) -> str | None:
+    """A pruned trial's evidence in a few words: its value against the bar, and the noise it was weighed by."""
+    if not evidence or evidence.get("bar") is None:
+        return None
+    text = f"{format_value(evidence['value'])} vs bar {format_value(evidence['bar'])}"
+    if evidence.get("uncertainty") is not None:
+        text += f", SE {format_value(evidence['uncertainty'])} x {evidence.get('tolerance_se')}"
+    return text
 
 
 def _front_line(numbers: list[int]) -> str:

@@ -29,6 +29,7 @@ from hpsearch.results.report.types import (
     finite,
     order,
 )
+from hpsearch.results.status import evidence_text
 
 TOP_FRACTION, TOP_AT_LEAST = 0.1, 3  # "what won" looks at the best tenth of the completed trials, 3 at least
 
@@ -56,7 +57,8 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
         train_seconds=spent,
         params=dict(t.params),
         error=a.get(TrialAttr.ERROR)
-        or (a.get(TrialAttr.PRUNE_REASON) if a.get(TrialAttr.PRUNE_REASON) not in (None, "pruner") else None),
+        or (a.get(TrialAttr.PRUNE_REASON) if a.get(TrialAttr.PRUNE_REASON) not in (None, "pruner") else None)
+        or evidence_text(a.get(TrialAttr.PRUNE_EVIDENCE)),
         train_eval_gap=_gap(a),
         cost=cost,
     )

@@ -118,7 +118,17 @@ def _trials_html(d: ReportData) -> str:
     s = d.summary
     best = {s.best.number} if s.best else {f.number for f in s.front}  # highlighted: the best, or the front
     cost = (_e(s.cost),) if s.cost is not None else ()
-    head = ("#", "state", _e(s.metric), *cost, "train/eval gap", "duration", "pruned at", "params", "error")
+    head = (
+        "#",
+        "state",
+        _e(s.metric),
+        *cost,
+        "train/eval gap",
+        "duration",
+        "pruned at step",
+        "params",
+        "error or why pruned",
+    )
     lines = ["<div class=scroll><table class=trials><tr>", *(f"<th>{h}</th>" for h in head), "</tr>"]
     for r in d.trials:
         value = "-" if r.reached is None else format_value(r.reached)
@@ -132,7 +142,8 @@ def _trials_html(d: ReportData) -> str:
         lines.append(f"<tr class=best>{row}</tr>" if r.number in best else f"<tr>{row}</tr>")
     lines.append(
         "</table></div><p class=sub>(value): the last evaluation of a trial that did not complete."
-        " train/eval gap: eval loss minus train loss at the trial's last evaluation.</p>"
+        " train/eval gap: eval loss minus train loss at the trial's last evaluation. Why pruned: the trial's"
+        " value against the pruner's bar, and the standard error of its evaluation times tolerance_se.</p>"
     )
     return "\n".join(lines)
 
