@@ -48,7 +48,10 @@ def add_data_args(p: argparse.ArgumentParser, train_samples: int, eval_samples: 
     p.add_argument("--max-length", type=int, default=64, help="tokenizer max_length")
     p.add_argument("--epochs", type=float, default=1.0, help=f"num_train_epochs of every {each}")
     p.add_argument(
-        "--eval-steps", type=float, default=0.2, help="eval_steps (a float below 1 is a fraction of training)"
+        "--eval-steps",
+        type=float,
+        default=0.2,
+        help="evaluations: hpsearch's evaluation.every (up to 1, a fraction of training), a plain loop's eval_steps",
     )
 
 
@@ -167,7 +170,8 @@ def fixed_configs_file(name: str, path: Path, data_dir: Path, storage: str, opts
     study = {
         **study_head(name, data_dir, opts.max_length),
         "search": {key: list(dict.fromkeys(c[key] for c in configs)) for key in configs[0]},
-        "train": {"num_train_epochs": opts.epochs, "eval_steps": opts.eval_steps},
+        "train": {"num_train_epochs": opts.epochs},
+        "evaluation": {"every": opts.eval_steps},
         "sampler": {"type": "random", "seed": 0},
         "pruner": {"type": "none"},
         "budget": {"n_trials": len(configs)},

@@ -91,8 +91,8 @@ def run_side(opts, work: Path, model: Path, data_dir: Path, side: str) -> dict:
         "train": {
             "max_steps": opts.max_steps,
             "per_device_train_batch_size": opts.batch_size,
-            "eval_steps": opts.eval_steps,
         },
+        "evaluation": {"every": opts.eval_steps},
         "sampler": {"type": "grid"},
         "pruner": {"type": "none"},
     }

@@ -130,8 +130,8 @@ def run_trial(opts, work: Path, model: Path, data_dir: Path) -> dict:
             "max_steps": opts.max_steps,
             "per_device_train_batch_size": opts.batch_size,
             "per_device_eval_batch_size": opts.batch_size,
-            "eval_steps": 1.0,  # one evaluation, at the end: the trial times training
         },
+        "evaluation": {"every": 1.0},  # one evaluation, at the end: the trial times training
         "sampler": {"type": "grid"},
         "pruner": {"type": "none"},
     }

@@ -2,7 +2,11 @@
 
 Both sides fine-tune all-MiniLM-L6-v2 on the same Banking77 subset with the same K fixed configs
 (learning_rate x per_device_train_batch_size, optim adamw_torch) and identical TrainingArguments, taken
-from `hpsearch.trial.training_arguments(spec, params)` (same eval schedule, seed, eval batch size):
+from `hpsearch.training.trainer.training_arguments(spec, params)` (same seed, eval batch size), and the
+same number of evaluations: hpsearch schedules them on samples seen (evaluation.every = --eval-steps),
+the plain loop on Trainer's steps (eval_steps = --eval-steps; --eval-steps 0.0625 is 16 evaluations).
+hpsearch's evaluations also compute macro-F1 and the standard errors its pruner reads: that is part of
+its overhead.
 
   baseline  a subprocess of this script: imports, reads the CSVs, tokenizes once, then per config
             set_seed -> AutoModelForSequenceClassification.from_pretrained -> Trainer.train() (+ a final
@@ -249,7 +253,10 @@ def main(argv=None) -> None:
         STUDY_NAME, base / "spec.yaml", data_dir, f"sqlite:///{base / 'unused.db'}", opts, params_list
     )
     spec = load_spec(base / "spec.yaml")
-    configs = [{"params": p, "args": training_arguments(spec, p)} for p in params_list]
+    # The plain loop evaluates (and logs) on Trainer's own step schedule, the same number of times.
+    schedule = {"eval_strategy": "steps", "eval_steps": opts.eval_steps, "logging_strategy": "steps"}
+    schedule["logging_steps"] = opts.eval_steps
+    configs = [{"params": p, "args": {**training_arguments(spec, p), **schedule}} for p in params_list]
     print(f"data: {subset}; configs: {n}; work folder: {base}", flush=True)
     runs = common.alternate(
         opts,

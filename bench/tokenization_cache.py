@@ -57,7 +57,8 @@ def study_file(path: Path, data_dir: Path, opts, model: Path | None) -> None:
     study = {
         **head,
         "search": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-4, "log": True}},
-        "train": {"max_steps": opts.max_steps, "eval_steps": opts.max_steps, "per_device_eval_batch_size": 256},
+        "train": {"max_steps": opts.max_steps, "per_device_eval_batch_size": 256},
+        "evaluation": {"every": 1.0},  # one evaluation, at the end
         "sampler": {"type": "random", "seed": 0},
         "pruner": {"type": "none"},
         "budget": {"n_trials": opts.trials},
