@@ -79,10 +79,26 @@ def test_resumed_sampler_draws_new_configs(make_study):
     [
         ({"type": "random"}, optuna.samplers.RandomSampler),
         ({"type": "tpe", "n_startup_trials": 3}, optuna.samplers.TPESampler),
+        ({"type": "gp", "n_startup_trials": 3}, optuna.samplers.GPSampler),
+        ({"type": "qmc", "qmc_type": "halton", "scramble": True}, optuna.samplers.QMCSampler),
     ],
 )
 def test_sampler_factory(make_study, sampler, cls):
     assert isinstance(samplers.build_sampler(load_spec(make_study(sampler=sampler))), cls)
+
+
+@pytest.mark.parametrize("sampler", [{"type": "gp", "n_startup_trials": 2, "seed": 1}, {"type": "qmc", "seed": 1}])
+def test_gp_and_qmc_draw_reproducible_configs_over_the_space(make_study, sampler):
+    spec = load_spec(make_study(sampler=sampler))
+
+    def run() -> list:
+        study = optuna.create_study(sampler=samplers.build_sampler(spec), direction="maximize")
+        study.optimize(lambda t: -abs(space.suggest(t, spec.search)["learning_rate"] - 3e-3), n_trials=4)
+        return [t.params for t in study.trials]
+
+    first = run()
+    assert first == run() and len({p["learning_rate"] for p in first}) == 4
+    assert all(1e-3 <= p["learning_rate"] <= 1e-2 and p["per_device_train_batch_size"] in (8, 16) for p in first)
 
 
 def test_seeded_tpe_repeats_its_suggestions(make_study):

@@ -100,6 +100,19 @@ def test_pruned_trial_stops_training_at_once(make_study):
     # it trained no step past the evaluation that pruned it
     assert pruned.user_attrs["steps_trained"] == pruned.user_attrs["curve"][-1]["step"]
     assert pruned.last_step == pruned.user_attrs["curve"][-1]["samples"]
+    # its evidence: the value the median judged, the bar it missed, the loss's standard error
+    evidence = pruned.user_attrs["prune_evidence"]
+    assert evidence["samples"] == pruned.last_step and evidence["pruned"] is True
+    assert evidence["value"] > evidence["bar"] == full.intermediate_values[pruned.last_step]  # a loss: lower wins
+    assert evidence["uncertainty"] == pytest.approx(pruned.user_attrs["curve"][-1]["eval_loss_se"], abs=1e-6) > 0
+    assert evidence["eval_rows"] == 32 and evidence["tolerance_se"] == 0
+    # With a tolerance wider than any gap, the same trial is spared at each proposal and trains to its end.
+    wide = ["--set", "name=wide", "--set", "pruner.tolerance_se=1000000"]
+    assert run(path, *wide) == 0
+    assert run(path, *tiny_lr, *wide, "--n-trials", "2") == 0
+    spared = load(path, "wide").trials[-1]
+    assert spared.state == optuna.trial.TrialState.COMPLETE and spared.params == pruned.params
+    assert spared.user_attrs["spared"] and all(not d["pruned"] for d in spared.user_attrs["spared"])
 
 
 @pytest.mark.slow

@@ -138,8 +138,8 @@ class GenerationSpec(Section):
 
 
 class EvaluationSpec(Section):
-    """When a trial is evaluated, on the progress axis every trial shares: training samples seen (the
-    epochs trained times the train rows), so trials of any batch size are evaluated and compared at the
+    """When a trial is evaluated, on the progress axis every trial shares: training samples seen (optimizer
+    steps times the effective batch, epoch by epoch), so trials of any batch size are evaluated and compared at the
     same points."""
 
     every: Annotated[Number, allowed(lambda v: v > 0, "a number > 0")] = 0.1

@@ -103,6 +103,8 @@ class OptunaReporter(TrainerCallback):
 
     def _should_prune(self, at: int, point: dict) -> bool:
         pruner = self.trial.study.pruner
+        if isinstance(pruner, optuna.pruners.NopPruner):
+            return False  # it never prunes: spare the storage read should_prune makes
         if not isinstance(pruner, NoiseAwarePruner):
             return self.trial.should_prune()
         number = self.trial.number

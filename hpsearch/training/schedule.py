@@ -6,18 +6,28 @@ from __future__ import annotations
 from transformers import TrainerCallback
 
 
-def samples_seen(state, n_train: int) -> int:
-    """Training samples seen so far: the epochs trained (Trainer's fractional `state.epoch`) times the
-    train rows. Exact at the end of each epoch, within one micro-batch in between."""
-    return round(float(state.epoch or 0.0) * n_train)
+def effective_batch(args) -> int:
+    """Samples per optimizer step: micro-batch x accumulation x processes."""
+    return args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+
+
+def steps_per_epoch(args, n_train: int) -> int:
+    """Optimizer steps in one pass over the train rows, as Trainer counts them (the last batch may be short)."""
+    batches = -(-n_train // (args.per_device_train_batch_size * args.world_size))
+    return max(-(-batches // args.gradient_accumulation_steps), 1)
+
+
+def samples_seen(step: int, args, n_train: int) -> int:
+    """Training samples seen after `step` optimizer steps: full epochs times the rows, plus the steps of
+    the current epoch times the effective batch (the epoch's last, short batch counted as it is)."""
+    per_epoch = steps_per_epoch(args, n_train)
+    epochs, into = divmod(step, per_epoch)
+    return epochs * n_train + min(into * effective_batch(args), n_train)
 
 
 def budget_samples(args, max_steps: int, n_train: int) -> int:
-    """A trial's training budget in samples: its epochs over the train rows, or with `max_steps` its
-    steps times the effective batch (micro-batch x accumulation x processes)."""
-    if args.max_steps > 0:
-        return max_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    return round(n_train * args.num_train_epochs)
+    """A trial's training budget in samples: what it has seen at its last step (2 epochs: twice the rows)."""
+    return samples_seen(max_steps, args, n_train)
 
 
 def interval_samples(every: float, budget: int) -> float:
@@ -52,7 +62,7 @@ class EvaluationSchedule(TrainerCallback):
             if self.final_in_loop:
                 control.should_evaluate = control.should_log = True
             return control
-        seen = samples_seen(state, self.n_train)
+        seen = samples_seen(state.global_step, args, self.n_train)
         due = int(seen // self._interval)  # the scheduled points passed so far
         if due >= self._next and round(due * self._interval) < self.budget:
             self.point, self._next = round(due * self._interval), due + 1
