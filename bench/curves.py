@@ -43,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     common.add_data_args(p, train_samples=1000, eval_samples=400, each="trial")
     p.set_defaults(epochs=2.0)
     p.add_argument("--every", type=float, default=128, help="evaluation.every (samples; up to 1: a fraction)")
+    p.add_argument(
+        "--subsample", type=int, default=None, help="evaluation.subsample (rows of intermediate evaluations)"
+    )
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32], help="per_device_train_batch_size grid")
     p.add_argument("--optims", nargs="+", default=["adamw_torch", "adafactor"], help="optim grid")
     p.add_argument("--learning-rates", type=float, nargs="+", help="learning_rate grid (default: the task's)")
@@ -62,7 +65,7 @@ def study_file(opts, data_dir: Path, work: Path) -> dict:
     common_keys = {
         "search": search,
         "train": {"num_train_epochs": opts.epochs},
-        "evaluation": {"every": opts.every},
+        "evaluation": {"every": opts.every, **({"subsample": opts.subsample} if opts.subsample else {})},
         "sampler": {"type": "grid", "seed": 0},
         "pruner": {"type": "none"},
         "storage": f"sqlite:///{work / 'curves.db'}",

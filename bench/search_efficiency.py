@@ -114,10 +114,22 @@ def frozen(trial: dict) -> optuna.trial.FrozenTrial:
     )
 
 
-def replay_presets(data: dict, presets: dict) -> list[dict]:
+def _frozen_trials(data: dict) -> list:
     trials = [frozen(t) for t in data["trials"]]
     for number, t in enumerate(trials):
         t.number = number
+    return trials
+
+
+def replay_trials(data: dict, settings: dict) -> list[dict]:
+    """Each trial of the grid under one pruner: simulate's rows, as dicts."""
+    pruner = pruner_of(pruner_section(settings), "preset")
+    sim = replay(_frozen_trials(data), "grid", data["direction"], pruner, data["objective_key"], settings)
+    return sim.to_dict()["trials"]
+
+
+def replay_presets(data: dict, presets: dict) -> list[dict]:
+    trials = _frozen_trials(data)
     rows = []
     for name, settings in presets.items():
         pruner = pruner_of(pruner_section(settings), "preset")
