@@ -49,9 +49,14 @@ DATA = Path(__file__).resolve().parent / "data"
 PRUNERS = {
     "none": {"type": "none"},
     "median (Optuna's defaults)": {"type": "median", "tolerance_se": 0},
+    "median, 1 SE": {"type": "median", "tolerance_se": 1},
+    "median, 2 SE": {"type": "median", "tolerance_se": 2},
+    "median startup 2, 1 SE": {"type": "median", "n_startup_trials": 2, "tolerance_se": 1},
     "median warmup 25%": {"type": "median", "n_warmup_steps": 500, "tolerance_se": 0},
     "median warmup 25%, 1 SE": {"type": "median", "n_warmup_steps": 500, "tolerance_se": 1},
     "median warmup 50%, 1 SE": {"type": "median", "n_warmup_steps": 1000, "tolerance_se": 1},
+    "hyperband (Optuna's defaults)": {"type": "hyperband", "tolerance_se": 0},
+    "hyperband, 1 SE": {"type": "hyperband", "tolerance_se": 1},
     "hyperband 128/3 (the issue's)": {
         "type": "hyperband",
         "min_resource": 128,

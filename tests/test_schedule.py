@@ -12,9 +12,11 @@ from hpsearch.data.subsample import stratified_rows
 from hpsearch.training.schedule import EvaluationSchedule, budget_samples, interval_samples
 
 
-def _args(batch=16, accumulation=1, epochs=2.0, max_steps=-1):
+def _args(batch=16, accumulation=1, epochs=2.0, max_steps=-1, drop_last=False):
     return SimpleNamespace(
         per_device_train_batch_size=batch,
+        train_batch_size=batch,
+        dataloader_drop_last=drop_last,
         gradient_accumulation_steps=accumulation,
         num_train_epochs=epochs,
         max_steps=max_steps,
@@ -53,6 +55,9 @@ def test_a_fraction_is_of_the_trials_budget_and_one_means_only_the_last_step():
     assert interval_samples(0.1, 2000) == 200 and interval_samples(300, 2000) == 300
     assert budget_samples(_args(8, accumulation=2, max_steps=10), 10, 1000) == 160  # steps x effective batch
     assert budget_samples(_args(8, accumulation=2, max_steps=10), 10, 100) == 100 + 3 * 16  # 7 steps an epoch
+    # A fraction of epochs: the same budget, so the same points, for every batch size
+    assert {budget_samples(_args(b, epochs=0.5), -(-500 // b), 1000) for b in (8, 16, 24, 32)} == {500}
+    assert budget_samples(_args(16, max_steps=70, drop_last=True), 70, 100) == 70 // 6 * 96 + 70 % 6 * 16  # 96 rows an epoch
 
 
 def test_an_interval_below_a_batch_evaluates_once_a_step_at_the_latest_point():

@@ -64,7 +64,7 @@ def _check_resume(spec: Spec, study: optuna.Study) -> None:
             f"{where} was stored by a newer hpsearch (schema version {version}; this one reads up to "
             f"{SCHEMA_VERSION}): upgrade hpsearch to resume it",
         )
-    if stored_spec and version < SAMPLES_AXIS_SINCE and any(t.intermediate_values for t in study.trials):
+    if version < SAMPLES_AXIS_SINCE and any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
         # Its pruner compared trials by optimizer step; new trials report by samples seen: mixed, the
         # pruner would compare unlike points. Reading, reporting and exporting it still work.
         raise SpecError(

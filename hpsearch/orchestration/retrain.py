@@ -18,6 +18,8 @@ from hpsearch.data import augment
 from hpsearch.orchestration import preflight
 from hpsearch.results import export
 from hpsearch.spec import SpecError, parse_spec
+from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
+from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
@@ -79,6 +81,23 @@ def _stored_spec(manifest: dict[str, Any], params: dict[str, Any], source: Path)
     return stored
 
 
+def _evaluation_on_samples(stored: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """An export of a study stored before schema version 3, when Trainer scheduled evaluations by step:
+    its `train.eval_steps` becomes `evaluation.every` (a fraction as it was; steps times the trial's
+    effective batch), and the arguments lose the step schedule hpsearch now sets itself."""
+    if stored_version(stored) >= SAMPLES_AXIS_SINCE:
+        return arguments
+    train = dict(stored.get("train") or {})
+    every = train.pop("eval_steps", arguments.get("eval_steps", 0.1))
+    for key in SCHEDULED_BY_HPSEARCH:
+        train.pop(key, None)
+    if every > 1:  # steps
+        every *= arguments.get("per_device_train_batch_size", 8) * arguments.get("gradient_accumulation_steps", 1)
+    stored.update(train=train, evaluation={**(stored.get("evaluation") or {}), "every": every})
+    dropped = {*SCHEDULED_BY_HPSEARCH, *({"logging_strategy", "logging_steps"} - set(train))}
+    return {k: v for k, v in arguments.items() if k not in dropped}
+
+
 def retrain(
     path: Path, out: Path | None, all_data: bool = False, tolerance: float = 0.01, merge: bool = False
 ) -> dict[str, Any]:
@@ -94,6 +113,7 @@ def retrain(
     manifest_file = export.manifest_path(path)
     params = dict(manifest.get("params") or {})
     stored = _stored_spec(manifest, params, manifest_file)
+    arguments = _evaluation_on_samples(stored, arguments)
     spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
     prepared = preflight.check(spec)
     model = prepared.model_for(spec, params)

@@ -47,7 +47,8 @@ class Simulation:
     study: str
     pruner: dict[str, Any]
     axis: str
-    """samples (studies since schema version 3) or steps (older studies; compute in samples from the batch)."""
+    """samples (studies since schema version 3) or steps (older studies: their points, and so the pruner's
+    options, are optimizer steps; the training is still counted in samples, from each trial's batch)."""
     trials: list[Replayed]
     top_k: int
     best: int | None
@@ -147,10 +148,12 @@ def _replay_one(study: optuna.Study, t: FrozenTrial, pruner, objective_key: str,
     per_sample = 1 if axis == "samples" else _samples_per_step(t)
     uncertainty = {_key(p, axis): (p.get(f"{objective_key}_se"), p.get(CurveKey.EVAL_ROWS)) for p in _curve(t)}
     ran = "complete" if t.state == TrialState.COMPLETE else "pruned"
+    # A trial trained to its end is not pruned at its final evaluation; one stopped early could have been.
+    to_the_end = ran == "complete" and TrialAttr.EARLY_STOPPED_AT_STEP not in t.user_attrs
     for at in points:
         trial.report(t.intermediate_values[at], at)
-        if ran == "complete" and at == last:
-            break  # a trial trained to its end is not pruned at its final evaluation
+        if to_the_end and at == last:
+            break
         if isinstance(pruner, NoiseAwarePruner):
             pruner.observe(trial.number, at, *uncertainty.get(at, (None, None)))
         prune = trial.should_prune()
@@ -191,6 +194,8 @@ def table(sim: Simulation, metric: str) -> str:
     """The replay as a terminal table and a summary."""
     settings = ", ".join(f"{k}: {v}" for k, v in sim.pruner.items())
     lines = [f"replay of study {sim.study!r} under pruner {{{settings}}} ({len(sim.trials)} trials, by {sim.axis})"]
+    if sim.axis == "steps":
+        lines.append("(stored before schema version 3: its points, and so the pruner's options, are optimizer steps)")
     lines.append(f"{'trial':>5}  {'ran':<8}  {'replayed':<28}  {metric:>9}  params")
     for r in sim.trials:
         where = "complete" if r.outcome == "complete" else f"{r.outcome} at {r.at:,}"

@@ -36,15 +36,20 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
         self._uncertainty[(number, at)] = (se, rows)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        at = trial.last_step
+        se, rows = self._uncertainty.pop((trial.number, at), (None, None))  # popped however it ends
         if not self.base.prune(study, trial):
             return False
-        at = trial.last_step
-        value, bar = bar_of(self.base, study, trial)
-        se, rows = self._uncertainty.pop((trial.number, at), (None, None))
+        latest = trial.intermediate_values.get(at, math.nan)
+        rungs = isinstance(self.base, optuna.pruners.SuccessiveHalvingPruner | optuna.pruners.HyperbandPruner)
+        # A NaN prunes at once in the halving pruners, before any rung is written: there is no bar.
+        value, bar = (latest, None) if rungs and math.isnan(latest) else bar_of(self.base, study, trial)
         margin = None if se is None else self.tolerance_se * se
-        gap = None if bar is None or not math.isfinite(value) else abs(value - bar)
-        # Without a bar (a NaN value) or an error estimate there is nothing to weigh: the pruner's call stands.
-        prune = margin is None or gap is None or gap > margin
+        # How much worse than the bar, in the study's direction (the wrapped pruner proposed: it is worse).
+        worse = None if bar is None else (bar - value if study.direction == StudyDirection.MAXIMIZE else value - bar)
+        # Without a bar (a NaN value, a bootstrap rung) or an error estimate there is nothing to weigh: the
+        # pruner's call stands.
+        prune = margin is None or worse is None or worse > margin
         self.decisions[trial.number] = {
             "samples": at,
             "value": _plain(value),
@@ -87,6 +92,8 @@ def _rung_bar(pruner, study: optuna.Study, trial: FrozenTrial) -> tuple[float, f
     value = float(fresh.system_attrs[key])
     others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
     competing = sorted(_successive_halving._get_competing_values(others, value, key))
+    if len(competing) <= pruner._bootstrap_count:
+        return value, None  # pruned because too few trials reached the rung, not by a bar
     if study.direction == StudyDirection.MAXIMIZE:
         competing.reverse()
     promoted = max(len(competing) // pruner._reduction_factor - 1, 0)

@@ -36,6 +36,7 @@ class OptunaReporter(TrainerCallback):
         report: bool = True,
         schedule: EvaluationSchedule | None = None,
         eval_rows: int | None = None,
+        reported: set[int] | None = None,
     ) -> None:
         self.trial = trial
         self.schedule = schedule
@@ -43,6 +44,9 @@ class OptunaReporter(TrainerCallback):
         self.evidence: dict | None = None  # the pruned trial's value, bar and uncertainty
         self.spared: list[dict] = []  # where the pruner would have pruned but the gap was within noise
         self.final = False  # the coming evaluation scores the final weights on the whole eval split
+        # The points reported so far, across this trial's attempts: after an out-of-memory retry the new
+        # attempt's points up to the last one reported are not reported again (Optuna keeps the first).
+        self.reported = set() if reported is None else reported
         self.report = report
         self.objective_key = objective_key
         self.on_point = on_point
@@ -89,12 +93,14 @@ class OptunaReporter(TrainerCallback):
             self.curve.pop()  # the same weights on the whole split replace the subsample's point
         self.curve.append(point)
         at = point[CurveKey.SAMPLES]
-        if self.report:
+        fresh = at not in self.reported
+        if self.report and fresh:
+            self.reported.add(at)
             self.trial.report(point[self.objective_key], at)
         if self.on_point is not None:
             self.on_point(point)
         # Trainer evaluates the last step inside train(); a trial trained to the end is not pruned.
-        if self.report and self.training and step < state.max_steps and self._should_prune(at, point):
+        if self.report and fresh and self.training and step < state.max_steps and self._should_prune(at, point):
             raise optuna.TrialPruned(f"pruned at {at} samples")
 
     def _point(self, state) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import resource
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,18 @@ def split_batch(arguments: dict[str, Any], record: dict[str, Any], exc: BaseExce
         # Evaluation (and generation) runs inside train() too, and may be what ran out: it halves as well.
         "per_device_eval_batch_size": max(eval_batch // 2, 1),
     }
+
+
+def evaluate_fitting(trainer, dataset) -> dict[str, float]:
+    """`trainer.evaluate(dataset)`, halving the eval batch each time it runs out of memory (the final
+    evaluation on the whole split runs after training, outside the training's retry)."""
+    while True:
+        try:
+            return trainer.evaluate(eval_dataset=dataset)
+        except torch.OutOfMemoryError as exc:
+            traceback.clear_frames(exc.__traceback__)
+            free_memory()
+            batch = trainer.args.per_device_eval_batch_size
+            if batch <= 1:
+                raise OutOfMemory(f"out of memory evaluating at a per-device eval batch of 1: {exc}") from None
+            trainer.args.per_device_eval_batch_size = batch // 2

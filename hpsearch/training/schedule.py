@@ -6,28 +6,43 @@ from __future__ import annotations
 from transformers import TrainerCallback
 
 
+def _micro_batch(args) -> int:
+    """Rows per micro-batch over all processes (`train_batch_size` counts DataParallel's GPUs)."""
+    return args.train_batch_size * args.world_size
+
+
 def effective_batch(args) -> int:
     """Samples per optimizer step: micro-batch x accumulation x processes."""
-    return args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    return _micro_batch(args) * args.gradient_accumulation_steps
 
 
 def steps_per_epoch(args, n_train: int) -> int:
-    """Optimizer steps in one pass over the train rows, as Trainer counts them (the last batch may be short)."""
-    batches = -(-n_train // (args.per_device_train_batch_size * args.world_size))
+    """Optimizer steps in one pass over the train rows, as Trainer counts them: its dataloader's batches
+    (the last one short, or dropped with dataloader_drop_last) over the accumulation, rounded up."""
+    micro = _micro_batch(args)
+    batches = n_train // micro if args.dataloader_drop_last else -(-n_train // micro)
     return max(-(-batches // args.gradient_accumulation_steps), 1)
+
+
+def rows_per_epoch(args, n_train: int) -> int:
+    """The rows one epoch trains on: all of them, or whole micro-batches only with dataloader_drop_last."""
+    return n_train // _micro_batch(args) * _micro_batch(args) if args.dataloader_drop_last else n_train
 
 
 def samples_seen(step: int, args, n_train: int) -> int:
     """Training samples seen after `step` optimizer steps: full epochs times the rows, plus the steps of
     the current epoch times the effective batch (the epoch's last, short batch counted as it is)."""
-    per_epoch = steps_per_epoch(args, n_train)
+    per_epoch, rows = steps_per_epoch(args, n_train), rows_per_epoch(args, n_train)
     epochs, into = divmod(step, per_epoch)
-    return epochs * n_train + min(into * effective_batch(args), n_train)
+    return epochs * rows + min(into * effective_batch(args), rows)
 
 
 def budget_samples(args, max_steps: int, n_train: int) -> int:
-    """A trial's training budget in samples: what it has seen at its last step (2 epochs: twice the rows)."""
-    return samples_seen(max_steps, args, n_train)
+    """A trial's training budget in samples: its epochs times the train rows (the same for every batch
+    size), or with `max_steps` what it has seen at its last step."""
+    if args.max_steps > 0:
+        return samples_seen(max_steps, args, n_train)
+    return round(rows_per_epoch(args, n_train) * args.num_train_epochs)
 
 
 def interval_samples(every: float, budget: int) -> float:
@@ -59,8 +74,9 @@ class EvaluationSchedule(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps:
             self.point = self.budget
+            control.should_log = True  # the last train loss, for the final curve point and the divergence guard
             if self.final_in_loop:
-                control.should_evaluate = control.should_log = True
+                control.should_evaluate = True
             return control
         seen = samples_seen(state.global_step, args, self.n_train)
         due = int(seen // self._interval)  # the scheduled points passed so far

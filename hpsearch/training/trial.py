@@ -88,6 +88,7 @@ class _Attempt:
     result: Any = None  # Trainer.train()'s TrainOutput, once it returned
     train_started: float | None = None
     train_ended: float | None = None
+    reported: set = field(default_factory=set)  # the points reported to Optuna, kept across attempts
 
     def drop(self) -> None:
         self.trainer = self.reporter = self.stopper = self.result = None
@@ -136,7 +137,10 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
         record[TrialAttr.TRACEBACK] = traceback.format_exc()[-4000:]
         raise
     finally:
-        record_run(record, attempt, time.perf_counter() - started)
+        try:
+            record_run(record, attempt, time.perf_counter() - started)
+        except Exception as exc:  # what the run took is secondary: the record must still be saved
+            record[TrialAttr.ERROR] = record.get(TrialAttr.ERROR) or f"recording the run failed: {exc}"
         if attempt.trainer is not None:
             device = attempt.trainer.args.device
         # Free the model and optimizer before the next trial, and record what is still held. An
@@ -219,6 +223,7 @@ def _build(
         report=spec.objective.cost is None,
         schedule=schedule,
         eval_rows=eval_rows,
+        reported=attempt.reported,
     )
     attempt.reporter = reporter
     callbacks = [schedule, reporter]  # the reporter before the stopper: a trial it prunes is pruned, not stopped
@@ -258,7 +263,7 @@ def _score(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any], attem
         if trainer.state.global_step >= trainer.state.max_steps:
             reporter.schedule.at_end()
         reporter.eval_rows, reporter.final = len(ctx.data.eval), True
-        trainer.evaluate(eval_dataset=ctx.data.eval)
+        memory.evaluate_fitting(trainer, ctx.data.eval)
     record[TrialAttr.TRAIN_SAMPLES_PER_SECOND] = attempt.result.metrics.get("train_samples_per_second")
     record[TrialAttr.TRAIN_LOSS] = attempt.result.metrics.get("train_loss")
     key = ctx.spec.objective.key
