@@ -88,6 +88,7 @@ def of_study(spec: Spec, study: optuna.Study, top_k: int = 3) -> Simulation:
         raise SpecError(spec.source, "--top-k", f"{top_k} is not allowed; a whole number >= 1")
     settings = spec.to_dict()["pruner"]
     trials = study.get_trials(deepcopy=False)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the in-memory study's creation is no news
     return replay(
         trials,
         study.study_name,
@@ -196,15 +197,19 @@ def table(sim: Simulation, metric: str) -> str:
     lines = [f"replay of study {sim.study!r} under pruner {{{settings}}} ({len(sim.trials)} trials, by {sim.axis})"]
     if sim.axis == "steps":
         lines.append("(stored before schema version 3: its points, and so the pruner's options, are optimizer steps)")
-    lines.append(f"{'trial':>5}  {'ran':<8}  {'replayed':<28}  {metric:>9}  params")
+    rows = []
     for r in sim.trials:
         where = "complete" if r.outcome == "complete" else f"{r.outcome} at {r.at:,}"
         if r.evidence and r.evidence.get("bar") is not None:
             se = r.evidence.get("uncertainty")
             where += f" ({r.evidence['value']:.3g} vs {r.evidence['bar']:.3g}" + (f" ±{se:.2g})" if se else ")")
         value = "" if r.value is None else f"{r.value:.4g}"
-        params = " ".join(f"{k}={_short(v)}" for k, v in r.params.items())
-        lines.append(f"{r.number:>5}  {r.ran:<8}  {where:<28}  {value:>9}  {params}")
+        rows.append((str(r.number), r.ran, where, value, " ".join(f"{k}={_short(v)}" for k, v in r.params.items())))
+    header = ("trial", "ran", "replayed", metric, "params")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        cells = [row[0].rjust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2]), row[3].rjust(widths[3])]
+        lines.append("  ".join([*cells, row[4]]))
     lines.append(
         f"training: {sim.samples_ran:,} samples as run, {sim.samples_replayed:,} replayed (saves {sim.saved:.0%})"
     )
