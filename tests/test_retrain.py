@@ -100,3 +100,20 @@ def test_export_to_a_json_file_writes_json_only(make_study, capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.glob("x*")) == ["x.json", "x.manifest.json"]
     json.loads(out.read_text())
     json.loads((tmp_path / "x.manifest.json").read_text())
+
+
+def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule():
+    """A manifest of a study stored before schema version 3 carries Trainer's step schedule; hpsearch train
+    turns its eval_steps into evaluation.every (a fraction as it was, steps times the trial's batch)."""
+    from hpsearch.orchestration.retrain import _evaluation_on_samples
+
+    old = {"eval_strategy": "steps", "eval_steps": 0.25, "logging_strategy": "steps", "logging_steps": 0.25}
+    arguments = {**old, "learning_rate": 1e-3, "per_device_train_batch_size": 8}
+    stored = {"schema_version": 2, "train": {"num_train_epochs": 2, "eval_steps": 0.25}}
+    assert _evaluation_on_samples(stored, arguments) == {"learning_rate": 1e-3, "per_device_train_batch_size": 8}
+    assert stored["train"] == {"num_train_epochs": 2} and stored["evaluation"] == {"every": 0.25}
+    in_steps = {"train": {"eval_steps": 3, "eval_strategy": "steps"}}  # no version: 1
+    migrated = _evaluation_on_samples(in_steps, {"eval_steps": 3, "per_device_train_batch_size": 8})
+    assert migrated == {"per_device_train_batch_size": 8} and in_steps["evaluation"] == {"every": 24}
+    current = {"schema_version": 3, "train": {}}
+    assert _evaluation_on_samples(current, {"eval_strategy": "no"}) == {"eval_strategy": "no"}

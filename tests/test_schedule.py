@@ -57,7 +57,9 @@ def test_a_fraction_is_of_the_trials_budget_and_one_means_only_the_last_step():
     assert budget_samples(_args(8, accumulation=2, max_steps=10), 10, 100) == 100 + 3 * 16  # 7 steps an epoch
     # A fraction of epochs: the same budget, so the same points, for every batch size
     assert {budget_samples(_args(b, epochs=0.5), -(-500 // b), 1000) for b in (8, 16, 24, 32)} == {500}
-    assert budget_samples(_args(16, max_steps=70, drop_last=True), 70, 100) == 70 // 6 * 96 + 70 % 6 * 16  # 96 rows an epoch
+    assert (
+        budget_samples(_args(16, max_steps=70, drop_last=True), 70, 100) == 70 // 6 * 96 + 70 % 6 * 16
+    )  # 96 rows an epoch
 
 
 def test_an_interval_below_a_batch_evaluates_once_a_step_at_the_latest_point():
