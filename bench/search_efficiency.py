@@ -48,6 +48,7 @@ DATA = Path(__file__).resolve().parent / "data"
 # Pruner presets, in samples of the progress axis (a trial of the recorded grids trains 2,000 samples).
 PRUNERS = {
     "none": {"type": "none"},
+    "hpsearch's default (hyperband 1/16..1, /3, 1 SE)": {"type": "hyperband"},
     "median (Optuna's defaults)": {"type": "median", "tolerance_se": 0},
     "median, 1 SE": {"type": "median", "tolerance_se": 1},
     "median, 2 SE": {"type": "median", "tolerance_se": 2},
@@ -65,6 +66,13 @@ PRUNERS = {
     },
     "hyperband 128/3, 1 SE": {"type": "hyperband", "min_resource": 128, "reduction_factor": 3, "tolerance_se": 1},
     "hyperband 128/3, 2 SE": {"type": "hyperband", "min_resource": 128, "reduction_factor": 3, "tolerance_se": 2},
+    "hyperband 200/3, 1 SE (a tenth)": {
+        "type": "hyperband",
+        "min_resource": 200,
+        "reduction_factor": 3,
+        "tolerance_se": 1,
+    },
+    "hyperband 200/3 (a tenth)": {"type": "hyperband", "min_resource": 200, "reduction_factor": 3, "tolerance_se": 0},
     "hyperband 256/3, 1 SE": {"type": "hyperband", "min_resource": 256, "reduction_factor": 3, "tolerance_se": 1},
     "successive-halving 256/3, 1 SE": {
         "type": "successive-halving",
@@ -173,6 +181,8 @@ def search_once(data: dict, sampler: dict, pruner_settings: dict, seed: int, n_t
         rate = min(rates, key=lambda r: abs(math.log(r) - math.log(params["learning_rate"])))
         recorded = table[tuple(sorted({**params, "learning_rate": rate}.items()))]
         curve = recorded["curve"]
+        if isinstance(pruner, NoiseAwarePruner):  # as the trial's reporter does when training begins
+            pruner.observe_budget(curve[-1]["samples"])
         for point in curve:
             at, value = point["samples"], point[key]
             trial.report(value, at)

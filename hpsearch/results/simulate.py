@@ -118,6 +118,10 @@ def replay(
     maximize = direction == "maximize"
     axis = "samples" if any(CurveKey.SAMPLES in p for t in trials for p in _curve(t)) else "steps"
     replayed: list[Replayed] = []
+    if isinstance(pruner, NoiseAwarePruner):  # resources given as fractions: of the trials' budget
+        ends = [max(t.intermediate_values) for t in trials if t.state == TrialState.COMPLETE and t.intermediate_values]
+        if ends:
+            pruner.observe_budget(max(ends))
     for t in sorted(trials, key=lambda t: t.number):
         while len(study.trials) < t.number:  # numbers the stored study gave trials that no longer exist
             study.tell(study.ask(), state=TrialState.FAIL)

@@ -23,9 +23,14 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
     pruner's decision stands. `tolerance_se=0` is the wrapped pruner, with its evidence recorded.
     """
 
-    def __init__(self, base: optuna.pruners.BasePruner, tolerance_se: float = 0.0) -> None:
+    def __init__(
+        self, base: optuna.pruners.BasePruner, tolerance_se: float = 0.0, fractions: dict[str, float] | None = None
+    ) -> None:
         self.base = base
         self.tolerance_se = tolerance_se
+        self.fractions = dict(fractions or {})
+        """Resources given as fractions of a trial's training samples (min_resource, max_resource): set on
+        the wrapped pruner, in samples, from the first trial's budget (`observe_budget`)."""
         self._uncertainty: dict[tuple[int, int], tuple[float | None, int | None]] = {}
         self.decisions: dict[int, dict[str, Any]] = {}
         """trial number -> the evidence of the latest time the wrapped pruner proposed to prune it."""
@@ -35,7 +40,16 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
         se = None if standard_error is None or not math.isfinite(standard_error) else float(standard_error)
         self._uncertainty[(number, at)] = (se, rows)
 
+    def observe_budget(self, samples: int) -> None:
+        """A trial's training budget in samples: resolves resources given as fractions, once (before the
+        wrapped pruner's first decision; Optuna's hyperband sizes its brackets at its first call)."""
+        for name, fraction in self.fractions.items():
+            setattr(self.base, f"_{name}", max(1, round(fraction * samples)))
+        self.fractions = {}
+
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        if self.fractions:
+            return False  # no budget seen yet: nothing to rung against
         at = trial.last_step
         se, rows = self._uncertainty.pop((trial.number, at), (None, None))  # popped however it ends
         if not self.base.prune(study, trial):

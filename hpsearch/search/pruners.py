@@ -12,6 +12,7 @@ import optuna
 from hpsearch.search.noise import NoiseAwarePruner
 from hpsearch.spec import Spec, SpecError
 
+RESOURCES = ("min_resource", "max_resource")
 _FACTORIES = {
     "none": optuna.pruners.NopPruner,
     "median": optuna.pruners.MedianPruner,
@@ -27,9 +28,12 @@ def build_pruner(spec: Spec) -> optuna.pruners.BasePruner:
 
 def pruner_of(section, source) -> optuna.pruners.BasePruner:
     """The pruner a study file's `pruner` section describes."""
-    kind, options = section.type, section.options
+    kind, options = section.type, dict(section.options)
+    # A resource given as a fraction of a trial's samples is set once the first trial's budget is known.
+    fractions = {k: options.pop(k) for k in RESOURCES if isinstance(options.get(k), float)}
+    placeholders = {k: 1 for k in fractions}  # any valid value: NoiseAwarePruner.observe_budget replaces it
     try:
-        base = _FACTORIES[kind](**options)
+        base = _FACTORIES[kind](**options, **placeholders)
     except ValueError as exc:  # Optuna's own range checks, e.g. percentile outside 0-100
         raise SpecError(source, "pruner", str(exc).splitlines()[0]) from None
-    return base if kind == "none" else NoiseAwarePruner(base, section.tolerance_se)
+    return base if kind == "none" else NoiseAwarePruner(base, section.tolerance_se, fractions)

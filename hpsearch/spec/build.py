@@ -111,12 +111,12 @@ def _build(study: StudyFile, raw: dict, source: Path, from_cli: set[str], proble
     ):
         problems.add("budget", "set n_trials, timeout or device_hours (only grid has a natural end)")
     stopping = study.early_stopping
-    if stopping.enabled and pruner.type == "hyperband" and not isinstance(pruner.options.get("max_resource"), int):
+    if stopping.enabled and pruner.type == "hyperband" and pruner.options.get("max_resource") == "auto":
         # Hyperband's "auto" takes its budget from the first completed trial's last step, once and
         # for all; a trial stopped early would size every bracket for its shorter run.
         problems.add(
             "pruner.max_resource",
-            "with early_stopping, give hyperband the trials' training samples as an integer: 'auto' reads it "
+            "with early_stopping, give hyperband the trials' training samples (or 1.0, all of them): 'auto' reads it "
             "from the first completed trial, which early stopping can cut short",
         )
     finetune = _finetune(study, raw, search, problems)

@@ -15,8 +15,8 @@ class _Typed(Section):
 
     @property
     def options(self) -> dict[str, Any]:
-        """The options given in the study file (a key left out takes Optuna's default)."""
-        return {k: getattr(self, k) for k in type(self).model_fields if k != "type" and k in self.model_fields_set}
+        """The options given in the study file or defaulted by hpsearch (one left unset takes Optuna's default)."""
+        return {k: v for k in type(self).model_fields if k != "type" and (v := getattr(self, k)) is not None}
 
 
 class GridSampler(_Typed):
@@ -132,13 +132,21 @@ class PercentilePruner(MedianPruner):
     """Required: 0-100 (50 is the median pruner)."""
 
 
-def _int_or_auto(value: Any) -> Any:
-    if value != "auto" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise fail(f"must be an integer or 'auto', got {value!r}")
-    return value
+def _resource(value: Any) -> Any:
+    """Samples (an integer), a fraction of a trial's training samples (a float in (0, 1]), or auto."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    if isinstance(value, float) and 0 < value <= 1:
+        return value
+    raise fail(
+        f"must be samples (an integer >= 1), a fraction of a trial's samples in (0, 1], or 'auto'; got {value!r}"
+    )
 
 
-IntOrAuto = Annotated[int | Literal["auto"], BeforeValidator(_int_or_auto)]
+Resource = Annotated[int | float | Literal["auto"], BeforeValidator(_resource)]
+# A new study's hyperband: its first rung at a sixteenth of a trial's training (the first evaluation at
+# evaluation.every's default), brackets up to the whole of it (docs/guide/pruning.md: how it was chosen).
+DEFAULT_MIN_RESOURCE, DEFAULT_MAX_RESOURCE = 0.0625, 1.0
 Factor = Annotated[int, rule(lambda v: v >= 2, "must be >= 2, got {v}")]
 
 
@@ -146,8 +154,9 @@ class SuccessiveHalvingPruner(_Judging):
     """Asynchronous successive halving: keep the best 1/reduction_factor at each rung."""
 
     type: Literal["successive-halving"]
-    min_resource: IntOrAuto | None = None
-    """Training samples before the first rung, or auto (Optuna: auto)."""
+    min_resource: Resource | None = None
+    """Training samples before the first rung (a float up to 1: a fraction of a trial's samples), or auto
+    (Optuna: auto)."""
     reduction_factor: Factor | None = None
     """Rung to rung, 1/reduction_factor of the trials go on (Optuna: 4)."""
     min_early_stopping_rate: NonNegative | None = None
@@ -160,12 +169,14 @@ class HyperbandPruner(_Judging):
     """Several successive-halving brackets of different aggressiveness."""
 
     type: Literal["hyperband"]
-    min_resource: Positive | None = None
-    """Training samples before a bracket's first rung (Optuna: 1)."""
-    max_resource: IntOrAuto | None = None
-    """A trial's training samples, or auto: read from the first completed trial (Optuna: auto)."""
-    reduction_factor: Factor | None = None
-    """Rung to rung, 1/reduction_factor of the trials go on (Optuna: 3)."""
+    min_resource: Annotated[Resource, rule(lambda v: v != "auto", "must be samples or a fraction, got 'auto'")] = (
+        DEFAULT_MIN_RESOURCE
+    )
+    """Training samples before a bracket's first rung; a float up to 1 is a fraction of a trial's samples."""
+    max_resource: Resource = DEFAULT_MAX_RESOURCE
+    """A trial's training samples (1.0: all of them), or auto: read from the first completed trial."""
+    reduction_factor: Factor = 3
+    """Rung to rung, 1/reduction_factor of the trials go on."""
     bootstrap_count: NonNegative | None = None
     """Trials a rung needs before it prunes (Optuna: 0)."""
 

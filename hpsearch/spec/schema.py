@@ -107,8 +107,8 @@ class StudyFile(Section):
     sampler: Sampler = Field(default_factory=lambda: _default_sampler())
     """How parameters are chosen: grid, random, tpe (default), gp, qmc or nsga2, with that type's options."""
     pruner: Pruner | None = None
-    """How trials are stopped early: none, median (default; none with objective.cost), percentile,
-    successive-halving or hyperband, with that type's options."""
+    """How trials are stopped early: none, median, percentile, successive-halving or hyperband (the
+    default; none with objective.cost), with that type's options."""
     budget: BudgetSpec = BudgetSpec()
     """When the study ends: one of n_trials, timeout, device_hours is required (but for grid)."""
     storage: Annotated[str, AfterValidator(_usable_url)] | None = None
@@ -141,7 +141,7 @@ class StudyFile(Section):
         raw = dict(raw)
         objective = raw.get("objective")
         cost = objective.get("cost") if isinstance(objective, dict) else None
-        for key, default in (("sampler", "tpe"), ("pruner", "median" if cost is None else "none")):
+        for key, default in (("sampler", "tpe"), ("pruner", "hyperband" if cost is None else "none")):
             section = raw.get(key, {})
             if isinstance(section, dict) and "type" not in section:
                 raw[key] = {"type": default, **section}

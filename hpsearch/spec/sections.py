@@ -142,9 +142,9 @@ class EvaluationSpec(Section):
     steps times the effective batch, epoch by epoch), so trials of any batch size are evaluated and compared at the
     same points."""
 
-    every: Annotated[Number, allowed(lambda v: v > 0, "a number > 0")] = 0.1
-    """Up to 1: a fraction of the trial's training samples (0.1: ten evaluations; 1: only the last
-    step); above 1: a number of samples. Give samples when num_train_epochs or max_steps is searched,
+    every: Annotated[Number, allowed(lambda v: v > 0, "a number > 0")] = 0.0625
+    """Up to 1: a fraction of the trial's training samples (0.0625, the default: sixteen evaluations;
+    1: only the last step); above 1: a number of samples. Give samples when num_train_epochs or max_steps is searched,
     so that every trial is evaluated at the same points. The last step is always evaluated."""
     subsample: Positive | None = None
     """Intermediate evaluations on this many rows of the eval split (a fixed sample, stratified by label

@@ -107,6 +107,11 @@ class OptunaReporter(TrainerCallback):
         """The evaluation's place on the progress axis (a schedule's point, else the step)."""
         return self.schedule.point if self.schedule is not None else state.global_step
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        pruner = self.trial.study.pruner
+        if isinstance(pruner, NoiseAwarePruner) and self.schedule is not None:
+            pruner.observe_budget(self.schedule.budget)  # the schedule's on_train_begin ran first
+
     def _should_prune(self, at: int, point: dict) -> bool:
         pruner = self.trial.study.pruner
         if isinstance(pruner, optuna.pruners.NopPruner):
