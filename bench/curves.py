@@ -163,7 +163,8 @@ def main(argv=None) -> None:
     target = opts.out or DATA / f"curves-{opts.task}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(out, indent=1) + "\n")
-    best = max(t["value"] for t in out["trials"] if t["value"] is not None)
+    pick = max if out["direction"] == "maximize" else min
+    best = pick(t["value"] for t in out["trials"] if t["value"] is not None)
     print(f"{len(out['trials'])} trials in {wall:.0f}s; best {key} {best:.4f}; wrote {target}")
     if not opts.keep:
         import shutil

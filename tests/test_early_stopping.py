@@ -211,9 +211,9 @@ def test_early_stopping_is_off_by_default(make_study):
         ("early_stopping.threshold=-0.1", "early_stopping.threshold: -0.1 is not allowed; a finite number >= 0"),
         ("early_stopping.wait=3", "early_stopping.wait: unknown key; allowed: patience, threshold"),
         (
-            "pruner={type: hyperband}",
-            "pruner.max_resource: with early_stopping, give hyperband the trials' training samples as an integer: "
-            "'auto' reads it from the first completed trial, which early stopping can cut short",
+            "pruner={type: hyperband, max_resource: auto}",
+            "pruner.max_resource: with early_stopping, give hyperband the trials' training samples (or 1.0, all of"
+            " them): 'auto' reads it from the first completed trial, which early stopping can cut short",
         ),
     ],
 )
