@@ -150,3 +150,20 @@ def test_simulate_predicts_a_real_run_with_the_pruner(make_study, capsys):
     }
     assert predicted == actual
     assert any(pruned for pruned, _ in actual.values()), "the median pruner should prune something here"
+
+
+def test_the_default_hyperband_resolves_its_fractions_from_the_stored_budget(make_study, capsys):
+    path = make_study()
+    _store(path, CURVES)
+    status, sim = _simulate(path, capsys, "pruner={type: hyperband, tolerance_se: 0}")
+    assert status == 0
+    assert sim["pruner"] == {
+        "type": "hyperband",
+        "tolerance_se": 0.0,
+        "min_resource": 0.0625,
+        "max_resource": 1.0,
+        "reduction_factor": 3,
+    }
+    # first rung at 1/16 of 800 samples = 50: every trial is judged at its first evaluation (200)
+    pruned = {t["number"]: t["at"] for t in sim["trials"] if t["outcome"] == "pruned"}
+    assert pruned and set(pruned.values()) <= {200, 400}
