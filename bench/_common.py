@@ -162,6 +162,25 @@ def study_head(name: str, data_dir: Path, max_length: int) -> dict:
     }
 
 
+def causal_lm_head(name: str, model: Path, data_dir: Path, max_length: int, **data) -> dict:
+    """The first keys of a causal-lm study over the subset in DATA_DIR: Banking77 as generation, the query
+    as the prompt and its intent's name as the completion (DATA adds data keys, e.g. packing)."""
+    return {
+        "name": name,
+        "task": "causal-lm",
+        "model": {"name_or_path": str(model)},
+        "data": {
+            "path": str(data_dir),
+            "prompt_column": "text",
+            "completion_column": "category",
+            "train_split": "train",
+            "eval_split": "test",
+            "max_length": max_length,
+            **data,
+        },
+    }
+
+
 def fixed_configs_file(name: str, path: Path, data_dir: Path, storage: str, opts, configs: list[dict]) -> None:
     """Write a study file whose search holds exactly the values of CONFIGS (random sampler, no pruner,
     one trial per config)."""

@@ -75,17 +75,7 @@ def study_file(opts, data_dir: Path, work: Path) -> dict:
     model = work / "decoder"
     build_decoder(model, data_dir)
     return {
-        "name": f"curves-{opts.task}",
-        "task": "causal-lm",
-        "model": {"name_or_path": str(model)},
-        "data": {
-            "path": str(data_dir),
-            "prompt_column": "text",
-            "completion_column": "category",
-            "train_split": "train",
-            "eval_split": "test",
-            "max_length": opts.max_length,
-        },
+        **common.causal_lm_head(f"curves-{opts.task}", model, data_dir, opts.max_length),
         "objective": {"metric": "loss"},
         **common_keys,
     }

@@ -57,17 +57,7 @@ def build_model(folder: Path, data_dir: Path, opts) -> None:
 
 def run_side(opts, work: Path, model: Path, data_dir: Path, method: str) -> dict:
     study = {
-        "name": STUDY_NAME,
-        "task": "causal-lm",
-        "model": {"name_or_path": str(model)},
-        "data": {
-            "path": str(data_dir),
-            "prompt_column": "text",
-            "completion_column": "category",
-            "train_split": "train",
-            "eval_split": "test",
-            "max_length": opts.max_length,
-        },
+        **common.causal_lm_head(STUDY_NAME, model, data_dir, opts.max_length),
         "search": {"learning_rate": [1e-4]},
         "train": {
             "max_steps": opts.max_steps,

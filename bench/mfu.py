@@ -113,18 +113,7 @@ def peak_tflops(device: str, given: float | None) -> float | None:
 
 def run_trial(opts, work: Path, model: Path, data_dir: Path) -> dict:
     study = {
-        "name": STUDY_NAME,
-        "task": "causal-lm",
-        "model": {"name_or_path": str(model)},
-        "data": {
-            "path": str(data_dir),
-            "prompt_column": "text",
-            "completion_column": "category",
-            "train_split": "train",
-            "eval_split": "test",
-            "max_length": opts.max_length,
-            "packing": True,
-        },
+        **common.causal_lm_head(STUDY_NAME, model, data_dir, opts.max_length, packing=True),
         "search": {"learning_rate": [1e-4]},
         "train": {
             "max_steps": opts.max_steps,
