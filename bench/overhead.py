@@ -75,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def baseline_child(job_path: Path) -> None:
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments, set_seed
 
+    from hpsearch.training.schedule import EvaluationSchedule
+
     job = json.loads(job_path.read_text())
     data = common.child_data(job)
 
@@ -93,6 +95,8 @@ def baseline_child(job_path: Path) -> None:
             eval_dataset=data.evaluation,
             data_collator=DataCollatorWithPadding(data.tokenizer),
             compute_metrics=common.accuracy,
+            # the same evaluations at the same steps as hpsearch's trial: a plain TrainerCallback
+            callbacks=[EvaluationSchedule(job["every"], len(data.train))],
         )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
@@ -128,6 +132,7 @@ def run_baseline(opts, work: Path, data_dir: Path, configs: list[dict]) -> dict:
         "data": str(data_dir),
         "max_length": opts.max_length,
         "configs": configs,
+        "every": opts.eval_steps,
         "out": str(work / "baseline.json"),
     }
     total = common.run_child(opts, str(Path(__file__).resolve()), "--baseline-child", job, work, "baseline")
@@ -253,10 +258,7 @@ def main(argv=None) -> None:
         STUDY_NAME, base / "spec.yaml", data_dir, f"sqlite:///{base / 'unused.db'}", opts, params_list
     )
     spec = load_spec(base / "spec.yaml")
-    # The plain loop evaluates (and logs) on Trainer's own step schedule, the same number of times.
-    schedule = {"eval_strategy": "steps", "eval_steps": opts.eval_steps, "logging_strategy": "steps"}
-    schedule["logging_steps"] = opts.eval_steps
-    configs = [{"params": p, "args": {**training_arguments(spec, p), **schedule}} for p in params_list]
+    configs = [{"params": p, "args": training_arguments(spec, p)} for p in params_list]
     print(f"data: {subset}; configs: {n}; work folder: {base}", flush=True)
     runs = common.alternate(
         opts,
