@@ -103,8 +103,10 @@ def test_pruned_trial_stops_training_at_once(make_study):
     # its evidence: the value the median judged, the bar it missed, the loss's standard error
     evidence = pruned.user_attrs["prune_evidence"]
     assert evidence["samples"] == pruned.last_step and evidence["pruned"] is True
-    assert evidence["value"] > evidence["bar"] == full.intermediate_values[pruned.last_step]  # a loss: lower wins
-    assert evidence["uncertainty"] == pytest.approx(pruned.user_attrs["curve"][-1]["eval_loss_se"], abs=1e-6) > 0
+    assert evidence["value"] > evidence["bar"]  # a loss: lower wins
+    assert evidence["bar"] == pytest.approx(full.intermediate_values[pruned.last_step], abs=1e-6)  # the median of one
+    assert evidence["uncertainty"] == pytest.approx(pruned.user_attrs["curve"][-1]["eval_loss_se"], abs=1e-6)
+    assert evidence["uncertainty"] > 0
     assert evidence["eval_rows"] == 32 and evidence["tolerance_se"] == 0
     # With a tolerance wider than any gap, the same trial is spared at each proposal and trains to its end.
     wide = ["--set", "name=wide", "--set", "pruner.tolerance_se=1000000"]
