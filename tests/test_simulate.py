@@ -130,7 +130,7 @@ def test_bad_input_is_refused_with_exit_2(make_study, capsys):
 def test_simulate_predicts_a_real_run_with_the_pruner(make_study, capsys):
     """The ground truth: a grid run without a pruner, replayed under median, prunes the same trials at the
     same points as the same grid run with that median pruner."""
-    rates = [1e-5, 3e-3, 1e-2, 3e-2]
+    rates = [1e-5, 3e-3, 3e-2]
     path = make_study(
         search={"learning_rate": rates, "per_device_train_batch_size": [8, 16]},
         sampler={"type": "grid", "seed": 0},
