@@ -189,10 +189,9 @@ def search_once(data: dict, sampler: dict, pruner_settings: dict, seed: int, n_t
             if at == curve[-1]["samples"]:
                 break
             if isinstance(pruner, NoiseAwarePruner):
-                pruner.observe(trial.number, at, point.get(f"{key}_se"), point.get("eval_rows"))
-            prune = trial.should_prune()
-            if isinstance(pruner, NoiseAwarePruner):
-                pruner.decisions.pop(trial.number, None)
+                prune = pruner.judge(trial, at, point.get(f"{key}_se"), point.get("eval_rows"))[0]
+            else:
+                prune = trial.should_prune()
             if prune:
                 spent += at
                 trace.append((spent, None))

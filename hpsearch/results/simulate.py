@@ -160,9 +160,9 @@ def _replay_one(study: optuna.Study, t: FrozenTrial, pruner, objective_key: str,
         if to_the_end and at == last:
             break
         if isinstance(pruner, NoiseAwarePruner):
-            pruner.observe(trial.number, at, *uncertainty.get(at, (None, None)))
-        prune = trial.should_prune()
-        evidence = pruner.decisions.pop(trial.number, None) if isinstance(pruner, NoiseAwarePruner) else None
+            prune, evidence = pruner.judge(trial, at, *uncertainty.get(at, (None, None)))
+        else:
+            prune, evidence = trial.should_prune(), None
         if prune:
             study.tell(trial, state=TrialState.PRUNED)
             return Replayed(

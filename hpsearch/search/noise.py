@@ -40,6 +40,15 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
         se = None if standard_error is None or not math.isfinite(standard_error) else float(standard_error)
         self._uncertainty[(number, at)] = (se, rows)
 
+    def judge(
+        self, trial: optuna.Trial, at: int, standard_error: float | None, rows: int | None = None
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """`trial.should_prune()` at point `at` with its evaluation's error handed over first: whether to prune,
+        and the evidence when the wrapped pruner proposed to (None when it did not)."""
+        self.observe(trial.number, at, standard_error, rows)
+        prune = trial.should_prune()
+        return prune, self.decisions.pop(trial.number, None)
+
     def observe_budget(self, samples: int) -> None:
         """A trial's training budget in samples: resolves resources given as fractions, once (before the
         wrapped pruner's first decision; Optuna's hyperband sizes its brackets at its first call)."""

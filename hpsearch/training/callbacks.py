@@ -118,10 +118,9 @@ class OptunaReporter(TrainerCallback):
             return False  # it never prunes: spare the storage read should_prune makes
         if not isinstance(pruner, NoiseAwarePruner):
             return self.trial.should_prune()
-        number = self.trial.number
-        pruner.observe(number, at, point.get(f"{self.objective_key}_se"), point.get(CurveKey.EVAL_ROWS))
-        prune = self.trial.should_prune()
-        decision = pruner.decisions.pop(number, None)
+        prune, decision = pruner.judge(
+            self.trial, at, point.get(f"{self.objective_key}_se"), point.get(CurveKey.EVAL_ROWS)
+        )
         if decision is not None and not prune:
             self.spared.append(decision)
         if prune:
