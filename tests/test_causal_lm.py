@@ -79,6 +79,8 @@ def test_the_collator_pads_ids_with_the_pad_token_and_labels_with_minus_100(toke
 
 def test_perplexity_is_the_exponential_of_the_eval_loss():
     assert causal_lm.derived_metrics({"eval_loss": 2.0}) == {"eval_perplexity": pytest.approx(7.389056)}
+    with_se = causal_lm.derived_metrics({"eval_loss": 2.0, "eval_loss_se": 0.1})
+    assert with_se["eval_perplexity_se"] == pytest.approx(0.7389056)
     assert causal_lm.derived_metrics({}) == {}
 
 
@@ -162,6 +164,9 @@ def test_a_causal_lm_sweep_records_loss_and_perplexity_exports_and_retrains(tmp_
         assert len(curve) >= 4 and t.value == curve[-1]["eval_loss"]
         for point in curve:
             assert point["eval_perplexity"] == pytest.approx(math.exp(point["eval_loss"]))
+            # the loss's standard error (what the noise-aware pruner weighs a gap against), and perplexity's
+            assert 0 < point["eval_loss_se"] < point["eval_loss"]
+            assert point["eval_perplexity_se"] == pytest.approx(point["eval_perplexity"] * point["eval_loss_se"])
         assert curve[-1]["eval_loss"] < curve[0]["eval_loss"]  # it learns the answers
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     out = tmp_path / "best.yaml"
@@ -289,3 +294,32 @@ def test_chats_for_a_tokenizer_without_a_chat_template_are_refused_before_anythi
     assert cli.main(["run", str(path)]) == 2
     assert "model.name_or_path: the tokenizer has no chat template" in capsys.readouterr().err
     assert not (tmp_path / "lm.db").exists()
+
+
+@pytest.mark.slow
+def test_a_causal_lm_trial_is_pruned_on_its_loss_against_the_losss_standard_error(tmp_path, tiny_causal_lm):
+    # Trial 0 learns the answers; trial 1's learning rate cannot move the loss: the median pruner weighs
+    # the gap against the eval loss's standard error (from per-row token losses) and prunes it.
+    import optuna
+
+    from hpsearch import cli
+
+    def study(low: float) -> list[str]:
+        return ["--set", f"search.learning_rate.low={low}", "--set", f"search.learning_rate.high={low * 1.01}"]
+
+    path = lm_study(
+        tmp_path,
+        tiny_causal_lm,
+        write_pairs(tmp_path / "pairs"),
+        search={"learning_rate": {"type": "float", "low": 5e-3, "high": 5.05e-3}},
+        sampler={"type": "random", "seed": 0},
+        pruner={"type": "median", "n_startup_trials": 1, "tolerance_se": 1},
+        budget={"n_trials": 1},
+    )
+    assert cli.main(["run", str(path), "--quiet", *study(5e-3)]) == 0
+    assert cli.main(["run", str(path), "--quiet", *study(1e-9), "--n-trials", "2"]) == 0
+    full, pruned = optuna.load_study(study_name="lm", storage=f"sqlite:///{tmp_path / 'lm.db'}").trials
+    assert (full.state.name, pruned.state.name) == ("COMPLETE", "PRUNED")
+    evidence = pruned.user_attrs["prune_evidence"]
+    assert evidence["uncertainty"] == pytest.approx(pruned.user_attrs["curve"][-1]["eval_loss_se"], abs=1e-6)
+    assert evidence["value"] - evidence["bar"] > evidence["uncertainty"] > 0

@@ -126,6 +126,7 @@ def test_a_summarisation_sweep_is_scored_by_rouge_on_generated_outputs(tmp_path,
         assert len(curve) >= 4
         for point in curve:
             assert {"eval_loss", "eval_rouge1", "eval_rouge2", "eval_rougeL"} <= set(point)
+            assert 0 < point["eval_loss_se"] < point["eval_loss"]  # the loss's error, from per-row token losses
             assert 0.0 <= point["eval_rougeL"] <= 1.0
         assert t.value == curve[-1]["eval_rougeL"]
         examples = t.user_attrs["generated_examples"]

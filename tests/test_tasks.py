@@ -20,7 +20,7 @@ def test_every_task_has_every_member_of_the_protocol(name):
         wanted = list(inspect.signature(declared).parameters)[1:]  # without self
         assert list(inspect.signature(getattr(task, member)).parameters) == wanted, f"{name}.{member}"
     assert isinstance(task.PEFT_TASK_TYPE, str)
-    for hook in ("compute_metrics", "derived_metrics"):
+    for hook in ("preprocess_logits_for_metrics", "compute_metrics", "derived_metrics"):
         assert getattr(task, hook) is None or callable(getattr(task, hook))
 
 

@@ -18,10 +18,9 @@ import datasets
 
 from hpsearch.data import sources
 from hpsearch.spec import Spec, SpecError
+from hpsearch.tasks import token_loss
 from hpsearch.tasks.task_data import Sample, TaskData, build_sample
-
-IGNORE = -100  # label of a token the loss does not count
-
+from hpsearch.tasks.token_loss import IGNORE
 
 PEFT_TASK_TYPE = "CAUSAL_LM"  # what peft adapts the model for (finetune: lora)
 
@@ -258,14 +257,20 @@ def collator(tokenizer, model=None):
     return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE, padding=True)
 
 
-# Trainer keeps every eval batch's logits for compute_metrics (vocabulary x tokens each): too much for
-# a language model. Perplexity comes from the eval loss instead (`derived_metrics`).
-compute_metrics = None
+# Each eval batch's logits are reduced on the device to each row's token-loss sum and count: the eval
+# loss's standard error comes from them; perplexity from the eval loss (`derived_metrics`).
+preprocess_logits_for_metrics = token_loss.causal_rows
+compute_metrics = token_loss.compute_metrics
 
 
 def derived_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """eval_perplexity = exp(eval_loss), added to an evaluation's metrics."""
+    """eval_perplexity = exp(eval_loss), added to an evaluation's metrics, and its standard error from
+    the loss's (exp(loss) x loss_se, to first order)."""
     loss = metrics.get("eval_loss")
     if loss is None:
         return {}
-    return {"eval_perplexity": math.exp(loss) if loss < 700 else float("inf")}
+    perplexity = math.exp(loss) if loss < 700 else float("inf")
+    derived = {"eval_perplexity": perplexity}
+    if metrics.get("eval_loss_se") is not None:
+        derived["eval_perplexity_se"] = perplexity * metrics["eval_loss_se"]
+    return derived

@@ -126,4 +126,5 @@ def _standard_error(values: np.ndarray) -> float:
     return float(values.std() / np.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
+preprocess_logits_for_metrics = None  # compute_metrics reads the logits (one row of labels each)
 derived_metrics = None  # every metric comes from compute_metrics

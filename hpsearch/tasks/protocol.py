@@ -20,8 +20,12 @@ class Task(Protocol):
     PEFT_TASK_TYPE: str
     """What peft adapts the model for (finetune: lora)."""
 
+    preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None
+    """Trainer's hook reducing each eval batch's logits on the device before they are kept (to what
+    compute_metrics reads); None where compute_metrics reads the logits themselves."""
+
     compute_metrics: Callable[[Any], dict[str, float]] | None
-    """Trainer's compute_metrics; None where keeping every eval batch's logits would be too much."""
+    """Trainer's compute_metrics: the metrics beyond the eval loss, and their standard errors."""
 
     derived_metrics: Callable[[dict[str, float]], dict[str, float]] | None
     """Metrics computed from an evaluation's others (perplexity from the eval loss); None where none are."""

@@ -13,9 +13,10 @@ import datasets
 
 from hpsearch.data import sources
 from hpsearch.spec import Spec
+from hpsearch.tasks import token_loss
 from hpsearch.tasks.task_data import Sample, TaskData, build_sample
+from hpsearch.tasks.token_loss import IGNORE
 
-IGNORE = -100  # label of a token the loss does not count
 PEFT_TASK_TYPE = "SEQ_2_SEQ_LM"  # what peft adapts the model for (finetune: lora)
 
 
@@ -107,7 +108,8 @@ def collator(tokenizer, model=None):
     return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=IGNORE, padding=True)
 
 
-# Trainer keeps every eval batch's logits for compute_metrics (vocabulary x target tokens each): too
-# much. ROUGE is scored on generated outputs instead, by hpsearch.training.generation.
-compute_metrics = None
+# Each eval batch's logits are reduced on the device to each row's token-loss sum and count: the eval
+# loss's standard error comes from them. ROUGE is scored on generated outputs, by training.generation.
+preprocess_logits_for_metrics = token_loss.seq2seq_rows
+compute_metrics = token_loss.compute_metrics
 derived_metrics = None  # ROUGE and the like come from generation; nothing derives from the others

@@ -91,6 +91,7 @@ def make_trainer(
         eval_dataset=task_data.eval if eval_dataset is None else eval_dataset,
         data_collator=task.collator(tokenizer, model),
         compute_metrics=task.compute_metrics,
+        preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,
         callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
