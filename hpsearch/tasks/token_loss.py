@@ -21,11 +21,15 @@ def _rows(logits, labels, shift: bool):
     logits = logits[0] if isinstance(logits, tuple) else logits
     if shift:  # a decoder-only model predicts token t + 1 at position t
         logits, labels = logits[:, :-1, :], labels[:, 1:]
-    losses = torch.nn.functional.cross_entropy(
-        logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
+    # Row by row: one row's logits in fp32 at a time (tokens x vocabulary; a batch's would double the
+    # evaluation's peak memory for a large vocabulary).
+    sums = torch.stack(
+        [
+            torch.nn.functional.cross_entropy(row.float(), target, ignore_index=IGNORE, reduction="sum")
+            for row, target in zip(logits, labels)
+        ]
     )
-    counted = (labels != IGNORE).float()
-    return torch.stack([(losses * counted).sum(dim=1), counted.sum(dim=1)], dim=1)
+    return torch.stack([sums, (labels != IGNORE).sum(dim=1).to(sums.dtype)], dim=1)
 
 
 def causal_rows(logits, labels):
