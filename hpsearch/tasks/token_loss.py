@@ -26,7 +26,7 @@ def _rows(logits, labels, shift: bool):
     sums = torch.stack(
         [
             torch.nn.functional.cross_entropy(row.float(), target, ignore_index=IGNORE, reduction="sum")
-            for row, target in zip(logits, labels)
+            for row, target in zip(logits, labels, strict=True)
         ]
     )
     return torch.stack([sums, (labels != IGNORE).sum(dim=1).to(sums.dtype)], dim=1)
