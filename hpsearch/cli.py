@@ -5,6 +5,7 @@
     hpsearch run studies/quickstart.yaml --enqueue configs.yaml --warm-start OTHER [--warm-start-top 5]
     hpsearch worker studies/quickstart.yaml --storage postgresql://USER@HOST/DB
     hpsearch status studies/quickstart.yaml
+    hpsearch confirm studies/quickstart.yaml [--top-k 3] [--seeds 3] [--workers N]
     hpsearch simulate studies/quickstart.yaml --set pruner.type=hyperband --set pruner.min_resource=120
     hpsearch export studies/quickstart.yaml --format yaml --out best.yaml
     hpsearch train best.yaml --out model/
@@ -17,7 +18,6 @@ Exit status: 0 success, 1 runtime failure, 2 invalid input, 3 the GPU failed, 13
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -26,116 +26,11 @@ from pathlib import Path
 from hpsearch.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    from hpsearch import __version__
-
-    parser = argparse.ArgumentParser(prog="hpsearch", description="Hyperparameter search for fine-tuning.")
-    parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-
-    def study_verb(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = verbs.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("study", metavar="STUDY", help="the study file, e.g. studies/quickstart.yaml")
-        p.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a study-file key, e.g. --set data.path=DIR --set sampler.type=random",
-        )
-        p.add_argument(
-            "--storage",
-            default=os.environ.get("HPSEARCH_STORAGE"),
-            help="SQLAlchemy URL of the study storage (default: $HPSEARCH_STORAGE, else STUDY folder/NAME.db)",
-        )
-        return p
-
-    study_verb("validate", "check a study file, its data and model without writing anything")
-    run = study_verb("run", "run the sweep, or resume it where it stopped")
-    run.add_argument("--n-trials", type=int, help="total trials of the study (overrides budget.n_trials)")
-    run.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
-    run.add_argument(
-        "--workers",
-        type=_workers,
-        default="1",
-        metavar="N|auto",
-        help="worker processes on this machine (auto: one per GPU, else one per 4 CPU cores); default 1",
-    )
-    run.add_argument(
-        "--enqueue",
-        type=Path,
-        metavar="FILE",
-        help="run these configs first: a YAML or JSON list of {param: value} (or configs: [...]); "
-        "params left out are sampled",
-    )
-    run.add_argument(
-        "--warm-start",
-        metavar="OTHER",
-        help="run the best completed configs of study OTHER first, clipped into this study's space",
-    )
-    run.add_argument("--warm-start-top", type=int, metavar="K", help="how many of OTHER's best trials (default 5)")
-    run.add_argument("--warm-start-storage", metavar="URL", help="OTHER's storage (default: this study's)")
-    join = study_verb("worker", "join the study as one more worker (any machine that reaches its storage)")
-    join.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
-    join.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # started by `run --workers`
-    status = study_verb("status", "show a table of the study's trials")
-    status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    export = study_verb("export", "write the best trial's training arguments and a manifest")
-    export.add_argument("--format", choices=("yaml", "json"), default="yaml", help="file format")
-    export.add_argument(
-        "--out",
-        type=Path,
-        help="output file (default: STUDY folder/NAME.best/best.FORMAT); the manifest and a JSON go beside it",
-    )
-    export.add_argument(
-        "--trial", type=int, help="export this completed trial instead of the best one (needed with objective.cost)"
-    )
-    sim = study_verb("simulate", "replay the study's stored curves under the pruner of the file and --set")
-    sim.add_argument("--top-k", type=int, default=3, help="how many of the best trials must survive (default 3)")
-    sim.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    report = study_verb("report", "write a self-contained HTML report of the study")
-    report.add_argument("--out", type=Path, help="HTML file (default: dashboards/NAME.html)")
-    dash = study_verb("dashboard", "open optuna-dashboard on the study's storage (safe while a sweep runs)")
-    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    dash.add_argument("--port", type=_port, default=8080, help="port, 0-65535 (0 picks a free one)")
-    listing = verbs.add_parser("list", help="list every study in a storage with its progress")
-    listing.add_argument("study", metavar="STUDY", nargs="?", help="a study file whose storage to list")
-    listing.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as for run")
-    listing.add_argument("--storage", help="SQLAlchemy URL of the storage (instead of STUDY)")
-    listing.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    train = verbs.add_parser("train", help="retrain an exported config and save the model and tokenizer")
-    train.add_argument("best", metavar="BEST", type=Path, help="an exported config, e.g. studies/NAME.best/best.yaml")
-    train.add_argument("--out", type=Path, help="model folder (default: BEST's folder/model)")
-    all_data = "train on train + eval for the trial's number of steps (no held-out comparison)"
-    train.add_argument("--all-data", action="store_true", help=all_data)
-    train.add_argument(
-        "--tolerance", type=float, default=0.01, help="largest metric difference that counts as matching the trial"
-    )
-    train.add_argument(
-        "--merge", action="store_true", help="a LoRA trial: save the adapter merged into the model, not the adapter"
-    )
-    verbs.add_parser("schema", help="print the study file's JSON Schema (for an editor's YAML language server)")
-    return parser
-
-
 def _schema(args) -> int:
     from hpsearch.spec.schema import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return 0
-
-
-def _workers(text: str) -> str:
-    if text != "auto" and not (text.isdigit() and int(text) >= 1):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers (a whole number >= 1, or auto)")
-    return text
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
-    return int(text)
 
 
 def _spec(args):
@@ -172,11 +67,27 @@ def _run(args) -> int:
 
 
 def _worker(args) -> int:
-    from hpsearch.orchestration import controller, pool
+    from hpsearch.orchestration import confirm, controller, pool
 
     if args.child:
         pool.die_with_parent()
-    return controller.join(_spec(args), args.storage, quiet=args.quiet, summary=not args.child)
+    spec = _spec(args)
+    if args.confirm:
+        spec = confirm.joining_spec(spec, args.storage)
+    return controller.join(spec, args.storage, quiet=args.quiet, summary=not args.child)
+
+
+def _confirm(args) -> int:
+    from hpsearch.orchestration import confirm, controller, pool
+    from hpsearch.results import confirmation, storage
+
+    spec = _spec(args)
+    url = storage.storage_url(spec, args.storage)
+    confirm_spec = confirm.plan(spec, url, args.top_k, args.seeds, args.trials, print)
+    argv = [args.study, *(f"--set={o}" for o in args.overrides), "--confirm", *(["--quiet"] if args.quiet else [])]
+    status = controller.run(confirm_spec, url, quiet=args.quiet, workers=pool.count(args.workers), argv=argv)
+    print(confirmation.table(confirmation.summarize(storage.load_study(spec, url)), spec.objective.metric))
+    return status
 
 
 def _study(args):
@@ -188,13 +99,16 @@ def _study(args):
 
 
 def _status(args) -> int:
-    from hpsearch.results import status
+    from hpsearch.results import confirmation, status
 
     spec, _, study = _study(args)
+    confirmed = confirmation.summarize(study)
     if args.format == "json":
-        print(json.dumps(status.rows(study), indent=2))
+        print(json.dumps(status.rows(study, confirmed), indent=2))
     else:
         print(status.table(study, spec.objective.metric, spec.objective.cost))
+        if confirmed is not None:
+            print(confirmation.table(confirmed, spec.objective.metric))
     return EXIT_OK
 
 
@@ -208,14 +122,17 @@ def _simulate(args) -> int:
 
 
 def _export(args) -> int:
-    from hpsearch.results import export
+    from hpsearch.results import confirmation, export
 
     spec, url, study = _study(args)
-    trial = export.pick_trial(study, args.trial)
-    arguments, manifest = export.build(study, trial, url)
+    confirmed = confirmation.summarize(study)
+    trial = export.pick_trial(study, args.trial, confirmed)
+    arguments, manifest = export.build(study, trial, url, confirmed)
     out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{args.format}"
     written = export.write(arguments, manifest, out, args.format)
     print(f"trial {trial.number} ({export.describe_values(study, trial)}): wrote {', '.join(map(str, written))}")
+    if confirmed is not None and args.trial is None:
+        print("\n".join(confirmation.verdict(confirmed, spec.objective.metric)))
     print(f"retrain it with: hpsearch train {written[0]}")
     return EXIT_OK
 
@@ -265,6 +182,7 @@ VERBS = {
     "validate": _validate,
     "run": _run,
     "worker": _worker,
+    "confirm": _confirm,
     "status": _status,
     "simulate": _simulate,
     "export": _export,
@@ -277,7 +195,9 @@ VERBS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from hpsearch.cli_args import parser
+
+    args = parser().parse_args(argv)
     try:
         return VERBS[args.verb](args)
     except KeyboardInterrupt:

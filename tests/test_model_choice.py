@@ -195,22 +195,22 @@ def test_a_model_without_dropout_settings_is_refused(make_study, tiny_causal_lm,
 
 
 def test_resume_refuses_choices_that_now_name_other_models(make_study, tiny_model, larger_model, tmp_path):
-    from hpsearch.orchestration.controller import _check_resume
+    from hpsearch.orchestration.controller import check_resume
 
     names = two_models(tmp_path, tiny_model, larger_model)
     spec = load_spec(choice_study(make_study, names))
     study = optuna.create_study(direction="maximize")
     study.set_user_attr("spec", spec.to_dict())
-    _check_resume(spec, study)  # the same models: fine
+    check_resume(spec, study)  # the same models: fine
     moved = spec.to_dict()
     moved["model"]["choices"]["models/small"] = "/elsewhere/small"
     study.set_user_attr("spec", moved)
     with pytest.raises(SpecError) as caught:
-        _check_resume(spec, study)
+        check_resume(spec, study)
     assert caught.value.field == "model.choices"
     study.set_user_attr("spec", spec.to_dict())
     with pytest.raises(SpecError) as caught:  # a fixed dropout changes what every trial means too
-        _check_resume(load_spec(choice_study(make_study, names, {"dropout": 0.1})), study)
+        check_resume(load_spec(choice_study(make_study, names, {"dropout": 0.1})), study)
     assert caught.value.field == "model.dropout" and "ran with None" in str(caught.value)
 
 

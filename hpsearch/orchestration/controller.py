@@ -41,7 +41,7 @@ FIXED_SECTIONS = (
 )
 
 
-def _check_resume(spec: Spec, study: optuna.Study) -> None:
+def check_resume(spec: Spec, study: optuna.Study) -> None:
     """A resumed study keeps its directions, its fixed settings and the kind of each distribution."""
     where = f"the stored study {spec.name!r}"
     stored_directions = [d.name.lower() for d in study.directions]
@@ -137,7 +137,7 @@ def _interrupt_once():
 def attach(spec: Spec, prepared: preflight.Prepared) -> optuna.Study:
     """Create the study, or load it and refuse a resume that would change what its trials mean."""
     study = worker.open_study(spec, open_storage(prepared.storage_url, create=True))
-    _check_resume(spec, study)
+    check_resume(spec, study)
     study.set_user_attr(StudyAttr.SPEC, spec.to_dict())
     study.set_user_attr(StudyAttr.LABELS, list(prepared.labels))
     study.set_user_attr(StudyAttr.HPSEARCH_VERSION, __version__)

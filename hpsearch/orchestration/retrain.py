@@ -182,6 +182,7 @@ def retrain(
         "difference": None if value is None else value - trial_value,
         "tolerance": tolerance,
         "matches": None if value is None else abs(value - trial_value) <= tolerance,
+        **_against_confirmation(manifest.get("confirmation"), value),
         "all_data": all_data,
         "saved": "full model" if lora_settings is None else ("merged model" if merge else "LoRA adapter"),
         "steps": trainer.state.global_step,
@@ -196,6 +197,18 @@ def retrain(
     return result
 
 
+def _against_confirmation(confirmed: dict[str, Any] | None, value: float | None) -> dict[str, Any]:
+    """The confirmation's 95 % interval (`hpsearch confirm`) and whether the retrained value falls in it."""
+    if not confirmed or confirmed.get("low") is None:
+        return {}
+    low, high = confirmed["low"], confirmed["high"]
+    return {
+        "confirmation_interval": [low, high],
+        "confirmation_seeds": confirmed["n"],
+        "within_confirmation": None if value is None else low <= value <= high,
+    }
+
+
 def describe(result: dict[str, Any]) -> str:
     lines = [f"saved {result['saved']} and tokenizer to {result['model']} ({result['steps']} steps)"]
     if result["all_data"]:
@@ -206,6 +219,14 @@ def describe(result: dict[str, Any]) -> str:
             f"{result['metric']}: retrained {result['retrained_value']:.4f}, trial {result['trial']} "
             f"{result['trial_value']:.4f} (difference {result['difference']:+.4f}): {verdict} "
             f"within {result['tolerance']}"
+        )
+    interval = result.get("confirmation_interval")
+    if interval is not None and result["retrained_value"] is not None:
+        where = "inside" if result["within_confirmation"] else "OUTSIDE"
+        lines.append(
+            f"confirmation over {result['confirmation_seeds']} seeds: 95 % interval [{interval[0]:.4f}, "
+            f"{interval[1]:.4f}]; the retrained value is {where} it"
+            + ("" if result["within_confirmation"] else ": this run is not typical of the config")
         )
     if result["data_changed"]:
         lines.append("warning: the data's fingerprint differs from the trial's; the data changed since")

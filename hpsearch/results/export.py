@@ -12,6 +12,7 @@ import optuna
 import yaml
 
 from hpsearch.errors import NotFound, redact
+from hpsearch.results.confirmation import Confirmation
 from hpsearch.results.format import format_value
 from hpsearch.results.pareto import pareto_front
 from hpsearch.results.record import StudyAttr, TrialAttr
@@ -40,9 +41,14 @@ def describe_values(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str
     return ", ".join(f"{name}={format_value(v)}" for name, v in pairs)
 
 
-def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
-    """Trial `number` if it is COMPLETE, else the best trial. A study with a cost objective has no
-    one best, so it needs a number: the error lists its Pareto front to choose from."""
+def pick_trial(
+    study: optuna.Study, number: int | None, confirmed: Confirmation | None = None
+) -> optuna.trial.FrozenTrial:
+    """Trial `number` if it is COMPLETE, else the confirmed winner (`hpsearch confirm`), else the best
+    trial. A study with a cost objective has no one best, so without a confirmation it needs a number:
+    the error lists its Pareto front to choose from."""
+    if number is None and confirmed is not None and confirmed.winner is not None:
+        number = confirmed.winner.trial
     if number is None and len(study.directions) > 1:
         front = pareto_front(study)
         if not front:
@@ -67,9 +73,12 @@ def pick_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTr
     raise NotFound(f"study {study.study_name!r} has no trial {number}")
 
 
-def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tuple[dict, dict]:
+def build(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str, confirmed: Confirmation | None = None
+) -> tuple[dict, dict]:
     """(training arguments, manifest). The manifest holds what `hpsearch train` needs besides the
-    arguments: task, model, the whole data section, labels, and the trial's steps and metric."""
+    arguments: task, model, the whole data section, labels, the trial's steps and metric, and the
+    config's confirmation over seeds when it has one."""
     spec = study.user_attrs.get(StudyAttr.SPEC, {})
     if TrialAttr.TRAINING_ARGUMENTS not in trial.user_attrs:
         raise NotFound(f"trial {trial.number} has no training_arguments: it was not run by hpsearch")
@@ -94,9 +103,23 @@ def build(study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str) -> tup
         "labels": study.user_attrs.get(StudyAttr.LABELS),
         "trained_on": trial.user_attrs.get(TrialAttr.DEVICE),
         "versions": {p: _version(p) for p in PACKAGES},
+        "confirmation": _confirmation(confirmed, trial),
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     return arguments, manifest
+
+
+def _confirmation(confirmed: Confirmation | None, trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """The trial's config over seeds (its values, mean, std, 95 % interval) and whether it is the
+    confirmed winner; None when it was not confirmed."""
+    mine = None if confirmed is None else confirmed.of(trial.number)
+    if mine is None:
+        return None
+    return {
+        **mine.to_dict(),
+        "winner": confirmed.winner.trial == trial.number,
+        "search_winner": confirmed.search_winner,
+    }
 
 
 def _cost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:

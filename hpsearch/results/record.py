@@ -134,6 +134,13 @@ class TrialAttr(_Key):
         "`oom` for a trial that ran out of memory even at a per-device batch of 1.",
     )
     INTERRUPTED = ("interrupted", "bool", "", "A trial cut short by Ctrl-C or SIGTERM; it is not counted.")
+    CONFIRM_OF = (
+        "confirm_of",
+        "int",
+        "",
+        "A confirmation trial (in the study NAME.confirm): the search trial whose config it trains again"
+        " with another seed.",
+    )
     RETRY_OF = (
         "retry_of",
         "int",
@@ -232,6 +239,13 @@ class StudyAttr(_Key):
         "int",
         "",
         "The trial whose model `model.save_best` kept.",
+    )
+    CONFIRMS = (
+        "confirms",
+        "str",
+        "",
+        "A confirmation study (`hpsearch confirm`): the name of the search study whose configs it trains"
+        " again, in the same storage.",
     )
 
 

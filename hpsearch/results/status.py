@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 
 from hpsearch.results import trials_read
+from hpsearch.results.confirmation import Confirmation
 from hpsearch.results.format import format_params, format_value
 from hpsearch.results.pareto import pareto_front
 from hpsearch.results.record import CurveKey, TrialAttr
@@ -15,9 +16,10 @@ def retried(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
 
 
-def rows(study: optuna.Study) -> list[dict]:
+def rows(study: optuna.Study, confirmed: Confirmation | None = None) -> list[dict]:
     """One dict per trial. `value` is the objective (the quality one, with a cost); a study with a cost
-    objective adds `cost` and `pareto` (the trial is on the Pareto front)."""
+    objective adds `cost` and `pareto` (the trial is on the Pareto front); a confirmed config adds
+    `confirmed` (its seeds, values, mean, std and 95 % interval; `hpsearch confirm`)."""
     out = []
     trials = study.get_trials(deepcopy=False)
     dead = retried(trials)
@@ -44,6 +46,8 @@ def rows(study: optuna.Study) -> list[dict]:
         )
         if front is not None:
             out[-1].update(cost=t.values[1] if t.values else None, pareto=t.number in front)
+        if confirmed is not None and confirmed.of(t.number) is not None:
+            out[-1]["confirmed"] = confirmed.of(t.number).to_dict()
     return out
 
 

@@ -153,6 +153,7 @@ def _build(study: StudyFile, raw: dict, source: Path, from_cli: set[str], proble
         augmentation=augmentation,
         generation=generation,
         evaluation=study.evaluation,
+        confirm=study.confirm,
         schema_version=SCHEMA_VERSION,
     )
 

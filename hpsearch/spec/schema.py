@@ -13,6 +13,7 @@ from hpsearch.spec.fields import Section, allowed, fail, rule
 from hpsearch.spec.sections import (
     AugmentSpec,
     BudgetSpec,
+    ConfirmSpec,
     DataSpec,
     DivergenceSection,
     EarlyStoppingSpec,
@@ -30,7 +31,7 @@ from hpsearch.spec.tasks import TASKS
 # whose default is what every older study did keeps resume working (a missing stored key counts as
 # its default); a bump that changes what a stored key means needs a migration in resume_defaults().
 # Version 3 keys intermediate values (what pruners compare) by training samples seen, not by optimizer
-# step: a study stored before it reads and reports, but does not resume (controller._check_resume).
+# step: a study stored before it reads and reports, but does not resume (controller.check_resume).
 SCHEMA_VERSION = 3
 SAMPLES_AXIS_SINCE = 3
 
@@ -111,6 +112,8 @@ class StudyFile(Section):
     default; none with objective.cost), with that type's options."""
     budget: BudgetSpec = BudgetSpec()
     """When the study ends: one of n_trials, timeout, device_hours is required (but for grid)."""
+    confirm: ConfirmSpec = ConfirmSpec()
+    """What `hpsearch confirm` trains again after the search: the top_k configs, seeds new seeds each."""
     storage: Annotated[str, AfterValidator(_usable_url)] | None = None
     """An Optuna storage URL; default: sqlite:///NAME.db beside the study file."""
     divergence: DivergenceSection = DivergenceSection()

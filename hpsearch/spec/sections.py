@@ -154,6 +154,17 @@ class EvaluationSpec(Section):
     """Seed of the subsample's rows."""
 
 
+class ConfirmSpec(Section):
+    """`hpsearch confirm`: the search's best configs trained again with new seeds (the head's initialisation,
+    the data order), so that the winner is the best mean over seeds, not one lucky run."""
+
+    top_k: Positive = 3
+    """How many of the search's best configs (distinct params) to confirm; with objective.cost, trials
+    of the Pareto front."""
+    seeds: Positive = 3
+    """New seeds per config (train.seed + 1, + 2, ...), each one trial; the search's own trial counts too."""
+
+
 class BudgetSpec(Section):
     """When the study ends (any that is set; grid also ends when its grid is done)."""
 

@@ -15,6 +15,7 @@ from hpsearch.spec.sections import (
     COSTS,
     AugmentSpec,
     BudgetSpec,
+    ConfirmSpec,
     DataSpec,
     EarlyStoppingSpec,
     EvaluationSpec,
@@ -112,6 +113,7 @@ class Spec:
     augmentation: AugmentSpec = AugmentSpec()
     generation: GenerationSpec = GenerationSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
+    confirm: ConfirmSpec = ConfirmSpec()
     schema_version: int = SCHEMA_VERSION
     """The schema the stored spec follows (hpsearch.spec.schema.SCHEMA_VERSION when parsed)."""
 
@@ -135,6 +137,7 @@ class Spec:
             "heartbeat": self.heartbeat.model_dump(),
             "early_stopping": self.early_stopping.model_dump(),
             "evaluation": self.evaluation.model_dump(),
+            "confirm": self.confirm.model_dump(),
             "source": self.source,
         }
         if TASK_FACTS[self.task].generation is not None:
@@ -159,6 +162,7 @@ __all__ = [
     "BudgetSpec",
     "DataSpec",
     "EarlyStoppingSpec",
+    "ConfirmSpec",
     "EvaluationSpec",
     "FinetuneSpec",
     "GenerationSpec",

@@ -41,6 +41,12 @@ def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
+def confirmation_seed(arguments: dict[str, Any], seed: int) -> dict[str, int]:
+    """What a confirmation trial changes in its config's arguments: the seed, which draws the new head's
+    initialisation and the data order (a `data_seed` the study fixed moves with it, or the order would not)."""
+    return {"seed": seed, **({"data_seed": seed} if arguments.get("data_seed") is not None else {})}
+
+
 def mixed_precision(args: dict[str, Any]) -> dict[str, bool]:
     """On a GPU, train in bf16 where the GPU has it, else fp16, unless the study sets either (or
     use_cpu). Chosen where the sweep runs, and written into the trial's (and the export's) arguments."""

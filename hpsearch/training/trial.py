@@ -33,7 +33,7 @@ from hpsearch.training import lora, memory, models
 from hpsearch.training.callbacks import EarlyStopping, OptunaReporter
 from hpsearch.training.memory import OutOfMemory
 from hpsearch.training.schedule import EvaluationSchedule
-from hpsearch.training.trainer import make_trainer, training_arguments
+from hpsearch.training.trainer import confirmation_seed, make_trainer, training_arguments
 from hpsearch.training.trial_record import record_run, save_record
 
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
@@ -165,6 +165,8 @@ def _resolve(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -> 
     if dropout:
         record[TrialAttr.DROPOUT] = dropout
     arguments = training_arguments(spec, params)
+    if TrialAttr.CONFIRM_OF in trial.user_attrs:  # a confirmation: its config, another seed (`hpsearch confirm`)
+        arguments.update(confirmation_seed(arguments, trial.user_attrs[TrialAttr.SEED]))
     record.update({TrialAttr.TRAINING_ARGUMENTS: arguments, TrialAttr.SEED: arguments["seed"]})
     lora_settings = spec.finetune.settings(params)
     record[TrialAttr.FINETUNE] = "full" if lora_settings is None else {"method": "lora", **lora_settings}

@@ -11,7 +11,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.results import pareto, trials_read
+from hpsearch.results import confirmation, pareto, trials_read
 from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 from hpsearch.results.report import sections
 from hpsearch.results.report.labels import escape, ticks
@@ -258,4 +258,5 @@ def collect(study: optuna.Study) -> ReportData:
     found["importance"], why = sections.get_importance_info(shown, s.searched)
     if why:
         notes["importance"] = why
+    found["confirmation"] = confirmation.summarize(study, trials=trials)
     return ReportData(s, _winners(done, s, categorical), tuple(rows), notes=notes, study=shown, **found)

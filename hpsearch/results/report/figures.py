@@ -206,7 +206,47 @@ def get_overfitting_plot(d: ReportData):
     return fig.add_vline(x=0, line={"color": GREY, "dash": "dot", "width": 1})
 
 
+def get_confirmation_plot(d: ReportData):
+    """Each confirmed config: its values over seeds (the search's own trial a star), the mean and its 95 %
+    interval; best mean at the top."""
+    import plotly.graph_objects as go
+
+    c, m = d.confirmation, escape(d.summary.metric)
+    labels = [f"trial {x.trial}" for x in c.configs][::-1]
+    configs = c.configs[::-1]
+    finite_half = [x.high - x.mean if math.isfinite(x.high) else 0.0 for x in configs]
+    traces = [
+        go.Scatter(
+            x=array([x.mean for x in configs]),
+            y=labels,
+            mode="markers",
+            name="mean, 95 % interval",
+            marker={"size": 12, "color": BEST, "symbol": "line-ns-open", "line": {"width": 3}},
+            error_x={"type": "data", "array": array(finite_half), "thickness": 2, "width": 8},
+            hovertemplate="%{y}: mean %{x:.4g}<extra></extra>",
+        ),
+        go.Scatter(
+            x=array([v for x in configs for v in x.values[1:]]),
+            y=[f"trial {x.trial}" for x in configs for _ in x.values[1:]],
+            mode="markers",
+            name="a new seed",
+            marker={"size": 8, "color": GREY},
+            hovertemplate="%{y}, a new seed: %{x:.4g}<extra></extra>",
+        ),
+        go.Scatter(
+            x=array([x.values[0] for x in configs]),
+            y=labels,
+            mode="markers",
+            name="the search's trial (one seed)",
+            marker={"size": 13, "color": COLOURS[0], "symbol": "star"},
+            hovertemplate="%{y}, the search's own run: %{x:.4g}<extra></extra>",
+        ),
+    ]
+    return figure(traces, "Confirmed configs over seeds", xaxis_title=m, yaxis_title="config")
+
+
 DRAW = {
+    "confirmation": get_confirmation_plot,
     "learning_rate": get_learning_rate_plot,
     "batch_size": get_batch_size_plot,
     "optimizer": get_optimizer_plot,

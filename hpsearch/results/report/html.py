@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 
+from hpsearch.results import confirmation
 from hpsearch.results.format import format_params, format_value
 from hpsearch.results.report import figures, optuna_figures
 from hpsearch.results.report.collect import collect
@@ -14,6 +15,11 @@ from hpsearch.results.report.labels import escape as _e
 from hpsearch.results.report.types import ReportData
 
 TITLES = {
+    "confirmation": (
+        "How sure is the winner?",
+        "The best configs trained again with new seeds (hpsearch confirm): each seed's value, the search's own"
+        " single-seed value (star), the mean and its 95 % interval.",
+    ),
     "pareto": (
         "Pareto front: quality against cost",
         "Each completed trial; in red the Pareto-optimal ones, which no other trial beats on both.",
@@ -162,6 +168,9 @@ def render(data: ReportData) -> str:
         parts.append(f"<section><h2>{title}</h2><p class=sub>{sub}</p>")
         if name in data.notes:
             parts.append(f"<p class=note>{_e(data.notes[name])}</p>")
+        if name == "confirmation":
+            lines = confirmation.verdict(data.confirmation, s.metric)
+            parts.append("<p class=verdict>" + "<br>".join(_e(line) for line in lines) + "</p>")
         if getattr(data, name) is not None:
             config = {"displaylogo": False, "responsive": True}
             fig = DRAW[name](data)

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 
 import optuna
 
+from hpsearch.results.confirmation import Confirmation
+
 LEARNING_RATE, BATCH_SIZE, OPTIM = "learning_rate", "per_device_train_batch_size", "optim"
 MODEL = "model"  # search.model: the model itself as a choice
 
@@ -180,6 +182,7 @@ class ReportData:
     parallel: Lines | None = None
     pareto: Pareto | None = None  # only in a study with a cost objective; drawn first
     model: Groups | None = None  # only in a study that searches the model (search.model)
+    confirmation: Confirmation | None = None  # only in a confirmed study (hpsearch confirm); drawn first
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it has no figure
     # What optuna.visualization draws from (see collect.figure_study); not data to compare.
     study: optuna.Study | None = field(default=None, compare=False, repr=False)
@@ -194,6 +197,8 @@ class ReportData:
         """The figure sections of the report: FIGURES, after the Pareto front in a study with a cost,
         with the objective and throughput per model after the optimizer's in one that searches the model."""
         figures = ("pareto", *FIGURES) if self.summary.cost is not None else FIGURES
+        if self.confirmation is not None:
+            figures = ("confirmation", *figures)
         if MODEL not in self.summary.searched:
             return figures
         at = figures.index("optimizer") + 1
