@@ -131,8 +131,8 @@ def _export(args) -> int:
     out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{args.format}"
     written = export.write(arguments, manifest, out, args.format)
     print(f"trial {trial.number} ({export.describe_values(study, trial)}): wrote {', '.join(map(str, written))}")
-    if confirmed is not None and args.trial is None:
-        print("\n".join(confirmation.verdict(confirmed, spec.objective.metric)))
+    if confirmed is not None:
+        print(confirmation.table(confirmed, spec.objective.metric))
     print(f"retrain it with: hpsearch train {written[0]}")
     return EXIT_OK
 
