@@ -391,3 +391,43 @@ def test_workers_opening_the_study_together_do_not_draw_the_same_configs(make_st
     assert same[0] == same[1]  # what the salt is for
     salted = first_draws((101, 202), "salted.db")
     assert salted[0] != salted[1]
+
+
+@pytest.mark.slow
+def test_a_run_restarted_after_kill_9_re_runs_its_own_dead_trial_at_once(make_study):
+    """`kill -9` of a one-worker `hpsearch run` leaves its trial RUNNING. Run again on the same host, it
+    finds that trial's process gone, fails it and re-runs it at once: with a grace period of an hour the
+    second run could not finish otherwise."""
+    path = make_study(budget={"n_trials": 1}, train=SLOW, evaluation=EVERY, heartbeat={"grace_period": 3600})
+    first = Live([HPSEARCH, "run", str(path)], path.parent)
+    first.wait_for(r"^trial +0  step")
+    first.proc.kill()
+    assert first.finish() == -9
+    (dead,) = trials(path)
+    assert dead.state == States.RUNNING and dead.user_attrs["worker"].endswith(f":{first.proc.pid}")
+
+    again = Live([HPSEARCH, "run", str(path)], path.parent)
+    assert again.finish(timeout=300) == 0, again.text
+    assert f"trial 0: its process {dead.user_attrs['worker']} no longer exists: re-run at once" in again.text
+    failed, rerun = trials(path)
+    assert failed.state == States.FAIL and "no longer exists" in failed.user_attrs["error"]
+    assert rerun.state == States.COMPLETE and rerun.params == dead.params
+    assert rerun.system_attrs["failed_trial"] == 0  # queued as a stale heartbeat's re-run is: counted once
+    assert len(accounted([failed, rerun])) == 1
+
+
+def test_a_worker_waiting_on_another_hosts_trial_says_which_and_for_how_long(tmp_path):
+    from hpsearch.orchestration import reclaim
+
+    study = hand_study(tmp_path)
+    running = study.ask()
+    study._storage.set_trial_user_attr(running._trial_id, "worker", "gpu-node-7:4242")  # another host's
+    assert reclaim.reclaim(study, print) == []  # not this host's: it is not judged here
+    said: list[str] = []
+    waiting = reclaim.Waiting(grace_period=120, every=30)
+    waiting.tick(study, said.append)
+    waiting.tick(study, said.append)  # within 30 s: said once
+    assert said == [
+        f"waiting 0 s for trial {running.number} (gpu-node-7:4242): a trial whose worker died is re-run once its"
+        " heartbeat is 120 s old"
+    ]

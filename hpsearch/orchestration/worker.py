@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 
 from hpsearch.errors import EXIT_DEVICE
-from hpsearch.orchestration import preflight
+from hpsearch.orchestration import preflight, reclaim
 from hpsearch.orchestration.progress import Progress
 from hpsearch.results import status
 from hpsearch.results.record import TrialAttr
@@ -222,6 +222,8 @@ def work(
             raise
 
     ran = 0
+    reclaim.reclaim(study, progress.say)  # this host's dead trials (a killed run's) re-run now, not after the grace
+    waiting = reclaim.Waiting(spec.heartbeat.grace_period)
     while deadline is None or time.monotonic() < deadline:
         step = budget.next_step(study)
         if step == "stop":
@@ -230,8 +232,11 @@ def work(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
-            time.sleep(poll)
+            if not reclaim.reclaim(study, progress.say):
+                waiting.tick(study, progress.say)
+                time.sleep(poll)
             continue
+        waiting.done()
         # No gc_after_trial: the trial's own clean-up collected (a collection costs ~0.25 s with transformers loaded).
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress.finished])
         ran += 1

@@ -148,7 +148,13 @@ class TrialAttr(_Key):
         "The interrupted trial whose params this one re-runs (queued at once by the interrupted process;"
         " run by the next worker or on resume).",
     )
-    WORKER = ("worker", "str", "", "The process that ran it, `host:pid`.")
+    WORKER = (
+        "worker",
+        "str",
+        "",
+        "The process that ran it, `host:pid`, set when it starts: a run on the same host that finds it RUNNING"
+        " with that process gone fails it and re-runs it at once.",
+    )
     FINETUNE = (
         "finetune",
         "str or dict",

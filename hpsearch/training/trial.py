@@ -107,6 +107,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
     """Fine-tune once and return the final metric; everything that happened goes into `record`."""
     spec = ctx.spec
     record.update({TrialAttr.DATA_FINGERPRINT: ctx.data.fingerprint, TrialAttr.WORKER: WORKER})
+    trial.set_user_attr(TrialAttr.WORKER, WORKER)  # now: a restarted run tells its own dead trials by it
     # Memory held before the trial starts; `memory_after_mb` must come back to it (nothing leaks).
     device = torch.device("cuda" if torch.cuda.is_available() and not spec.train.get("use_cpu") else "cpu")
     record[TrialAttr.MEMORY_BASELINE_MB] = round(memory.memory_in_use_mb(device), 1)
