@@ -72,6 +72,8 @@ def _stored_spec(manifest: dict[str, Any], params: dict[str, Any], source: Path)
     chose (its resolved folder or hub id, recorded in the manifest): only that model is loaded, and
     `params` name it so. The stored choices' paths were resolved against the study file's folder."""
     stored = {k: v for k, v in manifest["spec"].items() if k != "source"}
+    if isinstance(stored.get("search"), dict) and "finetune" in stored["search"]:
+        stored.pop("finetune", None)  # the stored spec writes the default method beside the searched one
     if "model" in params and isinstance(stored.get("search"), dict) and isinstance(stored.get("model"), dict):
         if not isinstance(manifest.get("model"), str):
             raise SpecError(source, "model", "missing: the trial's model choice is unknown; export again")
