@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from hpsearch.results.versions import ALWAYS, CUDA, CUDNN, WHEN_IMPORTED
+
 
 class _Key(StrEnum):
     """A stored key: equal to its string (so `user_attrs.get(TrialAttr.ERROR)` reads old studies), with
@@ -142,6 +144,16 @@ class TrialAttr(_Key):
         " run by the next worker or on resume).",
     )
     WORKER = ("worker", "str", "", "The process that ran it, `host:pid`.")
+    VERSIONS = (
+        "versions",
+        "dict",
+        "",
+        "The versions it ran with, read in its own process at its end (`{package: version}`): "
+        + ", ".join(ALWAYS)
+        + f", `{CUDA}` and `{CUDNN}` on a CUDA build, and, when the trial imported them, "
+        + ", ".join(WHEN_IMPORTED)
+        + " and the package of each user metric it loaded. Absent in trials run before hpsearch recorded it.",
+    )
     FINETUNE = (
         "finetune",
         "str or dict",
