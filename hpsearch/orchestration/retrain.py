@@ -16,7 +16,7 @@ import yaml
 
 from hpsearch.data import augment
 from hpsearch.orchestration import preflight
-from hpsearch.results import export
+from hpsearch.results import export, versions
 from hpsearch.spec import SpecError, parse_spec
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
 from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
@@ -72,6 +72,8 @@ def _stored_spec(manifest: dict[str, Any], params: dict[str, Any], source: Path)
     chose (its resolved folder or hub id, recorded in the manifest): only that model is loaded, and
     `params` name it so. The stored choices' paths were resolved against the study file's folder."""
     stored = {k: v for k, v in manifest["spec"].items() if k != "source"}
+    if isinstance(stored.get("search"), dict) and "finetune" in stored["search"]:
+        stored.pop("finetune", None)  # the stored spec writes the default method beside the searched one
     if "model" in params and isinstance(stored.get("search"), dict) and isinstance(stored.get("model"), dict):
         if not isinstance(manifest.get("model"), str):
             raise SpecError(source, "model", "missing: the trial's model choice is unknown; export again")
@@ -98,6 +100,15 @@ def _evaluation_on_samples(stored: dict[str, Any], arguments: dict[str, Any]) ->
     return {k: v for k, v in arguments.items() if k not in dropped}
 
 
+def _versions_differing(manifest: dict[str, Any], manifest_file: Path) -> dict[str, Any]:
+    """The packages whose version here differs from the manifest's `versions` (the trial's, or the export's
+    for a trial that recorded none): a warning, not an error; nothing to compare in an older manifest."""
+    recorded = manifest.get("versions") or {}
+    if not isinstance(recorded, dict):
+        raise SpecError(manifest_file, "versions", f"{recorded!r} is not allowed; a mapping of package to version")
+    return versions.differing(recorded)
+
+
 def retrain(
     path: Path, out: Path | None, all_data: bool = False, tolerance: float = 0.01, merge: bool = False
 ) -> dict[str, Any]:
@@ -112,6 +123,7 @@ def retrain(
     arguments, manifest = load_export(path)
     manifest_file = export.manifest_path(path)
     params = dict(manifest.get("params") or {})
+    versions_differ = _versions_differing(manifest, manifest_file)
     stored = _stored_spec(manifest, params, manifest_file)
     arguments = _evaluation_on_samples(stored, arguments)
     spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
@@ -192,6 +204,8 @@ def retrain(
         "model": str(out),
         "base_model": model.path,
         "dropout": dropout or None,
+        "versions_differ": versions_differ,
+        "versions_from": manifest.get("versions_from", "export"),
     }
     (out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -230,4 +244,8 @@ def describe(result: dict[str, Any]) -> str:
         )
     if result["data_changed"]:
         lines.append("warning: the data's fingerprint differs from the trial's; the data changed since")
+    if result.get("versions_differ"):
+        whose = "trial's" if result["versions_from"] == "trial" else "export's (the trial recorded none)"
+        differ = versions.describe_differing(result["versions_differ"])
+        lines.append(f"warning: package versions differ from the {whose}, so results may too: {differ}")
     return "\n".join(lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any
@@ -12,20 +11,12 @@ import optuna
 import yaml
 
 from hpsearch.errors import NotFound, redact
+from hpsearch.results import versions
 from hpsearch.results.confirmation import Confirmation
 from hpsearch.results.format import format_value
 from hpsearch.results.pareto import pareto_front
 from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.spec import SpecError
-
-PACKAGES = ("hpsearch", "optuna", "transformers", "torch", "datasets", "accelerate", "sqlalchemy")
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def objective_names(study: optuna.Study) -> list[str]:
@@ -102,7 +93,7 @@ def build(
         "spec": spec,
         "labels": study.user_attrs.get(StudyAttr.LABELS),
         "trained_on": trial.user_attrs.get(TrialAttr.DEVICE),
-        "versions": {p: _version(p) for p in PACKAGES},
+        **_versions(trial),
         "confirmation": _confirmation(confirmed, trial),
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -120,6 +111,15 @@ def _confirmation(confirmed: Confirmation | None, trial: optuna.trial.FrozenTria
         "winner": confirmed.winner.trial == trial.number,
         "search_winner": confirmed.search_winner,
     }
+
+
+def _versions(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The versions the trial ran with, recorded in its own process. A trial run before hpsearch recorded
+    them has the exporting process's instead, and the manifest says so (`versions_from: export`)."""
+    recorded = trial.user_attrs.get(TrialAttr.VERSIONS)
+    if recorded:
+        return {"versions": recorded, "versions_from": "trial"}
+    return {"versions": versions.current(), "versions_from": "export"}
 
 
 def _cost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:

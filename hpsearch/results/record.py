@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from hpsearch.results.versions import ALWAYS, CUDA, CUDNN, WHEN_IMPORTED
+
 
 class _Key(StrEnum):
     """A stored key: equal to its string (so `user_attrs.get(TrialAttr.ERROR)` reads old studies), with
@@ -134,13 +136,7 @@ class TrialAttr(_Key):
         "`oom` for a trial that ran out of memory even at a per-device batch of 1.",
     )
     INTERRUPTED = ("interrupted", "bool", "", "A trial cut short by Ctrl-C or SIGTERM; it is not counted.")
-    CONFIRM_OF = (
-        "confirm_of",
-        "int",
-        "",
-        "A confirmation trial (in the study NAME.confirm): the search trial whose config it trains again"
-        " with another seed.",
-    )
+    CONFIRM_OF = ("confirm_of", "int", "", "A trial of the study NAME.confirm: the search trial it trains again.")
     RETRY_OF = (
         "retry_of",
         "int",
@@ -154,6 +150,16 @@ class TrialAttr(_Key):
         "",
         "The process that ran it, `host:pid`, set when it starts: a run on the same host that finds it RUNNING"
         " with that process gone fails it and re-runs it at once.",
+    )
+    VERSIONS = (
+        "versions",
+        "dict",
+        "",
+        "The versions it ran with, read in its own process at its end (`{package: version}`): "
+        + ", ".join(ALWAYS)
+        + f", `{CUDA}` and `{CUDNN}` on a CUDA build, and, when the trial imported them, "
+        + ", ".join(WHEN_IMPORTED)
+        + " and the package of each user metric it loaded. Absent in trials run before hpsearch recorded it.",
     )
     FINETUNE = (
         "finetune",
@@ -246,13 +252,7 @@ class StudyAttr(_Key):
         "",
         "The trial whose model `model.save_best` kept.",
     )
-    CONFIRMS = (
-        "confirms",
-        "str",
-        "",
-        "A confirmation study (`hpsearch confirm`): the name of the search study whose configs it trains"
-        " again, in the same storage.",
-    )
+    CONFIRMS = ("confirms", "str", "", "A confirmation study (`hpsearch confirm`): the name of the search it confirms.")
 
 
 class CurveKey(_Key):

@@ -1,5 +1,5 @@
 """What a trial records about its run however it ended (times, how far it trained, throughput, memory,
-the pruner's evidence), and the write of the whole record as the trial's user attributes."""
+the pruner's evidence, the package versions), and the write of the whole record as the trial's user attributes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from hpsearch.results import versions
 from hpsearch.results.record import CurveKey, TrialAttr
 from hpsearch.training import memory
 from hpsearch.training.trainer import generated_examples
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
 
 
 def record_run(record: dict[str, Any], attempt, wall_time_s: float) -> None:
-    """What the run took, however it ended: times, how far it trained, throughput, peak memory."""
+    """What the run took, however it ended: times, how far it trained, throughput, peak memory; and the
+    versions of the packages it ran with (read now, at its end: what it imported is in sys.modules)."""
+    record[TrialAttr.VERSIONS] = versions.current()
     record[TrialAttr.WALL_TIME_S] = round(wall_time_s, 3)
     if attempt.reporter is not None and attempt.reporter.spared:
         record[TrialAttr.SPARED] = attempt.reporter.spared
