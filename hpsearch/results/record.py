@@ -164,6 +164,19 @@ class TrialAttr(_Key):
         "The step a trial stopped at under `early_stopping` (its last curve step and its `steps_trained`,"
         " below `max_steps`); absent when it trained to the end.",
     )
+    BEST_AT_STEP = (
+        "best_at_step",
+        "int",
+        "steps",
+        "With `objective.at: best`: the step of the curve point whose evaluation is the trial's value (the"
+        " first of equal bests; a NaN never wins); `export` and `hpsearch train` stop there.",
+    )
+    BEST_AT_SAMPLES = (
+        "best_at_samples",
+        "int",
+        "samples",
+        "With `objective.at: best`: that point's `samples`, its place on the progress axis.",
+    )
     TRAIN_EVAL_GAP = (
         "train_eval_gap",
         "float or null",
