@@ -64,6 +64,11 @@ def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         if not isinstance(value, kind) or isinstance(value, bool):
             expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
             raise SpecError(manifest_file, key, f"missing or not {expected}: export again")
+    stop, trained = manifest.get("stop_at_step"), manifest["steps_trained"]  # objective.at: best's step
+    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or not 0 < stop <= trained):
+        raise SpecError(
+            manifest_file, "stop_at_step", f"{stop!r} is not a step of the trial (1 to {trained}): export again"
+        )
     return arguments, manifest
 
 
@@ -152,15 +157,17 @@ def retrain(
             train_set = concatenate_datasets([train_split, task_data.eval])  # eval rows as they are
             # The trial's number of optimizer steps, now over more data; nothing is held out to score.
             fixed = {**arguments, "max_steps": manifest["steps_trained"], "eval_strategy": "no"}
-            callbacks = []
+            callbacks = [StopAtStep(manifest["stop_at_step"])] if manifest.get("stop_at_step") else []
         else:
             train_set, fixed = augmented, arguments
             # Evaluated when the trial was, so that training follows the trial's path step for step (an
             # evaluation moves the random state the data order draws from); a trial that stopped early
-            # (early_stopping) ends where it did, on the same schedule.
+            # (early_stopping) ends where it did, and one scored at its best evaluation (objective.at: best)
+            # at that evaluation's step, on the same schedule (the same learning rate at every step).
             callbacks = [EvaluationSchedule(spec.evaluation.every, len(train_split))]
-            if manifest.get("steps_trained"):
-                callbacks.append(StopAtStep(manifest["steps_trained"]))
+            stop = manifest.get("stop_at_step") or manifest.get("steps_trained")
+            if stop:
+                callbacks.append(StopAtStep(stop))
         args = TrainingArguments(output_dir=scratch, **fixed)
         trainer = make_trainer(
             task,

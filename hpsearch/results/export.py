@@ -87,6 +87,7 @@ def build(
         "augmentation": trial.user_attrs.get(TrialAttr.AUGMENTATION),
         "seed": trial.user_attrs.get(TrialAttr.SEED),
         "steps_trained": trial.user_attrs.get(TrialAttr.STEPS_TRAINED),
+        **_stop_at(trial),
         "task": spec.get("task"),
         "model": chosen_model(spec, trial),
         "data": {**spec.get("data", {}), "fingerprint": trial.user_attrs.get(TrialAttr.DATA_FINGERPRINT)},
@@ -128,6 +129,14 @@ def _cost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any
         return {}
     on_front = trial.number in {t.number for t in pareto_front(study)}
     return {"cost": objective_names(study)[1], "cost_value": trial.values[1], "pareto_optimal": on_front}
+
+
+def _stop_at(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """With objective.at: best, where the trial's value was evaluated (`hpsearch train` stops there)."""
+    if TrialAttr.BEST_AT_STEP not in trial.user_attrs:
+        return {}
+    attrs = trial.user_attrs
+    return {"stop_at_step": attrs[TrialAttr.BEST_AT_STEP], "stop_at_samples": attrs.get(TrialAttr.BEST_AT_SAMPLES)}
 
 
 def chosen_model(spec: dict, trial: optuna.trial.FrozenTrial) -> str | None:

@@ -183,6 +183,19 @@ class TrialAttr(_Key):
         "The step a trial stopped at under `early_stopping` (its last curve step and its `steps_trained`,"
         " below `max_steps`); absent when it trained to the end.",
     )
+    BEST_AT_STEP = (
+        "best_at_step",
+        "int",
+        "steps",
+        "With `objective.at: best`: the step of the curve point whose evaluation is the trial's value (the"
+        " first of equal bests; a NaN never wins); `export` and `hpsearch train` stop there.",
+    )
+    BEST_AT_SAMPLES = (
+        "best_at_samples",
+        "int",
+        "samples",
+        "With `objective.at: best`: that point's `samples`, its place on the progress axis.",
+    )
     TRAIN_EVAL_GAP = (
         "train_eval_gap",
         "float or null",
@@ -246,12 +259,7 @@ class StudyAttr(_Key):
     SPEC = ("spec", "dict", "", "The resolved study file, overrides applied.")
     LABELS = ("labels", "list[str]", "", "The label order, i.e. the model's `id2label`.")
     HPSEARCH_VERSION = ("hpsearch_version", "str", "", "The hpsearch version that last ran the study.")
-    BEST_MODEL_TRIAL = (
-        "best_model_trial",
-        "int",
-        "",
-        "The trial whose model `model.save_best` kept.",
-    )
+    BEST_MODEL_TRIAL = ("best_model_trial", "int", "", "The trial whose model `model.save_best` kept.")
     CONFIRMS = ("confirms", "str", "", "A confirmation study (`hpsearch confirm`): the name of the search it confirms.")
 
 
@@ -267,12 +275,7 @@ class CurveKey(_Key):
         " had seen at least this many, at most one batch more; the last evaluation is at the trial's whole"
         " budget). Absent in studies stored before schema version 3.",
     )
-    EVAL_ROWS = (
-        "eval_rows",
-        "int",
-        "rows",
-        "The eval rows the evaluation scored (`evaluation.subsample`'s, or the whole split's).",
-    )
+    EVAL_ROWS = ("eval_rows", "int", "rows", "The eval rows scored (`evaluation.subsample`'s, or the split's).")
     EPOCH = ("epoch", "float", "epochs", "The epoch of the evaluation (4 decimals).")
     TRAIN_LOSS = (
         "train_loss",
@@ -289,5 +292,6 @@ class CurveKey(_Key):
 EVAL_PREFIX = "eval_"
 CURVE_METRICS_MEANING = (
     "Each evaluation metric: `eval_accuracy`, `eval_f1_macro` (`causal-lm`: `eval_perplexity`), each"
-    " `eval_<metric>` of `generation.metrics`."
+    " `eval_<metric>` of `generation.metrics`, and the standard errors the noise-aware pruner reads:"
+    " `eval_accuracy_se`, `eval_loss_se` (`causal-lm`: `eval_perplexity_se`)."
 )

@@ -252,7 +252,10 @@ def _objective(study: StudyFile, generation: GenerationSpec, problems: Problems)
     if direction is None:
         problems.add("objective.direction", f"is required for {metric!r}, a user metric: maximize or minimize")
         direction = "maximize"
-    return ObjectiveSpec(metric=metric, direction=direction, cost=section.cost)
+    if section.at == "best" and study.evaluation.subsample is not None:
+        why = "the best of noisy subsample scores overstates the trial, and is not a whole-split score"
+        problems.add("objective.at", f"'best' cannot run with evaluation.subsample ({why}): drop one of them")
+    return ObjectiveSpec(metric=metric, direction=direction, cost=section.cost, at=section.at)
 
 
 def _finetune(study: StudyFile, raw: dict, search: dict, problems: Problems) -> FinetuneSpec:

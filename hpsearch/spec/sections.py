@@ -104,6 +104,10 @@ class ObjectiveSection(Section):
     cost: Cost | None = None
     """A second objective, always minimized (device_seconds, train_seconds or peak_memory_mb): the
     study then searches the Pareto front of quality against cost instead of one best trial."""
+    at: Literal["last", "best"] = "last"
+    """Which evaluation is a trial's value: last (after its last step) or best (its best evaluation,
+    whose step is recorded; export and hpsearch train stop there, model.save_best keeps its weights).
+    best needs every evaluation on the whole eval split: not with evaluation.subsample."""
 
 
 class ObjectiveSpec(ObjectiveSection):

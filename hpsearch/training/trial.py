@@ -29,7 +29,7 @@ from hpsearch.search import space
 from hpsearch.spec import Spec
 from hpsearch.tasks import Task
 from hpsearch.tasks.task_data import TaskData
-from hpsearch.training import lora, memory, models
+from hpsearch.training import best_evaluation, lora, memory, models
 from hpsearch.training.callbacks import EarlyStopping, OptunaReporter
 from hpsearch.training.memory import OutOfMemory
 from hpsearch.training.schedule import EvaluationSchedule
@@ -249,12 +249,16 @@ def _build(
     record.update(lora.parameter_counts(trainer.model))
     record[TrialAttr.WEIGHTS_DTYPE] = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
     reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)
+    if spec.objective.at == "best" and ctx.best_model_dir is not None:  # last: after the reporter, which may prune
+        folder = Path(output_dir) / "best-checkpoint"
+        trainer.add_callback(best_evaluation.BestCheckpoint(trial, spec.objective, folder, trainer.save_model))
     record[TrialAttr.CURVE] = reporter.curve
 
 
 def _score(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any], attempt: _Attempt) -> float:
     """The objective of the final weights (evaluated again when the last scheduled evaluation came before
-    the last step); a new best trial's model is saved when the study keeps it."""
+    the last step), or with objective.at: best the best evaluation's; a new best trial's model is saved
+    when the study keeps it."""
     trainer, reporter, stopper = attempt.trainer, attempt.reporter, attempt.stopper
     reporter.training = False
     if stopper is not None and stopper.stopped_at is not None:
@@ -270,23 +274,15 @@ def _score(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any], attem
     record[TrialAttr.TRAIN_SAMPLES_PER_SECOND] = attempt.result.metrics.get("train_samples_per_second")
     record[TrialAttr.TRAIN_LOSS] = attempt.result.metrics.get("train_loss")
     key = ctx.spec.objective.key
-    value = reporter.curve[-1][key]
+    value = best_evaluation.objective_value(reporter.curve, ctx.spec.objective, record)
     if not math.isfinite(value):
         raise FloatingPointError(f"{key} is {value} at the end of training")
-    if ctx.best_model_dir is not None and _is_new_best(trial, value):
+    if ctx.best_model_dir is not None and best_evaluation.is_new_best(trial, value):
         # A new best replaces the old wholesale: another model choice, or an adapter instead of
         # full weights, must not find the previous best's files beside its own.
         shutil.rmtree(ctx.best_model_dir, ignore_errors=True)
-        trainer.save_model(str(ctx.best_model_dir))
+        best_evaluation.save_model(trainer, ctx.best_model_dir)
         ctx.tokenizer.save_pretrained(str(ctx.best_model_dir))
         record[TrialAttr.SAVED_MODEL] = str(ctx.best_model_dir)
         trial.study.set_user_attr(StudyAttr.BEST_MODEL_TRIAL, trial.number)
     return value
-
-
-def _is_new_best(trial: optuna.Trial, value: float) -> bool:
-    try:
-        best = trial.study.best_value
-    except ValueError:  # no completed trial yet
-        return True
-    return value > best if trial.study.direction == optuna.study.StudyDirection.MAXIMIZE else value < best
