@@ -8,6 +8,7 @@ import copy
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -53,7 +54,10 @@ def reclaim(study: optuna.Study, say) -> list[int]:
     the one its heartbeat uses, so the re-run and its retry count are the same); returns their numbers."""
     storage = study._storage
     retry = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
-    retry = retry or optuna.storages.RetryHeartbeatStaleTrialCallback()
+    if retry is None:  # a storage opened without heartbeats: re-run it all the same
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback()
     reclaimed = []
     for t in dead_here(study.get_trials(deepcopy=False)):
         reason = f"its process {t.user_attrs[TrialAttr.WORKER]} no longer exists: re-run at once"
