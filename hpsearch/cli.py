@@ -78,9 +78,10 @@ def _worker(args) -> int:
 
 
 def _confirm(args) -> int:
-    from hpsearch.orchestration import confirm, controller, pool
+    from hpsearch.orchestration import confirm, controller, pool, worker
     from hpsearch.results import confirmation, storage
 
+    worker.quiet_libraries()  # before the confirmation study is created: no Optuna log line for it
     spec = _spec(args)
     url = storage.storage_url(spec, args.storage)
     confirm_spec = confirm.plan(spec, url, args.top_k, args.seeds, args.trials, print)
