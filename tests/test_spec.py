@@ -82,7 +82,7 @@ BAD = [
     (
         {"colour": "red"},
         "colour",
-        "allowed: augmentation, budget, data, divergence, early_stopping, evaluation, finetune, generation,"
+        "allowed: augmentation, budget, confirm, data, divergence, early_stopping, evaluation, finetune, generation,"
         " heartbeat, lora, model, name",
     ),
     ({"sampler__typ": "tpe"}, "sampler.typ", None),
