@@ -152,3 +152,17 @@ def test_confirm_trains_the_top_configs_with_new_seeds_resumes_and_refuses_what_
     assert cli.main(["confirm", str(path), "--set", "train.num_train_epochs=3"]) == 2
     assert "train.num_train_epochs" in capsys.readouterr().err
     assert len(optuna.load_study(study_name="tiny.confirm", storage=storage).trials) == 6  # nothing queued
+
+
+def test_a_config_whose_new_seeds_have_not_finished_cannot_win_yet():
+    # Trial 1's one run is the best value, but none of its confirmation trials has finished: trial 0,
+    # confirmed over three runs, is the winner so far.
+    search, confirm = _studies([0.80, 0.90], {0: [0.79, 0.81]})
+    confirm.enqueue_trial({"x": 0.1}, user_attrs={"confirm_of": 1, "seed": 43})
+    c = confirmation.summarize(search)
+    assert [x.trial for x in c.configs] == [0, 1] and c.winner.trial == 0 and c.pending == 1
+    assert "confirmed winner so far: trial 0" in confirmation.table(c, "accuracy")
+    lonely, _ = _studies([0.80], {})
+    lonely_confirm = confirmation.load(lonely)
+    lonely_confirm.enqueue_trial({"x": 0.0}, user_attrs={"confirm_of": 0, "seed": 43})
+    assert confirmation.summarize(lonely).winner is None

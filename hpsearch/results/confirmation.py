@@ -76,7 +76,12 @@ class Confirmation:
 
     @property
     def winner(self) -> Confirmed | None:
-        return self.configs[0] if self.configs else None
+        """The best mean among configs with at least one confirmation run (None before any has one)."""
+        return self.configs[0] if self.configs and self.configs[0].n > 1 else None
+
+    @property
+    def pending(self) -> int:
+        return sum(c.pending for c in self.configs)
 
     @property
     def changed(self) -> bool:
@@ -132,8 +137,9 @@ def summarize(search: optuna.Study, confirm: optuna.Study | None = None, trials=
         configs.append(
             Confirmed(number, dict(origin.params), tuple(seeds), tuple(values), mean, std, low, high, pending)
         )
-    # Best mean first; a tie goes to the smaller spread (a config seen once has no spread: last).
-    configs.sort(key=lambda c: (-c.mean if maximize else c.mean, c.std if not math.isnan(c.std) else math.inf))
+    # Configs with a confirmation run first (a config seen once, its new seeds still to come, cannot win on
+    # one lucky run), then the best mean; a tie goes to the smaller spread.
+    configs.sort(key=lambda c: (c.n < 2, -c.mean if maximize else c.mean, 0.0 if math.isnan(c.std) else c.std))
     spreads = [c.std for c in configs if not math.isnan(c.std)]
     means = [c.mean for c in configs]
     try:
@@ -158,9 +164,11 @@ def verdict(c: Confirmation, metric: str) -> list[str]:
     and the spread over seeds beside the spread between configs."""
     w = c.winner
     if w is None:
-        return ["nothing confirmed yet"]
+        return [f"nothing confirmed yet: {c.pending} confirmation trials not finished (run hpsearch confirm)"]
     interval_text = "" if math.isnan(w.low) else f", 95 % interval [{_number(w.low)}, {_number(w.high)}]"
-    lines = [f"confirmed winner: trial {w.trial}, {metric} mean {_number(w.mean)} over {w.n} seeds{interval_text}"]
+    so_far = " so far" if c.pending else ""
+    mean = f"{metric} mean {_number(w.mean)} over {w.n} seeds"
+    lines = [f"confirmed winner{so_far}: trial {w.trial}, {mean}{interval_text}"]
     if c.changed:
         single = c.of(c.search_winner)
         was = "" if single is None else f" ({metric} {format_value(single.values[0])} with one seed)"
@@ -170,9 +178,8 @@ def verdict(c: Confirmation, metric: str) -> list[str]:
     if not math.isnan(c.seed_spread):
         between = "" if math.isnan(c.config_spread) else f"; between configs {_number(c.config_spread)}"
         lines.append(f"spread over seeds {_number(c.seed_spread)} (a config's mean standard deviation){between}")
-    pending = sum(x.pending for x in c.configs)
-    if pending:
-        lines.append(f"{pending} confirmation trials not finished: run hpsearch confirm again")
+    if c.pending:
+        lines.append(f"{c.pending} confirmation trials not finished: run hpsearch confirm again")
     return lines
 
 
