@@ -166,3 +166,22 @@ def test_a_config_whose_new_seeds_have_not_finished_cannot_win_yet():
     lonely_confirm = confirmation.load(lonely)
     lonely_confirm.enqueue_trial({"x": 0.0}, user_attrs={"confirm_of": 0, "seed": 43})
     assert confirmation.summarize(lonely).winner is None
+
+
+def test_the_configs_are_the_best_distinct_ones_and_with_a_cost_the_pareto_fronts():
+    from hpsearch.orchestration import confirm
+
+    search, _ = _studies([0.70, 0.90, 0.90, 0.80], {})
+    search.add_trial(_trial(0.95, {"x": 0.1}, seed=42))  # trial 4 repeats trial 1's config, better
+    assert [t.number for t in confirm.chosen(search, 3)] == [4, 2, 3]  # one trial per config, best first
+    assert confirm.new_seeds(search.trials[0], 3) == [43, 44, 45]
+
+    costly = optuna.create_study(directions=["maximize", "minimize"])
+    for value, cost, x in ((0.9, 10.0, 0.1), (0.8, 1.0, 0.2), (0.7, 5.0, 0.3), (0.95, 20.0, 0.4)):
+        costly.add_trial(
+            optuna.trial.create_trial(
+                values=[value, cost], params={"x": x}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}
+            )
+        )
+    # trial 2 (0.7 at cost 5) is dominated by trial 1 (0.8 at cost 1): the front is 3, 0, 1, best quality first
+    assert [t.number for t in confirm.chosen(costly, 5)] == [3, 0, 1]
