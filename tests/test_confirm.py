@@ -185,3 +185,22 @@ def test_the_configs_are_the_best_distinct_ones_and_with_a_cost_the_pareto_front
         )
     # trial 2 (0.7 at cost 5) is dominated by trial 1 (0.8 at cost 1): the front is 3, 0, 1, best quality first
     assert [t.number for t in confirm.chosen(costly, 5)] == [3, 0, 1]
+
+
+@pytest.mark.parametrize("flag", ["--top-k", "--seeds"])
+def test_a_count_below_one_is_refused_before_anything_is_written(make_study, tmp_path, capsys, flag):
+    path = make_study()
+    assert cli.main(["confirm", str(path), flag, "0"]) == 2
+    assert f"{flag}: must be a whole number >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "tiny.db").exists()
+
+
+def test_confirming_a_study_that_never_ran_or_joining_a_confirmation_never_queued_exits_2(make_study, capsys):
+    path = make_study()
+    assert cli.main(["confirm", str(path)]) == 2
+    assert "tiny" in capsys.readouterr().err
+    optuna.create_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}", direction="maximize")
+    assert cli.main(["confirm", str(path)]) == 2
+    assert "has no completed trial to confirm" in capsys.readouterr().err
+    assert cli.main(["worker", str(path), "--confirm"]) == 2
+    assert "run `hpsearch confirm` first" in capsys.readouterr().err

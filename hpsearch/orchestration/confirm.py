@@ -28,7 +28,7 @@ def chosen(search: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]:
     if len(search.directions) > 1:
         candidates = pareto_front(search)
     else:
-        candidates = [t for t in search.get_trials(deepcopy=False, states=(COMPLETE,))]
+        candidates = list(search.get_trials(deepcopy=False, states=(COMPLETE,)))
     candidates.sort(key=lambda t: -t.values[0] if maximize else t.values[0])
     picked: dict[str, optuna.trial.FrozenTrial] = {}
     for t in candidates:
