@@ -98,6 +98,22 @@ def wait_gone(pids: list[int], timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
+def both_mid_trial(run: Live, timeout: float = 180) -> None:
+    """Wait until both workers of `run` are mid-trial: each has printed an evaluation since the other
+    started training, and the latest evaluation of each is in the first three quarters of its trial (so
+    neither is about to finish its trial and sit between trials when a signal comes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mark = len(run.lines)
+        for i in (0, 1):
+            run.wait_for(rf"^w{i} trial +\d+  step", after=mark)
+        since = "\n".join(run.lines[mark:])
+        latest = [re.findall(rf"^w{i} trial +\d+  step +(\d+)/(\d+)", since, re.M)[-1] for i in (0, 1)]
+        if all(4 * int(step) <= 3 * int(of) for step, of in latest):
+            return
+    raise AssertionError(f"the two workers were never mid-trial together:\n{run.text}")
+
+
 def worker_pids(live: Live, n: int) -> list[int]:
     return [int(live.wait_for(rf"^w{i} started: pid (\d+)").group(1)) for i in range(n)]
 
@@ -211,13 +227,7 @@ def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(mak
     path = make_study(budget={"n_trials": 4}, train=SLOW, evaluation=EVERY)
     run = Live([HPSEARCH, "run", str(path), "--workers", "2"], path.parent)
     pids = worker_pids(run, 2)
-    run.wait_for(r"^w0 trial +\d+  step")
-    run.wait_for(r"^w1 trial +\d+  step")
-    # Both workers mid-trial now: each has printed an evaluation since the other started training (a
-    # worker whose first step came long before the other's may since have finished its trial).
-    mark = len(run.lines)
-    run.wait_for(r"^w0 trial +\d+  step", after=mark)
-    run.wait_for(r"^w1 trial +\d+  step", after=mark)
+    both_mid_trial(run)
     run.proc.send_signal(getattr(signal, how))
     code = run.finish()
     wait_gone(pids)  # after SIGKILL of run, its workers get SIGTERM from the kernel (parent-death signal)
