@@ -116,6 +116,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="with --pruner-startup-trials: n_warmup_steps in samples (default: a quarter of a trial's samples)",
     )
     p.add_argument(
+        "--subsample",
+        type=int,
+        default=None,
+        help="hpsearch's evaluation.subsample: rows of its intermediate evaluations (the final one on every row);"
+        " HF has no such option and evaluates every row each time",
+    )
+    p.add_argument(
         "--hf-save-strategy",
         default="no",
         choices=("no", "steps", "epoch"),
@@ -253,7 +260,7 @@ def study_file(path: Path, data_dir: Path, storage: str, opts, search: dict, fix
             "seed": opts.seed,
             **fixed,
         },
-        "evaluation": {"every": opts.eval_steps},
+        "evaluation": {"every": opts.eval_steps, **({"subsample": opts.subsample} if opts.subsample else {})},
         "sampler": {"type": "tpe", **sampler_options(opts)},
         "budget": {"n_trials": opts.trials},
         "storage": storage,
