@@ -100,7 +100,9 @@ def _launch(args) -> int:
     if args.dry_run:
         print(script, end="")
         return EXIT_OK
-    print(slurm.describe(launch, slurm.submit(launch, script), args.study))
+    job = slurm.submit(launch, script)
+    flag_only = storage_url(spec, os.environ.get("HPSEARCH_STORAGE")) != launch.storage_url  # status needs --storage
+    print(slurm.describe(launch, job, args.study, storage_flag=flag_only))
     return EXIT_OK
 
 

@@ -152,7 +152,8 @@ def test_dry_run_prints_the_script_and_submits_nothing(make_study, spy_sbatch, c
     assert "s3cret-pw" not in out and not spy_sbatch.exists()
 
 
-def test_submission_passes_the_storage_by_environment_and_prints_the_job(make_study, spy_sbatch, capsys):
+def test_submission_passes_the_storage_by_environment_and_prints_the_job(make_study, spy_sbatch, capsys, monkeypatch):
+    monkeypatch.delenv("HPSEARCH_STORAGE", raising=False)
     path = make_study()
     assert main(["launch", "slurm", str(path), "--workers", "2", "--storage", URL, "--partition", "gpu"]) == 0
     call = json.loads(spy_sbatch.read_text())
@@ -163,30 +164,40 @@ def test_submission_passes_the_storage_by_environment_and_prints_the_job(make_st
         "submitted Slurm job 4242: 2 worker(s) of study tiny (array 0-1) on postgresql://hpsearch:***@"
     )
     assert "squeue -j 4242" in out and "scancel 4242" in out and "s3cret-pw" not in out
+    assert f"hpsearch status {path} --storage URL" in out  # status needs the URL given here, too
+
+
+def test_with_the_storage_in_the_environment_status_needs_no_flag(make_study, spy_sbatch, capsys, monkeypatch):
+    monkeypatch.setenv("HPSEARCH_STORAGE", URL)
+    path = make_study()
+    assert main(["launch", "slurm", str(path), "--workers", "1"]) == 0
+    assert json.loads(spy_sbatch.read_text())["storage"] == URL
+    assert f"watch it:  hpsearch status {path}   squeue -j 4242" in capsys.readouterr().out
 
 
 # --- a real cluster: munged, slurmctld and slurmd on this machine, a real PostgreSQL -------------------
 
-SLOW = {"num_train_epochs": 12, "use_cpu": True}  # several seconds per trial: both tasks are mid-trial at once
+SLOW = {"num_train_epochs": 8, "use_cpu": True}  # several seconds per trial: both tasks are mid-trial at once
 
 
 class Array:
     """`hpsearch launch slurm` run against the test cluster, and what its tasks left in the storage."""
 
-    def __init__(self, cluster, study: Path, url: str, cwd: Path) -> None:
-        self.cluster, self.study, self.url, self.cwd = cluster, study, url, cwd
+    def __init__(self, cluster, study: Path, url: str, cwd: Path, capsys, monkeypatch) -> None:
+        self.cluster, self.study, self.url, self.cwd, self.capsys = cluster, study, url, cwd, capsys
         # The tasks inherit this environment (--export=ALL): the cluster, this checkout, offline hubs.
-        self.env = {**cluster.env, "HPSEARCH_STORAGE": url, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-
-    def hpsearch(self, *args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "hpsearch.cli", *args]
-        return subprocess.run(command, env=self.env, cwd=self.cwd, capture_output=True, text=True, timeout=120)
+        for name, value in (("SLURM_CONF", str(cluster.conf)), ("PYTHONPATH", str(ROOT)), ("HF_HUB_OFFLINE", "1")):
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("HPSEARCH_STORAGE", url)
+        monkeypatch.chdir(cwd)
+        self.env = dict(os.environ)
 
     def launch(self) -> str:
-        done = self.hpsearch("launch", "slurm", str(self.study), "--workers", "2", "--time", "10:00")
-        assert done.returncode == 0, done.stderr
-        assert "s3cret-pw" not in done.stdout
-        return done.stdout.split()[3].rstrip(":")  # "submitted Slurm job 12: ..."
+        """Submit in this process (its imports are done: quick); the job id."""
+        assert main(["launch", "slurm", str(self.study), "--workers", "2", "--time", "10:00"]) == 0
+        out = self.capsys.readouterr().out
+        assert "s3cret-pw" not in out
+        return out.split()[3].rstrip(":")  # "submitted Slurm job 12: ..."
 
     def queued(self, job: str) -> str:
         out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%i %T"], env=self.env, capture_output=True, text=True)
@@ -213,9 +224,10 @@ class Array:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_slurm_array_runs_the_sweep_survives_scancel_and_resumes(
-    slurm_cluster, postgres_db, make_study, tmp_path, capsys
+    slurm_cluster, postgres_db, make_study, tmp_path, capsys, monkeypatch
 ):
-    array = Array(slurm_cluster, make_study(train=SLOW, evaluation={"every": 0.05}), postgres_db, tmp_path)
+    study = make_study(train=SLOW, evaluation={"every": 0.05})
+    array = Array(slurm_cluster, study, postgres_db, tmp_path, capsys, monkeypatch)
     job = array.launch()
     # Both tasks mid-trial: each has a RUNNING trial that names its task.
     deadline = time.monotonic() + 240
@@ -223,7 +235,7 @@ def test_a_slurm_array_runs_the_sweep_survives_scancel_and_resumes(
         assert time.monotonic() < deadline and array.queued(job), f"never two running trials:\n{array.logs()}"
         time.sleep(0.5)
     assert {t.user_attrs["slurm_job"] for t in running} == {f"{job}_0", f"{job}_1"}
-    # `hpsearch status` in this process (its imports are done: quick, while the trials still run).
+    # `hpsearch status` in this process too, while the trials still run.
     assert main(["status", str(array.study), "--storage", postgres_db, "--format", "json"]) == 0
     shown = {r["number"]: r["slurm_job"] for r in json.loads(capsys.readouterr().out)}
     assert {shown[t.number] for t in running} == {f"{job}_0", f"{job}_1"}
@@ -238,6 +250,9 @@ def test_a_slurm_array_runs_the_sweep_survives_scancel_and_resumes(
     interrupted = {t.number for t in after if t.user_attrs.get("interrupted")}
     assert {t.number for t in running} <= interrupted, array.logs()  # SIGTERM reached each worker
     assert {t.user_attrs.get("retry_of") for t in after if t.state == States.WAITING} >= interrupted
+    for index in (0, 1):  # each worker stopped through its interrupt, not killed after Slurm's KillWait
+        log = (tmp_path / f"hpsearch-tiny-{job}_{index}.out").read_text()
+        assert "interrupted: run the same command again to resume" in log, log
 
     again = array.launch()  # the same command resumes the study
     assert again != job

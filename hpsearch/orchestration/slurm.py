@@ -145,13 +145,14 @@ def submit(launch: Launch, text: str) -> str:
     return done.stdout.strip().splitlines()[-1].split(";")[0]
 
 
-def describe(launch: Launch, job: str, study_arg: str) -> str:
-    """What was submitted and how to watch and stop it."""
+def describe(launch: Launch, job: str, study_arg: str, storage_flag: bool = False) -> str:
+    """What was submitted and how to watch and stop it (`storage_flag`: `status` needs the same --storage)."""
+    status = f"hpsearch status {shlex.quote(study_arg)}" + (" --storage URL" if storage_flag else "")
     return "\n".join(
         [
             f"submitted Slurm job {job}: {launch.workers} worker(s) of study {launch.name}"
             f" (array 0-{launch.workers - 1}) on {redact(launch.storage_url)}",
-            f"watch it:  hpsearch status {shlex.quote(study_arg)}   squeue -j {job}",
+            f"watch it:  {status}   squeue -j {job}",
             f"logs:      {str(launch.output).replace('%A', job).replace('%a', '*')}",
             f"stop it:   scancel {job}   (trials running are recorded as interrupted; the same command resumes)",
         ]
