@@ -175,6 +175,21 @@ def test_with_the_storage_in_the_environment_status_needs_no_flag(make_study, sp
     assert f"watch it:  hpsearch status {path}   squeue -j 4242" in capsys.readouterr().out
 
 
+def test_status_shows_the_slurm_task_of_running_trials():
+    from hpsearch.results import status
+
+    study = optuna.create_study()
+    finished, running = study.ask(), study.ask()
+    study.ask()  # running, not in Slurm
+    finished.set_user_attr("slurm_job", "7_0")
+    running.set_user_attr("slurm_job", "7_1")
+    study.tell(finished, 0.5)
+    assert [r["slurm_job"] for r in status.rows(study)] == ["7_0", "7_1", None]
+    lines = status.table(study, "accuracy").splitlines()
+    assert lines[2].split()[:2] == ["1", "RUNNING"] and lines[2].endswith("[slurm job 7_1]")
+    assert "slurm" not in lines[1] and "slurm" not in lines[3]  # finished, or not run by Slurm
+
+
 # --- a real cluster: munged, slurmctld and slurmd on this machine, a real PostgreSQL -------------------
 
 SLOW = {"num_train_epochs": 8, "use_cpu": True}  # several seconds per trial: both tasks are mid-trial at once
