@@ -209,7 +209,8 @@ class Array:
 
     def launch(self) -> str:
         """Submit in this process (its imports are done: quick); the job id."""
-        assert main(["launch", "slurm", str(self.study), "--workers", "2", "--time", "10:00"]) == 0
+        flags = ["--workers", "2", "--time", "10:00", "--partition", "debug", "--sbatch-arg=--cpus-per-task=1"]
+        assert main(["launch", "slurm", str(self.study), *flags]) == 0
         out = self.capsys.readouterr().out
         assert "s3cret-pw" not in out
         return out.split()[3].rstrip(":")  # "submitted Slurm job 12: ..."
