@@ -115,6 +115,7 @@ def slurm_cluster(timeout: float = 60) -> Iterator[Cluster]:
     base = Path(tempfile.mkdtemp(prefix="hpsearch-slurm-", dir="/tmp"))
     node = socket.gethostname().split(".")[0]
     procs: list[subprocess.Popen] = []
+    cluster = None
     try:
         for sub in ("state", "spool", "munge"):
             (base / sub).mkdir()
@@ -149,6 +150,8 @@ def slurm_cluster(timeout: float = 60) -> Iterator[Cluster]:
         _wait(lambda: _node_state(env, node) == "idle", timeout, "the node", None, procs, cluster)
         yield cluster
     finally:
+        if cluster is not None and all(proc.poll() is None for proc in procs):
+            _drain(cluster)
         for proc in reversed(procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -159,6 +162,19 @@ def slurm_cluster(timeout: float = 60) -> Iterator[Cluster]:
                 proc.kill()
                 proc.wait()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _drain(cluster: Cluster, timeout: float = 60) -> None:
+    """Cancel what a failed test left queued and wait for it to end: a job step outlives slurmd (its
+    slurmstepd is a daemon of its own), and would be left behind once the daemons stop."""
+    env = cluster.env
+    subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True, timeout=30)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True, timeout=30)
+        if out.returncode != 0 or not out.stdout.strip():
+            return
+        time.sleep(1)
 
 
 def _wait(ready, timeout: float, what: str, log: Path | None, procs, cluster: Cluster | None = None) -> None:
