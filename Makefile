@@ -31,7 +31,7 @@ test: $(BIN)/pytest
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests --durations=15
 
 # Unit tests and the smallest sweeps, about 2 minutes on 2 cores: the tiers are markers in pyproject.toml.
-FAST := not slow and not postgres and not browser
+FAST := not slow and not postgres and not browser and not slurm
 test-fast: $(BIN)/pytest
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests -m "$(FAST)" --durations=10
 

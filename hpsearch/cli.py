@@ -4,6 +4,7 @@
     hpsearch run studies/quickstart.yaml [--set sampler.type=random] [--n-trials 4] [--workers auto] [--quiet]
     hpsearch run studies/quickstart.yaml --enqueue configs.yaml --warm-start OTHER [--warm-start-top 5]
     hpsearch worker studies/quickstart.yaml --storage postgresql://USER@HOST/DB
+    hpsearch launch slurm studies/quickstart.yaml --workers 8 --gpus-per-worker 1 [--dry-run]
     hpsearch status studies/quickstart.yaml
     hpsearch confirm studies/quickstart.yaml [--top-k 3] [--seeds 3] [--workers N]
     hpsearch simulate studies/quickstart.yaml --set pruner.type=hyperband --set pruner.min_resource=120
@@ -75,6 +76,34 @@ def _worker(args) -> int:
     if args.confirm:
         spec = confirm.joining_spec(spec, args.storage)
     return controller.join(spec, args.storage, quiet=args.quiet, summary=not args.child)
+
+
+def _launch(args) -> int:
+    from hpsearch.orchestration import slurm
+    from hpsearch.results.storage import storage_url
+
+    spec = _spec(args)
+    launch = slurm.Launch(
+        study=Path(args.study).resolve(),
+        name=spec.name,
+        workers=args.workers,
+        storage_url=storage_url(spec, args.storage),
+        overrides=tuple(args.overrides),
+        gpus_per_worker=args.gpus_per_worker,
+        partition=args.partition,
+        time=args.time,
+        sbatch_args=tuple(args.sbatch_args),
+        workdir=Path.cwd(),
+    )
+    slurm.check(launch)
+    script = slurm.script(launch)
+    if args.dry_run:
+        print(script, end="")
+        return EXIT_OK
+    job = slurm.submit(launch, script)
+    flag_only = storage_url(spec, os.environ.get("HPSEARCH_STORAGE")) != launch.storage_url  # status needs --storage
+    print(slurm.describe(launch, job, args.study, storage_flag=flag_only))
+    return EXIT_OK
 
 
 def _confirm(args) -> int:
@@ -183,6 +212,7 @@ VERBS = {
     "validate": _validate,
     "run": _run,
     "worker": _worker,
+    "launch": _launch,
     "confirm": _confirm,
     "status": _status,
     "simulate": _simulate,

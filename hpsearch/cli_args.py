@@ -14,8 +14,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def study_verb(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = verbs.add_parser(name, help=help_text, description=help_text)
+    def study_verb(name: str, help_text: str, group=verbs) -> argparse.ArgumentParser:
+        p = group.add_parser(name, help=help_text, description=help_text)
         p.add_argument("study", metavar="STUDY", help="the study file, e.g. studies/quickstart.yaml")
         p.add_argument(
             "--set",
@@ -109,8 +109,29 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--merge", action="store_true", help="a LoRA trial: save the adapter merged into the model, not the adapter"
     )
+    _launch(verbs, study_verb)
     verbs.add_parser("schema", help="print the study file's JSON Schema (for an editor's YAML language server)")
     return parser
+
+
+def _launch(verbs, study_verb) -> None:
+    """`hpsearch launch slurm STUDY ...`: workers submitted to a cluster's scheduler."""
+    launch = verbs.add_parser("launch", help="submit workers of the study to a cluster scheduler (slurm)")
+    targets = launch.add_subparsers(dest="target", required=True, metavar="SCHEDULER")
+    slurm = study_verb("slurm", "submit N workers as one Slurm job array (hpsearch worker per task)", targets)
+    slurm.add_argument("--workers", type=int, required=True, metavar="N", help="array tasks, one worker each")
+    slurm.add_argument("--gpus-per-worker", type=int, default=0, metavar="G", help="GPUs per task (--gres=gpu:G)")
+    slurm.add_argument("--partition", metavar="P", help="the Slurm partition (default: the cluster's)")
+    slurm.add_argument("--time", metavar="T", help="each task's time limit, e.g. 12:00:00 or 1-00:00:00")
+    slurm.add_argument(
+        "--sbatch-arg",
+        dest="sbatch_args",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more #SBATCH directive, e.g. --sbatch-arg=--cpus-per-task=8 (repeatable)",
+    )
+    slurm.add_argument("--dry-run", action="store_true", help="print the sbatch script; submit nothing")
 
 
 def _workers(text: str) -> str:

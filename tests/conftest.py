@@ -266,3 +266,20 @@ def tiny_seq2seq(tmp_path_factory) -> Path:
         BartForConditionalGeneration(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# A real single-node Slurm cluster (tests/slurmcluster.py), started once per session when a test asks for it.
+SLURM_HINT = "Slurm or munge missing, or not root: apt-get install slurm-wlm munge (the daemons run as root)"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The running cluster (its slurm.conf; `.env` for clients); skipped without it, but a failure in CI."""
+    from tests import slurmcluster
+
+    if not slurmcluster.available():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SLURM_HINT} (CI is set: the Slurm tests must run)")
+        pytest.skip(SLURM_HINT)
+    with slurmcluster.slurm_cluster() as cluster:
+        yield cluster

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -116,20 +118,40 @@ def _interrupt_once():
 
     Only the first signal interrupts; later ones are ignored while the process records its trial and
     exits. (A worker whose `hpsearch run` is killed gets the parent-death SIGTERM once per thread of
-    the dead process; a second interrupt would cut its record short.)
+    the dead process; a second interrupt would cut its record short.) One that Python drops, because it
+    came during a finalizer, is sent again: a scheduler's single SIGTERM must stop the run.
     """
-    fired = False
+    fired: int | None = None  # the signal that interrupted
+    active = True
 
     def interrupt(signum, frame):
         nonlocal fired
-        if not fired:
-            fired = True
+        if fired is None:
+            fired = signum
             raise KeyboardInterrupt
 
+    def again(signum: int) -> None:
+        if active:
+            os.kill(os.getpid(), signum)
+
+    def swallowed(info) -> None:
+        # The signal came while Python ran a finalizer or a weakref callback (the garbage collector),
+        # where an exception is printed and dropped ("Exception ignored in ..."): the run would go on.
+        # Send it again shortly (Slurm's scancel sends one SIGTERM), once this frame is left.
+        nonlocal fired
+        if isinstance(info.exc_value, KeyboardInterrupt) and fired is not None:
+            signum, fired = fired, None
+            threading.Timer(0.05, again, (signum,)).start()
+        else:
+            hook(info)
+
+    hook, sys.unraisablehook = sys.unraisablehook, swallowed
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
+        active = False
+        sys.unraisablehook = hook
         for s, handler in previous.items():
             signal.signal(s, handler)
 

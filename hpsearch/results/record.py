@@ -151,6 +151,7 @@ class TrialAttr(_Key):
         "The process that ran it, `host:pid`, set when it starts: a run on the same host that finds it RUNNING"
         " with that process gone fails it and re-runs it at once.",
     )
+    SLURM_JOB = ("slurm_job", "str", "", "Its Slurm job, set when it starts: `JOBID_INDEX` in an array, else `JOBID`.")
     VERSIONS = (
         "versions",
         "dict",

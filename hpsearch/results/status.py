@@ -42,6 +42,7 @@ def rows(study: optuna.Study, confirmed: Confirmation | None = None) -> list[dic
                 "error": t.user_attrs.get(TrialAttr.ERROR)
                 or ("no heartbeat: worker died; re-run" if t.number in dead else None),
                 "prune_reason": t.user_attrs.get(TrialAttr.PRUNE_REASON),
+                "slurm_job": t.user_attrs.get(TrialAttr.SLURM_JOB),
             }
         )
         if front is not None:
@@ -71,6 +72,8 @@ def table(study: optuna.Study, metric: str, cost: str | None = None) -> str:
         )
         if reason:
             detail += f"  [{reason[:80]}]"
+        if r["slurm_job"] and r["state"] == "RUNNING":
+            detail += f"  [slurm job {r['slurm_job']}]"
         front = [_cell(r["cost"]), "*" if r["pareto"] else ""] if multi else []
         lines.append([str(r["number"]), r["state"], _cell(r["value"]), *front, duration, pruned, detail])
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header) - 1)]

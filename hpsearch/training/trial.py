@@ -34,7 +34,7 @@ from hpsearch.training.callbacks import EarlyStopping, OptunaReporter
 from hpsearch.training.memory import OutOfMemory
 from hpsearch.training.schedule import EvaluationSchedule
 from hpsearch.training.trainer import confirmation_seed, make_trainer, training_arguments
-from hpsearch.training.trial_record import record_run, save_record
+from hpsearch.training.trial_record import record_run, save_record, slurm_job
 
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
     from hpsearch.orchestration.progress import Progress
@@ -108,6 +108,9 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
     spec = ctx.spec
     record.update({TrialAttr.DATA_FINGERPRINT: ctx.data.fingerprint, TrialAttr.WORKER: WORKER})
     trial.set_user_attr(TrialAttr.WORKER, WORKER)  # now: a restarted run tells its own dead trials by it
+    if job := slurm_job(os.environ):  # now, so `hpsearch status` shows where a running trial runs
+        record[TrialAttr.SLURM_JOB] = job
+        trial.set_user_attr(TrialAttr.SLURM_JOB, job)
     # Memory held before the trial starts; `memory_after_mb` must come back to it (nothing leaks).
     device = torch.device("cuda" if torch.cuda.is_available() and not spec.train.get("use_cpu") else "cpu")
     record[TrialAttr.MEMORY_BASELINE_MB] = round(memory.memory_in_use_mb(device), 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -16,6 +17,13 @@ from hpsearch.training.trainer import generated_examples
 
 if TYPE_CHECKING:
     from hpsearch.orchestration.progress import Progress
+
+
+def slurm_job(env: Mapping[str, str]) -> str | None:
+    """The Slurm job this process runs in (`hpsearch launch slurm`'s array task: `JOBID_INDEX`), or None."""
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or None
 
 
 def record_run(record: dict[str, Any], attempt, wall_time_s: float) -> None:
