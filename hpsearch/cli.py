@@ -58,7 +58,7 @@ def _run(args) -> int:
     seeds = warm_start.plan(
         spec, args.storage, args.enqueue, args.warm_start, args.warm_start_top, args.warm_start_storage
     )
-    workers = pool.count(args.workers)
+    workers = pool.count(args.workers, spec.resources.devices_per_trial)
     # What each worker process needs to build the same spec (the storage goes by environment).
     argv = [args.study, *(f"--set={o}" for o in args.overrides), *(["--quiet"] if args.quiet else [])]
     if args.n_trials is not None:
@@ -86,7 +86,13 @@ def _confirm(args) -> int:
     url = storage.storage_url(spec, args.storage)
     confirm_spec = confirm.plan(spec, url, args.top_k, args.seeds, args.trials, print)
     argv = [args.study, *(f"--set={o}" for o in args.overrides), "--confirm", *(["--quiet"] if args.quiet else [])]
-    status = controller.run(confirm_spec, url, quiet=args.quiet, workers=pool.count(args.workers), argv=argv)
+    status = controller.run(
+        confirm_spec,
+        url,
+        quiet=args.quiet,
+        workers=pool.count(args.workers, confirm_spec.resources.devices_per_trial),
+        argv=argv,
+    )
     print(confirmation.table(confirmation.summarize(storage.load_study(spec, url)), spec.objective.metric))
     return status
 

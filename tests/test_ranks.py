@@ -1,0 +1,131 @@
+"""Multi-device trials (`resources.devices_per_trial`): two gloo ranks per trial on the CPU, started by torchrun
+from the worker; rank 0 reports and decides, every rank leaves at its step, a killed rank fails its trial."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpsearch.orchestration import pool
+from hpsearch.spec import SpecError, load_spec
+from tests.test_workers import ENV, HPSEARCH, Live, trials
+
+States = optuna.trial.TrialState
+TWO = {"devices_per_trial": 2}
+
+
+def _rank_pid(rank: int, folder: Path) -> int | None:
+    """The pid of a running rank of a trial of the study in `folder` (its environment says which)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if b"hpsearch.orchestration.rank" in cmdline and f"RANK={rank}".encode() in environ:
+            if any(v.startswith(b"HPSEARCH_STORAGE=") and str(folder).encode() in v for v in environ):
+                return int(entry.name)
+    return None
+
+
+@pytest.mark.slow
+def test_a_sweep_on_two_ranks_per_trial_survives_a_killed_rank_and_records_both_ranks(make_study):
+    """Trial 0 loses rank 1 to kill -9 mid-training: it fails with the reason, no rank is left behind, and
+    the sweep goes on: trial 1 trains on both ranks to its end, its metrics over the whole eval split."""
+    path = make_study(resources=TWO, train={"num_train_epochs": 10, "use_cpu": True}, evaluation={"every": 0.05})
+    run = Live([HPSEARCH, "run", str(path)], path.parent)
+    run.wait_for(r"trial   0  step\s+\d+/", timeout=240)
+    pid = _rank_pid(1, path.parent)
+    assert pid is not None, run.text
+    os.kill(pid, signal.SIGKILL)
+    assert run.finish(timeout=400) == 0, run.text
+    first, second = trials(path)
+    assert first.state == States.FAIL, run.text
+    assert first.user_attrs["error"].startswith("rank 1 of 2 died without finishing"), first.user_attrs["error"]
+    assert "rank 1 of 2 died" in run.text
+    assert second.state == States.COMPLETE, run.text
+    attrs = second.user_attrs
+    assert attrs["ranks"] == 2
+    assert attrs["rank_steps"] == [attrs["steps_trained"], attrs["steps_trained"]] == [attrs["max_steps"]] * 2
+    # 96 rows over 2 ranks: each optimizer step takes one batch per rank.
+    batch = second.params["per_device_train_batch_size"]
+    assert attrs["max_steps"] == 10 * math.ceil(96 / (2 * batch))
+    last = attrs["curve"][-1]
+    # Metrics of predictions gathered from both ranks: the whole split of 32 rows (16 per rank).
+    p = last["eval_accuracy"]
+    assert round(p * 32) == p * 32 and last["eval_accuracy_se"] == pytest.approx(math.sqrt(p * (1 - p) / 32))
+    # A classifier's mean loss is not multiplied by the number of ranks (ln 4 is chance on 4 labels).
+    assert last["eval_loss"] < 1.5 and attrs["train_loss"] < 1.5
+    assert attrs["device_seconds"] >= 2 * attrs["wall_time_s"]
+    assert _rank_pid(0, path.parent) is None and _rank_pid(1, path.parent) is None
+
+
+@pytest.mark.slow
+def test_a_pruned_two_rank_trial_leaves_training_on_both_ranks_at_the_step_it_was_pruned_at(make_study):
+    """A stored trial perfect at every point: the median pruner prunes the new trial at its first evaluation,
+    on rank 0; the broadcast makes rank 1 leave at the same step (each rank's last step is recorded)."""
+    pruner = {"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0, "tolerance_se": 0}
+    path = make_study(resources=TWO, pruner=pruner, budget={"n_trials": 2})
+    storage = f"sqlite:///{path.parent / 'tiny.db'}"
+    study = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+    distributions = {
+        "learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True),
+        "per_device_train_batch_size": optuna.distributions.CategoricalDistribution([8, 16]),
+    }
+    perfect = {at: 1.0 for at in (48, 96, 144, 192)}  # the schedule's points: 96 rows x 2 epochs, every 0.25
+    params = {"learning_rate": 5e-3, "per_device_train_batch_size": 8}
+    study.add_trial(
+        optuna.trial.create_trial(params=params, distributions=distributions, value=1.0, intermediate_values=perfect)
+    )
+    result = subprocess.run([HPSEARCH, "run", str(path)], capture_output=True, text=True, env=ENV, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    pruned = trials(path)[1]
+    assert pruned.state == States.PRUNED, result.stdout
+    attrs = pruned.user_attrs
+    assert attrs["prune_reason"] == "pruner" and attrs["ranks"] == 2
+    pruned_at = attrs["curve"][-1]["step"]  # the evaluation that condemned it: its first
+    assert len(attrs["curve"]) == 1 and pruned_at < attrs["max_steps"]
+    assert attrs["rank_steps"] == [pruned_at, pruned_at] == [attrs["steps_trained"]] * 2
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        ({"resources": {"devices_per_trial": 0}}, "resources.devices_per_trial"),
+        ({"resources": TWO, "model__save_best": True}, "model.save_best"),
+    ],
+)
+def test_devices_per_trial_below_one_or_with_what_one_rank_alone_would_do_exits_2(make_study, changes, key):
+    path = make_study(**changes)
+    with pytest.raises(SpecError, match=key.replace(".", r"\.")):
+        load_spec(path)
+    result = subprocess.run([HPSEARCH, "run", str(path)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert result.returncode == 2 and key in result.stderr + result.stdout
+    assert not (path.parent / "tiny.db").exists()
+
+
+def test_auto_packs_trials_on_the_gpus_and_pins_each_worker_to_its_own(monkeypatch):
+    monkeypatch.setattr(pool, "visible_gpus", lambda: ["0", "1", "2", "3", "4"])
+    assert pool.count("auto", devices_per_trial=2) == 2  # 5 GPUs // 2: the fifth idles
+    envs = [pool._env(slot, 2, ["0", "1", "2", "3", "4"], "sqlite:///x.db", devices_per_trial=2) for slot in (0, 1)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
+    with pytest.raises(SpecError, match=r"--workers.*3 workers x 2 devices per trial.*5 GPUs"):
+        pool.count("3", devices_per_trial=2)
+    monkeypatch.setattr(pool, "visible_gpus", lambda: [])
+    monkeypatch.setattr(pool, "cores", lambda: 8)
+    assert pool.count("auto", devices_per_trial=2) == 1  # on the CPU: the cores // 4, over the ranks
+    env = pool._env(0, 1, [], "sqlite:///x.db", devices_per_trial=2)
+    assert env["OMP_NUM_THREADS"] == "4"  # each rank its share of the cores
+
+
+def test_a_cpu_worker_with_more_ranks_than_cores_is_allowed(monkeypatch):
+    """On the CPU nothing is held per rank but threads: any number runs (slower), as today's workers do."""
+    monkeypatch.setattr(pool, "visible_gpus", lambda: [])
+    monkeypatch.setattr(pool, "cores", lambda: 2)
+    assert pool.count("4", devices_per_trial=2) == 4
