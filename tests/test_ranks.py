@@ -74,6 +74,7 @@ def test_a_pruned_two_rank_trial_leaves_training_on_both_ranks_at_the_step_it_wa
     path = make_study(resources=TWO, pruner=pruner, budget={"n_trials": 2})
     storage = f"sqlite:///{path.parent / 'tiny.db'}"
     study = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+    study.set_user_attr("spec", load_spec(path).to_dict())  # as `hpsearch run` stores it
     distributions = {
         "learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True),
         "per_device_train_batch_size": optuna.distributions.CategoricalDistribution([8, 16]),

@@ -18,17 +18,15 @@ import pickle
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
-
-from hpsearch.orchestration import pool, preflight, worker
-from hpsearch.orchestration.progress import EVENTS_ENV, Progress
+from hpsearch.orchestration import pool
 from hpsearch.orchestration.ranks import SPEC_FILE, rank_file
-from hpsearch.results.record import TrialAttr
-from hpsearch.results.storage import open_storage
-from hpsearch.search import pruners
-from hpsearch.training.distributed import FollowerTrial, Ranks
-from hpsearch.training.trial import run_trial
+
+if TYPE_CHECKING:
+    from hpsearch.training.distributed import Ranks
+
+# The rest is imported in the ranks only: the launcher (torchrun) needs none of transformers.
 
 
 def _launch(argv: list[str]) -> None:
@@ -45,6 +43,8 @@ def _group(spec) -> Ranks:
     import torch
     import torch.distributed as dist
 
+    from hpsearch.training.distributed import Ranks
+
     cuda = torch.cuda.is_available() and not spec.train.get("use_cpu")
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
@@ -55,6 +55,12 @@ def _group(spec) -> Ranks:
 
 def _trial(spec, storage_url: str, trial_id: int, ranks: Ranks):
     """Rank 0: the worker's trial, opened on the storage; the others: a FollowerTrial of its params."""
+    import optuna
+
+    from hpsearch.results.storage import open_storage
+    from hpsearch.search import pruners
+    from hpsearch.training.distributed import FollowerTrial
+
     trial = None
     if ranks.lead:
         storage = open_storage(storage_url, create=False)
@@ -67,6 +73,13 @@ def _trial(spec, storage_url: str, trial_id: int, ranks: Ranks):
 
 
 def _run(folder: Path, trial_id: int, quiet: bool, end: dict) -> None:
+    import optuna
+
+    from hpsearch.orchestration import preflight, worker
+    from hpsearch.orchestration.progress import EVENTS_ENV, Progress
+    from hpsearch.results.record import TrialAttr
+    from hpsearch.training.trial import run_trial
+
     spec = pickle.loads((folder / SPEC_FILE).read_bytes())
     storage_url = os.environ["HPSEARCH_STORAGE"]
     worker.quiet_libraries()
