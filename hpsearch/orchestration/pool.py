@@ -48,14 +48,14 @@ def cores() -> int:
 
 def count(workers: str, devices_per_trial: int = 1) -> int:
     """`--workers`: a positive number, or `auto` (one per visible GPU, else one per 4 CPU cores); with
-    resources.devices_per_trial N, `auto` is one per N GPUs, and more workers than the GPUs hold is refused."""
+    resources.devices_per_trial N > 1, `auto` is one per N GPUs, and more workers than the GPUs hold is refused."""
     gpus = len(visible_gpus())
     n = (
         (gpus // devices_per_trial or max(1, cores() // (CORES_PER_CPU_WORKER * devices_per_trial)))
         if workers == "auto"
         else int(workers)
     )
-    if gpus and n * devices_per_trial > gpus:
+    if gpus and devices_per_trial > 1 and n * devices_per_trial > gpus:  # one device per trial: workers may share
         raise SpecError(
             "hpsearch run",
             "--workers",
