@@ -130,3 +130,52 @@ def test_a_cpu_worker_with_more_ranks_than_cores_is_allowed(monkeypatch):
     monkeypatch.setattr(pool, "visible_gpus", lambda: [])
     monkeypatch.setattr(pool, "cores", lambda: 2)
     assert pool.count("4", devices_per_trial=2) == 4
+
+
+def _agree_on_two_ranks(rank: int, port: int, out: str) -> None:
+    """One of two gloo ranks: rank 0's reporter and stopper decide; both ranks record what they did."""
+    import json
+
+    import torch.distributed as dist
+    from transformers import TrainerControl, TrainerState
+
+    from hpsearch.training.callbacks import EarlyStopping
+    from hpsearch.training.distributed import RankAgreement, Ranks
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    reporter = type("Reporter", (), {"pending": None, "training": True})()
+    stopper = EarlyStopping("eval_accuracy", "maximize", patience=1) if rank == 0 else None
+    agreement = RankAgreement(Ranks(rank, 2, dist.group.WORLD), reporter, stopper)
+    state, seen = TrainerState(max_steps=100), []
+    for step, accuracy in ((10, 0.5), (20, 0.4)):  # the second evaluation stops training (patience 1)
+        state.global_step, control = step, TrainerControl()
+        if stopper is not None:
+            stopper.on_evaluate(None, state, control, metrics={"eval_accuracy": accuracy})
+        agreement.on_evaluate(None, state, control)
+        seen.append(control.should_training_stop)
+    state.global_step = 25
+    if rank == 0:  # the divergence guard, deferred at a logged loss
+        reporter.pending = optuna.TrialPruned("diverged: train loss nan at step 25")
+    try:
+        agreement.on_log(None, state, TrainerControl(), logs={"loss": float("nan")})
+        pruned = None
+    except optuna.TrialPruned as exc:
+        pruned = str(exc)
+    Path(out, f"{rank}.json").write_text(json.dumps({"stops": seen, "pruned": pruned}))
+    dist.destroy_process_group()
+
+
+def test_rank_zeros_stop_and_prune_reach_every_rank_at_the_same_step(tmp_path):
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_agree_on_two_ranks, args=(port, str(tmp_path)), nprocs=2, start_method="fork")
+    lead, follower = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
+    assert lead["stops"] == follower["stops"] == [False, True]
+    assert lead["pruned"] == "diverged: train loss nan at step 25"
+    assert follower["pruned"] == "pruned by rank 0"
