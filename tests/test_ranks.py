@@ -179,3 +179,16 @@ def test_rank_zeros_stop_and_prune_reach_every_rank_at_the_same_step(tmp_path):
     assert lead["stops"] == follower["stops"] == [False, True]
     assert lead["pruned"] == "diverged: train loss nan at step 25"
     assert follower["pruned"] == "pruned by rank 0"
+
+
+@pytest.mark.parametrize("stored, now", [(1, 2), (2, 1)])
+def test_a_study_resumed_with_other_devices_per_trial_is_refused(make_study, stored, now):
+    """The ranks multiply a trial's effective batch: its params would mean something else."""
+    from hpsearch.orchestration import controller
+
+    path = make_study(resources={"devices_per_trial": stored})
+    study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}", direction="maximize")
+    study.set_user_attr("spec", load_spec(path).to_dict())
+    controller.check_resume(load_spec(path), study)  # the same: resumes
+    with pytest.raises(SpecError, match=r"resources.*ran with"):
+        controller.check_resume(load_spec(path, [f"resources.devices_per_trial={now}"]), study)

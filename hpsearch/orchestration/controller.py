@@ -38,6 +38,7 @@ FIXED_SECTIONS = (
     "lora",
     "augmentation",
     "generation",
+    "resources",  # the ranks a trial trains on multiply its effective batch
 )
 
 

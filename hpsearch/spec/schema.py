@@ -196,6 +196,7 @@ def resume_defaults() -> dict[str, dict[str, Any]]:
         ("lora", LoraSection),
         ("augmentation", Augment),
         ("generation", Generation),
+        ("resources", ResourcesSpec),
     ):
         fields = model.model_fields.items()
         out[name] = {
