@@ -52,6 +52,9 @@ def test_a_sweep_on_two_ranks_per_trial_survives_a_killed_rank_and_records_both_
     assert second.state == States.COMPLETE, run.text
     attrs = second.user_attrs
     assert attrs["ranks"] == 2
+    # The worker that owns the trial, not its rank 0: another worker must not take the trial for dead
+    # once rank 0 has exited while the worker tells its outcome.
+    assert attrs["worker"].endswith(f":{run.proc.pid}")
     assert attrs["rank_steps"] == [attrs["steps_trained"], attrs["steps_trained"]] == [attrs["max_steps"]] * 2
     # 96 rows over 2 ranks: each optimizer step takes one batch per rank.
     batch = second.params["per_device_train_batch_size"]

@@ -25,6 +25,7 @@ import optuna
 from hpsearch.results.record import TrialAttr
 from hpsearch.search import space
 from hpsearch.spec import Spec
+from hpsearch.training.trial import WORKER, WORKER_ENV
 
 SPEC_FILE = "spec.pickle"  # the worker's resolved Spec, --set overrides and all: the ranks train the same
 LOG_FILE = "ranks.log"  # torchrun's and the ranks' stderr; its tail is a failed trial's traceback
@@ -57,7 +58,7 @@ def run_on_ranks(trial: optuna.Trial, spec: Spec, storage_url: str, quiet: bool)
     folder = Path(tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-ranks-"))
     (folder / SPEC_FILE).write_bytes(pickle.dumps(spec))
     # The storage goes by environment, not on the command line where `ps` would show a password.
-    env = {**os.environ, "HPSEARCH_STORAGE": storage_url, "HPSEARCH_PARENT_PID": str(os.getpid())}
+    env = {**os.environ, "HPSEARCH_STORAGE": storage_url, "HPSEARCH_PARENT_PID": str(os.getpid()), WORKER_ENV: WORKER}
     started = time.perf_counter()
     try:
         with open(folder / LOG_FILE, "w") as log:

@@ -40,8 +40,10 @@ from hpsearch.training.trial_record import record_run, save_record
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
     from hpsearch.orchestration.progress import Progress
 
-# Which process ran a trial (host and pid), recorded on it: sweeps span processes and machines.
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+# Which process ran a trial (host and pid), recorded on it: sweeps span processes and machines. The ranks
+# of a multi-device trial record the worker that owns it (WORKER_ENV), which outlives them.
+WORKER_ENV = "HPSEARCH_WORKER"
+WORKER = os.environ.get(WORKER_ENV) or f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
