@@ -37,8 +37,14 @@ def _rank_pid(rank: int, folder: Path) -> int | None:
 @pytest.mark.slow
 def test_a_sweep_on_two_ranks_per_trial_survives_a_killed_rank_and_records_both_ranks(make_study):
     """Trial 0 loses rank 1 to kill -9 mid-training: it fails with the reason, no rank is left behind, and
-    the sweep goes on: trial 1 trains on both ranks to its end, its metrics over the whole eval split."""
-    path = make_study(resources=TWO, train={"num_train_epochs": 10, "use_cpu": True}, evaluation={"every": 0.05})
+    the sweep goes on: trial 1 trains on both ranks to its end, its metrics over the whole eval split, its
+    cost (device_seconds) the time of both devices."""
+    path = make_study(
+        resources=TWO,
+        train={"num_train_epochs": 10, "use_cpu": True},
+        evaluation={"every": 0.05},
+        objective={"metric": "accuracy", "cost": "device_seconds"},  # a cost: the devices' time, all ranks
+    )
     run = Live([HPSEARCH, "run", str(path)], path.parent)
     run.wait_for(r"trial   0  step\s+\d+/", timeout=240)
     pid = _rank_pid(1, path.parent)
@@ -65,7 +71,7 @@ def test_a_sweep_on_two_ranks_per_trial_survives_a_killed_rank_and_records_both_
     assert round(p * 32) == p * 32 and last["eval_accuracy_se"] == pytest.approx(math.sqrt(p * (1 - p) / 32))
     # A classifier's mean loss is not multiplied by the number of ranks (ln 4 is chance on 4 labels).
     assert last["eval_loss"] < 1.5 and attrs["train_loss"] < 1.5
-    assert attrs["device_seconds"] >= 2 * attrs["wall_time_s"]
+    assert attrs["device_seconds"] >= 2 * attrs["wall_time_s"] and second.values[1] == attrs["device_seconds"]
     assert _rank_pid(0, path.parent) is None and _rank_pid(1, path.parent) is None
 
 

@@ -72,15 +72,19 @@ def run_on_ranks(trial: optuna.Trial, spec: Spec, storage_url: str, quiet: bool)
                 status = proc.wait()
             except KeyboardInterrupt:
                 _stop(proc)
-                _interrupted(trial)
+                _interrupted(trial, ranks * (time.perf_counter() - started))
                 raise
-        trial.set_user_attr(TrialAttr.DEVICE_SECONDS, round(ranks * (time.perf_counter() - started), 3))
-        return _outcome(trial, folder, ranks, status)
+        device_seconds = round(ranks * (time.perf_counter() - started), 3)  # every device, the ranks' start too
+        trial.set_user_attr(TrialAttr.DEVICE_SECONDS, device_seconds)
+        values = _outcome(trial, folder, ranks, status)
+        if spec.objective.cost == TrialAttr.DEVICE_SECONDS:  # the cost is what the trial records
+            values[1] = device_seconds
+        return values[0] if len(values) == 1 else tuple(values)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _outcome(trial: optuna.Trial, folder: Path, ranks: int, status: int) -> float | tuple[float, float]:
+def _outcome(trial: optuna.Trial, folder: Path, ranks: int, status: int) -> list[float]:
     left = [_read(rank_file(folder, r)) for r in range(ranks)]
     trial.set_user_attr(TrialAttr.RANK_STEPS, [None if end is None else end.get("steps") for end in left])
     died = [r for r, end in enumerate(left) if end is None]
@@ -107,8 +111,7 @@ def _outcome(trial: optuna.Trial, folder: Path, ranks: int, status: int) -> floa
         raise RanksFailed(reason)
     if lead["state"] == "pruned":
         raise optuna.TrialPruned(lead["reason"])
-    values = lead["values"]
-    return values[0] if len(values) == 1 else tuple(values)
+    return lead["values"]
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -135,8 +138,9 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _interrupted(trial: optuna.Trial) -> None:
+def _interrupted(trial: optuna.Trial, device_seconds: float) -> None:
     """As `run_trial` records a trial cut short by Ctrl-C or SIGTERM: not counted, its re-run queued once."""
+    trial.set_user_attr(TrialAttr.DEVICE_SECONDS, round(device_seconds, 3))  # budget.device_hours counts it
     trial.set_user_attr(TrialAttr.ERROR, "interrupted")
     trial.set_user_attr(TrialAttr.INTERRUPTED, True)
     trial.study.enqueue_trial(trial.params, user_attrs={TrialAttr.RETRY_OF: trial.number}, skip_if_exists=False)
