@@ -72,6 +72,7 @@ def _worker(args) -> int:
     if args.child:
         pool.die_with_parent()
     spec = _spec(args)
+    pool.count("1", spec.resources.devices_per_trial)  # refuses more devices per trial than the GPUs here
     if args.confirm:
         spec = confirm.joining_spec(spec, args.storage)
     return controller.join(spec, args.storage, quiet=args.quiet, summary=not args.child)

@@ -125,8 +125,12 @@ def test_auto_packs_trials_on_the_gpus_and_pins_each_worker_to_its_own(monkeypat
     assert pool.count("auto", devices_per_trial=2) == 2  # 5 GPUs // 2: the fifth idles
     envs = [pool._env(slot, 2, ["0", "1", "2", "3", "4"], "sqlite:///x.db", devices_per_trial=2) for slot in (0, 1)]
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
-    with pytest.raises(SpecError, match=r"--workers.*3 workers x 2 devices per trial.*5 GPUs"):
+    with pytest.raises(
+        SpecError, match=r"--workers: 3 workers x 2 devices per trial need 6 GPUs; this machine shows 5"
+    ):
         pool.count("3", devices_per_trial=2)
+    with pytest.raises(SpecError, match=r"resources.devices_per_trial: 1 worker x 6 devices per trial need 6 GPUs"):
+        pool.count("1", devices_per_trial=6)  # `hpsearch worker` checks it too
     monkeypatch.setattr(pool, "visible_gpus", lambda: [])
     monkeypatch.setattr(pool, "cores", lambda: 8)
     assert pool.count("auto", devices_per_trial=2) == 1  # on the CPU: the cores // 4, over the ranks

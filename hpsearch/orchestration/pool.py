@@ -57,10 +57,10 @@ def count(workers: str, devices_per_trial: int = 1) -> int:
     )
     if gpus and devices_per_trial > 1 and n * devices_per_trial > gpus:  # one device per trial: workers may share
         raise SpecError(
-            "hpsearch run",
-            "--workers",
-            f"{n} workers x {devices_per_trial} devices per trial (resources.devices_per_trial) need"
-            f" {n * devices_per_trial} GPUs; this machine shows {gpus} GPUs: use fewer workers or devices per trial",
+            "hpsearch",
+            "--workers" if n > 1 else "resources.devices_per_trial",
+            f"{n} worker{'s' if n > 1 else ''} x {devices_per_trial} devices per trial need {n * devices_per_trial}"
+            f" GPUs; this machine shows {gpus}: use fewer workers or fewer resources.devices_per_trial",
         )
     return n
 
