@@ -87,13 +87,8 @@ def _confirm(args) -> int:
     url = storage.storage_url(spec, args.storage)
     confirm_spec = confirm.plan(spec, url, args.top_k, args.seeds, args.trials, print)
     argv = [args.study, *(f"--set={o}" for o in args.overrides), "--confirm", *(["--quiet"] if args.quiet else [])]
-    status = controller.run(
-        confirm_spec,
-        url,
-        quiet=args.quiet,
-        workers=pool.count(args.workers, confirm_spec.resources.devices_per_trial),
-        argv=argv,
-    )
+    workers = pool.count(args.workers, confirm_spec.resources.devices_per_trial)
+    status = controller.run(confirm_spec, url, quiet=args.quiet, workers=workers, argv=argv)
     print(confirmation.table(confirmation.summarize(storage.load_study(spec, url)), spec.objective.metric))
     return status
 
