@@ -50,11 +50,10 @@ def count(workers: str, devices_per_trial: int = 1) -> int:
     """`--workers`: a positive number, or `auto` (one per visible GPU, else one per 4 CPU cores); with
     resources.devices_per_trial N > 1, `auto` is one per N GPUs, and more workers than the GPUs hold is refused."""
     gpus = len(visible_gpus())
-    n = (
-        (gpus // devices_per_trial or max(1, cores() // (CORES_PER_CPU_WORKER * devices_per_trial)))
-        if workers == "auto"
-        else int(workers)
-    )
+    if workers != "auto":
+        n = int(workers)
+    else:  # the CPU's ranks share its cores like workers do
+        n = gpus // devices_per_trial or max(1, cores() // (CORES_PER_CPU_WORKER * devices_per_trial))
     if gpus and devices_per_trial > 1 and n * devices_per_trial > gpus:  # one device per trial: workers may share
         raise SpecError(
             "hpsearch",
