@@ -205,3 +205,49 @@ def test_a_study_resumed_with_other_devices_per_trial_is_refused(make_study, sto
     controller.check_resume(load_spec(path), study)  # the same: resumes
     with pytest.raises(SpecError, match=r"resources.*ran with"):
         controller.check_resume(load_spec(path, [f"resources.devices_per_trial={now}"]), study)
+
+
+@pytest.mark.parametrize(
+    "ends, error",
+    [
+        ([{"state": "fail", "error": "ValueError: x"}, {"state": "terminated"}], "ValueError: x"),
+        (
+            [{"state": "terminated"}, {"state": "fail", "error": "OutOfMemoryError: y"}],
+            "rank 1 of 2: OutOfMemoryError: y",
+        ),
+        ([None, {"state": "terminated"}], "rank 0 of 2 died without finishing"),
+        ([{"state": "terminated"}, {"state": "terminated"}], "the ranks were stopped before the end"),
+        (
+            [{"state": "complete", "values": [0.5]}, {"state": "complete", "values": [0.25]}],
+            "the ranks disagree on the outcome: rank 0 complete 0.5, rank 1 complete 0.25",
+        ),
+        ([{"state": "complete", "values": [0.5]}, {"state": "pruned", "reason": "r"}], "the ranks disagree"),
+    ],
+)
+def test_what_the_ranks_left_fails_the_trial_with_the_reason_that_explains_it(tmp_path, ends, error):
+    """Whatever the ranks' ends, the trial's error names the cause: a rank that died before the ranks the
+    agent then stopped, a rank's own error, or ranks that disagree (they score the same gathered rows)."""
+    import json
+
+    from hpsearch.orchestration import ranks
+
+    for rank, end in enumerate(ends):
+        if end is not None:
+            ranks.rank_file(tmp_path, rank).write_text(json.dumps({"rank": rank, "steps": 3, **end}))
+    trial = optuna.create_study().ask()
+    with pytest.raises(ranks.RanksFailed, match=error):
+        ranks._outcome(trial, tmp_path, 2, 1)
+    assert trial.user_attrs["error"].startswith(error)
+    assert trial.user_attrs["rank_steps"] == [None if end is None else 3 for end in ends]
+
+
+def test_ranks_that_agree_give_rank_zeros_outcome(tmp_path):
+    import json
+
+    from hpsearch.orchestration import ranks
+
+    for rank in (0, 1):
+        end = {"rank": rank, "steps": 6, "state": "pruned", "reason": "pruned at 48 samples" if rank == 0 else "by 0"}
+        ranks.rank_file(tmp_path, rank).write_text(json.dumps(end))
+    with pytest.raises(optuna.TrialPruned, match="pruned at 48 samples"):
+        ranks._outcome(optuna.create_study().ask(), tmp_path, 2, 0)

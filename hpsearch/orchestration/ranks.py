@@ -103,6 +103,10 @@ def _outcome(trial: optuna.Trial, folder: Path, ranks: int, status: int) -> list
         reason = f"rank {failed[0][0]} of {ranks}: {failed[0][1]}"
     elif lead.get("state") not in ("complete", "pruned"):
         reason = f"the ranks were stopped before the end (torchrun exit status {status})"
+    elif len({(end["state"], *end.get("values", [])[:1]) for end in left}) > 1:
+        # Every rank scores gathered predictions: a disagreement is a bug, not a result to keep.
+        ends = ", ".join(f"rank {r} {end['state']} {end.get('values', [''])[0]}".rstrip() for r, end in enumerate(left))
+        reason = f"the ranks disagree on the outcome: {ends}"
     else:
         reason = None
     if reason is not None:
