@@ -251,3 +251,19 @@ def test_ranks_that_agree_give_rank_zeros_outcome(tmp_path):
         ranks.rank_file(tmp_path, rank).write_text(json.dumps(end))
     with pytest.raises(optuna.TrialPruned, match="pruned at 48 samples"):
         ranks._outcome(optuna.create_study().ask(), tmp_path, 2, 0)
+
+
+@pytest.mark.parametrize("accumulation", [None, 3])
+def test_an_exported_two_rank_trial_trains_its_effective_batch_on_one_device(accumulation):
+    """Each rank took a micro-batch per step: on one device, `hpsearch train` accumulates as many."""
+    from hpsearch.results import export
+
+    arguments = {"per_device_train_batch_size": 8}
+    if accumulation is not None:
+        arguments["gradient_accumulation_steps"] = accumulation
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("spec", {"objective": {"metric": "accuracy"}})
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"training_arguments": arguments, "ranks": 2}))
+    exported, manifest = export.build(study, study.best_trial, "sqlite:///x.db")
+    assert exported["gradient_accumulation_steps"] == 2 * (accumulation or 1) and manifest["ranks"] == 2
+    assert exported["per_device_train_batch_size"] == 8
