@@ -59,7 +59,7 @@ def _run(args) -> int:
     seeds = warm_start.plan(
         spec, args.storage, args.enqueue, args.warm_start, args.warm_start_top, args.warm_start_storage
     )
-    workers = pool.count(args.workers)
+    workers = pool.count(args.workers, spec.resources.devices_per_trial)
     # What each worker process needs to build the same spec (the storage goes by environment).
     argv = [args.study, *(f"--set={o}" for o in args.overrides), *(["--quiet"] if args.quiet else [])]
     if args.n_trials is not None:
@@ -73,6 +73,7 @@ def _worker(args) -> int:
     if args.child:
         pool.die_with_parent()
     spec = _spec(args)
+    pool.count("1", spec.resources.devices_per_trial)  # refuses more devices per trial than the GPUs here
     if args.confirm:
         spec = confirm.joining_spec(spec, args.storage)
     return controller.join(spec, args.storage, quiet=args.quiet, summary=not args.child)
@@ -115,7 +116,8 @@ def _confirm(args) -> int:
     url = storage.storage_url(spec, args.storage)
     confirm_spec = confirm.plan(spec, url, args.top_k, args.seeds, args.trials, print)
     argv = [args.study, *(f"--set={o}" for o in args.overrides), "--confirm", *(["--quiet"] if args.quiet else [])]
-    status = controller.run(confirm_spec, url, quiet=args.quiet, workers=pool.count(args.workers), argv=argv)
+    workers = pool.count(args.workers, confirm_spec.resources.devices_per_trial)
+    status = controller.run(confirm_spec, url, quiet=args.quiet, workers=workers, argv=argv)
     print(confirmation.table(confirmation.summarize(storage.load_study(spec, url)), spec.objective.metric))
     return status
 

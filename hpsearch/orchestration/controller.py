@@ -40,6 +40,7 @@ FIXED_SECTIONS = (
     "lora",
     "augmentation",
     "generation",
+    "resources",  # the ranks a trial trains on multiply its effective batch
 )
 
 
@@ -182,7 +183,8 @@ def run(
             worker.work(spec, prepared.storage_url, progress, prepared)
             return
         budget = worker.Budget(prepared.total_trials, spec.budget.device_hours)
-        pool.run(workers, list(argv), prepared.storage_url, progress, budget, study, spec.budget.timeout)
+        per_trial = spec.resources.devices_per_trial
+        pool.run(workers, list(argv), prepared.storage_url, progress, budget, study, spec.budget.timeout, per_trial)
 
     this_run = _session(spec, storage_override, quiet, sweep, joining=False, seeds=seeds)
     if this_run and optuna.trial.TrialState.COMPLETE not in this_run and optuna.trial.TrialState.FAIL in this_run:

@@ -17,6 +17,7 @@ import time
 import optuna
 
 from hpsearch.orchestration.progress import EVENTS_ENV, Progress
+from hpsearch.spec import SpecError
 
 # On a machine without a GPU, `auto` starts one worker per this many cores (each worker's torch gets
 # cores // workers threads). Splitting 2 cores into 2 one-thread workers gained only 1.05x (BENCHMARKS.md,
@@ -45,14 +46,27 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def count(workers: str) -> int:
-    """`--workers`: a positive number, or `auto` (one per visible GPU, else one per 4 CPU cores)."""
-    if workers == "auto":
-        return len(visible_gpus()) or max(1, cores() // CORES_PER_CPU_WORKER)
-    return int(workers)
+def count(workers: str, devices_per_trial: int = 1) -> int:
+    """`--workers`: a positive number, or `auto` (one per visible GPU, else one per 4 CPU cores); with
+    resources.devices_per_trial N > 1, `auto` is one per N GPUs, and more workers than the GPUs hold is refused."""
+    gpus = len(visible_gpus())
+    if workers != "auto":
+        n = int(workers)
+    else:  # the CPU's ranks share its cores like workers do
+        n = gpus // devices_per_trial or max(1, cores() // (CORES_PER_CPU_WORKER * devices_per_trial))
+    if gpus and devices_per_trial > 1 and n * devices_per_trial > gpus:  # one device per trial: workers may share
+        raise SpecError(
+            "hpsearch",
+            "--workers" if n > 1 else "resources.devices_per_trial",
+            f"{n} worker{'s' if n > 1 else ''} x {devices_per_trial} devices per trial need {n * devices_per_trial}"
+            f" GPUs; this machine shows {gpus}: use fewer workers or fewer resources.devices_per_trial",
+        )
+    return n
 
 
-def _env(slot: int, n: int, gpus: list[str], storage_url: str, events: bool = False) -> dict[str, str]:
+def _env(
+    slot: int, n: int, gpus: list[str], storage_url: str, events: bool = False, devices_per_trial: int = 1
+) -> dict[str, str]:
     env = {
         **os.environ,
         "HPSEARCH_STORAGE": storage_url,  # not on the command line, where `ps` would show a password
@@ -63,10 +77,11 @@ def _env(slot: int, n: int, gpus: list[str], storage_url: str, events: bool = Fa
     env.pop(EVENTS_ENV, None)
     if events:  # this process draws the live view: the worker sends its progress as events for it
         env[EVENTS_ENV] = "events"
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-    else:  # share the cores instead of every worker's torch taking all of them
-        threads = str(max(1, cores() // n))
+    if gpus:  # the slot's own devices_per_trial GPUs (count() made sure that every slot has its own)
+        per = devices_per_trial
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[(slot * per + i) % len(gpus)] for i in range(per))
+    else:  # share the cores instead of every worker's (or rank's) torch taking all of them
+        threads = str(max(1, cores() // (n * devices_per_trial)))
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     return env
 
@@ -94,6 +109,7 @@ def run(
     budget,
     study: optuna.Study,
     timeout: float | None = None,
+    devices_per_trial: int = 1,
 ) -> None:
     """Run `n` worker processes until each has stopped; raise KeyboardInterrupt after stopping them
     when this process is interrupted."""
@@ -110,7 +126,9 @@ def run(
         args = [sys.executable, "-m", "hpsearch.cli", "worker", *argv, "--child"]
         if timeout is not None:  # a restarted worker gets what is left of the run's timeout
             args += ["--set", f"budget.timeout={max(1.0, timeout - (time.monotonic() - started)):.0f}"]
-        env = _env(slot.index, n, gpus, storage_url, events=progress.view is not None)
+        env = _env(
+            slot.index, n, gpus, storage_url, events=progress.view is not None, devices_per_trial=devices_per_trial
+        )
         slot.proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,

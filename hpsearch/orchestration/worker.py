@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 
 from hpsearch.errors import EXIT_DEVICE
-from hpsearch.orchestration import preflight, reclaim
+from hpsearch.orchestration import preflight, ranks, reclaim
 from hpsearch.orchestration.progress import Progress
 from hpsearch.results import status
 from hpsearch.results.record import TrialAttr
@@ -215,6 +215,8 @@ def work(
             trial.set_user_attr(TrialAttr.PRUNE_REASON, f"skipped: {reason}")
             raise optuna.TrialPruned(reason)
         try:
+            if spec.resources.devices_per_trial > 1:  # the trial's ranks train; this process keeps the trial
+                return ranks.run_on_ranks(trial, spec, prepared.storage_url, progress.quiet)
             return run_trial(trial, ctx)
         except Exception as exc:
             if device_broken(exc):

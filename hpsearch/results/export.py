@@ -74,6 +74,9 @@ def build(
     if TrialAttr.TRAINING_ARGUMENTS not in trial.user_attrs:
         raise NotFound(f"trial {trial.number} has no training_arguments: it was not run by hpsearch")
     arguments = dict(trial.user_attrs[TrialAttr.TRAINING_ARGUMENTS])
+    ranks = trial.user_attrs.get(TrialAttr.RANKS, 1)
+    if ranks > 1:  # the trial's effective batch on one device: each of its ranks took a micro-batch per step
+        arguments["gradient_accumulation_steps"] = arguments.get("gradient_accumulation_steps", 1) * ranks
     manifest: dict[str, Any] = {
         "study": study.study_name,
         "storage": redact(url),
@@ -94,6 +97,7 @@ def build(
         "spec": spec,
         "labels": study.user_attrs.get(StudyAttr.LABELS),
         "trained_on": trial.user_attrs.get(TrialAttr.DEVICE),
+        **({"ranks": ranks} if ranks > 1 else {}),
         **_versions(trial),
         "confirmation": _confirmation(confirmed, trial),
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

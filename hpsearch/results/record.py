@@ -52,7 +52,7 @@ class TrialAttr(_Key):
         "device_seconds",
         "float",
         "s",
-        "The device time the trial held (its wall time: a trial holds one device for its whole run);"
+        "The device time the trial held (its wall time, times `ranks` on several devices);"
         " `budget.device_hours` sums it.",
     )
     TRAIN_SECONDS = ("train_seconds", "float", "s", "The trial's time inside `Trainer.train()`.")
@@ -91,6 +91,8 @@ class TrialAttr(_Key):
         " trial (which warms caches) it stays flat; a growing value is a leak.",
     )
     DEVICE = ("device", "str", "", "Where it ran (`cuda:0 (NAME)` or `cpu`).")
+    RANKS = ("ranks", "int", "", "The processes it trained on with DDP (`resources.devices_per_trial`); unset: one.")
+    RANK_STEPS = ("rank_steps", "list[int]", "steps", "With ranks: the optimizer step each rank left training at.")
     SEED = ("seed", "int", "", "The seed it ran with.")
     DATA_FINGERPRINT = (
         "data_fingerprint",

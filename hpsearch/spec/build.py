@@ -104,10 +104,8 @@ def _build(study: StudyFile, raw: dict, source: Path, from_cli: set[str], proble
             f"{pruner.type!r} cannot run with objective.cost: Optuna prunes single-objective studies only; "
             "use none (the default with a cost) or drop objective.cost",
         )
-    if study.sampler.type != "grid" and (study.budget.n_trials, study.budget.timeout, study.budget.device_hours) == (
-        None,
-        None,
-        None,
+    if study.sampler.type != "grid" and not (
+        study.budget.n_trials or study.budget.timeout or study.budget.device_hours
     ):
         problems.add("budget", "set n_trials, timeout or device_hours (only grid has a natural end)")
     stopping = study.early_stopping
@@ -127,6 +125,9 @@ def _build(study: StudyFile, raw: dict, source: Path, from_cli: set[str], proble
             "with objective.cost there is no one best trial but a Pareto front; drop save_best, then "
             "export the trial you pick (hpsearch export --trial N) and retrain it with hpsearch train",
         )
+    for key, on in (("model.save_best", model.save_best), ("generation", generation.enabled)):
+        if on and study.resources.devices_per_trial > 1:  # rank 0 alone would save or generate: not supported
+            problems.add(key, "is not supported with resources.devices_per_trial > 1; turn it off or use 1")
     if study.sampler.type == "grid":
         for param in search.values():
             if not param.is_discrete:
@@ -154,6 +155,7 @@ def _build(study: StudyFile, raw: dict, source: Path, from_cli: set[str], proble
         generation=generation,
         evaluation=study.evaluation,
         confirm=study.confirm,
+        resources=study.resources,
         schema_version=SCHEMA_VERSION,
     )
 

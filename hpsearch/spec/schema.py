@@ -23,6 +23,7 @@ from hpsearch.spec.sections import (
     LoraSection,
     ModelSection,
     ObjectiveSection,
+    ResourcesSpec,
 )
 from hpsearch.spec.storage_url import url_problem
 from hpsearch.spec.tasks import TASKS
@@ -122,6 +123,8 @@ class StudyFile(Section):
     """Finding and re-running trials whose worker died."""
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
     """Stopping a trial whose objective stopped improving."""
+    resources: ResourcesSpec = ResourcesSpec()
+    """What one trial holds: devices_per_trial processes (DDP) when above 1."""
     finetune: Annotated[
         str,
         allowed(lambda v: v in ("full", "lora"), "full or lora"),
@@ -193,6 +196,7 @@ def resume_defaults() -> dict[str, dict[str, Any]]:
         ("lora", LoraSection),
         ("augmentation", Augment),
         ("generation", Generation),
+        ("resources", ResourcesSpec),
     ):
         fields = model.model_fields.items()
         out[name] = {

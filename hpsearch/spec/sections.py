@@ -197,6 +197,15 @@ class HeartbeatSpec(Section):
         return self
 
 
+class ResourcesSpec(Section):
+    """What one trial holds while it trains."""
+
+    devices_per_trial: AtLeastOne = 1
+    """Processes (one per GPU, or per CPU slot with gloo) one trial trains on with DDP; 1 trains in the
+    worker itself. Above 1 each rank trains on per_device_train_batch_size rows: the effective batch is
+    that many times larger. Not with model.save_best or generation."""
+
+
 class EarlyStoppingSpec(Section):
     """Stop a trial whose objective stopped improving; it completes with its last evaluation."""
 
@@ -282,4 +291,5 @@ __all__ = [
     "ObjectiveSection",
     "ObjectiveSpec",
     "Probability",
+    "ResourcesSpec",
 ]

@@ -24,6 +24,7 @@ from hpsearch.spec.sections import (
     HeartbeatSpec,
     ModelSpec,
     ObjectiveSpec,
+    ResourcesSpec,
 )
 from hpsearch.spec.tasks import TASK_FACTS, TASKS
 
@@ -114,6 +115,7 @@ class Spec:
     generation: GenerationSpec = GenerationSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
     confirm: ConfirmSpec = ConfirmSpec()
+    resources: ResourcesSpec = ResourcesSpec()
     schema_version: int = SCHEMA_VERSION
     """The schema the stored spec follows (hpsearch.spec.schema.SCHEMA_VERSION when parsed)."""
 
@@ -142,6 +144,8 @@ class Spec:
         }
         if TASK_FACTS[self.task].generation is not None:
             out["generation"] = {**self.generation.model_dump(), "metrics": list(self.generation.metrics)}
+        if self.resources.devices_per_trial > 1:  # a study on one device per trial stores what it always did
+            out["resources"] = self.resources.model_dump()
         tuning = self.finetune.model_dump()
         out["finetune"] = tuning.pop("method")
         if out["finetune"] == "lora" or "finetune" in self.search:  # LoRA settings only where they apply
@@ -170,6 +174,7 @@ __all__ = [
     "ModelSpec",
     "ObjectiveSpec",
     "ParamSpec",
+    "ResourcesSpec",
     "Spec",
     "SpecError",
 ]

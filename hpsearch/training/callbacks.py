@@ -56,6 +56,15 @@ class OptunaReporter(TrainerCallback):
         self._first_loss: float | None = None
         self.divergence_factor = divergence_factor
         self.pruned_reason = "pruner"  # why a TrialPruned left train(): the pruner, or divergence
+        # On rank 0 of a multi-device trial: keep the prune in `pending` instead of raising it, for
+        # distributed.RankAgreement to broadcast first (every rank then leaves at this step).
+        self.defer = False
+        self.pending: optuna.TrialPruned | None = None
+
+    def _prune(self, reason: str) -> None:
+        if not self.defer:
+            raise optuna.TrialPruned(reason)
+        self.pending = optuna.TrialPruned(reason)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs:
@@ -71,7 +80,7 @@ class OptunaReporter(TrainerCallback):
             self.pruned_reason = f"diverged: train loss {loss:.4g} at step {state.global_step}" + (
                 f" (first logged {self._first_loss:.4g})" if exploded else ""
             )
-            raise optuna.TrialPruned(self.pruned_reason)
+            self._prune(self.pruned_reason)
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         step = state.global_step
@@ -101,14 +110,14 @@ class OptunaReporter(TrainerCallback):
             self.on_point(point)
         # Trainer evaluates the last step inside train(); a trial trained to the end is not pruned.
         if self.report and fresh and self.training and step < state.max_steps and self._should_prune(at, point):
-            raise optuna.TrialPruned(f"pruned at {at} samples")
+            self._prune(f"pruned at {at} samples")
 
     def _point(self, state) -> int:
         """The evaluation's place on the progress axis (a schedule's point, else the step)."""
         return self.schedule.point if self.schedule is not None else state.global_step
 
     def on_train_begin(self, args, state, control, **kwargs):
-        pruner = self.trial.study.pruner
+        pruner = self.trial.study.pruner if self.report else None  # not reporting: no pruner consults it
         if isinstance(pruner, NoiseAwarePruner) and self.schedule is not None:
             pruner.observe_budget(self.schedule.budget)  # the schedule's on_train_begin ran first
 

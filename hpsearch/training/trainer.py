@@ -34,7 +34,10 @@ def training_arguments(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     (hpsearch's own settings, `spec.SETTING_PARAMS`: finetune, lora_*, dropout, model,
     augmentation_probability, are not TrainingArguments)."""
     params = {k: v for k, v in params.items() if k not in SETTING_PARAMS}
-    args = {**DEFAULT_TRAINING_ARGUMENTS, **spec.train, **params}
+    # On several ranks, Trainer multiplies the loss by their number to undo DDP's averaging of gradients, right
+    # only for a loss summed over a batch's tokens: a classifier's mean loss (train and eval) would double.
+    ranked = {"average_tokens_across_devices": False} if spec.resources.devices_per_trial > 1 else {}
+    args = {**DEFAULT_TRAINING_ARGUMENTS, **ranked, **spec.train, **params}
     args.update(mixed_precision(args))
     if "logging_steps" in spec.train and "logging_strategy" not in spec.train:
         args["logging_strategy"] = "steps"  # logs more often than the evaluations, as asked

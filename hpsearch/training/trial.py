@@ -31,6 +31,7 @@ from hpsearch.tasks import Task
 from hpsearch.tasks.task_data import TaskData
 from hpsearch.training import best_evaluation, lora, memory, models
 from hpsearch.training.callbacks import EarlyStopping, OptunaReporter
+from hpsearch.training.distributed import RankAgreement, Ranks
 from hpsearch.training.memory import OutOfMemory
 from hpsearch.training.schedule import EvaluationSchedule
 from hpsearch.training.trainer import confirmation_seed, make_trainer, training_arguments
@@ -39,8 +40,10 @@ from hpsearch.training.trial_record import record_run, save_record, slurm_job
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
     from hpsearch.orchestration.progress import Progress
 
-# Which process ran a trial (host and pid), recorded on it: sweeps span processes and machines.
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+# Which process ran a trial (host and pid), recorded on it: sweeps span processes and machines. The ranks
+# of a multi-device trial record the worker that owns it (WORKER_ENV), which outlives them.
+WORKER_ENV = "HPSEARCH_WORKER"
+WORKER = os.environ.get(WORKER_ENV) or f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class TrialContext:
     """The dropout probabilities of the model's config, set when the study sets dropout."""
     choices: dict[str, TrialContext] = field(default_factory=dict)
     """search.model: each choice's own context (its model, tokenizer and tokenized data)."""
+    ranks: Ranks | None = None
+    """A multi-device trial's rank (distributed.py); None: the trial trains in this process alone."""
 
     def for_params(self, params: dict[str, Any]) -> TrialContext:
         """The context of the model a trial trains: its searched choice's, else this one."""
@@ -192,6 +197,8 @@ def _train(trial: optuna.Trial, plan: _Plan, output_dir: str, record: dict[str, 
         try:
             attempt.result = attempt.trainer.train()
         except torch.OutOfMemoryError as exc:
+            if plan.ctx.ranks is not None:  # the other ranks are in DDP's all-reduce: no retry without them
+                raise
             traceback.clear_frames(exc.__traceback__)  # its frames hold the failed attempt's model
             attempt.drop()
             memory.free_memory()
@@ -222,21 +229,25 @@ def _build(
     subsample = ctx.data.eval_subsample(spec.evaluation)
     schedule = EvaluationSchedule(spec.evaluation.every, train_rows, final_in_loop=subsample is None)
     eval_rows = len(ctx.data.eval if subsample is None else subsample)
+    lead = ctx.ranks is None or ctx.ranks.lead  # the process that decides (the other ranks follow it)
     reporter = OptunaReporter(
         trial,
         spec.objective.key,
-        divergence_factor=spec.divergence_factor,
-        report=spec.objective.cost is None,
+        divergence_factor=spec.divergence_factor if lead else None,
+        report=spec.objective.cost is None and lead,
         schedule=schedule,
         eval_rows=eval_rows,
         reported=attempt.reported,
     )
     attempt.reporter = reporter
     callbacks = [schedule, reporter]  # the reporter before the stopper: a trial it prunes is pruned, not stopped
-    if spec.early_stopping.enabled:
+    if spec.early_stopping.enabled and lead:
         es = spec.early_stopping
         attempt.stopper = EarlyStopping(spec.objective.key, spec.objective.direction, es.patience, es.threshold)
         callbacks.append(attempt.stopper)
+    if ctx.ranks is not None:  # rank 0's prune, divergence or stop, broadcast: every rank leaves at its step
+        reporter.defer = True
+        callbacks.append(RankAgreement(ctx.ranks, reporter, attempt.stopper))
     attempt.trainer = trainer = make_trainer(
         ctx.task,
         ctx.data,
