@@ -12,6 +12,7 @@
     hpsearch list studies/quickstart.yaml
     hpsearch report studies/quickstart.yaml [--out dashboards/quickstart.html]
     hpsearch dashboard studies/quickstart.yaml [--port 8080]
+    hpsearch storage-server --storage postgresql://USER@HOST/DB [--host 0.0.0.0] [--port 13000]
 
 Exit status: 0 success, 1 runtime failure, 2 invalid input, 3 the GPU failed, 130 interrupted.
 """
@@ -171,6 +172,12 @@ def _dashboard(args) -> int:
     return dashboard.serve(storage_url(spec, args.storage), args.host, args.port, study_name=spec.name)
 
 
+def _storage_server(args) -> int:
+    from hpsearch.results import storage_server
+
+    return storage_server.serve(args.storage, args.host, args.port, args.threads)
+
+
 def _train(args) -> int:
     from hpsearch.orchestration import retrain, worker
 
@@ -190,6 +197,7 @@ VERBS = {
     "list": _list,
     "report": _report,
     "dashboard": _dashboard,
+    "storage-server": _storage_server,
     "train": _train,
     "schema": _schema,
 }
