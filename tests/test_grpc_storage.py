@@ -213,7 +213,7 @@ def test_run_and_two_workers_share_a_study_through_the_proxy(database, make_stud
         for live in sweep:
             assert live.finish(timeout=240) == 0, live.text
         for live in sweep[1:]:
-            assert f"joined study tiny: " in live.text and f"trials done in {url}" in live.text, live.text
+            assert "joined study tiny: " in live.text and f"trials done in {url}" in live.text, live.text
         done = optuna.load_study(study_name="tiny", storage=direct).trials
         assert len(done) == 6 and {t.state for t in done} == {States.COMPLETE}
         assert len({t.user_attrs["worker"] for t in done}) >= 2
