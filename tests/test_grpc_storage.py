@@ -160,11 +160,16 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_and_re_run_and_the_re_run_is_
         assert study.ask().number == 3
         optuna.storages.fail_stale_trials(other)
         assert other.get_trials()[3].state == States.RUNNING
+    # The server gone (restarting): a beat fails quietly and the heartbeat thread lives on to send the next.
+    started = time.monotonic()
+    worker.record_heartbeat(live._trial_id)
+    assert time.monotonic() - started < 10
     # What the server wrote is in the database itself.
     direct_study = optuna.load_study(study_name="hb", storage=direct)
     assert [t.state for t in direct_study.trials][:3] == [States.COMPLETE, States.RUNNING, States.FAIL]
 
 
+@pytest.mark.slow
 def test_status_list_and_the_dashboard_read_through_the_proxy(make_study, tmp_path):
     """Readers that reach RDBStorage's engine elsewhere (the fast trial read) fall back to Optuna's own read."""
     from tests.test_dashboard import get, start_dashboard, stop
@@ -230,6 +235,7 @@ def test_run_and_two_workers_share_a_study_through_the_proxy(database, make_stud
             assert cli.main(["simulate", str(path), "--storage", storage, "--format", "json"]) == 0
             simulated = json.loads(capsys.readouterr().out)
             assert cli.main(["report", str(path), "--storage", storage, "--out", str(tmp_path / name / "r.html")]) == 0
+            assert capsys.readouterr().out == f"wrote {tmp_path / name / 'r.html'}\n"
             views[name] = (status, exported, out.read_text(), simulated)
         assert views["proxy"] == views["direct"]
         assert [row["state"] for row in views["proxy"][0]].count("COMPLETE") == 4

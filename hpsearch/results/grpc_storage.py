@@ -39,9 +39,13 @@ class HeartbeatGrpcStorage(GrpcStorageProxy, BaseHeartbeat):
         super().__init__(host=host, port=port)
 
     def record_heartbeat(self, trial_id: int) -> None:
+        import grpc
+
         try:
             self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, [trial_id, time.time()])
         except (UpdateFinishedTrialError, KeyError):  # it finished (or was failed as stale) since the last beat
+            pass
+        except grpc.RpcError:  # the server is restarting: the next beat tries again (a dead thread would not)
             pass
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
