@@ -218,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_status
         if os.environ.get("HPSEARCH_DEBUG"):
             raise
+        if callable(getattr(exc, "code", None)) and callable(getattr(exc, "details", None)):  # grpc.RpcError
+            exc = f"the storage server failed or went away ({exc.code().name}: {exc.details()})"
+            print(f"error: {exc} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
+            return EXIT_FAILURE
         print(f"error: {type(exc).__name__}: {exc} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_FAILURE
 

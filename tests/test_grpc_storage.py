@@ -122,6 +122,17 @@ def test_no_server_at_the_url_is_a_clear_error_not_a_hang(make_study, monkeypatc
     )
 
 
+def test_a_server_gone_mid_command_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    with in_process_server(f"sqlite:///{tmp_path / 's.db'}") as url:
+        storage = open_storage(url, create=False)
+        study = optuna.create_study(study_name="gone", storage=storage)
+    monkeypatch.setitem(cli.VERBS, "status", lambda args: study.get_trials())
+    assert cli.main(["status", "any.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the storage server failed or went away (UNAVAILABLE: failed to connect")
+    assert err.count("\n") == 1
+
+
 # --- heartbeats through the proxy --------------------------------------------------------------------
 
 
