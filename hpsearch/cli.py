@@ -219,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("HPSEARCH_DEBUG"):
             raise
         if callable(getattr(exc, "code", None)) and callable(getattr(exc, "details", None)):  # grpc.RpcError
-            exc = f"the storage server failed or went away ({exc.code().name}: {exc.details()})"
-            print(f"error: {exc} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
+            reason = f"the storage server failed or went away ({exc.code().name}: {exc.details()})"
+            print(f"error: {reason} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
             return EXIT_FAILURE
         print(f"error: {type(exc).__name__}: {exc} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_FAILURE

@@ -120,7 +120,10 @@ def add_storage_server(verbs) -> None:
     )
     server = verbs.add_parser("storage-server", help=help_text, description=help_text)
     server.add_argument(
-        "--storage", required=True, help="SQLAlchemy URL of the database to serve, e.g. postgresql://USER@HOST/DB"
+        "--storage",
+        default=os.environ.get("HPSEARCH_STORAGE"),
+        required="HPSEARCH_STORAGE" not in os.environ,
+        help="SQLAlchemy URL of the database to serve, e.g. postgresql://USER@HOST/DB (default: $HPSEARCH_STORAGE)",
     )
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback; 0.0.0.0: all)")
     server.add_argument("--port", type=_port, default=13000, help="port, 0-65535 (default 13000; 0 picks a free one)")

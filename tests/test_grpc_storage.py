@@ -15,10 +15,12 @@ import pytest
 from optuna.storages._heartbeat import is_heartbeat_enabled
 
 from hpsearch import cli
+from hpsearch.errors import redact
 from hpsearch.results import grpc_storage, storage_server
 from hpsearch.results.storage import open_storage
 from hpsearch.spec.sections import HeartbeatSpec
 from hpsearch.spec.storage_url import url_problem
+from tests.pgserver import PASSWORD
 from tests.test_workers import ENV, HPSEARCH, Live, accounted
 
 States = optuna.trial.TrialState
@@ -37,6 +39,7 @@ def served(url: str, log_dir: Path):
         server.proc.terminate()
         assert server.finish(timeout=30) == 0, server.text
     assert "Traceback" not in server.text, server.text
+    assert PASSWORD not in server.text and f"storage: {redact(url)}" in server.lines, server.text
 
 
 @contextmanager
