@@ -1,19 +1,28 @@
-"""Storage time per trial, SQLite against PostgreSQL, with 1 and with several writers at once.
+"""Storage time per trial: SQLite, PostgreSQL, and PostgreSQL through the gRPC proxy, with 1 to many writers.
 
 No training: each simulated trial makes exactly the storage calls a worker makes for a real one,
 through hpsearch's own functions -- the budget check (`Budget.next_step`), `study.ask()`, the race
 guard (`worker.skip_reason`), three suggested params, one `trial.report` per evaluation, the trial's
-record written by `trial._save_record` (the real attributes: full TrainingArguments, learning curve,
+record written by `trial_record.save_record` (the real attributes: full TrainingArguments, learning curve,
 timings), `study.tell`, and the progress callback's read of the best trial. Heartbeat writes (one per
-`heartbeat.interval`, 30 s by default) are left out. Both storages are opened by `storage.open_storage`
+`heartbeat.interval`, 30 s by default) are left out. Every storage is opened by `storage.open_storage`
 (SQLite: WAL, busy timeout). PostgreSQL is a real server started for the run (tests/pgserver.py:
-Debian's postgresql, fsync off as in the tests), on loopback.
+Debian's postgresql, fsync off as in the tests), on loopback. A `grpc+` side puts `hpsearch
+storage-server` (Optuna's gRPC proxy, a process of its own with --server-threads threads) in front of
+that database, and the writers use grpc://127.0.0.1:PORT.
 
-Each side runs P processes at once, each doing T trials on one shared study; the figure is
-milliseconds per trial (median and 90th percentile over all trials of all processes) and the wall
-time for all P x T trials. The order of the sides alternates over --repeats.
+Each side runs P processes at once, each doing T trials on one shared study (they start timing together,
+once all have imported and opened the study); the figure is milliseconds per trial (median and 90th
+percentile over all trials of all processes) and the wall time for all P x T trials. The order of the
+sides rotates over --repeats. With --block B, it also prints the median ms/trial of each block of B
+trial numbers: how a trial's cost grows with the trials already stored.
 
     .venv/bin/python bench/storage.py --processes 1 4 --trials 100 --repeats 2
+    .venv/bin/python bench/storage.py --sides postgresql grpc+postgresql --processes 1 4 16 64 --trials 100
+    .venv/bin/python bench/storage.py --sides postgresql grpc+postgresql --processes 1 --trials 10000 --block 1000 \
+        --repeats 1 --out bench/results/storage_growth.json
+
+A simulated writer is a whole Python process with transformers imported (~0.5 GB): 64 need ~32 GB of memory.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import argparse
 import json
 import multiprocessing as mp
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,14 +40,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results"
+SIDES = ("sqlite", "postgresql", "grpc+sqlite", "grpc+postgresql")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--sides", nargs="+", choices=SIDES, default=["sqlite", "postgresql"], help="storages to compare")
     p.add_argument("--processes", type=int, nargs="+", default=[1, 4], help="writers at once")
     p.add_argument("--trials", type=int, default=100, help="trials per writer")
     p.add_argument("--evaluations", type=int, default=10, help="intermediate values reported per trial")
-    p.add_argument("--repeats", type=int, default=2, help="runs of each side; the order alternates")
+    p.add_argument("--repeats", type=int, default=2, help="runs of each side; the order rotates")
+    p.add_argument("--block", type=int, help="also report the median ms/trial of each block of this many trials")
+    p.add_argument("--server-threads", type=int, default=10, help="the storage server's threads (grpc+ sides)")
     p.add_argument("--out", type=Path, default=RESULTS / "storage.json", help="where to write the JSON results")
     return p.parse_args(argv)
 
@@ -75,20 +89,25 @@ def record() -> dict:
     }
 
 
-def writer(url: str, trials: int, evaluations: int, out) -> None:
-    import optuna
+def writer(url: str, trials: int, evaluations: int, ready, out) -> None:
+    try:
+        import optuna
 
-    from hpsearch.orchestration import worker
-    from hpsearch.orchestration.progress import Progress
-    from hpsearch.results.storage import open_storage
-    from hpsearch.training.trial import _save_record
+        from hpsearch.orchestration import worker
+        from hpsearch.orchestration.progress import Progress
+        from hpsearch.results.storage import open_storage
+        from hpsearch.training.trial_record import save_record
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.load_study(study_name="bench", storage=open_storage(url, create=False))
-    budget = worker.Budget(total=None, device_hours=None)
-    progress = Progress("accuracy", quiet=True)
-    rec = record()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        study = optuna.load_study(study_name="bench", storage=open_storage(url, create=False))
+        budget = worker.Budget(total=None, device_hours=None)
+        progress = Progress("accuracy", quiet=True)
+        rec = record()
+    except BaseException:
+        ready.abort()  # the others (and the parent) fail at once rather than wait for this one
+        raise
     times = []
+    ready.wait()  # every writer has imported and opened the study: they start together
     for _ in range(trials):
         started = time.perf_counter()
         budget.next_step(study)
@@ -99,10 +118,10 @@ def writer(url: str, trials: int, evaluations: int, out) -> None:
         trial.suggest_categorical("optim", ["adamw_torch", "sgd"])
         for step in range(1, evaluations + 1):
             trial.report(0.1 * step, step * 10)
-        _save_record(trial, rec, progress)
+        save_record(trial, rec, progress)
         frozen = study.tell(trial, 0.5)
         progress.finished(study, frozen)
-        times.append(time.perf_counter() - started)
+        times.append((trial.number, time.perf_counter() - started))
     out.put(times)
 
 
@@ -114,71 +133,134 @@ def run_side(url: str, processes: int, opts) -> dict:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     optuna.create_study(study_name="bench", storage=open_storage(url, create=True), direction="maximize")
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=writer, args=(url, opts.trials, opts.evaluations, out)) for _ in range(processes)]
-    started = time.perf_counter()
+    out, ready = ctx.Queue(), ctx.Barrier(processes + 1)
+    procs = [
+        ctx.Process(target=writer, args=(url, opts.trials, opts.evaluations, ready, out)) for _ in range(processes)
+    ]
     for p in procs:
         p.start()
-    times = [t for _ in procs for t in out.get()]
+    ready.wait(timeout=1800)  # a writer that died before the start breaks it, not hangs it
+    started = time.perf_counter()
+    numbered = [t for _ in procs for t in out.get()]
     for p in procs:
         p.join()
     wall = time.perf_counter() - started
-    times.sort()
-    return {
+    times = sorted(t for _, t in numbered)
+    result = {
         "median_ms": 1000 * statistics.median(times),
-        "p90_ms": 1000 * times[int(0.9 * (len(times) - 1))],
+        "p90_ms": 1000 * times[round(0.9 * (len(times) - 1))],
         "wall_s": wall,
         "trials": len(times),
     }
+    if opts.block:
+        blocks: dict[int, list[float]] = {}
+        for number, t in numbered:
+            blocks.setdefault(number // opts.block, []).append(t)
+        result["block_median_ms"] = [1000 * statistics.median(blocks[b]) for b in sorted(blocks)]
+    return result
+
+
+def storage_server(url: str, threads: int, log: Path):
+    """`hpsearch storage-server` in front of `url` on a free port: (process, its grpc:// URL)."""
+    command = [sys.executable, "-m", "hpsearch.cli", "storage-server", "--storage", url, "--port", "0"]
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [*command, "--threads", str(threads)], stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT
+        )
+    first = proc.stdout.readline().strip()
+    if not first.startswith("storage server: grpc://"):
+        proc.kill()
+        raise SystemExit(f"the storage server did not start: {first} {log.read_text()[-2000:]}")
+    return proc, first.removeprefix("storage server: ")
+
+
+def side_url(side: str, name: str, server, tmp: Path) -> str:
+    backend = side.removeprefix("grpc+")
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / name}.db"
+    from tests.pgserver import create_database
+
+    create_database(server, name)
+    return server.url_for(name)
+
+
+def run_one(side: str, name: str, processes: int, server, tmp: Path, opts) -> dict:
+    url = side_url(side, name, server, tmp)
+    if not side.startswith("grpc+"):
+        return run_side(url, processes, opts)
+    proc, address = storage_server(url, opts.server_threads, tmp / f"{name}.server.log")
+    try:
+        return run_side(address, processes, opts)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def main(argv=None) -> None:
-    from tests.pgserver import create_database, postgres_server
+    from tests.pgserver import postgres_server
 
     opts = parse_args(argv)
+    sides = opts.sides
     runs = []
     with postgres_server() as server, tempfile.TemporaryDirectory(prefix="hpsearch-bench-storage-") as tmp:
         for r in range(opts.repeats):
             for processes in opts.processes:
-                order = ["sqlite", "postgresql"] if r % 2 == 0 else ["postgresql", "sqlite"]
+                order = sides[r % len(sides) :] + sides[: r % len(sides)]
                 run = {"repeat": r, "processes": processes}
-                for side in order:
-                    name = f"r{r}p{processes}"
-                    if side == "sqlite":
-                        url = f"sqlite:///{Path(tmp) / name}.db"
-                    else:
-                        create_database(server, name)
-                        url = server.url_for(name)
-                    run[side] = run_side(url, processes, opts)
+                for i, side in enumerate(order):
+                    name = f"r{r}p{processes}s{i}"
+                    run[side] = run_one(side, name, processes, server, Path(tmp), opts)
                     print(f"repeat {r + 1}, {processes} writer(s), {side}: {run[side]}", flush=True)
                 runs.append(run)
+    table = "\n".join(summary_lines(runs, opts) + (block_lines(runs, opts) if opts.block else []))
+    print("\n" + table)
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()}
+    opts.out.write_text(json.dumps({"options": options, "runs": runs, "table": table}, indent=1))
+    print(f"wrote {opts.out}")
+
+
+def summary_lines(runs: list[dict], opts) -> list[str]:
+    """One row per number of writers: each side's median (p90) ms/trial and wall time, the ratio to the first side."""
+    first, sides = opts.sides[0], opts.sides
     lines = [
         f"{opts.trials} trials per writer, {opts.evaluations} evaluations each; medians over {opts.repeats} repeat(s)",
         "",
-        "| writers | SQLite ms/trial (p90) | PostgreSQL ms/trial (p90) | PostgreSQL / SQLite "
-        "| wall s SQLite | wall s PostgreSQL |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| writers | "
+        + " | ".join(f"{s} ms/trial (p90)" for s in sides)
+        + "".join(f" | {s} / {first}" for s in sides[1:])
+        + " | "
+        + " | ".join(f"wall s {s}" for s in sides)
+        + " |",
+        "|---:" * (1 + 2 * len(sides) + len(sides) - 1) + "|",
     ]
-    summary = {}
     for processes in opts.processes:
         mine = [r for r in runs if r["processes"] == processes]
 
         def med(side, key, mine=mine):
             return statistics.median(r[side][key] for r in mine)
 
-        summary[processes] = {f"{s}_{k}": med(s, k) for s in ("sqlite", "postgresql") for k in mine[0]["sqlite"]}
-        lines.append(
-            f"| {processes} | {med('sqlite', 'median_ms'):.1f} ({med('sqlite', 'p90_ms'):.1f}) | "
-            f"{med('postgresql', 'median_ms'):.1f} ({med('postgresql', 'p90_ms'):.1f}) | "
-            f"{med('postgresql', 'median_ms') / med('sqlite', 'median_ms'):.2f} | "
-            f"{med('sqlite', 'wall_s'):.1f} | {med('postgresql', 'wall_s'):.1f} |"
-        )
-    table = "\n".join(lines)
-    print("\n" + table)
-    opts.out.parent.mkdir(parents=True, exist_ok=True)
-    options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()}
-    opts.out.write_text(json.dumps({"options": options, "runs": runs, "summary": summary, "table": table}, indent=1))
-    print(f"wrote {opts.out}")
+        cells = [f"{med(s, 'median_ms'):.1f} ({med(s, 'p90_ms'):.1f})" for s in sides]
+        cells += [f"{med(s, 'median_ms') / med(first, 'median_ms'):.2f}" for s in sides[1:]]
+        cells += [f"{med(s, 'wall_s'):.1f}" for s in sides]
+        lines.append(f"| {processes} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def block_lines(runs: list[dict], opts) -> list[str]:
+    """Median ms/trial of each block of --block trial numbers (the first repeat of each number of writers)."""
+    lines = ["", f"median ms/trial by trial number, blocks of {opts.block}", ""]
+    for processes in opts.processes:
+        run = next(r for r in runs if r["processes"] == processes)
+        n_blocks = max(len(run[s]["block_median_ms"]) for s in opts.sides)
+        lines.append(f"| {processes} writer(s): trials | " + " | ".join(opts.sides) + " |")
+        lines.append("|---:" * (1 + len(opts.sides)) + "|")
+        for b in range(n_blocks):
+            cells = [run[s]["block_median_ms"][b] for s in opts.sides]
+            span = f"{b * opts.block}-{(b + 1) * opts.block - 1}"
+            lines.append(f"| {span} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
     hpsearch list studies/quickstart.yaml
     hpsearch report studies/quickstart.yaml [--out dashboards/quickstart.html]
     hpsearch dashboard studies/quickstart.yaml [--port 8080]
+    hpsearch storage-server --storage postgresql://USER@HOST/DB [--host 0.0.0.0] [--port 13000]
 
 Exit status: 0 success, 1 runtime failure, 2 invalid input, 3 the GPU failed, 130 interrupted.
 """
@@ -202,6 +203,12 @@ def _dashboard(args) -> int:
     return dashboard.serve(storage_url(spec, args.storage), args.host, args.port, study_name=spec.name)
 
 
+def _storage_server(args) -> int:
+    from hpsearch.results import storage_server
+
+    return storage_server.serve(args.storage, args.host, args.port, args.threads)
+
+
 def _train(args) -> int:
     from hpsearch.orchestration import retrain, worker
 
@@ -222,6 +229,7 @@ VERBS = {
     "list": _list,
     "report": _report,
     "dashboard": _dashboard,
+    "storage-server": _storage_server,
     "train": _train,
     "schema": _schema,
 }
@@ -242,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_status
         if os.environ.get("HPSEARCH_DEBUG"):
             raise
+        if callable(getattr(exc, "code", None)) and callable(getattr(exc, "details", None)):  # grpc.RpcError
+            reason = f"the storage server failed or went away ({exc.code().name}: {exc.details()})"
+            print(f"error: {reason} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
+            return EXIT_FAILURE
         print(f"error: {type(exc).__name__}: {exc} (set HPSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_FAILURE
 

@@ -110,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
         "--merge", action="store_true", help="a LoRA trial: save the adapter merged into the model, not the adapter"
     )
     _launch(verbs, study_verb)
+    add_storage_server(verbs)
     verbs.add_parser("schema", help="print the study file's JSON Schema (for an editor's YAML language server)")
     return parser
 
@@ -132,6 +133,22 @@ def _launch(verbs, study_verb) -> None:
         help="one more #SBATCH directive, e.g. --sbatch-arg=--cpus-per-task=8 (repeatable)",
     )
     slurm.add_argument("--dry-run", action="store_true", help="print the sbatch script; submit nothing")
+
+
+def add_storage_server(verbs) -> None:
+    help_text = (
+        "serve a study database to many workers through Optuna's gRPC proxy (they use --storage grpc://HOST:PORT)"
+    )
+    server = verbs.add_parser("storage-server", help=help_text, description=help_text)
+    server.add_argument(
+        "--storage",
+        default=os.environ.get("HPSEARCH_STORAGE"),
+        required="HPSEARCH_STORAGE" not in os.environ,
+        help="SQLAlchemy URL of the database to serve, e.g. postgresql://USER@HOST/DB (default: $HPSEARCH_STORAGE)",
+    )
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback; 0.0.0.0: all)")
+    server.add_argument("--port", type=_port, default=13000, help="port, 0-65535 (default 13000; 0 picks a free one)")
+    server.add_argument("--threads", type=int, default=10, help="requests served at once (default 10, as Optuna)")
 
 
 def _workers(text: str) -> str:

@@ -47,7 +47,7 @@ def url_for(host: str, port: int) -> str:
 
 
 @contextmanager
-def _sigterm_stops():
+def sigterm_stops():
     """SIGTERM (`kill`, a scheduler) stops the server as Ctrl-C does."""
 
     def stop(signum, frame):
@@ -103,7 +103,7 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, study_nam
             print(f"warning: anyone who reaches {host}:{server.server_port} can edit and delete these studies")
         print("Ctrl-C to stop", flush=True)
         try:
-            with _sigterm_stops():
+            with sigterm_stops():
                 server.serve_forever()
         except KeyboardInterrupt:
             pass

@@ -1,4 +1,5 @@
-"""Where a study lives: the default SQLite file beside the study file, any SQLAlchemy URL otherwise."""
+"""Where a study lives: the default SQLite file beside the study file, any SQLAlchemy URL otherwise, or
+grpc://HOST:PORT, an `hpsearch storage-server` in front of one of those (results/grpc_storage.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from hpsearch.errors import NotFound, SpecError, missing_study
 from hpsearch.spec import Spec
-from hpsearch.spec.storage_url import url_problem
+from hpsearch.spec.storage_url import grpc_address, url_problem
 
 
 def storage_url(spec: Spec, override: str | None = None) -> str:
@@ -36,6 +37,8 @@ def checked_url(url: str, source, field: str) -> str:
 
 
 def sqlite_path(url: str) -> Path | None:
+    if grpc_address(url) is not None:
+        return None
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
@@ -92,14 +95,19 @@ def _check_study_database(path: Path) -> None:
         raise NotFound(f"{path} is not an Optuna study database (it has no Optuna tables)")
 
 
-def open_storage(url: str, *, create: bool, heartbeat=None) -> optuna.storages.RDBStorage:
+def open_storage(url: str, *, create: bool, heartbeat=None) -> optuna.storages.BaseStorage:
     """Open the storage; with create=False a missing SQLite file is an error, not a new empty file.
 
     Every hpsearch process opens storages here. A SQLite file gets a busy timeout and WAL journal mode;
-    other URLs are passed to Optuna untouched. With a `HeartbeatSpec` (processes that run trials),
-    running trials send heartbeats, and a trial whose heartbeat stopped for the grace period (a killed
-    worker) is failed and re-queued, up to `max_retries` times.
+    other URLs are passed to Optuna untouched; grpc://HOST:PORT opens the proxy client (its server opened the
+    database here). With a `HeartbeatSpec` (processes that run trials), running trials send heartbeats, and
+    a trial whose heartbeat stopped for the grace period (a killed worker) is failed and re-queued, up to
+    `max_retries` times.
     """
+    if grpc_address(url) is not None:
+        from hpsearch.results.grpc_storage import open_grpc  # grpcio is an optional extra
+
+        return open_grpc(url, heartbeat)
     path = sqlite_path(url)
     if path is not None and not create:
         _check_study_database(path)

@@ -116,7 +116,8 @@ class StudyFile(Section):
     confirm: ConfirmSpec = ConfirmSpec()
     """What `hpsearch confirm` trains again after the search: the top_k configs, seeds new seeds each."""
     storage: Annotated[str, AfterValidator(_usable_url)] | None = None
-    """An Optuna storage URL; default: sqlite:///NAME.db beside the study file."""
+    """An Optuna storage URL, or grpc://HOST:PORT of an `hpsearch storage-server`; default: sqlite:///NAME.db beside
+    the study file."""
     divergence: DivergenceSection = DivergenceSection()
     """Pruning of trials whose loss diverges."""
     heartbeat: HeartbeatSpec = HeartbeatSpec()
