@@ -4,7 +4,8 @@ No training: each simulated trial makes exactly the storage calls a worker makes
 through hpsearch's own functions -- the budget check (`Budget.next_step`), `study.ask()`, the race
 guard (`worker.skip_reason`), three suggested params, one `trial.report` per evaluation, the trial's
 record written by `trial_record.save_record` (the real attributes: full TrainingArguments, learning curve,
-timings), `study.tell`, and the progress callback's read of the best trial. Heartbeat writes (one per
+timings), `study.tell`, and the progress callback's read of the best trial; params are drawn by a random
+sampler, so a sampler's own model (TPE's fit over every trial) is not timed. Heartbeat writes (one per
 `heartbeat.interval`, 30 s by default) are left out. Every storage is opened by `storage.open_storage`
 (SQLite: WAL, busy timeout). PostgreSQL is a real server started for the run (tests/pgserver.py:
 Debian's postgresql, fsync off as in the tests), on loopback. A `grpc+` side puts `hpsearch
@@ -89,7 +90,7 @@ def record() -> dict:
     }
 
 
-def writer(url: str, trials: int, evaluations: int, ready, out) -> None:
+def writer(url: str, trials: int, evaluations: int, rec: dict, ready, out) -> None:
     try:
         import optuna
 
@@ -99,10 +100,12 @@ def writer(url: str, trials: int, evaluations: int, ready, out) -> None:
         from hpsearch.training.trial_record import save_record
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-        study = optuna.load_study(study_name="bench", storage=open_storage(url, create=False))
+        # Random sampling: what is timed is the storage, not a sampler's model (TPE's fit grows with the
+        # trials whatever the storage). The budget check and the progress line read every trial, as a worker's do.
+        sampler = optuna.samplers.RandomSampler(seed=0)
+        study = optuna.load_study(study_name="bench", storage=open_storage(url, create=False), sampler=sampler)
         budget = worker.Budget(total=None, device_hours=None)
         progress = Progress("accuracy", quiet=True)
-        rec = record()
     except BaseException:
         ready.abort()  # the others (and the parent) fail at once rather than wait for this one
         raise
@@ -132,10 +135,16 @@ def run_side(url: str, processes: int, opts) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     optuna.create_study(study_name="bench", storage=open_storage(url, create=True), direction="maximize")
-    ctx = mp.get_context("spawn")
+    # Forked from a parent that has imported what a writer needs (torch and transformers with it): 64
+    # spawned writers would each load them again (about 0.5 GB apiece); forked ones share those pages.
+    import hpsearch.orchestration.worker  # noqa: F401
+    import hpsearch.training.trial_record  # noqa: F401
+
+    rec = record()
+    ctx = mp.get_context("fork")
     out, ready = ctx.Queue(), ctx.Barrier(processes + 1)
     procs = [
-        ctx.Process(target=writer, args=(url, opts.trials, opts.evaluations, ready, out)) for _ in range(processes)
+        ctx.Process(target=writer, args=(url, opts.trials, opts.evaluations, rec, ready, out)) for _ in range(processes)
     ]
     for p in procs:
         p.start()
