@@ -35,7 +35,7 @@ from hpsearch.training.distributed import RankAgreement, Ranks
 from hpsearch.training.memory import OutOfMemory
 from hpsearch.training.schedule import EvaluationSchedule
 from hpsearch.training.trainer import confirmation_seed, make_trainer, training_arguments
-from hpsearch.training.trial_record import record_run, save_record, slurm_job
+from hpsearch.training.trial_record import record_run, record_where, save_record
 
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
     from hpsearch.orchestration.progress import Progress
@@ -111,11 +111,8 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float | tuple[float, fl
 def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -> float:
     """Fine-tune once and return the final metric; everything that happened goes into `record`."""
     spec = ctx.spec
-    record.update({TrialAttr.DATA_FINGERPRINT: ctx.data.fingerprint, TrialAttr.WORKER: WORKER})
-    trial.set_user_attr(TrialAttr.WORKER, WORKER)  # now: a restarted run tells its own dead trials by it
-    if job := slurm_job(os.environ):  # now, so `hpsearch status` shows where a running trial runs
-        record[TrialAttr.SLURM_JOB] = job
-        trial.set_user_attr(TrialAttr.SLURM_JOB, job)
+    record[TrialAttr.DATA_FINGERPRINT] = ctx.data.fingerprint
+    record_where(trial, record, WORKER)
     # Memory held before the trial starts; `memory_after_mb` must come back to it (nothing leaks).
     device = torch.device("cuda" if torch.cuda.is_available() and not spec.train.get("use_cpu") else "cpu")
     record[TrialAttr.MEMORY_BASELINE_MB] = round(memory.memory_in_use_mb(device), 1)

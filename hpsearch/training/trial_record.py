@@ -4,6 +4,7 @@ the pruner's evidence, the package versions), and the write of the whole record 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,17 @@ def slurm_job(env: Mapping[str, str]) -> str | None:
     if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
         return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
     return env.get("SLURM_JOB_ID") or None
+
+
+def record_where(trial: optuna.Trial, record: dict[str, Any], worker: str) -> None:
+    """Where the trial runs, written now rather than at its end: its process `host:pid` (a restarted run
+    tells its own dead trials by it) and its Slurm job (`hpsearch status` shows it for a running trial)."""
+    where = {TrialAttr.WORKER: worker}
+    if job := slurm_job(os.environ):
+        where[TrialAttr.SLURM_JOB] = job
+    record.update(where)
+    for key, value in where.items():
+        trial.set_user_attr(key, value)
 
 
 def record_run(record: dict[str, Any], attempt, wall_time_s: float) -> None:
