@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -97,7 +98,6 @@ def writer(url: str, trials: int, evaluations: int, rec: dict, ready, out) -> No
         from hpsearch.orchestration import worker
         from hpsearch.orchestration.progress import Progress
         from hpsearch.results.storage import open_storage
-        from hpsearch.training.trial_record import save_record
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         # Random sampling: what is timed is the storage, not a sampler's model (TPE's fit grows with the
@@ -106,11 +106,38 @@ def writer(url: str, trials: int, evaluations: int, rec: dict, ready, out) -> No
         study = optuna.load_study(study_name="bench", storage=open_storage(url, create=False), sampler=sampler)
         budget = worker.Budget(total=None, device_hours=None)
         progress = Progress("accuracy", quiet=True)
-    except BaseException:
-        ready.abort()  # the others (and the parent) fail at once rather than wait for this one
-        raise
+    except Exception as exc:
+        out.put(_failure(exc))
+        ready.abort()  # the others (and the parent) stop at once rather than wait for this one
+        return
     times = []
-    ready.wait()  # every writer has imported and opened the study: they start together
+    try:
+        ready.wait()  # every writer has imported and opened the study: they start together
+    except threading.BrokenBarrierError:
+        out.put("another writer failed before the start")
+        return
+    try:
+        _trials(study, budget, progress, rec, trials, evaluations, times)
+    except Exception as exc:  # e.g. the database refuses one more connection
+        out.put(_failure(exc))
+        return
+    out.put(times)
+
+
+def _failure(exc: Exception) -> str:
+    """The first line of what went wrong, e.g. PostgreSQL's `sorry, too many clients already`."""
+    chain = []
+    while exc is not None and len(chain) < 10:  # Optuna's StorageInternalError wraps the database's own error
+        chain.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__
+    lines = [line.strip() for text in chain for line in text.splitlines() if line.strip()]
+    return next((line for line in lines if "FATAL" in line), lines[0] if lines else "unknown")[:300]
+
+
+def _trials(study, budget, progress, rec: dict, trials: int, evaluations: int, times: list) -> None:
+    from hpsearch.orchestration import worker
+    from hpsearch.training.trial_record import save_record
+
     for _ in range(trials):
         started = time.perf_counter()
         budget.next_step(study)
@@ -125,7 +152,6 @@ def writer(url: str, trials: int, evaluations: int, rec: dict, ready, out) -> No
         frozen = study.tell(trial, 0.5)
         progress.finished(study, frozen)
         times.append((trial.number, time.perf_counter() - started))
-    out.put(times)
 
 
 def run_side(url: str, processes: int, opts) -> dict:
@@ -148,12 +174,20 @@ def run_side(url: str, processes: int, opts) -> dict:
     ]
     for p in procs:
         p.start()
-    ready.wait(timeout=1800)  # a writer that died before the start breaks it, not hangs it
+    try:
+        ready.wait(timeout=1800)  # a writer that failed before the start breaks it, not hangs it
+    except threading.BrokenBarrierError:
+        pass
     started = time.perf_counter()
-    numbered = [t for _ in procs for t in out.get()]
+    results = [out.get() for _ in procs]
     for p in procs:
         p.join()
     wall = time.perf_counter() - started
+    failures = [r for r in results if isinstance(r, str)]
+    if failures:  # a side that cannot serve this many writers: what it said, not a crash of the benchmark
+        done = sum(len(r) for r in results if not isinstance(r, str))
+        return {"failed": failures[0], "writers_failed": len(failures), "trials": done, "wall_s": wall}
+    numbered = [t for r in results for t in r]
     times = sorted(t for _, t in numbered)
     result = {
         "median_ms": 1000 * statistics.median(times),
@@ -247,11 +281,24 @@ def summary_lines(runs: list[dict], opts) -> list[str]:
         mine = [r for r in runs if r["processes"] == processes]
 
         def med(side, key, mine=mine):
-            return statistics.median(r[side][key] for r in mine)
+            values = [r[side][key] for r in mine if "failed" not in r[side]]
+            return statistics.median(values) if values else None
 
-        cells = [f"{med(s, 'median_ms'):.1f} ({med(s, 'p90_ms'):.1f})" for s in sides]
-        cells += [f"{med(s, 'median_ms') / med(first, 'median_ms'):.2f}" for s in sides[1:]]
-        cells += [f"{med(s, 'wall_s'):.1f}" for s in sides]
+        def failed(side, mine=mine):
+            said = [r[side]["failed"] for r in mine if "failed" in r[side]]
+            return f"failed in {len(said)}/{len(mine)}: {said[0]}" if said else ""
+
+        def cell(side):
+            ms = med(side, "median_ms")
+            return f"{failed(side)}" if ms is None else f"{ms:.1f} ({med(side, 'p90_ms'):.1f}) {failed(side)}".strip()
+
+        def ratio(side):
+            a, b = med(side, "median_ms"), med(first, "median_ms")
+            return "-" if a is None or b is None else f"{a / b:.2f}"
+
+        cells = [cell(s) for s in sides]
+        cells += [ratio(s) for s in sides[1:]]
+        cells += [f"{med(s, 'wall_s'):.1f}" if med(s, "wall_s") is not None else "-" for s in sides]
         lines.append(f"| {processes} | " + " | ".join(cells) + " |")
     return lines
 
