@@ -32,12 +32,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--learning-rates", type=float, nargs="+", default=[1.4e-4, 1e-3], help="learning_rate grid")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32], help="batch size grid")
     p.add_argument("--optims", nargs="+", default=["adamw_torch", "adafactor"], help="optim grid")
-    p.add_argument("--pruner", type=json.loads, default=None, help="pruner to replay (default: a new study's)")
+    p.add_argument(
+        "--pruner",
+        type=json.loads,
+        action="append",
+        help="a pruner section to replay, as JSON (repeatable; default: a new study's, hyperband, and median 1 SE)",
+    )
+    p.add_argument(
+        "--reuse", action="store_true", help="replay the curves this script recorded last time; train nothing"
+    )
     return p.parse_args(argv)
 
 
 def record(opts, subsample: int | None) -> dict:
     name = f"subsample-{subsample or 'none'}.json"
+    if opts.reuse:
+        return json.loads((OUT / name).read_text())
     cmd = [sys.executable, str(ROOT / "bench" / "curves.py"), "--out", str(OUT / name), "--learning-rates"]
     cmd += [*map(str, opts.learning_rates), "--batch-sizes", *map(str, opts.batch_sizes), "--optims", *opts.optims]
     if subsample:
@@ -51,7 +61,7 @@ def main(argv=None) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
     import search_efficiency as se
 
-    from hpsearch.spec.choosers import PRUNER_TYPES, MedianPruner
+    from hpsearch.spec.choosers import PRUNER_TYPES
 
     opts = parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -65,16 +75,18 @@ def main(argv=None) -> None:
     for f, s in pairs:
         for a, b in zip(f["curve"][:-1], s["curve"][:-1], strict=True):
             gaps.append(abs(a[key] - b[key]) / a[f"{key}_se"] if a[f"{key}_se"] else 0.0)
-    pruner = opts.pruner or {"type": "median", **MedianPruner(type="median").model_dump(include={"tolerance_se"})}
-    PRUNER_TYPES[pruner["type"]].model_validate(pruner)
-    replays = {
-        name: se.replay_presets(data, {name: pruner})[0] for name, data in (("whole split", full), ("subsample", sub))
-    }
-    outcomes = {
-        name: {t["number"]: t["outcome"] for t in se.replay_trials(data, pruner)}
-        for name, data in (("whole split", full), ("subsample", sub))
-    }
-    differ = [n for n in outcomes["whole split"] if outcomes["whole split"][n] != outcomes["subsample"][n]]
+    # A section without a type is a new study's default pruner (hyperband), as in a study file.
+    pruners = [{"type": "hyperband", **p} for p in opts.pruner or [{}, {"type": "median", "tolerance_se": 1.0}]]
+    for pruner in pruners:
+        PRUNER_TYPES[pruner["type"]].model_validate(pruner)
+    runs = (("whole split", full), ("subsample", sub))
+    replays = {}
+    for pruner in pruners:
+        label = json.dumps(pruner)
+        outcomes = {name: {t["number"]: t["outcome"] for t in se.replay_trials(data, pruner)} for name, data in runs}
+        summary = {name: se.replay_presets(data, {label: pruner})[0] for name, data in runs}
+        differ = [n for n in outcomes["whole split"] if outcomes["whole split"][n] != outcomes["subsample"][n]]
+        replays[label] = {"outcomes": outcomes, "summary": summary, "differ": differ}
     finals_match = all(f["value"] == s["value"] for f, s in pairs)
     lines = [
         f"{len(pairs)} configs; intermediate evaluations on {opts.subsample} of {full['subset']['eval_rows']} rows",
@@ -82,13 +94,14 @@ def main(argv=None) -> None:
         f"- final objectives identical: {finals_match}",
         f"- |subsample - whole| at each intermediate point, in the whole split's SE: median"
         f" {statistics.median(gaps):.2f}, max {max(gaps):.2f}",
-        f"- replayed under {pruner}: trials with another outcome: {differ or 'none'}",
     ]
-    for name, r in replays.items():
-        lines.append(f"  - {name}: saves {r['saved']:.0%}, the best survives: {r['best_survives']}")
+    for label, r in replays.items():
+        lines.append(f"- replayed under {label}: trials with another outcome: {r['differ'] or 'none'}")
+        for name, summary in r["summary"].items():
+            lines.append(f"  - {name}: saves {summary['saved']:.0%}, the best survives: {summary['best_survives']}")
     table = "\n".join(lines)
     print(table)
-    (OUT / "subsample.json").write_text(json.dumps({"table": table, "outcomes": outcomes}, indent=1))
+    (OUT / "subsample.json").write_text(json.dumps({"table": table, "replays": replays}, indent=1))
 
 
 if __name__ == "__main__":

@@ -110,8 +110,8 @@ class NoPruner(_Typed):
 
 
 class MedianPruner(_Judging):
-    """Prune a trial whose best value so far is below the median of completed trials at the same point
-    (the default). Steps and resources are counted in training samples seen (the progress axis)."""
+    """Prune a trial whose best value so far is below the median of completed trials at the same point.
+    Steps and resources are counted in training samples seen (the progress axis)."""
 
     type: Literal["median"]
     n_startup_trials: NonNegative | None = None
@@ -166,7 +166,7 @@ class SuccessiveHalvingPruner(_Judging):
 
 
 class HyperbandPruner(_Judging):
-    """Several successive-halving brackets of different aggressiveness."""
+    """Several successive-halving brackets of different aggressiveness (the default without objective.cost)."""
 
     type: Literal["hyperband"]
     min_resource: Annotated[Resource, rule(lambda v: v != "auto", "must be samples or a fraction, got 'auto'")] = (
