@@ -26,6 +26,7 @@ from hpsearch.results.record import TrialAttr
 from hpsearch.search import space
 from hpsearch.spec import Spec
 from hpsearch.training.trial import WORKER, WORKER_ENV
+from hpsearch.training.trial_record import INTERRUPTED, queue_rerun
 
 SPEC_FILE = "spec.pickle"  # the worker's resolved Spec, --set overrides and all: the ranks train the same
 LOG_FILE = "ranks.log"  # torchrun's and the ranks' stderr; its tail is a failed trial's traceback
@@ -145,6 +146,6 @@ def _stop(proc: subprocess.Popen) -> None:
 def _interrupted(trial: optuna.Trial, device_seconds: float) -> None:
     """As `run_trial` records a trial cut short by Ctrl-C or SIGTERM: not counted, its re-run queued once."""
     trial.set_user_attr(TrialAttr.DEVICE_SECONDS, round(device_seconds, 3))  # budget.device_hours counts it
-    trial.set_user_attr(TrialAttr.ERROR, "interrupted")
-    trial.set_user_attr(TrialAttr.INTERRUPTED, True)
-    trial.study.enqueue_trial(trial.params, user_attrs={TrialAttr.RETRY_OF: trial.number}, skip_if_exists=False)
+    for key, value in INTERRUPTED.items():
+        trial.set_user_attr(key, value)
+    queue_rerun(trial.study, trial)

@@ -24,6 +24,7 @@ from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS
 from hpsearch.training.trial import TrialContext, run_trial
+from hpsearch.training.trial_record import queue_rerun
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
@@ -70,7 +71,7 @@ def requeue_interrupted(study: optuna.Study) -> int:
     requeued = 0
     for t in trials:
         if t.user_attrs.get(TrialAttr.INTERRUPTED) and t.number not in retried:
-            study.enqueue_trial(t.params, user_attrs={TrialAttr.RETRY_OF: t.number}, skip_if_exists=False)
+            queue_rerun(study, t)
             requeued += 1
     return requeued
 

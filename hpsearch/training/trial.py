@@ -35,7 +35,7 @@ from hpsearch.training.distributed import RankAgreement, Ranks
 from hpsearch.training.memory import OutOfMemory
 from hpsearch.training.schedule import EvaluationSchedule
 from hpsearch.training.trainer import confirmation_seed, make_trainer, training_arguments
-from hpsearch.training.trial_record import record_run, record_where, save_record
+from hpsearch.training.trial_record import INTERRUPTED, queue_rerun, record_run, record_where, save_record
 
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
     from hpsearch.orchestration.progress import Progress
@@ -130,10 +130,8 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
             record[TrialAttr.PRUNE_EVIDENCE] = attempt.reporter.evidence
         raise
     except KeyboardInterrupt:
-        record.update({TrialAttr.ERROR: "interrupted", TrialAttr.INTERRUPTED: True})
-        # Queued by the process it happened in, so exactly one re-run exists whatever the workers.
-        retry = {TrialAttr.RETRY_OF: trial.number}
-        trial.study.enqueue_trial(trial.params, user_attrs=retry, skip_if_exists=False)
+        record.update(INTERRUPTED)
+        queue_rerun(trial.study, trial)  # by the process it happened in: one re-run whatever the workers
         raise
     except OutOfMemory as exc:
         record.update({TrialAttr.ERROR: str(exc), TrialAttr.FAIL_REASON: "oom"})

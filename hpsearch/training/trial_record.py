@@ -27,6 +27,15 @@ def slurm_job(env: Mapping[str, str]) -> str | None:
     return env.get("SLURM_JOB_ID") or None
 
 
+INTERRUPTED = {TrialAttr.ERROR: "interrupted", TrialAttr.INTERRUPTED: True}
+"""What a trial cut short by Ctrl-C or SIGTERM records: it is not counted, and its re-run is queued."""
+
+
+def queue_rerun(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTrial) -> None:
+    """One new run of an interrupted trial's params, linked to it (`retry_of`)."""
+    study.enqueue_trial(trial.params, user_attrs={TrialAttr.RETRY_OF: trial.number}, skip_if_exists=False)
+
+
 def record_where(trial: optuna.Trial, record: dict[str, Any], worker: str) -> None:
     """Where the trial runs, written now rather than at its end: its process `host:pid` (a restarted run
     tells its own dead trials by it) and its Slurm job (`hpsearch status` shows it for a running trial)."""
