@@ -217,6 +217,8 @@ def test_packing_fills_every_train_row_to_max_length(tmp_path, tiny_causal_lm):
     assert {len(ids) for ids in prepared.train["input_ids"]} == {48}
     assert len(prepared.train) == unpacked // 48
     assert len(prepared.eval) == len(checked.raw.eval)  # the eval split is not packed
+    # ... nor reordered: Trainer's eval loss is a mean of batch means, which another grouping would move
+    assert prepared.evaluated is prepared.eval
 
 
 @pytest.mark.parametrize(

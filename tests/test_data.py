@@ -207,3 +207,42 @@ def test_csv_cells_are_read_as_text(tmp_path):
     raw = data.load_raw(spec_for(folder), "s.yaml")
     assert raw.train["text"] == ["NA", "null", "x"]
     assert raw.train["label"] == ["007", "10", "007"]
+
+
+def test_classification_evaluates_shortest_rows_first_with_the_same_metrics(make_study, tiny_model, tmp_path):
+    """Rows sorted by length pad least; a row's logits are its own, so the metrics are the split order's."""
+    from transformers import AutoTokenizer, Trainer, TrainingArguments
+
+    from hpsearch.data.subsample import stratified_rows
+    from hpsearch.spec import load_spec
+    from hpsearch.spec.sections import EvaluationSpec
+
+    spec = load_spec(make_study())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    raw = data.load_raw(spec.data, spec.source)
+    task_data = classification.prepare(spec, raw, tokenizer)
+    lengths = [len(ids) for ids in task_data.evaluated["input_ids"]]
+    assert lengths == sorted(lengths) and len(set(lengths)) > 1
+    assert sorted(map(tuple, task_data.evaluated["input_ids"])) == sorted(map(tuple, task_data.eval["input_ids"]))
+    assert task_data.eval["labels"] == [task_data.labels.index(x) for x in raw.eval["label"]]  # split order kept
+
+    # The subsample's rows are chosen in the split's order (as before), then evaluated shortest first.
+    evaluation = EvaluationSpec(subsample=len(task_data.eval) // 2)
+    chosen = task_data.eval.select(
+        stratified_rows(task_data.eval["labels"], len(task_data.eval), evaluation.subsample, evaluation.seed)
+    )
+    subsample = task_data.eval_subsample(evaluation)
+    assert sorted(map(tuple, subsample["input_ids"])) == sorted(map(tuple, chosen["input_ids"]))
+    assert [len(ids) for ids in subsample["input_ids"]] == sorted(len(ids) for ids in chosen["input_ids"])
+
+    model = classification.build_model(str(tiny_model), task_data.labels)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_eval_batch_size=3, report_to="none")
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=classification.collator(tokenizer),
+        compute_metrics=classification.compute_metrics,
+    )
+    in_order, by_length = trainer.evaluate(task_data.eval), trainer.evaluate(task_data.evaluated)
+    assert by_length["eval_accuracy"] == in_order["eval_accuracy"]
+    assert by_length["eval_loss"] == pytest.approx(in_order["eval_loss"], rel=1e-5)

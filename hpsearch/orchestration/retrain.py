@@ -182,7 +182,7 @@ def retrain(
             dropout=dropout,
         )
         trainer.train()
-        value = None if all_data else trainer.evaluate(eval_dataset=task_data.eval)[manifest["metric"]]
+        value = None if all_data else trainer.evaluate(eval_dataset=task_data.evaluated)[manifest["metric"]]
         if lora_settings is not None and merge:
             trainer.model.merge_and_unload().save_pretrained(str(out))
         else:

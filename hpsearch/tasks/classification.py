@@ -75,7 +75,13 @@ def prepare(spec: Spec, raw: sources.RawData, tokenizer) -> TaskData:
         "labels": list(labels),
     }
     tokenized = sources.cached(key, build)
-    return TaskData(train=tokenized["train"], eval=tokenized["eval"], labels=labels, fingerprint=raw.fingerprint)
+    return TaskData(
+        train=tokenized["train"],
+        eval=tokenized["eval"],
+        labels=labels,
+        fingerprint=raw.fingerprint,
+        eval_by_length=True,  # a row's logits do not depend on its batch mates (the attention mask)
+    )
 
 
 def build_model(model_path: str, labels: tuple[str, ...] = (), **config_overrides):

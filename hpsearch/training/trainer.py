@@ -97,7 +97,7 @@ def make_trainer(
         model=model,
         args=args,
         train_dataset=task_data.train if train_dataset is None else train_dataset,
-        eval_dataset=task_data.eval if eval_dataset is None else eval_dataset,
+        eval_dataset=task_data.evaluated if eval_dataset is None else eval_dataset,
         data_collator=task.collator(tokenizer, model),
         compute_metrics=task.compute_metrics,
         preprocess_logits_for_metrics=task.preprocess_logits_for_metrics,

@@ -279,7 +279,7 @@ def _score(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any], attem
         if trainer.state.global_step >= trainer.state.max_steps:
             reporter.schedule.at_end()
         reporter.eval_rows, reporter.final = len(ctx.data.eval), True
-        memory.evaluate_fitting(trainer, ctx.data.eval)
+        memory.evaluate_fitting(trainer, ctx.data.evaluated)
     record[TrialAttr.TRAIN_SAMPLES_PER_SECOND] = attempt.result.metrics.get("train_samples_per_second")
     record[TrialAttr.TRAIN_LOSS] = attempt.result.metrics.get("train_loss")
     key = ctx.spec.objective.key
