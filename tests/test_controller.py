@@ -45,3 +45,40 @@ def test_a_sigterm_that_came_during_a_finalizer_still_interrupts(capsys):
         spin(5)
         pytest.fail("the interrupt was lost")
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("during", ["record", "tell"])
+def test_a_signal_while_a_finished_trial_is_recorded_waits_until_it_is(make_study, monkeypatch, during):
+    """A SIGTERM that lands while a trained trial's record (or Optuna's tell of it) is written stops the run
+    after them: the trial is complete with its whole record, not failed, and no re-run is queued."""
+    import optuna
+
+    from hpsearch import cli
+    from hpsearch.results.record import TrialAttr
+    from hpsearch.training import trial as trial_module
+
+    path = make_study(budget={"n_trials": 2})
+    if during == "record":
+        real_save = trial_module.save_record
+
+        def signalling(trial, record, progress):
+            os.kill(os.getpid(), signal.SIGTERM)
+            spin(0.2)  # the handler has run by now
+            real_save(trial, record, progress)
+
+        monkeypatch.setattr(trial_module, "save_record", signalling)
+    else:
+        real_tell = optuna.storages.RDBStorage.set_trial_state_values
+
+        def signalling(self, trial_id, state, values=None):
+            if state.is_finished():
+                os.kill(os.getpid(), signal.SIGTERM)
+                spin(0.2)
+            return real_tell(self, trial_id, state, values)
+
+        monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", signalling)
+    assert cli.main(["run", str(path), "--quiet"]) == 130
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"]  # the second trial never started, nothing re-queued
+    assert trials[0].value is not None and TrialAttr.MEMORY_AFTER_MB in trials[0].user_attrs
+    assert TrialAttr.INTERRUPTED not in trials[0].user_attrs

@@ -21,6 +21,7 @@ from hpsearch.results.storage import open_storage
 from hpsearch.search import space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, SCHEMA_VERSION, resume_defaults, stored_version
+from hpsearch.training import closing
 from hpsearch.training.trial import WORKER
 
 # What a study stored before a setting existed ran with: the setting off. A resume that turns it on
@@ -120,7 +121,8 @@ def _interrupt_once():
     Only the first signal interrupts; later ones are ignored while the process records its trial and
     exits. (A worker whose `hpsearch run` is killed gets the parent-death SIGTERM once per thread of
     the dead process; a second interrupt would cut its record short.) One that Python drops, because it
-    came during a finalizer, is sent again: a scheduler's single SIGTERM must stop the run.
+    came during a finalizer, is sent again: a scheduler's single SIGTERM must stop the run. One that
+    comes while a finished trial is recorded waits until it is (`training/closing.py`).
     """
     fired: int | None = None  # the signal that interrupted
     active = True
@@ -129,7 +131,8 @@ def _interrupt_once():
         nonlocal fired
         if fired is None:
             fired = signum
-            raise KeyboardInterrupt
+            if not closing.defer():  # a finished trial's record is being written: the worker stops after it
+                raise KeyboardInterrupt
 
     def again(signum: int) -> None:
         if active:
@@ -146,6 +149,7 @@ def _interrupt_once():
         else:
             hook(info)
 
+    closing.release()  # nothing held from an earlier run in this process
     hook, sys.unraisablehook = sys.unraisablehook, swallowed
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

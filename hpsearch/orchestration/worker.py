@@ -23,6 +23,7 @@ from hpsearch.results.storage import open_storage
 from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS
+from hpsearch.training import closing
 from hpsearch.training.trial import TrialContext, run_trial
 from hpsearch.training.trial_record import queue_rerun
 
@@ -223,6 +224,8 @@ def work(
             if device_broken(exc):
                 broken.append(f"trial {trial.number}: {str(exc).splitlines()[0][:200]}")
             raise
+        finally:
+            closing.hold()  # from here to Optuna's tell, a signal waits (run_trial held it for its record)
 
     ran = 0
     reclaim.reclaim(study, progress.say)  # this host's dead trials (a killed run's) re-run now, not after the grace
@@ -241,7 +244,12 @@ def work(
             continue
         waiting.done()
         # No gc_after_trial: the trial's own clean-up collected (a collection costs ~0.25 s with transformers loaded).
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress.finished])
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress.finished])
+        finally:
+            signalled = closing.release()
+        if signalled:  # during the trial's record or its tell: both are done, the run stops now
+            raise KeyboardInterrupt
         ran += 1
         if broken:  # the trial is recorded as failed; later trials in this process would fail too
             raise DeviceFailure(broken[0])

@@ -29,7 +29,7 @@ from hpsearch.search import space
 from hpsearch.spec import Spec
 from hpsearch.tasks import Task
 from hpsearch.tasks.task_data import TaskData
-from hpsearch.training import best_evaluation, lora, memory, models
+from hpsearch.training import best_evaluation, closing, lora, memory, models
 from hpsearch.training.callbacks import EarlyStopping, OptunaReporter
 from hpsearch.training.distributed import RankAgreement, Ranks
 from hpsearch.training.memory import OutOfMemory
@@ -141,6 +141,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
         record[TrialAttr.TRACEBACK] = traceback.format_exc()[-4000:]
         raise
     finally:
+        closing.hold()  # a signal from here on waits until the record and Optuna's tell are written
         try:
             record_run(record, attempt, time.perf_counter() - started)
         except Exception as exc:  # what the run took is secondary: the record must still be saved
