@@ -92,6 +92,7 @@ def _launch(args) -> int:
         storage_url=storage_url(spec, args.storage),
         overrides=tuple(args.overrides),
         gpus_per_worker=args.gpus_per_worker,
+        devices_per_trial=spec.resources.devices_per_trial,
         partition=args.partition,
         time=args.time,
         sbatch_args=tuple(args.sbatch_args),

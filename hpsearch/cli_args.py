@@ -121,7 +121,12 @@ def _launch(verbs, study_verb) -> None:
     targets = launch.add_subparsers(dest="target", required=True, metavar="SCHEDULER")
     slurm = study_verb("slurm", "submit N workers as one Slurm job array (hpsearch worker per task)", targets)
     slurm.add_argument("--workers", type=int, required=True, metavar="N", help="array tasks, one worker each")
-    slurm.add_argument("--gpus-per-worker", type=int, default=0, metavar="G", help="GPUs per task (--gres=gpu:G)")
+    slurm.add_argument(
+        "--gpus-per-worker",
+        type=int,
+        metavar="G",
+        help="GPUs per task (--gres=gpu:G; default: resources.devices_per_trial when above 1, else none)",
+    )
     slurm.add_argument("--partition", metavar="P", help="the Slurm partition (default: the cluster's)")
     slurm.add_argument("--time", metavar="T", help="each task's time limit, e.g. 12:00:00 or 1-00:00:00")
     slurm.add_argument(

@@ -68,6 +68,21 @@ def test_without_gpus_partition_or_time_slurm_decides():
     assert not [d for d in found if d.startswith(("--gres", "--partition", "--time"))]
 
 
+def test_a_multi_device_study_asks_for_its_devices_per_worker(make_study, spy_sbatch, capsys, monkeypatch):
+    monkeypatch.setenv("HPSEARCH_STORAGE", URL)
+    path = make_study(resources={"devices_per_trial": 2})
+    assert main(["launch", "slurm", str(path), "--workers", "3", "--dry-run"]) == 0
+    assert "--gres=gpu:2" in directives(capsys.readouterr().out)  # the flag left out: the study's devices
+    for given, why in (("1", "too few for one trial"), ("4", "2 would sit idle")):
+        assert main(["launch", "slurm", str(path), "--workers", "3", "--gpus-per-worker", given]) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: hpsearch launch slurm: --gpus-per-worker: {given} GPUs for a worker whose trials train on"
+            f" resources.devices_per_trial = 2 ({why}): give 2, or leave the flag out\n"
+        )
+    assert not spy_sbatch.exists()
+
+
 def test_the_script_refuses_to_run_without_the_storage_in_its_environment(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
     done = subprocess.run(["bash", "-s"], input=slurm.script(launch()), text=True, capture_output=True, env=env)

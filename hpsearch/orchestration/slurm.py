@@ -43,12 +43,20 @@ class Launch:
     workers: int
     storage_url: str  # passed by environment, never written into the script
     overrides: tuple[str, ...] = ()
-    gpus_per_worker: int = 0
+    gpus_per_worker: int | None = None  # None: the study's resources.devices_per_trial where it is above 1
+    devices_per_trial: int = 1  # the study's resources.devices_per_trial: the GPUs each worker's trial trains on
     partition: str | None = None
     time: str | None = None
     sbatch_args: tuple[str, ...] = ()
     workdir: Path = Path()
     python: str = sys.executable
+
+    @property
+    def gpus(self) -> int:
+        """GPUs each task asks for (`--gres=gpu:G`): as given, or a multi-device trial's devices."""
+        if self.gpus_per_worker is not None:
+            return self.gpus_per_worker
+        return self.devices_per_trial if self.devices_per_trial > 1 else 0
 
     @property
     def output(self) -> Path:
@@ -60,8 +68,17 @@ def check(launch: Launch) -> None:
     """Refuse, before anything is submitted, what would give N jobs that cannot work."""
     if launch.workers < 1:
         raise SpecError(WHERE, "--workers", f"{launch.workers} is not a number of workers (a whole number >= 1)")
-    if launch.gpus_per_worker < 0:
-        raise SpecError(WHERE, "--gpus-per-worker", f"{launch.gpus_per_worker} is not a number of GPUs (0 or more)")
+    if launch.gpus < 0:
+        raise SpecError(WHERE, "--gpus-per-worker", f"{launch.gpus} is not a number of GPUs (0 or more)")
+    n = launch.devices_per_trial
+    if n > 1 and launch.gpus not in (0, n):  # 0: the ranks train on CPUs
+        why = "too few for one trial" if launch.gpus < n else f"{launch.gpus - n} would sit idle"
+        raise SpecError(
+            WHERE,
+            "--gpus-per-worker",
+            f"{launch.gpus} GPUs for a worker whose trials train on resources.devices_per_trial = {n} ({why}):"
+            f" give {n}, or leave the flag out",
+        )
     if launch.time is not None and not TIME_FORMAT.fullmatch(launch.time):
         raise SpecError(WHERE, "--time", f"{launch.time!r} is not a Slurm time limit ({TIME_FORMATS})")
     if _backend(launch.storage_url) == "sqlite":
@@ -87,7 +104,7 @@ def script(launch: Launch) -> str:
         f"--job-name=hpsearch-{launch.name}",
         f"--array=0-{launch.workers - 1}",
         "--ntasks=1",
-        *([f"--gres=gpu:{launch.gpus_per_worker}"] if launch.gpus_per_worker else []),
+        *([f"--gres=gpu:{launch.gpus}"] if launch.gpus else []),
         *([f"--partition={launch.partition}"] if launch.partition else []),
         *([f"--time={launch.time}"] if launch.time else []),
         f"--chdir={launch.workdir}",
@@ -103,7 +120,7 @@ def script(launch: Launch) -> str:
         str(launch.study),
         *(f"--set={o}" for o in launch.overrides),
     ]
-    gpus = f"{launch.gpus_per_worker} GPU(s) each, " if launch.gpus_per_worker else ""
+    gpus = f"{launch.gpus} GPU(s) each, " if launch.gpus else ""
     lines = [
         "#!/bin/bash",
         f"# Written by `hpsearch launch slurm`: {launch.workers} worker(s) of study {launch.name}, {gpus}one per array",
