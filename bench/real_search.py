@@ -42,6 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sampler-seed", type=int, default=0, help="TPE's seed")
     p.add_argument("--top-k", type=int, default=3, help="configs to confirm")
     p.add_argument("--seeds", type=int, default=3, help="new seeds per confirmed config")
+    p.add_argument("--no-confirm", action="store_true", help="the search only (another sampler seed's row)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "real_search.json", help="results JSON")
     p.add_argument("--work", type=Path, help="work folder (default: a new temporary one, kept)")
     return p.parse_args(argv)
@@ -100,13 +101,12 @@ def main(argv=None) -> None:
     log = work / "hpsearch.log"
     print(f"work folder: {work}; log: {log}", flush=True)
     hpsearch("run", str(path), "--quiet", log=log)
-    hpsearch("confirm", str(path), "--quiet", log=log)
+    if not opts.no_confirm:
+        hpsearch("confirm", str(path), "--quiet", log=log)
 
     storage = f"sqlite:///{work / 'study.db'}"
     search = optuna.load_study(study_name="real-search", storage=storage)
-    confirm = optuna.load_study(study_name=confirmation.study_name("real-search"), storage=storage)
     trace = search_trace(search.trials)
-    summary = confirmation.summarize(search, confirm)
 
     def cost(study, key):
         return sum(
@@ -127,20 +127,24 @@ def main(argv=None) -> None:
             "states": {s: sum(t.state.name == s for t in search.trials) for s in ("COMPLETE", "PRUNED", "FAIL")},
             "device_seconds": cost(search, "device_seconds"),
         },
-        "confirmation": {
+    }
+    if not opts.no_confirm:
+        confirm = optuna.load_study(study_name=confirmation.study_name("real-search"), storage=storage)
+        summary = confirmation.summarize(search, confirm)
+        result["confirmation"] = {
             **summary.to_dict(),
             "samples": cost(confirm, "samples"),
             "device_seconds": cost(confirm, "device_seconds"),
-        },
-    }
-    result["confirmation"]["samples_share"] = result["confirmation"]["samples"] / result["search"]["samples"]
-    result["confirmation"]["device_seconds_share"] = (
-        result["confirmation"]["device_seconds"] / result["search"]["device_seconds"]
-    )
+        }
+        result["confirmation"]["samples_share"] = result["confirmation"]["samples"] / result["search"]["samples"]
+        result["confirmation"]["device_seconds_share"] = (
+            result["confirmation"]["device_seconds"] / result["search"]["device_seconds"]
+        )
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(confirmation.table(summary, "accuracy"))
+    if not opts.no_confirm:
+        print(confirmation.table(summary, "accuracy"))
 
 
 if __name__ == "__main__":
