@@ -26,14 +26,23 @@ demo: install
 	$(BIN)/hpsearch status studies/quickstart.yaml
 	$(BIN)/hpsearch export studies/quickstart.yaml
 
+# Two pytest-xdist workers, one per core of CI's machine (docs/testing.md): serial, the suite keeps one core
+# idle while a test waits on its subprocesses. --dist loadgroup hands out tests one at a time, except that a module marked with an xdist_group (one
+# whose tests share a module-scoped sweep) goes to one worker whole. Each worker starts its own session
+# fixtures (PostgreSQL, the tiny models) on free ports in temp folders. One torch thread per test process:
+# two workers with a thread per core each would oversubscribe the cores (the workers `hpsearch run --workers`
+# starts set their own share). `make test XDIST=` runs serially.
+XDIST ?= -n 2 --dist loadgroup
+TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 # Every tier (CI runs this). Each test has a timeout (pyproject.toml): a hang fails with its name.
 test: $(BIN)/pytest
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests --durations=15
+	$(TEST_ENV) $(BIN)/python -m pytest tests $(XDIST) --durations=15
 
 # Unit tests and the smallest sweeps, about 2 minutes on 2 cores: the tiers are markers in pyproject.toml.
 FAST := not slow and not postgres and not browser and not slurm
 test-fast: $(BIN)/pytest
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests -m "$(FAST)" --durations=10
+	$(TEST_ENV) $(BIN)/python -m pytest tests -m "$(FAST)" $(XDIST) --durations=10
 
 lint: $(BIN)/pytest
 	$(BIN)/ruff check .

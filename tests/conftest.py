@@ -83,6 +83,13 @@ def _tiny_bert(folder: Path, seed: int | None = None) -> Path:
     return folder
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first, so that under `make test` (pytest-xdist, `-n 2 --dist loadgroup`) the long
+    ones are not the last to start and one worker does not run on alone. A test in an xdist_group (a
+    module sharing a module-scoped sweep) keeps its place, beside the rest of its module."""
+    items.sort(key=lambda item: not (item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group")))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """The tiny BERT, its weights unseeded (new in every session)."""

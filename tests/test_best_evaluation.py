@@ -22,6 +22,9 @@ from tests.conftest import base_study, write_intents
 
 from .test_sweeps import load, run
 
+# `swept` below is module-scoped (a real sweep): under `make test -n 2` the module stays on one worker.
+pytestmark = pytest.mark.xdist_group("best_evaluation")
+
 NAN = math.nan
 # A learning rate at which this seeded model's accuracy peaks and falls back (seen: 0.75 at step 33 of 48,
 # 0.53 at the end); the tests assert on the recorded curve that the peak comes first.

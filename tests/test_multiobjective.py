@@ -20,6 +20,9 @@ from hpsearch.results.report import html as report_html
 from hpsearch.spec import SpecError, load_spec
 from hpsearch.training.callbacks import OptunaReporter
 
+# `swept` below is module-scoped (a real sweep): under `make test -n 2` the module stays on one worker.
+pytestmark = pytest.mark.xdist_group("multiobjective")
+
 COST = {"metric": "accuracy", "cost": "device_seconds"}
 
 
