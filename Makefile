@@ -26,9 +26,10 @@ demo: install
 	$(BIN)/hpsearch status studies/quickstart.yaml
 	$(BIN)/hpsearch export studies/quickstart.yaml
 
-# Two pytest-xdist workers, one per core of CI's machine (docs/testing.md): serial, the suite keeps one core
-# idle while a test waits on its subprocesses. --dist loadgroup hands out tests one at a time, except that a module marked with an xdist_group (one
-# whose tests share a module-scoped sweep) goes to one worker whole. Each worker starts its own session
+# Two pytest-xdist workers, one per core of CI's machine (docs/testing.md): serial, the suite keeps one
+# core idle while a test waits on its subprocesses. --dist loadgroup hands out tests one at a time,
+# except that a module marked with an xdist_group (one whose tests share a module-scoped sweep) goes to
+# one worker whole. Each worker starts its own session
 # fixtures (PostgreSQL, the tiny models) on free ports in temp folders. One torch thread per test process:
 # two workers with a thread per core each would oversubscribe the cores (the workers `hpsearch run --workers`
 # starts set their own share). `make test XDIST=` runs serially.
