@@ -15,8 +15,8 @@ Same Banking77 subset, model (all-MiniLM-L6-v2), search space, number of trials 
            (a study file's pruner section as JSON), or with --pruner-startup-trials a median pruner. HF:
            hyperparameter_search passes no pruner, so optuna.create_study uses its default MedianPruner()
            (n_startup_trials 5, n_warmup_steps 0, interval_steps 1). hpsearch reports the objective keyed by
-           training samples seen and evaluates on that axis (evaluation.every = --eval-steps as a fraction);
-           HF by optimizer step, evaluating every --eval-steps of its steps.
+           training samples seen and evaluates on that axis (evaluation.every = --eval-steps as a fraction,
+           or --hpsearch-every); HF by optimizer step, evaluating every --eval-steps of its steps.
   objective eval_accuracy, maximized (HF: compute_objective=lambda m: m["eval_accuracy"], since its
            default objective is the sum of all metrics). On transformers 5 both score the final weights:
            Trainer evaluates at the last step when eval_strategy is steps.
@@ -114,6 +114,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=None,
         help="with --pruner-startup-trials: n_warmup_steps in samples (default: a quarter of a trial's samples)",
+    )
+    p.add_argument(
+        "--hpsearch-every",
+        type=float,
+        default=None,
+        help="hpsearch's evaluation.every, when it is not the HF side's --eval-steps (e.g. 0.0625: hpsearch's"
+        " default of 16 evaluations a trial, its hyperband's first rung at 1/16)",
     )
     p.add_argument(
         "--subsample",
@@ -260,7 +267,10 @@ def study_file(path: Path, data_dir: Path, storage: str, opts, search: dict, fix
             "seed": opts.seed,
             **fixed,
         },
-        "evaluation": {"every": opts.eval_steps, **({"subsample": opts.subsample} if opts.subsample else {})},
+        "evaluation": {
+            "every": opts.hpsearch_every or opts.eval_steps,
+            **({"subsample": opts.subsample} if opts.subsample else {}),
+        },
         "sampler": {"type": "tpe", **sampler_options(opts)},
         "budget": {"n_trials": opts.trials},
         "storage": storage,
