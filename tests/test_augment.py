@@ -214,7 +214,7 @@ def test_a_trial_trains_on_augmented_rows_and_evaluates_on_the_untouched_eval_sp
     checked = preflight.check(spec)
     plain = classification.prepare(spec, checked.raw, checked.tokenizer)
     (trainer,) = seen
-    assert trainer.eval_dataset["input_ids"] == plain.eval["input_ids"]  # the eval split: never augmented
+    assert trainer.eval_dataset["input_ids"] == plain.evaluated["input_ids"]  # the eval split: never augmented
     assert trainer.train_dataset["labels"] == plain.train["labels"]
     changed = sum(a != b for a, b in zip(trainer.train_dataset["input_ids"], plain.train["input_ids"], strict=True))
     (done,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}").trials
