@@ -182,8 +182,13 @@ def test_workers_share_a_grid_each_point_once_and_each_shows_progress(make_study
     for i in range(3):
         assert re.search(rf"^w{i} started: pid \d+, CPU threads: 1$", run.text, re.M), run.text
         assert re.search(rf"^w{i} trial +\d+  (start|COMPLETE)", run.text, re.M), run.text
-    done = trials(path)
+    all_trials = trials(path)
+    done = accounted(all_trials)
     assert [t.state for t in done] == [States.COMPLETE] * 6  # the grid's six points, no more
+    # two workers asking at one moment can draw one point: the later trial is skipped before it trains
+    late = [t for t in all_trials if t.number not in {d.number for d in done}]
+    assert all(t.state == States.PRUNED and t.user_attrs["skipped"].startswith("grid point ") for t in late)
+    assert all(not t.intermediate_values for t in late)
     points = Counter((t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in done)
     assert len(points) == 6 and set(points.values()) == {1}
     assert len({t.user_attrs["worker"] for t in done}) >= 2
