@@ -1,11 +1,14 @@
 """A real hpsearch search on the Banking77 subset of bench/curves.py, then its confirmation over seeds, against
-the recorded grid (bench/data/curves-classification.json: every config of the grid trained to its end).
+the recorded grid (--grid, bench/data/curves-classification.json by default: every config of the grid trained
+to its end; bench/data/curves-causal-lm.json for the causal-lm grid's small decoder).
 
 It runs what a user runs, as whole commands on real training (no lookup table):
 
   1. `hpsearch run`: TPE (seed --sampler-seed, 4 startup trials) with a new study's default pruner and
-     evaluations, --n-trials trials, over learning_rate log [2e-5, 1e-3] x per_device_train_batch_size
-     {16, 32} x optim {adamw_torch, adafactor}, 2 epochs, on the same 1,000 train / 400 test rows as the grid.
+     evaluations, --n-trials trials, over learning_rate log [the grid's lowest, highest] x
+     per_device_train_batch_size {16, 32} x optim {adamw_torch, adafactor}, 2 epochs, on the same 1,000
+     train / 400 test rows as the grid (classification: all-MiniLM-L6-v2, accuracy; causal-lm: the same
+     decoder built from a config as the grid's, eval loss).
   2. `hpsearch confirm --top-k K --seeds S`: the search's K best configs trained again with S new seeds.
 
 Reported: the training samples the search spent and when its best first reached the grid's best minus one
@@ -15,6 +18,8 @@ and standard deviation, whether the winner changed, and the confirmation's cost 
 device-seconds do.
 
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python bench/real_search.py
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python bench/real_search.py \
+        --grid bench/data/curves-causal-lm.json --no-confirm --out bench/results/real_search-causal-lm.json
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 import _common as common
+import curves
 import search_efficiency as se
 import yaml
 
@@ -49,10 +55,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def study_file(grid: dict, data_dir: Path, work: Path, opts) -> Path:
+    rates = grid["study"]["search"]["learning_rate"]
+    if grid["task"] == "causal-lm":
+        curves.build_decoder(work / "decoder", data_dir)  # seeded: the grid's decoder
+        head = {**common.causal_lm_head("real-search", work / "decoder", data_dir, 64), "objective": {"metric": "loss"}}
+    else:
+        head = common.study_head("real-search", data_dir, 64)
     study = {
-        **common.study_head("real-search", data_dir, 64),
+        **head,
         "search": {
-            "learning_rate": {"type": "float", "low": 2e-5, "high": 1e-3, "log": True},
+            "learning_rate": {"type": "float", "low": min(rates), "high": max(rates), "log": True},
             "per_device_train_batch_size": [16, 32],
             "optim": ["adamw_torch", "adafactor"],
         },
@@ -73,14 +85,15 @@ def hpsearch(*args: str, log: Path) -> None:
         subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def search_trace(trials) -> list[tuple[int, float | None]]:
+def search_trace(trials, maximize: bool) -> list[tuple[int, float | None]]:
     """(samples spent so far, best completed value so far) after each trial, in number order."""
     spent, best, trace = 0, None, []
+    better = max if maximize else min
     for t in sorted(trials, key=lambda t: t.number):
         curve = t.user_attrs.get("curve") or [{}]
         spent += curve[-1].get("samples", 0)
         if t.state.name == "COMPLETE":
-            best = t.value if best is None else max(best, t.value)
+            best = t.value if best is None else better(best, t.value)
         trace.append((spent, best))
     return trace
 
@@ -106,7 +119,8 @@ def main(argv=None) -> None:
 
     storage = f"sqlite:///{work / 'study.db'}"
     search = optuna.load_study(study_name="real-search", storage=storage)
-    trace = search_trace(search.trials)
+    maximize = grid["direction"] == "maximize"
+    trace = search_trace(search.trials, maximize)
 
     def cost(study, key):
         return sum(
@@ -120,7 +134,7 @@ def main(argv=None) -> None:
         "search": {
             "samples": trace[-1][0],
             "share_of_grid": trace[-1][0] / reference["samples"],
-            "reached_target_at": se.reached(trace, reference["target"], True),
+            "reached_target_at": se.reached(trace, reference["target"], maximize),
             "best": search.best_value,
             "best_trial": search.best_trial.number,
             "best_params": search.best_params,
@@ -144,7 +158,7 @@ def main(argv=None) -> None:
     opts.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     if not opts.no_confirm:
-        print(confirmation.table(summary, "accuracy"))
+        print(confirmation.table(summary, grid["objective_key"].removeprefix("eval_")))
 
 
 if __name__ == "__main__":
