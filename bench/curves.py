@@ -51,6 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--learning-rates", type=float, nargs="+", help="learning_rate grid (default: the task's)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the row subsampling")
     p.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS (default: inherit)")
+    p.add_argument(
+        "--train-sampling-strategy",
+        help="train.train_sampling_strategy of every trial (default: unset, Trainer's random)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (study, database, logs)")
     p.add_argument("--out", type=Path, help="where to write the JSON (default: bench/data/curves-TASK.json)")
     return p.parse_args(argv)
@@ -64,7 +68,10 @@ def study_file(opts, data_dir: Path, work: Path) -> dict:
     }
     common_keys = {
         "search": search,
-        "train": {"num_train_epochs": opts.epochs},
+        "train": {
+            "num_train_epochs": opts.epochs,
+            **({"train_sampling_strategy": opts.train_sampling_strategy} if opts.train_sampling_strategy else {}),
+        },
         "evaluation": {"every": opts.every, **({"subsample": opts.subsample} if opts.subsample else {})},
         "sampler": {"type": "grid", "seed": 0},
         "pruner": {"type": "none"},
