@@ -57,3 +57,33 @@ def test_list_handles_multi_objective_studies_and_bad_urls(tmp_path, capsys):
     assert row["states"] == {"COMPLETE": 2}
     assert cli.main(["list", "--storage", "not a url"]) == 2
     assert "hpsearch list: --storage: '<unparseable storage URL>' is not a SQLAlchemy URL" in capsys.readouterr().err
+
+
+def test_status_shows_a_skipped_trial_as_skipped_with_its_reason(tmp_path, capsys):
+    """A trial two workers started at one moment is stored as pruned but never trained: status says so."""
+    import optuna
+
+    from hpsearch.results import status
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=dist, value=0.9))
+    reason = "grid point 0 is trial 0's"
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 0.5},
+            distributions=dist,
+            state=optuna.trial.TrialState.PRUNED,
+            user_attrs={"skipped": reason, "prune_reason": f"skipped: {reason}"},
+        )
+    )
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 0.1}, distributions=dist, state=optuna.trial.TrialState.PRUNED, intermediate_values={8: 0.1}
+        )
+    )
+    assert [r["state"] for r in status.rows(study)] == ["COMPLETE", "SKIPPED", "PRUNED"]
+    lines = status.table(study, "accuracy").splitlines()
+    assert lines[2].split()[:2] == ["1", "SKIPPED"] and f"[skipped: {reason}]" in lines[2]
+    assert lines[3].split()[:2] == ["2", "PRUNED"]

@@ -31,7 +31,7 @@ def rows(study: optuna.Study, confirmed: Confirmation | None = None) -> list[dic
         out.append(
             {
                 "number": t.number,
-                "state": t.state.name,
+                "state": shown_state(t),
                 "params": dict(t.params),
                 "value": t.values[0] if t.values else None,
                 "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
@@ -50,6 +50,12 @@ def rows(study: optuna.Study, confirmed: Confirmation | None = None) -> list[dic
         if confirmed is not None and confirmed.of(t.number) is not None:
             out[-1]["confirmed"] = confirmed.of(t.number).to_dict()
     return out
+
+
+def shown_state(t: optuna.trial.FrozenTrial) -> str:
+    """The state status and the report show: Optuna's, but SKIPPED for a trial stored as pruned that never
+    trained (two workers started trials at one moment; `TrialAttr.SKIPPED` says why)."""
+    return "SKIPPED" if t.user_attrs.get(TrialAttr.SKIPPED) else t.state.name
 
 
 def _cell(value) -> str:

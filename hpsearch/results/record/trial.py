@@ -227,7 +227,7 @@ class TrialAttr(RecordKey):
         "",
         "Why a trial was skipped before it trained: two workers started trials at the same moment and the one"
         " with the higher number would have exceeded the budget or taken a grid point the other holds. It is"
-        " recorded as pruned and not counted.",
+        " recorded as pruned and not counted; status and the report show it as SKIPPED.",
     )
     WARM_START = (
         "warm_start",

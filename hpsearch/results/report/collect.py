@@ -29,7 +29,7 @@ from hpsearch.results.report.types import (
     finite,
     order,
 )
-from hpsearch.results.status import evidence_text
+from hpsearch.results.status import evidence_text, shown_state
 
 TOP_FRACTION, TOP_AT_LEAST = 0.1, 3  # "what won" looks at the best tenth of the completed trials, 3 at least
 
@@ -46,7 +46,7 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
     spent = next((a[k] for k in (TrialAttr.TRAIN_SECONDS, TrialAttr.WALL_TIME_S) if finite(a.get(k))), duration)
     return TrialRow(
         number=t.number,
-        state="SKIPPED" if a.get(TrialAttr.SKIPPED) else t.state.name,  # stored as pruned, but it never trained
+        state=shown_state(t),
         value=value,
         reached=reached,
         duration_s=duration,
