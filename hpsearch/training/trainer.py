@@ -11,6 +11,7 @@ from hpsearch.spec import SETTING_PARAMS, Spec
 from hpsearch.tasks import Task
 from hpsearch.tasks.task_data import TaskData
 from hpsearch.training import lora
+from hpsearch.training.accumulation import match_accumulation
 from hpsearch.training.callbacks import DerivedMetrics
 from hpsearch.training.generation import GeneratedMetrics
 
@@ -104,6 +105,7 @@ def make_trainer(
         callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
+    match_accumulation(trainer)  # accumulated micro-batches train as the effective batch would
     return trainer
 
 
