@@ -43,11 +43,19 @@ def seq2seq_rows(logits, labels):
 
 
 def compute_metrics(prediction) -> dict[str, float]:
-    """`loss_se` (Trainer names it eval_loss_se) from the rows `causal_rows` / `seq2seq_rows` kept."""
+    """The eval loss, the mean over the split's counted tokens, and its standard error `loss_se` (Trainer
+    names them eval_loss and eval_loss_se), from the rows `causal_rows` / `seq2seq_rows` kept.
+
+    Trainer's own eval loss is a mean over rows of each eval batch's token mean: it moves with the eval
+    batch size and with how long the rows batched together are, and it is not the ratio the standard
+    error is of. A `loss` returned here replaces it (Trainer prefixes the metrics after setting its own)."""
     rows = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
     rows = rows[rows[:, 1] > 0]  # a row with no counted token (its completion cut off) adds nothing
-    return {"loss_se": ratio_standard_error(rows[:, 0], rows[:, 1])}
+    if not len(rows):
+        return {"loss_se": float("nan")}
+    loss = float(rows[:, 0].sum() / rows[:, 1].sum())
+    return {"loss": loss, "loss_se": ratio_standard_error(rows[:, 0], rows[:, 1])}
 
 
 def ratio_standard_error(sums: np.ndarray, counts: np.ndarray) -> float:

@@ -36,7 +36,12 @@ class CurveKey(RecordKey):
         "The last logged train loss (the final evaluation can fall between two logs).",
     )
     TRAIN_LOSS_STEP = ("train_loss_step", "int or null", "steps", "The step `train_loss` was logged at.")
-    EVAL_LOSS = ("eval_loss", "float", "", "The eval split's loss.")
+    EVAL_LOSS = (
+        "eval_loss",
+        "float",
+        "",
+        "The eval split's loss (causal-lm, seq2seq: the cross-entropy over all its counted tokens).",
+    )
     TRAIN_EVAL_GAP = ("train_eval_gap", "float or null", "", "`eval_loss - train_loss`, null without both.")
 
 
