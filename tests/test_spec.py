@@ -36,9 +36,26 @@ def test_overrides_set_nested_keys_with_parsed_types(make_study):
         make_study(),
         ["sampler.type=tpe", "sampler.seed=7", "search.learning_rate.low=1e-4", "train.max_grad_norm=0.5"],
     )
-    assert spec.sampler.type == "tpe" and spec.sampler.options == {"seed": 7}
+    assert spec.sampler.type == "tpe" and spec.sampler.options == {
+        "seed": 7,
+        "n_startup_trials": 5,
+        "multivariate": True,
+    }
     assert spec.search["learning_rate"].low == 1e-4
     assert spec.train["max_grad_norm"] == 0.5
+
+
+def test_a_new_study_samples_with_the_measured_tpe_defaults(make_study):
+    """5 random startup trials (not Optuna's 10: the replays of both recorded grids over 100 seeds), the
+    parameters modelled jointly; stored with the spec, so a study records what it sampled with."""
+    from hpsearch.search.samplers import build_sampler
+
+    spec = load_spec(make_study(sampler={}))
+    sampler = build_sampler(spec)
+    assert (sampler._n_startup_trials, sampler._multivariate) == (5, True)
+    assert spec.to_dict()["sampler"] == {"type": "tpe", "n_startup_trials": 5, "multivariate": True}
+    sampler = build_sampler(load_spec(make_study(sampler={"n_startup_trials": 10, "multivariate": False})))
+    assert (sampler._n_startup_trials, sampler._multivariate) == (10, False)
 
 
 def test_parse_value():

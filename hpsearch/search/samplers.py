@@ -50,7 +50,5 @@ def build_sampler(spec: Spec, n_existing_trials: int = 0, salt: int = 0) -> optu
     if kind == "nsga2":  # a genetic algorithm: the usual choice for a Pareto front (objective.cost)
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=options.get("population_size", 50))
     return optuna.samplers.TPESampler(
-        seed=seed,
-        n_startup_trials=options.get("n_startup_trials", 10),
-        multivariate=options.get("multivariate", True),
+        seed=seed, n_startup_trials=options["n_startup_trials"], multivariate=options["multivariate"]
     )

@@ -41,10 +41,11 @@ class TpeSampler(_Typed):
     type: Literal["tpe"] = "tpe"
     seed: int | None = None
     """Seed of the samples."""
-    n_startup_trials: NonNegative | None = None
-    """Random trials before TPE models the space (Optuna: 10)."""
-    multivariate: bool | None = None
-    """Model the parameters jointly (Optuna: auto)."""
+    n_startup_trials: NonNegative = 5
+    """Random trials before TPE models the space. Optuna's own default is 10; 5 found the best of the
+    recorded grids sooner over 100 seeds (docs/guide/pruning.md, BENCHMARKS.md)."""
+    multivariate: bool = True
+    """Model the parameters jointly (Optuna's own default models each alone)."""
 
 
 class Nsga2Sampler(_Typed):
