@@ -13,6 +13,13 @@ from tests.conftest import base_study, write_intents
 from tests.test_causal_lm import lm_study, write_pairs
 from tests.test_seq2seq import s2s_study, write_summaries
 
+
+@pytest.fixture(scope="module")
+def tiny_model(seeded_tiny_model):
+    """The seeded tiny BERT: at these learning rates an unseeded draw could diverge and be pruned."""
+    return seeded_tiny_model
+
+
 # No dropout (its masks depend on the micro-batch's shape) and plain SGD (its step is the gradient's scale).
 SAME_TRAINING = {"num_train_epochs": 1, "use_cpu": True, "optim": "sgd", "lr_scheduler_type": "constant"}
 
