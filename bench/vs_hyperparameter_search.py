@@ -130,6 +130,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         " HF has no such option and evaluates every row each time",
     )
     p.add_argument(
+        "--length-split",
+        type=int,
+        default=None,
+        help="hpsearch's data.length_split: each training batch as this many micro-batches of its rows sorted"
+        " by length (the same gradient, less padding); HF trains each batch whole",
+    )
+    p.add_argument(
         "--hf-save-strategy",
         default="no",
         choices=("no", "steps", "epoch"),
@@ -275,6 +282,8 @@ def study_file(path: Path, data_dir: Path, storage: str, opts, search: dict, fix
         "budget": {"n_trials": opts.trials},
         "storage": storage,
     }
+    if opts.length_split is not None:
+        study["data"]["length_split"] = opts.length_split
     if opts.pruner is not None:  # else the study file has no pruner key: hpsearch's default pruner
         study["pruner"] = opts.pruner
     elif opts.pruner_startup_trials is not None:

@@ -180,6 +180,7 @@ def retrain(
             eval_dataset=None if all_data else task_data.eval_subsample(spec.evaluation),
             lora_settings=lora_settings,
             dropout=dropout,
+            length_split=spec.data.length_split,
         )
         trainer.train()
         value = None if all_data else trainer.evaluate(eval_dataset=task_data.evaluated)[manifest["metric"]]

@@ -125,7 +125,8 @@ def _build(study: StudyFile, raw: dict, source: Path, from_cli: set[str], proble
             "with objective.cost there is no one best trial but a Pareto front; drop save_best, then "
             "export the trial you pick (hpsearch export --trial N) and retrain it with hpsearch train",
         )
-    for key, on in (("model.save_best", model.save_best), ("generation", generation.enabled)):
+    splits = ("data.length_split", study.data.length_split > 1)  # several forwards before DDP's backward: unproven
+    for key, on in (("model.save_best", model.save_best), ("generation", generation.enabled), splits):
         if on and study.resources.devices_per_trial > 1:  # rank 0 alone would save or generate: not supported
             problems.add(key, "is not supported with resources.devices_per_trial > 1; turn it off or use 1")
     if study.sampler.type == "grid":

@@ -84,6 +84,9 @@ class DataSpec(Section):
     """causal-lm: a column of chat conversations (lists of {role, content}) instead of pairs."""
     packing: bool = False
     """causal-lm: concatenate the train examples into full blocks of max_length."""
+    length_split: Positive = 1
+    """Train each batch, its rows sorted by length, as this many micro-batches padded to their own
+    longest row, in one backward pass: the same gradient, less padding (1: the batch whole)."""
     source_column: str = "source"
     """seq2seq: the encoder's input (the document to summarise); truncated to max_length tokens."""
     target_column: str = "target"

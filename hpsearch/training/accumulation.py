@@ -36,11 +36,12 @@ def honours_item_count(trainer) -> bool:
 
 
 def match_accumulation(trainer) -> None:
-    """Make an accumulating trainer scale the loss right: where Trainer would pass the label count to a
-    model that ignores it, it stops passing it and divides the loss by the accumulation steps instead.
-    Nothing changes without accumulation (the two are then one), nor where Trainer's label smoother or a
-    `compute_loss_func`, which read the count themselves, compute the loss."""
-    if trainer.args.gradient_accumulation_steps <= 1 or not trainer.model_accepts_loss_kwargs:
+    """Make an accumulating (or length-splitting) trainer scale the loss right: where Trainer would pass
+    the label count to a model that ignores it, it stops passing it and divides the loss by the
+    accumulation steps instead. Nothing changes with neither (the two are then one), nor where Trainer's
+    label smoother or a `compute_loss_func`, which read the count themselves, compute the loss."""
+    splits = getattr(trainer, "length_split", 1) > 1  # training.length_split sums micro-batches the same way
+    if (trainer.args.gradient_accumulation_steps <= 1 and not splits) or not trainer.model_accepts_loss_kwargs:
         return
     if trainer.label_smoother is not None or trainer.compute_loss_func is not None:
         return

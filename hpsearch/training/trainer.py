@@ -14,6 +14,7 @@ from hpsearch.training import lora
 from hpsearch.training.accumulation import match_accumulation
 from hpsearch.training.callbacks import DerivedMetrics
 from hpsearch.training.generation import GeneratedMetrics
+from hpsearch.training.length_split import trainer_class
 
 # What hpsearch sets unless the study's `train` section says otherwise.
 DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
@@ -80,9 +81,11 @@ def make_trainer(
     eval_dataset=None,
     lora_settings: dict[str, Any] | None = None,
     dropout: dict[str, float] | None = None,
+    length_split: int = 1,
 ):
     """A Trainer on a fresh model (a new classification head is drawn from `args.seed`), wrapped in a
-    LoRA adapter when `lora_settings` says so; `dropout` overrides the config's dropout probabilities."""
+    LoRA adapter when `lora_settings` says so; `dropout` overrides the config's dropout probabilities;
+    `length_split` > 1 trains each batch as that many micro-batches (training.length_split)."""
     from transformers import PrinterCallback, Trainer, set_seed
 
     set_seed(args.seed)
@@ -94,7 +97,7 @@ def make_trainer(
         callbacks = [DerivedMetrics(task.derived_metrics), *callbacks]
     if task_data.generation is not None:  # so are the scores of generated outputs
         callbacks = [GeneratedMetrics(task_data.generation, tokenizer), *callbacks]
-    trainer = Trainer(
+    trainer = (trainer_class() if length_split > 1 else Trainer)(
         model=model,
         args=args,
         train_dataset=task_data.train if train_dataset is None else train_dataset,
@@ -105,6 +108,7 @@ def make_trainer(
         callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
+    trainer.length_split = length_split
     match_accumulation(trainer)  # accumulated micro-batches train as the effective batch would
     return trainer
 

@@ -255,6 +255,7 @@ def _build(
         eval_dataset=subsample,
         lora_settings=plan.lora_settings,
         dropout=plan.dropout,
+        length_split=spec.data.length_split,
     )
     record.update(lora.parameter_counts(trainer.model))
     record[TrialAttr.WEIGHTS_DTYPE] = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
