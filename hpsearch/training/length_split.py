@@ -13,7 +13,8 @@ import functools
 
 import torch
 
-IGNORE = -100  # a label the loss does not count
+from hpsearch.tasks.token_loss import IGNORE  # a label the loss does not count
+
 DECODER_KEYS = ("labels", "decoder_input_ids", "decoder_attention_mask")  # a seq2seq batch's target side
 
 
