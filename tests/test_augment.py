@@ -197,7 +197,7 @@ def test_the_stored_spec_reads_back_fixed_or_searched(make_study):
 
 
 def test_a_trial_trains_on_augmented_rows_and_evaluates_on_the_untouched_eval_split(make_study, monkeypatch):
-    from hpsearch.training import trial
+    from hpsearch.training import attempt  # the module that builds a pass's Trainer
 
     seen = []
 
@@ -206,8 +206,8 @@ def test_a_trial_trains_on_augmented_rows_and_evaluates_on_the_untouched_eval_sp
         seen.append(trainer)
         return trainer
 
-    make_trainer = trial.make_trainer
-    monkeypatch.setattr(trial, "make_trainer", capture)
+    make_trainer = attempt.make_trainer
+    monkeypatch.setattr(attempt, "make_trainer", capture)
     path = make_study(augmentation={"ops": ALL_OPS, "probability": 0.3}, budget={"n_trials": 1})
     assert cli.main(["run", str(path), "--quiet"]) == 0
     spec = load_spec(path)

@@ -372,9 +372,9 @@ def oom_above(monkeypatch, largest_batch_that_fits: int) -> None:
     """Inject CUDA's out-of-memory error into any trainer whose micro-batch is above the limit."""
     import torch
 
-    from hpsearch.training import trial as trial_module
+    from hpsearch.training import attempt  # the module that builds a pass's Trainer
 
-    real = trial_module.make_trainer
+    real = attempt.make_trainer
 
     def make(task, task_data, tokenizer, model_path, args, callbacks=(), **kw):
         trainer = real(task, task_data, tokenizer, model_path, args, callbacks, **kw)
@@ -386,7 +386,7 @@ def oom_above(monkeypatch, largest_batch_that_fits: int) -> None:
             trainer.train = train
         return trainer
 
-    monkeypatch.setattr(trial_module, "make_trainer", make)
+    monkeypatch.setattr(attempt, "make_trainer", make)
 
 
 def test_out_of_memory_halves_the_micro_batch_and_keeps_the_effective_batch(make_study, monkeypatch):

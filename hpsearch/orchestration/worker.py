@@ -24,7 +24,8 @@ from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS
 from hpsearch.training import closing
-from hpsearch.training.trial import TrialContext, run_trial
+from hpsearch.training.context import TrialContext
+from hpsearch.training.trial import run_trial
 from hpsearch.training.trial_record import queue_rerun
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)

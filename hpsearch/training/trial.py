@@ -16,8 +16,6 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -26,77 +24,20 @@ import torch
 from hpsearch.data import augment
 from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 from hpsearch.search import space
-from hpsearch.spec import Spec
-from hpsearch.tasks import Task
-from hpsearch.tasks.task_data import TaskData
-from hpsearch.training import best_evaluation, closing, lora, memory, models
-from hpsearch.training.callbacks import EarlyStopping, OptunaReporter
-from hpsearch.training.distributed import RankAgreement, Ranks
+from hpsearch.training import best_evaluation, closing, memory, models
+from hpsearch.training.attempt import Attempt, Plan, build
+from hpsearch.training.context import TrialContext
 from hpsearch.training.memory import OutOfMemory
-from hpsearch.training.schedule import EvaluationSchedule
-from hpsearch.training.trainer import confirmation_seed, make_trainer, training_arguments
+from hpsearch.training.trainer import confirmation_seed, training_arguments
 from hpsearch.training.trial_record import INTERRUPTED, queue_rerun, record_run, record_where, save_record
 
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
-    from hpsearch.orchestration.progress import Progress
+    pass
 
 # Which process ran a trial (host and pid), recorded on it: sweeps span processes and machines. The ranks
 # of a multi-device trial record the worker that owns it (WORKER_ENV), which outlives them.
 WORKER_ENV = "HPSEARCH_WORKER"
 WORKER = os.environ.get(WORKER_ENV) or f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True)
-class TrialContext:
-    """What every trial of a study shares; built once per worker."""
-
-    spec: Spec
-    task: Task
-    data: TaskData
-    tokenizer: Any
-    model_path: str
-    best_model_dir: Path | None
-    progress: Progress
-    raw: Any = None  # the data's RawData: augmentation re-encodes its train split per trial
-    dropout_attributes: tuple[str, ...] = ()
-    """The dropout probabilities of the model's config, set when the study sets dropout."""
-    choices: dict[str, TrialContext] = field(default_factory=dict)
-    """search.model: each choice's own context (its model, tokenizer and tokenized data)."""
-    ranks: Ranks | None = None
-    """A multi-device trial's rank (distributed.py); None: the trial trains in this process alone."""
-
-    def for_params(self, params: dict[str, Any]) -> TrialContext:
-        """The context of the model a trial trains: its searched choice's, else this one."""
-        return self.choices[params["model"]] if "model" in params else self
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A trial's resolved settings: the context of the model it trains and what it trains with."""
-
-    ctx: TrialContext
-    params: dict[str, Any]
-    arguments: dict[str, Any]
-    lora_settings: dict[str, Any] | None
-    dropout: dict[str, float]
-    train_dataset: Any  # None: the task's tokenized train split as it is (no augmentation)
-
-
-@dataclass
-class _Attempt:
-    """The training pass under way: what the record reads from it however it ends. Dropped (`drop`) before
-    the next pass or trial, so nothing else holds the model."""
-
-    trainer: Any = None
-    reporter: OptunaReporter | None = None
-    stopper: EarlyStopping | None = None
-    result: Any = None  # Trainer.train()'s TrainOutput, once it returned
-    train_started: float | None = None
-    train_ended: float | None = None
-    reported: set = field(default_factory=set)  # the points reported to Optuna, kept across attempts
-
-    def drop(self) -> None:
-        self.trainer = self.reporter = self.stopper = self.result = None
 
 
 def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float | tuple[float, float]:
@@ -117,7 +58,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
     device = torch.device("cuda" if torch.cuda.is_available() and not spec.train.get("use_cpu") else "cpu")
     record[TrialAttr.MEMORY_BASELINE_MB] = round(memory.memory_in_use_mb(device), 1)
     output_dir = tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-")
-    attempt = _Attempt()
+    attempt = Attempt()
     started = time.perf_counter()
     try:
         plan = _resolve(trial, ctx, record)
@@ -159,7 +100,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
-def _resolve(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -> _Plan:
+def _resolve(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -> Plan:
     """Draw the params and resolve what they mean: the model, its dropout, the training arguments, the
     fine-tuning method and the (augmented) train split."""
     spec = ctx.spec
@@ -180,15 +121,15 @@ def _resolve(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -> 
     )
     if augmentation is not None:
         record[TrialAttr.AUGMENTATION] = augmentation
-    return _Plan(ctx, params, arguments, lora_settings, dropout, train_dataset)
+    return Plan(ctx, params, arguments, lora_settings, dropout, train_dataset)
 
 
-def _train(trial: optuna.Trial, plan: _Plan, output_dir: str, record: dict[str, Any], attempt: _Attempt) -> None:
+def _train(trial: optuna.Trial, plan: Plan, output_dir: str, record: dict[str, Any], attempt: Attempt) -> None:
     """Train once, or again with half the micro-batch and twice the accumulation (the same effective
     batch) each time training runs out of memory; `split_batch` raises OutOfMemory at a micro-batch of 1."""
     arguments = plan.arguments
     while True:
-        _build(trial, plan, arguments, output_dir, record, attempt)
+        build(trial, plan, arguments, output_dir, record, attempt)
         attempt.train_started = time.perf_counter()
         try:
             attempt.result = attempt.trainer.train()
@@ -205,68 +146,7 @@ def _train(trial: optuna.Trial, plan: _Plan, output_dir: str, record: dict[str, 
         return
 
 
-def _build(
-    trial: optuna.Trial,
-    plan: _Plan,
-    arguments: dict[str, Any],
-    output_dir: str,
-    record: dict[str, Any],
-    attempt: _Attempt,
-) -> None:
-    """The attempt's Trainer, on a fresh model, with the reporter (and the early stopper) as callbacks."""
-    from transformers import TrainingArguments
-
-    ctx, spec = plan.ctx, plan.ctx.spec
-    args = TrainingArguments(output_dir=output_dir, **arguments)
-    record[TrialAttr.TRAINING_ARGUMENTS_ALL] = {k: v for k, v in args.to_dict().items() if k != "output_dir"}
-    record[TrialAttr.DEVICE] = memory.device_name(args.device)
-    memory.reset_peak_memory(args.device)
-    train_rows = len(ctx.data.train if plan.train_dataset is None else plan.train_dataset)
-    subsample = ctx.data.eval_subsample(spec.evaluation)
-    schedule = EvaluationSchedule(spec.evaluation.every, train_rows, final_in_loop=subsample is None)
-    eval_rows = len(ctx.data.eval if subsample is None else subsample)
-    lead = ctx.ranks is None or ctx.ranks.lead  # the process that decides (the other ranks follow it)
-    reporter = OptunaReporter(
-        trial,
-        spec.objective.key,
-        divergence_factor=spec.divergence_factor if lead else None,
-        report=spec.objective.cost is None and lead,
-        schedule=schedule,
-        eval_rows=eval_rows,
-        reported=attempt.reported,
-    )
-    attempt.reporter = reporter
-    callbacks = [schedule, reporter]  # the reporter before the stopper: a trial it prunes is pruned, not stopped
-    if spec.early_stopping.enabled and lead:
-        es = spec.early_stopping
-        attempt.stopper = EarlyStopping(spec.objective.key, spec.objective.direction, es.patience, es.threshold)
-        callbacks.append(attempt.stopper)
-    if ctx.ranks is not None:  # rank 0's prune, divergence or stop, broadcast: every rank leaves at its step
-        reporter.defer = True
-        callbacks.append(RankAgreement(ctx.ranks, reporter, attempt.stopper))
-    attempt.trainer = trainer = make_trainer(
-        ctx.task,
-        ctx.data,
-        ctx.tokenizer,
-        ctx.model_path,
-        args,
-        callbacks,
-        train_dataset=plan.train_dataset,
-        eval_dataset=subsample,
-        lora_settings=plan.lora_settings,
-        dropout=plan.dropout,
-        length_split=spec.data.length_split,
-    )
-    record.update(lora.parameter_counts(trainer.model))
-    record[TrialAttr.WEIGHTS_DTYPE] = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
-    reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)
-    if spec.objective.at == "best" and ctx.best_model_dir is not None:  # last: after the reporter, which may prune
-        folder = Path(output_dir) / "best-checkpoint"
-        trainer.add_callback(best_evaluation.BestCheckpoint(trial, spec.objective, folder, trainer.save_model))
-    record[TrialAttr.CURVE] = reporter.curve
-
-
-def _score(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any], attempt: _Attempt) -> float:
+def _score(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any], attempt: Attempt) -> float:
     """The objective of the final weights (evaluated again when the last scheduled evaluation came before
     the last step), or with objective.at: best the best evaluation's; a new best trial's model is saved
     when the study keeps it."""
