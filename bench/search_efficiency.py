@@ -91,6 +91,9 @@ SAMPLERS = {
     "random": {"type": "random"},
     "qmc": {"type": "qmc", "scramble": True},
     "gp": {"type": "gp", "n_startup_trials": 5},
+    # the same question for the Gaussian process (a new study's gp takes the schema's default)
+    "gp-default": {"type": "gp"},
+    **{f"gp-startup{n}": {"type": "gp", "n_startup_trials": n} for n in (2, 3, 10)},
 }
 
 

@@ -58,6 +58,21 @@ def test_a_new_study_samples_with_the_measured_tpe_defaults(make_study):
     assert (sampler._n_startup_trials, sampler._multivariate) == (10, False)
 
 
+def test_a_new_gp_study_starts_with_the_measured_two_random_trials_and_other_samplers_with_optunas(make_study):
+    """gp: 2 random trials, not Optuna's 10 (the replays over 40 seeds); qmc and nsga2 options left unset
+    take Optuna's own defaults, given ones are passed on."""
+    from hpsearch.search.samplers import build_sampler
+
+    spec = load_spec(make_study(sampler={"type": "gp"}))
+    assert build_sampler(spec)._n_startup_trials == 2
+    assert spec.to_dict()["sampler"] == {"type": "gp", "n_startup_trials": 2}
+    assert build_sampler(load_spec(make_study(sampler={"type": "gp", "n_startup_trials": 10})))._n_startup_trials == 10
+    qmc = build_sampler(load_spec(make_study(sampler={"type": "qmc"})))
+    assert (qmc._qmc_type, qmc._scramble) == ("sobol", False)
+    qmc = build_sampler(load_spec(make_study(sampler={"type": "qmc", "qmc_type": "halton", "scramble": True})))
+    assert (qmc._qmc_type, qmc._scramble) == ("halton", True)
+
+
 def test_parse_value():
     assert parse_value("3") == 3
     assert parse_value("1e-4") == 1e-4

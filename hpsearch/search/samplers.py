@@ -34,21 +34,18 @@ def build_sampler(spec: Spec, n_existing_trials: int = 0, salt: int = 0) -> optu
     if kind == "grid":  # its seed orders the grid, and stored grid ids index that order: keep it
         return GridSampler(space.grid(spec.search), seed=seed)
     if kind == "qmc":  # the study stores the sequence's position: resumed and parallel runs go on along it
-        return optuna.samplers.QMCSampler(
-            seed=seed,
-            qmc_type=options.get("qmc_type", "sobol"),
-            scramble=options.get("scramble", False),
-            warn_asynchronous_seeding=False,
-        )
+        given = {k: options[k] for k in ("qmc_type", "scramble") if k in options}  # unset: Optuna's defaults
+        return optuna.samplers.QMCSampler(seed=seed, warn_asynchronous_seeding=False, **given)
     if n_existing_trials or salt:
         mixed = [seed, n_existing_trials, salt] if salt else [seed, n_existing_trials]
         seed = int(np.random.SeedSequence(mixed).generate_state(1)[0])
     if kind == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=options.get("n_startup_trials", 10))
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=options["n_startup_trials"])
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "nsga2":  # a genetic algorithm: the usual choice for a Pareto front (objective.cost)
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=options.get("population_size", 50))
+        given = {"population_size": options["population_size"]} if "population_size" in options else {}
+        return optuna.samplers.NSGAIISampler(seed=seed, **given)
     return optuna.samplers.TPESampler(
         seed=seed, n_startup_trials=options["n_startup_trials"], multivariate=options["multivariate"]
     )

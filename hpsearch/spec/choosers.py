@@ -64,8 +64,9 @@ class GpSampler(_Typed):
     type: Literal["gp"]
     seed: int | None = None
     """Seed of the samples."""
-    n_startup_trials: NonNegative | None = None
-    """Random trials before the Gaussian process models the space (Optuna: 10)."""
+    n_startup_trials: NonNegative = 2
+    """Random trials before the Gaussian process models the space. Optuna's own default is 10, the slowest
+    to the best of the recorded grids over 40 seeds; 2 the fastest (docs/guide/pruning.md, BENCHMARKS.md)."""
 
 
 class QmcSampler(_Typed):
