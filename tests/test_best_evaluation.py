@@ -26,9 +26,9 @@ from .test_sweeps import load, run
 pytestmark = pytest.mark.xdist_group("best_evaluation")
 
 NAN = math.nan
-# A learning rate at which this seeded model's accuracy peaks and falls back (seen: 0.75 at step 33 of 48,
-# 0.53 at the end); the tests assert on the recorded curve that the peak comes first.
-PEAKING = {"learning_rate": [0.003]}
+# A learning rate at which this seeded model's accuracy peaks and falls back (seen: 0.81 at step 39 of 48,
+# 0.72 at the end); the tests assert on the recorded curve that the peak comes first.
+PEAKING = {"learning_rate": [0.005]}
 TRAIN = {"num_train_epochs": 4, "use_cpu": True, "per_device_train_batch_size": 8}
 
 

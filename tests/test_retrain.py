@@ -43,8 +43,9 @@ def test_train_reproduces_the_trial_and_saves_a_loadable_model(make_study, capsy
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}")
     assert result["trial"] == study.best_trial.number
     assert result["trial_value"] == study.best_value
-    # the same data, arguments and seed on the same device: the trial's metric, reproduced
-    assert abs(result["retrained_value"] - study.best_value) <= 0.01 and result["matches"] is True
+    # the same data, arguments and seed on the same device: the trial's metric, reproduced exactly (train
+    # skips the trial's intermediate evaluations, which move no random state a step draws from)
+    assert result["retrained_value"] == study.best_value and result["matches"] is True
     assert result["data_changed"] is False
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

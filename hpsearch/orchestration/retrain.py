@@ -23,7 +23,6 @@ from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
-from hpsearch.training.schedule import EvaluationSchedule
 from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
@@ -160,14 +159,12 @@ def retrain(
             callbacks = [StopAtStep(manifest["stop_at_step"])] if manifest.get("stop_at_step") else []
         else:
             train_set, fixed = augmented, arguments
-            # Evaluated when the trial was, so that training follows the trial's path step for step (an
-            # evaluation moves the random state the data order draws from); a trial that stopped early
+            # No evaluation moves training's random state (training.random_state), so the trial's path is
+            # followed step for step without its intermediate evaluations; a trial that stopped early
             # (early_stopping) ends where it did, and one scored at its best evaluation (objective.at: best)
             # at that evaluation's step, on the same schedule (the same learning rate at every step).
-            callbacks = [EvaluationSchedule(spec.evaluation.every, len(train_split))]
             stop = manifest.get("stop_at_step") or manifest.get("steps_trained")
-            if stop:
-                callbacks.append(StopAtStep(stop))
+            callbacks = [StopAtStep(stop)] if stop else []
         args = TrainingArguments(output_dir=scratch, **fixed)
         trainer = make_trainer(
             task,
@@ -177,7 +174,6 @@ def retrain(
             args,
             callbacks,
             train_dataset=train_set,
-            eval_dataset=None if all_data else task_data.eval_subsample(spec.evaluation),
             lora_settings=lora_settings,
             dropout=dropout,
             length_split=spec.data.length_split,

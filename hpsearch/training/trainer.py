@@ -15,6 +15,7 @@ from hpsearch.training.accumulation import match_accumulation
 from hpsearch.training.callbacks import DerivedMetrics
 from hpsearch.training.generation import GeneratedMetrics
 from hpsearch.training.length_split import trainer_class
+from hpsearch.training.random_state import evaluate_aside
 
 # What hpsearch sets unless the study's `train` section says otherwise.
 DEFAULT_TRAINING_ARGUMENTS: dict[str, Any] = {
@@ -109,6 +110,8 @@ def make_trainer(
     )
     trainer.remove_callback(PrinterCallback)  # our progress lines replace its log dicts
     trainer.length_split = length_split
+    # Evaluated however often, a trial trains the same weights: no evaluation moves its dropout masks.
+    trainer.evaluate = evaluate_aside(trainer.evaluate, args.device)
     match_accumulation(trainer)  # accumulated micro-batches train as the effective batch would
     return trainer
 
