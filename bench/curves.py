@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--train-sampling-strategy",
         help="train.train_sampling_strategy of every trial (default: unset, Trainer's random)",
     )
+    p.add_argument("--length-split", type=int, default=1, help="data.length_split of every trial (default 1: off)")
+    p.add_argument("--train-seed", type=int, default=None, help="train.seed of every trial (default: the schema's)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (study, database, logs)")
     p.add_argument("--out", type=Path, help="where to write the JSON (default: bench/data/curves-TASK.json)")
     return p.parse_args(argv)
@@ -71,6 +73,7 @@ def study_file(opts, data_dir: Path, work: Path) -> dict:
         "train": {
             "num_train_epochs": opts.epochs,
             **({"train_sampling_strategy": opts.train_sampling_strategy} if opts.train_sampling_strategy else {}),
+            **({"seed": opts.train_seed} if opts.train_seed is not None else {}),
         },
         "evaluation": {"every": opts.every, **({"subsample": opts.subsample} if opts.subsample else {})},
         "sampler": {"type": "grid", "seed": 0},
@@ -78,14 +81,15 @@ def study_file(opts, data_dir: Path, work: Path) -> dict:
         "storage": f"sqlite:///{work / 'curves.db'}",
     }
     if opts.task == "classification":
-        return {**common.study_head(f"curves-{opts.task}", data_dir, opts.max_length), **common_keys}
-    model = work / "decoder"
-    build_decoder(model, data_dir)
-    return {
-        **common.causal_lm_head(f"curves-{opts.task}", model, data_dir, opts.max_length),
-        "objective": {"metric": "loss"},
-        **common_keys,
-    }
+        study = {**common.study_head(f"curves-{opts.task}", data_dir, opts.max_length), **common_keys}
+    else:
+        model = work / "decoder"
+        build_decoder(model, data_dir)
+        head = common.causal_lm_head(f"curves-{opts.task}", model, data_dir, opts.max_length)
+        study = {**head, "objective": {"metric": "loss"}, **common_keys}
+    if opts.length_split > 1:
+        study["data"]["length_split"] = opts.length_split
+    return study
 
 
 def build_decoder(folder: Path, data_dir: Path) -> None:
@@ -152,6 +156,7 @@ def main(argv=None) -> None:
         "machine": f"{__import__('platform').platform()}, {__import__('os').cpu_count()} CPUs",
         "subset": subset,
         "study": {k: study[k] for k in ("search", "train", "evaluation", "objective")},
+        "length_split": opts.length_split,
         "direction": stored.direction.name.lower(),
         "objective_key": key,
         "wall_s": round(wall, 1),
