@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 
 
@@ -62,8 +63,8 @@ def compare(a: dict, b: dict) -> dict:
         "lower": lower,
         "higher": higher,
         "sign_test_p": float(sign_p),
-        "best_a": pick(r["a"] for r in rows),
-        "best_b": pick(r["b"] for r in rows),
+        "best_a": pick((r["a"] for r in rows), default=math.nan),
+        "best_b": pick((r["b"] for r in rows), default=math.nan),
         "rows": rows,
     }
 
@@ -86,12 +87,22 @@ def table(result: dict, metric: str) -> str:
     return "\n".join(lines)
 
 
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv=None) -> None:
     opts = parse_args(argv)
     a, b = (json.loads(p.read_text()) for p in (opts.a, opts.b))
     if a.get("direction") != b.get("direction") or a.get("objective_key") != b.get("objective_key"):
-        raise SystemExit(f"error: {opts.b}: another objective than {opts.a}'s; compare grids of one objective")
+        fail(
+            f"{opts.b}: objective {b.get('objective_key')} ({b.get('direction')}), {opts.a} has "
+            f"{a.get('objective_key')} ({a.get('direction')}); compare grids of one objective"
+        )
     result = compare(a, b)
+    if not result["configs"]:
+        fail(f"{opts.b}: no config with a final value in common with {opts.a}; compare grids of the same configs")
     print(table(result, a["objective_key"]))
     if opts.out:
         opts.out.parent.mkdir(parents=True, exist_ok=True)

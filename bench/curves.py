@@ -55,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--train-sampling-strategy",
         help="train.train_sampling_strategy of every trial (default: unset, Trainer's random)",
     )
-    p.add_argument("--length-split", type=int, default=1, help="data.length_split of every trial (default 1: off)")
+    p.add_argument("--length-split", type=int, help="data.length_split of every trial (default: the schema's)")
     p.add_argument("--train-seed", type=int, default=None, help="train.seed of every trial (default: the schema's)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (study, database, logs)")
     p.add_argument("--out", type=Path, help="where to write the JSON (default: bench/data/curves-TASK.json)")
@@ -87,7 +87,7 @@ def study_file(opts, data_dir: Path, work: Path) -> dict:
         build_decoder(model, data_dir)
         head = common.causal_lm_head(f"curves-{opts.task}", model, data_dir, opts.max_length)
         study = {**head, "objective": {"metric": "loss"}, **common_keys}
-    if opts.length_split > 1:
+    if opts.length_split is not None:
         study["data"]["length_split"] = opts.length_split
     return study
 
@@ -156,7 +156,7 @@ def main(argv=None) -> None:
         "machine": f"{__import__('platform').platform()}, {__import__('os').cpu_count()} CPUs",
         "subset": subset,
         "study": {k: study[k] for k in ("search", "train", "evaluation", "objective")},
-        "length_split": opts.length_split,
+        "length_split": study["data"].get("length_split"),  # None: the schema's default
         "direction": stored.direction.name.lower(),
         "objective_key": key,
         "wall_s": round(wall, 1),
