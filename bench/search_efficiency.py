@@ -49,7 +49,7 @@ DATA = Path(__file__).resolve().parent / "data"
 # Pruner presets, in samples of the progress axis (a trial of the recorded grids trains 2,000 samples).
 PRUNERS = {
     "none": {"type": "none"},
-    "hpsearch's default (hyperband 1/16..1, /3, 1 SE)": {"type": "hyperband"},
+    "hpsearch's default (hyperband 1/16..1, /3, 2 SE)": {"type": "hyperband"},
     "median (Optuna's defaults)": {"type": "median", "tolerance_se": 0},
     "median, 1 SE": {"type": "median", "tolerance_se": 1},
     "median, 2 SE": {"type": "median", "tolerance_se": 2},
@@ -58,7 +58,9 @@ PRUNERS = {
     "median warmup 25%, 1 SE": {"type": "median", "n_warmup_steps": 500, "tolerance_se": 1},
     "median warmup 50%, 1 SE": {"type": "median", "n_warmup_steps": 1000, "tolerance_se": 1},
     "hyperband (Optuna's defaults)": {"type": "hyperband", "tolerance_se": 0},
-    "hyperband, 1 SE": {"type": "hyperband", "tolerance_se": 1},
+    "hyperband, 1 SE (the default before 0.3.0)": {"type": "hyperband", "tolerance_se": 1},
+    "hyperband, 1.5 SE": {"type": "hyperband", "tolerance_se": 1.5},
+    "hyperband, 3 SE": {"type": "hyperband", "tolerance_se": 3},
     "hyperband 128/3 (the issue's)": {
         "type": "hyperband",
         "min_resource": 128,
