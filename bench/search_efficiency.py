@@ -30,6 +30,7 @@ import math
 import random
 import statistics
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import optuna
@@ -42,14 +43,22 @@ from hpsearch.search import space  # noqa: E402
 from hpsearch.search.noise import NoiseAwarePruner  # noqa: E402
 from hpsearch.search.pruners import pruner_of  # noqa: E402
 from hpsearch.search.samplers import build_sampler  # noqa: E402
-from hpsearch.spec.choosers import PRUNER_TYPES  # noqa: E402
+from hpsearch.spec.choosers import PRUNER_TYPES, HyperbandPruner  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
+
+
+def _default_label() -> str:
+    """A new study's pruner, named from the schema's defaults (the preset's one home is the schema)."""
+    d = HyperbandPruner(type="hyperband")
+    first = Fraction(d.min_resource).limit_denominator(1000)
+    return f"hpsearch's default (hyperband {first}..{d.max_resource:g}, /{d.reduction_factor}, {d.tolerance_se:g} SE)"
+
 
 # Pruner presets, in samples of the progress axis (a trial of the recorded grids trains 2,000 samples).
 PRUNERS = {
     "none": {"type": "none"},
-    "hpsearch's default (hyperband 1/16..1, /3, 2 SE)": {"type": "hyperband"},
+    _default_label(): {"type": "hyperband"},
     "median (Optuna's defaults)": {"type": "median", "tolerance_se": 0},
     "median, 1 SE": {"type": "median", "tolerance_se": 1},
     "median, 2 SE": {"type": "median", "tolerance_se": 2},
