@@ -114,7 +114,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=20, help="trials per search (the grid's size by default: 20)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampler seeds (medians over them)")
     p.add_argument("--samplers", nargs="+", default=["tpe"], choices=sorted(SAMPLERS), help="samplers to search with")
-    p.add_argument("--pruners", nargs="+", default=list(PRUNERS), help="pruner presets (names above)")
+    p.add_argument(
+        "--pruners",
+        nargs="+",
+        default=list(PRUNERS),
+        choices=list(PRUNERS),
+        metavar="PRESET",
+        help="pruner presets (names above)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search_efficiency.json", help="JSON")
     return p.parse_args(argv)
 
