@@ -124,14 +124,12 @@ def main(argv=None) -> None:
     def med(side, config, key):
         return statistics.median(p[config][key] for p in side)
 
-    rows, lines = (
-        [],
-        [
-            f"| config (optim / batch) | wall s, {SETTINGS[0]} | wall s, {SETTINGS[1]} | wall ratio | CPU-time ratio "
-            "| page faults, default | page faults, kept | weights bit for bit the same |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
-        ],
-    )
+    rows: list[dict] = []
+    lines = [
+        f"| config (optim / batch) | wall s, {SETTINGS[0]} | wall s, {SETTINGS[1]} | wall ratio | CPU-time ratio "
+        "| page faults, default | page faults, kept | weights bit for bit the same |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     configs = [f"{o}/{b}" for o in opts.optims for b in opts.batch_sizes]
     for config in configs:
         same = {p[config]["weights"] for p in base} == {p[config]["weights"] for p in kept}
