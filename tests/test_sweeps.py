@@ -475,6 +475,74 @@ def test_mixed_precision_follows_the_device_unless_the_study_chooses(
     assert {k: args[k] for k in ("bf16", "fp16") if k in args} == expected
 
 
+NO_BF16_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_vnni\n"
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, has",
+    [
+        (NO_BF16_CPU, False),  # AVX-512 without its BF16 extension: still no bf16 arithmetic
+        (NO_BF16_CPU.replace("avx512_vnni", "avx512_vnni avx512_bf16 amx_tile amx_bf16"), True),
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # Arm, e.g. Graviton3
+        ("processor\t: 0\nFeatures\t: fp asimd crc32\n", False),
+        ("processor\t: 0\n", None),  # no flags to read: nothing is said
+        (None, None),  # no /proc/cpuinfo (macOS)
+    ],
+)
+def test_cpu_bf16_arithmetic_is_read_from_the_kernels_flags(tmp_path, monkeypatch, cpuinfo, has):
+    from hpsearch.training import trainer
+
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    monkeypatch.setattr(trainer, "CPUINFO", path)
+    assert trainer.cpu_has_bf16() is has
+
+
+@pytest.mark.parametrize(
+    "changes, accelerator, cpuinfo, noted",
+    [
+        ({"train__bf16": True}, False, NO_BF16_CPU, True),
+        ({"train__bf16": True, "train__use_cpu": False}, True, NO_BF16_CPU, False),  # the GPU trains
+        ({"train__bf16": True}, True, NO_BF16_CPU, True),  # use_cpu: the CPU trains though a GPU is there
+        ({"train__bf16": True}, False, NO_BF16_CPU.replace("avx2", "avx2 amx_bf16"), False),
+        ({"search__bf16": [False, True]}, False, NO_BF16_CPU, True),
+        ({"search__bf16": [False]}, False, NO_BF16_CPU, False),
+        ({}, False, NO_BF16_CPU, False),
+    ],
+)
+def test_bf16_on_a_cpu_without_bf16_arithmetic_is_noted(
+    make_study, tmp_path, monkeypatch, changes, accelerator, cpuinfo, noted
+):
+    import torch
+
+    from hpsearch.spec import load_spec
+    from hpsearch.training import trainer
+
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    monkeypatch.setattr(trainer, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: accelerator)
+    path = make_study(**changes)
+    note = trainer.cpu_bf16_note(load_spec(path))
+    assert (note is not None) is noted
+    if noted:
+        assert note.startswith(f"note: {path}: bf16 on this CPU") and "13.7x" in note and "train.bf16: false" in note
+
+
+def test_validate_and_run_say_when_bf16_would_be_emulated_on_the_cpu(make_study, tmp_path, monkeypatch, capsys):
+    from hpsearch.training import trainer
+
+    (tmp_path / "cpuinfo").write_text(NO_BF16_CPU)
+    monkeypatch.setattr(trainer, "CPUINFO", tmp_path / "cpuinfo")
+    path = make_study(train__bf16=True, train__num_train_epochs=1, budget__n_trials=1)
+    assert cli.main(["validate", str(path)]) == 0
+    assert f"  note: {path}: bf16 on this CPU" in capsys.readouterr().out
+    assert run(path) == 0  # --quiet: the note is said all the same, once
+    out = capsys.readouterr().out
+    assert out.count(f"note: {path}: bf16 on this CPU") == 1
+    assert load(path).trials[0].state.name == "COMPLETE"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "change, field",
