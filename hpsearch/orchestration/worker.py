@@ -23,7 +23,7 @@ from hpsearch.results.storage import open_storage
 from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS
-from hpsearch.training import closing
+from hpsearch.training import closing, memory
 from hpsearch.training.context import TrialContext
 from hpsearch.training.trial import run_trial
 from hpsearch.training.trial_record import queue_rerun
@@ -228,33 +228,34 @@ def work(
         finally:
             closing.hold()  # from here to Optuna's tell, a signal waits (run_trial held it for its record)
 
-    ran = 0
-    reclaim.reclaim(study, progress.say)  # this host's dead trials (a killed run's) re-run now, not after the grace
-    waiting = reclaim.Waiting(spec.heartbeat.grace_period)
-    while deadline is None or time.monotonic() < deadline:
-        step = budget.next_step(study)
-        if step == "stop":
-            break
-        if step == "wait":  # fail others' stale trials (queuing their re-runs), then look again
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-            if not reclaim.reclaim(study, progress.say):
-                waiting.tick(study, progress.say)
-                time.sleep(poll)
-            continue
-        waiting.done()
-        # No gc_after_trial: the trial's own clean-up collected (a collection costs ~0.25 s with transformers loaded).
-        try:
-            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress.finished])
-        finally:
-            signalled = closing.release()
-        if signalled:  # during the trial's record or its tell: both are done, the run stops now
-            raise KeyboardInterrupt
-        ran += 1
-        if broken:  # the trial is recorded as failed; later trials in this process would fail too
-            raise DeviceFailure(broken[0])
-    return ran
+    with memory.sweep_heap():  # what is loaded now lives as long as the worker: no collection walks it
+        ran = 0
+        reclaim.reclaim(study, progress.say)  # this host's dead trials (a killed run's) re-run now, not after the grace
+        waiting = reclaim.Waiting(spec.heartbeat.grace_period)
+        while deadline is None or time.monotonic() < deadline:
+            step = budget.next_step(study)
+            if step == "stop":
+                break
+            if step == "wait":  # fail others' stale trials (queuing their re-runs), then look again
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                if not reclaim.reclaim(study, progress.say):
+                    waiting.tick(study, progress.say)
+                    time.sleep(poll)
+                continue
+            waiting.done()
+            # No gc_after_trial: the trial's own clean-up collected.
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress.finished])
+            finally:
+                signalled = closing.release()
+            if signalled:  # during the trial's record or its tell: both are done, the run stops now
+                raise KeyboardInterrupt
+            ran += 1
+            if broken:  # the trial is recorded as failed; later trials in this process would fail too
+                raise DeviceFailure(broken[0])
+        return ran
 
 
 class DeviceFailure(RuntimeError):

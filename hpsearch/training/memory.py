@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import resource
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,22 @@ def memory_in_use_mb(device: torch.device) -> float:
         return torch.cuda.memory_allocated(device) / 2**20
     now = _process_memory_mb("VmRSS")
     return now if now is not None else float("nan")
+
+
+@contextmanager
+def sweep_heap() -> Iterator[None]:
+    """For a worker's run of trials: what is loaded before the first (the libraries, the tokenizer, the
+    data; about 480,000 objects with transformers imported) is moved out of the cyclic collector's
+    reach, so a full collection walks only what the trials made. One costs 0.25 s otherwise, and every
+    trial runs two: Trainer's at the start of train() and ours after the trial (`free_memory`).
+    Garbage already there is collected first; afterwards the objects go back (gc.unfreeze), so that a
+    caller in the same process (the tests) collects them as before."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def free_memory() -> None:
