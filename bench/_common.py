@@ -268,6 +268,8 @@ def enqueue_configs(name: str, storage: str, configs: list[dict]) -> None:
 
 def child_env(opts, cache: Path) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HPSEARCH_CACHE=str(cache))
+    if getattr(opts, "pythonpath", None):  # revisions.py: another checkout's hpsearch, ahead of this one
+        env["PYTHONPATH"] = str(opts.pythonpath)
     if opts.threads:
         env["OMP_NUM_THREADS"] = str(opts.threads)
     return env
