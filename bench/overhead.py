@@ -19,7 +19,8 @@ tokenization cache, so both tokenize. The order alternates over --repeats to can
 medians over repeats. Overhead per trial is reported two ways: from the totals, (hpsearch - baseline) / K,
 and from the trial loops only (first trial start to last trial end), which leaves out hpsearch's fixed
 startup (validation, data load, tokenization, opening the study) -- the number the "< 3% of trial time"
-target is about. Both sides should reach the same eval accuracy per config (same seed and data).
+target is about. Both sides train from the same seed and data, but since hpsearch 0.3.0 its evaluations no
+longer move training's random state and the plain loop's do, so per-config accuracies can differ a little.
 
 Run from the repository root (results: bench/results/overhead.json):
 
