@@ -522,7 +522,7 @@ def test_cpu_bf16_arithmetic_is_read_from_the_kernels_flags(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize(
-    "changes, accelerator, cpuinfo, noted",
+    "changes, gpu, cpuinfo, noted",
     [
         ({"train__bf16": True}, False, NO_BF16_CPU, True),
         ({"train__bf16": True, "train__use_cpu": False}, True, NO_BF16_CPU, False),  # the GPU trains
@@ -534,7 +534,7 @@ def test_cpu_bf16_arithmetic_is_read_from_the_kernels_flags(tmp_path, monkeypatc
     ],
 )
 def test_bf16_on_a_cpu_without_bf16_arithmetic_is_noted(
-    make_study, tmp_path, monkeypatch, changes, accelerator, cpuinfo, noted
+    make_study, tmp_path, monkeypatch, changes, gpu, cpuinfo, noted
 ):
     import torch
 
@@ -543,7 +543,7 @@ def test_bf16_on_a_cpu_without_bf16_arithmetic_is_noted(
 
     (tmp_path / "cpuinfo").write_text(cpuinfo)
     monkeypatch.setattr(trainer, "CPUINFO", tmp_path / "cpuinfo")
-    monkeypatch.setattr(torch.accelerator, "is_available", lambda: accelerator)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     path = make_study(**changes)
     note = trainer.cpu_bf16_note(load_spec(path))
     assert (note is not None) is noted

@@ -44,8 +44,9 @@ def _group(spec) -> Ranks:
     import torch.distributed as dist
 
     from hpsearch.training.distributed import Ranks
+    from hpsearch.training.trainer import on_gpu
 
-    cuda = torch.cuda.is_available() and not spec.train.get("use_cpu")
+    cuda = on_gpu(spec.train)
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group(backend="nccl" if cuda else "gloo")

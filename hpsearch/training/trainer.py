@@ -54,18 +54,22 @@ def confirmation_seed(arguments: dict[str, Any], seed: int) -> dict[str, int]:
     return {"seed": seed, **({"data_seed": seed} if arguments.get("data_seed") is not None else {})}
 
 
+def on_gpu(train: dict[str, Any]) -> bool:
+    """Whether a trial with these `train` settings (or TrainingArguments) trains on a GPU: one is there
+    and `use_cpu` is not set."""
+    return torch.cuda.is_available() and not train.get("use_cpu")
+
+
 def mixed_precision(args: dict[str, Any]) -> dict[str, bool]:
     """On a GPU, train in bf16 where the GPU has it, else fp16, unless the study sets either (or
     use_cpu). Chosen where the sweep runs, and written into the trial's (and the export's) arguments."""
-    if "bf16" in args or "fp16" in args or args.get("use_cpu") or not torch.cuda.is_available():
+    if "bf16" in args or "fp16" in args or not on_gpu(args):
         return {}
     return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
 
 
 # /proc/cpuinfo flags of a CPU with bf16 arithmetic: x86's AVX512-BF16 and AMX, Arm's BF16 extension.
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
-
-
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -85,8 +89,7 @@ def cpu_bf16_note(spec: Spec) -> str | None:
     CPU that has no bf16 arithmetic: a step there measured 13.7x the time of fp32 (BENCHMARKS.md)."""
     searched = spec.search.get("bf16")
     asked = spec.train.get("bf16") is True or (searched is not None and True in (searched.choices or ()))
-    on_cpu = spec.train.get("use_cpu") or not torch.accelerator.is_available()
-    if not asked or not on_cpu or cpu_has_bf16() is not False:
+    if not asked or on_gpu(spec.train) or cpu_has_bf16() is not False:
         return None
     return (
         f"note: {spec.source}: bf16 on this CPU, which has no bf16 arithmetic ({', '.join(sorted(CPU_BF16_FLAGS))} "

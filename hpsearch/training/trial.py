@@ -28,7 +28,7 @@ from hpsearch.training import best_evaluation, closing, memory, models
 from hpsearch.training.attempt import Attempt, Plan, build
 from hpsearch.training.context import TrialContext
 from hpsearch.training.memory import OutOfMemory
-from hpsearch.training.trainer import confirmation_seed, training_arguments
+from hpsearch.training.trainer import confirmation_seed, on_gpu, training_arguments
 from hpsearch.training.trial_record import INTERRUPTED, queue_rerun, record_run, record_where, save_record
 
 if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
@@ -55,7 +55,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
     record[TrialAttr.DATA_FINGERPRINT] = ctx.data.fingerprint
     record_where(trial, record, WORKER)
     # Memory held before the trial starts; `memory_after_mb` must come back to it (nothing leaks).
-    device = torch.device("cuda" if torch.cuda.is_available() and not spec.train.get("use_cpu") else "cpu")
+    device = torch.device("cuda" if on_gpu(spec.train) else "cpu")
     record[TrialAttr.MEMORY_BASELINE_MB] = round(memory.memory_in_use_mb(device), 1)
     output_dir = tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-")
     attempt = Attempt()
