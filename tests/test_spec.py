@@ -146,13 +146,35 @@ BAD = [
     (
         {"search__per_device_train_batch_size": {"type": "float", "low": 8.0, "high": 32.0}},
         "search.per_device_train_batch_size",
-        "must be int, got 8.0",
+        "a float range (8.0 to 32.0) is not allowed; per_device_train_batch_size takes int",
     ),
     ({"sampler__type": "grid", "budget": {}}, "search.learning_rate", "discrete"),
     ({"pruner": {"type": "percentile"}}, "pruner.percentile", "is required"),
     ({"divergence": {"loss_factor": 0.5}}, "divergence.loss_factor", "must be > 1"),
     ({"divergence": {"factor": 3}}, "divergence.factor", "allowed: enabled, loss_factor"),
     ({"heartbeat": {"interval": 10, "grace_period": 5}}, "heartbeat.grace_period", "longer than heartbeat.interval"),
+    # Seeds numpy refuses (set_seed and the subsampling would fail in the trial, not here).
+    ({"sampler__seed": -1}, "sampler.seed", "-1 is not allowed; a whole number in [0, 4294967295]"),
+    ({"data__seed": 2**32}, "data.seed", "4294967296 is not allowed; a whole number in [0, 4294967295]"),
+    ({"evaluation": {"subsample": 10, "seed": -3}}, "evaluation.seed", "a whole number in [0, 4294967295]"),
+    ({"train__seed": -1}, "train.seed", "-1 is not allowed; a whole number in [0, 4294967295]"),
+    (
+        {"search__learning_rate": {"type": "float", "low": 0.1, "high": 0.3, "step": 1e-320}},
+        "search.learning_rate.step",
+        "1e-320 is too small",
+    ),
+    ({"search__weight_decay": [0, 0.0]}, "search.weight_decay.choices", "lists a choice twice (0 and 0.0)"),
+    (
+        {"pruner": {"type": "hyperband", "min_resource": 5000, "max_resource": 100}},
+        "pruner.min_resource",
+        "5000 is not allowed; at most max_resource (100)",
+    ),
+    (
+        {"search__gradient_accumulation_steps": {"low": 1, "high": 4.0}},
+        "search.gradient_accumulation_steps",
+        "a float range (1 to 4.0) is not allowed; gradient_accumulation_steps takes int: give int bounds",
+    ),
+    ({"search__learnin_rate": [1e-3, 1e-2]}, "search.learnin_rate", "unknown key (did you mean learning_rate?)"),
 ]
 
 
@@ -167,6 +189,44 @@ def test_bad_input_names_file_field_and_allowed(make_study, changes, field, allo
     if allowed:
         assert allowed in message
     assert len(message.splitlines()) <= 2
+
+
+def test_an_error_found_by_a_range_s_two_bounds_is_said_once(make_study):
+    with pytest.raises(SpecError) as caught:
+        load_spec(make_study(search__learnin_rate={"type": "float", "low": 1e-3, "high": 1e-2}))
+    assert str(caught.value).count("search.learnin_rate: unknown key") == 1
+
+
+def test_an_unknown_metric_is_not_also_asked_for_a_direction(make_study):
+    with pytest.raises(SpecError) as caught:
+        load_spec(make_study(objective__metric="bleu"))
+    assert str(caught.value).splitlines() == [
+        f"{caught.value.source}: objective.metric: 'bleu' is not allowed; allowed: accuracy, f1_macro, loss"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("? [a, b]\n: 1\n", "line 1: the key ['a', 'b'] is not a name"),
+        ("name: x\ntrain:\n  null: 3\n", "line 3: the key 'null' (read as None) is not a name; quote it"),
+        ("1: x\n", "line 1: the key '1' (read as 1) is not a name; quote it"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ],
+)
+def test_yaml_a_study_file_cannot_be_is_refused_with_its_line(tmp_path, text, message):
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert str(caught.value).startswith(f"{path}: malformed YAML: ") and message in str(caught.value)
+
+
+def test_yaml_merge_keys_are_read_and_a_key_beside_them_overrides(make_study):
+    path = make_study()
+    path.write_text(path.read_text() + "confirm:\n  <<: {top_k: 2, seeds: 4}\n  seeds: 5\n")
+    spec = load_spec(path)
+    assert (spec.confirm.top_k, spec.confirm.seeds) == (2, 5)
 
 
 def test_malformed_yaml_names_the_line(tmp_path):
@@ -315,3 +375,19 @@ def test_bad_model_choice_or_dropout_names_the_field(make_study, changes, field,
         load_spec(path)
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{path}: {field}: ") and text in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"train__warmup_steps": -0.1}, "train.warmup_steps"),
+        ({"search__warmup_steps": [0.0, -0.5]}, "search.warmup_steps"),
+    ],
+)
+def test_a_value_transformers_refuses_is_blamed_on_the_key_its_message_names(make_study, changes, field):
+    from hpsearch.orchestration import preflight
+
+    with pytest.raises(SpecError) as caught:
+        preflight.check(load_spec(make_study(**changes)))
+    assert caught.value.field == field
+    assert "TrainingArguments rejects it: " in caught.value.message and "warmup_steps" in caught.value.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +75,22 @@ def _check_training_arguments(spec: Spec) -> None:
             TrainingArguments(output_dir="unused", **training_arguments(spec, params))
         except (ValueError, TypeError, ImportError) as exc:
             reason = str(exc).splitlines()[0][:300]
-            raise SpecError(spec.source, field, f"TrainingArguments rejects it: {reason}") from None
+            raise SpecError(
+                spec.source, _named_key(spec, reason, field), f"TrainingArguments rejects it: {reason}"
+            ) from None
+
+
+def _named_key(spec: Spec, reason: str, field: str) -> str:
+    """The study key transformers' message names (`Got warmup_steps = -0.1`), else `field`."""
+    named = set(re.findall(r"\w+", reason))
+    sections = [("train", spec.train), ("search", spec.search)]
+    if field.startswith("search"):
+        sections.reverse()
+    for section, keys in sections:
+        for key in keys:
+            if key in named:
+                return f"{section}.{key}"
+    return field
 
 
 # The transformers table of model types each task's auto class can build.

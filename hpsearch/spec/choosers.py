@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
-from hpsearch.spec.fields import NonNegative, Positive, Section, fail, rule
+from hpsearch.spec.fields import NonNegative, Positive, Section, Seed, fail, rule
 
 
 class _Typed(Section):
@@ -23,7 +23,7 @@ class GridSampler(_Typed):
     """Every point of a discrete space once (budget.n_trials defaults to the grid size)."""
 
     type: Literal["grid"]
-    seed: int | None = None
+    seed: Seed | None = None
     """Seed of the order the grid is visited in."""
 
 
@@ -31,7 +31,7 @@ class RandomSampler(_Typed):
     """Independent random samples."""
 
     type: Literal["random"]
-    seed: int | None = None
+    seed: Seed | None = None
     """Seed of the samples."""
 
 
@@ -39,7 +39,7 @@ class TpeSampler(_Typed):
     """Optuna's default, tree-structured Parzen estimator."""
 
     type: Literal["tpe"] = "tpe"
-    seed: int | None = None
+    seed: Seed | None = None
     """Seed of the samples."""
     n_startup_trials: NonNegative = 5
     """Random trials before TPE models the space. Optuna's own default is 10; 5 found the best of the
@@ -52,7 +52,7 @@ class Nsga2Sampler(_Typed):
     """A genetic algorithm for studies with objective.cost (a Pareto front)."""
 
     type: Literal["nsga2"]
-    seed: int | None = None
+    seed: Seed | None = None
     """Seed of the samples."""
     population_size: Annotated[int, rule(lambda v: v >= 2, "must be >= 2, got {v}")] | None = None
     """Trials per generation (Optuna: 50)."""
@@ -62,7 +62,7 @@ class GpSampler(_Typed):
     """Gaussian-process Bayesian optimization (Optuna's GPSampler): few trials, each expensive."""
 
     type: Literal["gp"]
-    seed: int | None = None
+    seed: Seed | None = None
     """Seed of the samples."""
     n_startup_trials: NonNegative = 2
     """Random trials before the Gaussian process models the space. Optuna's own default is 10, the slowest
@@ -73,7 +73,7 @@ class QmcSampler(_Typed):
     """Quasi-Monte Carlo: a low-discrepancy sequence that covers the space more evenly than random."""
 
     type: Literal["qmc"]
-    seed: int | None = None
+    seed: Seed | None = None
     """Seed of the scrambling (and of categorical choices)."""
     qmc_type: Literal["sobol", "halton"] | None = None
     """The sequence (Optuna: sobol)."""
@@ -182,6 +182,13 @@ class HyperbandPruner(_Judging):
     """Rung to rung, 1/reduction_factor of the trials go on."""
     bootstrap_count: NonNegative | None = None
     """Trials a rung needs before it prunes (Optuna: 0)."""
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> HyperbandPruner:
+        low, high = self.min_resource, self.max_resource
+        if high != "auto" and type(low) is type(high) and low > high:  # both samples, or both fractions
+            raise fail(f"{low!r} is not allowed; at most max_resource ({high!r})", key="min_resource")
+        return self
 
 
 Pruner = Annotated[

@@ -51,6 +51,9 @@ Positive = Annotated[int, rule(lambda v: v > 0, "must be > 0, got {v}")]
 PositiveFloat = Annotated[float, rule(lambda v: v > 0, "must be > 0, got {v}")]
 NonNegative = Annotated[int, rule(lambda v: v >= 0, "must be >= 0, got {v}")]
 AtLeastOne = Annotated[int, allowed(lambda v: v >= 1, "a whole number >= 1")]
+# What random.seed, numpy and torch all take (numpy refuses a negative seed or one of 2**32 and above).
+SEED_LIMIT = 2**32
+Seed = Annotated[int, allowed(lambda v: 0 <= v < SEED_LIMIT, f"a whole number in [0, {SEED_LIMIT - 1}]")]
 Probability = Annotated[float, allowed(lambda v: 0 <= v < 1, "a number in [0, 1)")]
 ClosedProbability = Annotated[float, allowed(lambda v: 0 <= v <= 1, "a number in [0, 1]")]
 

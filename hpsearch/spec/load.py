@@ -24,15 +24,32 @@ class DuplicateKey(yaml.YAMLError):
         self.key, self.first, self.second = key, first, second
 
 
+class NotAName(yaml.YAMLError):
+    """A mapping key that is not a string: every key of a study file is a name."""
+
+    def __init__(self, node: yaml.Node, key: Any) -> None:
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.ScalarNode):  # `1:`, `null:`, `on:` (YAML 1.1 reads it as true)
+            text = f"{node.value!r} (read as {key!r}) is not a name; quote it"
+        else:
+            text = f"{key!r} is not a name; keys are names"
+        super().__init__(f"line {line}: the key {text}")
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that reads 1e-5 as a float (YAML 1.1 wants 1.0e-5), dates as plain strings, and
-    refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+    refuses a key given twice in one mapping (PyYAML would keep the last silently) and a key that is not
+    a name (`1:`, `null:`, `? [a, b]`)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raise NotAName(key_node, key)
             if key in seen:
                 raise DuplicateKey(key, seen[key], line)
             seen[key] = line
@@ -90,6 +107,10 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
         raise SpecError(
             path, str(exc.key), f"given twice in one mapping: line {exc.first} and line {exc.second}"
         ) from None
+    except NotAName as exc:
+        raise SpecError(path, "", f"malformed YAML: {exc}") from None
+    except RecursionError:
+        raise SpecError(path, "", "malformed YAML: nested too deeply to be a study file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

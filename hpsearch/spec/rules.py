@@ -26,6 +26,11 @@ class Problems(list):
     def add(self, field: str, message: str) -> None:
         self.append(SpecError(self.source, field, message))
 
+    def append(self, error: SpecError) -> None:
+        """An error said once, however many values of a key found it (a range's low and high)."""
+        if str(error) not in map(str, self):
+            super().append(error)
+
 
 def data(study: StudyFile, raw: dict, source: Path, from_cli: set[str], problems: Problems):
     data, given = study.data, set(raw["data"])
@@ -95,7 +100,8 @@ def generation(study: StudyFile, raw: dict, problems: Problems) -> GenerationSpe
             )
     if len(set(section.metrics)) != len(section.metrics):
         problems.add("generation.metrics", "names a metric twice")
-    return section
+    # What the objective may name: the metrics refused above are not measured.
+    return section.model_copy(update={"metrics": tuple(m for m in section.metrics if m in known)})
 
 
 def objective(study: StudyFile, generation: GenerationSpec, problems: Problems) -> ObjectiveSpec:
@@ -119,7 +125,8 @@ def objective(study: StudyFile, generation: GenerationSpec, problems: Problems) 
         problems.add("objective.metric", f"{section.metric!r} is not allowed; allowed: {', '.join(measured)}")
     direction = section.direction or METRICS.get(metric)
     if direction is None:
-        problems.add("objective.direction", f"is required for {metric!r}, a user metric: maximize or minimize")
+        if metric in measured:  # a metric refused above needs no direction yet
+            problems.add("objective.direction", f"is required for {metric!r}, a user metric: maximize or minimize")
         direction = "maximize"
     if section.at == "best" and study.evaluation.subsample is not None:
         why = "the best of noisy subsample scores overstates the trial, and is not a whole-split score"
@@ -145,7 +152,7 @@ def augmentation(study: StudyFile, raw: dict, search: dict, problems: Problems):
     ops, given = section.ops, "probability" in raw.get("augmentation", {})
     if len(set(ops)) != len(ops):
         problems.add("augmentation.ops", "lists an operation twice")
-    if "augmentation_probability" in search:
+    if "augmentation_probability" in study.search:  # as written: a refused range is still searched
         if not ops:
             problems.add(
                 "search.augmentation_probability", f"needs augmentation.ops, some of: {', '.join(AUGMENT_OPS)}"

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from hpsearch.errors import SpecError
-from hpsearch.spec.fields import finite
+from hpsearch.spec.fields import SEED_LIMIT, finite
 from hpsearch.spec.schema import SearchRange
 from hpsearch.spec.training_args import check_training_argument, training_fields
 from hpsearch.spec.types import SETTING_PARAMS, ParamSpec
@@ -24,6 +24,8 @@ POSITIVE_ARGUMENTS = {
     "save_steps",
     "learning_rate",
 }
+# TrainingArguments that seed random, numpy and torch (set_seed refuses what numpy refuses).
+SEED_ARGUMENTS = ("seed", "data_seed")
 
 
 # TrainingArguments hpsearch sets itself: evaluations are scheduled on training samples seen, so that
@@ -54,6 +56,8 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if name in POSITIVE_ARGUMENTS and number and value <= 0 and not (name == "max_steps" and value == -1):
         problems.add(where, f"{value!r} is not allowed; {name} must be > 0")
+    if name in SEED_ARGUMENTS and number and not 0 <= value < SEED_LIMIT:
+        problems.add(where, f"{value!r} is not allowed; a whole number in [0, {SEED_LIMIT - 1}]")
 
 
 def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
@@ -69,10 +73,39 @@ def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
     if name == "model" and param.kind != "categorical":
         problems.add(where, f"must be a list of models (folders or hub ids), got a {param.kind} range")
         return None
+    if param.kind == "float" and _whole_numbers_only(name):
+        fix = "type: int and int bounds" if value.type == "float" else "int bounds"
+        problems.add(
+            where, f"a float range ({value.low!r} to {value.high!r}) is not allowed; {name} takes int: give {fix}"
+        )
+        return None
     values = param.choices if param.kind == "categorical" else (param.low, param.high)
     for v in values:
         check_value(name, v, where, "search", problems)
     return param if len(problems) == before else None
+
+
+def _whole_numbers_only(name: str) -> bool:
+    """A parameter that takes int but not float (a TrainingArguments field or one of hpsearch's own)."""
+    if name in SETTING_PARAMS:
+        kinds = SETTING_PARAMS[name][0]
+    else:
+        kinds = training_fields().get(name, ())
+    return int in kinds and float not in kinds
+
+
+def _twice(choices: list) -> str | None:
+    """The first choice given twice, as written; the same value is the same choice (0 and 0.0, not 1 and
+    true)."""
+    seen: dict[Any, Any] = {}
+    for choice in choices:
+        number = isinstance(choice, (int, float)) and not isinstance(choice, bool)
+        key = ("number", float(choice)) if number else (type(choice).__name__, repr(choice))
+        if key in seen:
+            first = seen[key]
+            return repr(choice) if repr(first) == repr(choice) else f"{first!r} and {choice!r}"
+        seen[key] = choice
+    return None
 
 
 def _range(name: str, value: SearchRange, where: str, problems) -> ParamSpec | None:
@@ -91,8 +124,9 @@ def _range(name: str, value: SearchRange, where: str, problems) -> ParamSpec | N
         if not value.choices:
             problems.add(f"{where}.choices", "is empty; give at least one choice")
             return None
-        if len(set(map(repr, value.choices))) != len(value.choices):
-            problems.add(f"{where}.choices", "lists a choice twice")
+        twice = _twice(value.choices)
+        if twice:
+            problems.add(f"{where}.choices", f"lists a choice twice ({twice}); each choice once")
             return None
         return ParamSpec(name=name, kind="categorical", choices=tuple(value.choices))
     if value.choices is not None:
@@ -120,6 +154,11 @@ def _range(name: str, value: SearchRange, where: str, problems) -> ParamSpec | N
         problems.add(f"{where}.step", "log and step cannot be combined")
     elif step is not None and step <= 0:
         problems.add(f"{where}.step", f"must be > 0, got {step}")
+    elif step is not None and not math.isfinite((high - low) / step):
+        problems.add(
+            f"{where}.step",
+            f"{step!r} is too small: (high - low) / step overflows; allowed: a step that divides high - low",
+        )
     elif step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
         top = low + math.floor((high - low) / step + 1e-9) * step
         problems.add(f"{where}.high", f"high - low must be a multiple of step {step}; e.g. high: {top:g}")

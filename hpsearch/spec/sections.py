@@ -18,6 +18,7 @@ from hpsearch.spec.fields import (
     PositiveFloat,
     Probability,
     Section,
+    Seed,
     allowed,
     fail,
     rule,
@@ -74,7 +75,7 @@ class DataSpec(Section):
     """Seeded subsample of the train split."""
     max_eval_samples: Positive | None = None
     """Seeded subsample of the eval split."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the subsampling and of eval_fraction."""
     prompt_column: str = "prompt"
     """causal-lm: the prompt of a prompt/completion pair."""
@@ -157,7 +158,7 @@ class EvaluationSpec(Section):
     """Intermediate evaluations on this many rows of the eval split (a fixed sample, stratified by label
     for classification); the final objective on the whole split. Unset: every evaluation on the whole
     split."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the subsample's rows."""
 
 

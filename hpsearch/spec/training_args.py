@@ -4,6 +4,7 @@ admits, and the names it accepts for `optim` and `lr_scheduler_type`."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import functools
 import types
@@ -85,9 +86,13 @@ def check_training_argument(name: str, value: Any, source, section: str) -> None
     if name in RESERVED_TRAINING_ARGUMENTS:
         raise SpecError(source, where, f"set by hpsearch: {RESERVED_TRAINING_ARGUMENTS[name]}")
     if name not in fields:
-        raise SpecError(source, where, "unknown key; search and train take transformers TrainingArguments field names")
+        close = difflib.get_close_matches(name, list(fields), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SpecError(
+            source, where, f"unknown key{hint}; search and train take transformers TrainingArguments field names"
+        )
     if not _fits(value, fields[name]):
-        expected = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in fields[name]))
+        expected = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in fields[name]}))
         raise SpecError(source, where, f"must be {expected}, got {value!r}")
     allowed = _choices_for(name)
     if allowed is not None and value not in allowed:
