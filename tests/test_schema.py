@@ -27,6 +27,24 @@ def test_schema_verb_prints_the_json_schema():
     assert schema["additionalProperties"] is False
 
 
+def test_the_json_schema_carries_the_bounds_the_rules_refuse():
+    """An editor reading the schema flags `n_trials: 0` or a negative seed, as validate does."""
+    from hpsearch.spec.schema import json_schema
+
+    defs = json_schema()["$defs"]
+
+    def bounds(model: str, key: str) -> dict:
+        prop = defs[model]["properties"][key]
+        number = next(p for p in prop.get("anyOf", [prop]) if p.get("type") in ("integer", "number"))
+        return {k: v for k, v in number.items() if "imum" in k}
+
+    assert bounds("BudgetSpec", "n_trials") == {"minimum": 1}
+    assert bounds("BudgetSpec", "timeout") == {"exclusiveMinimum": 0}
+    assert bounds("DataSpec", "seed") == {"minimum": 0, "maximum": 2**32 - 1}
+    assert bounds("HeartbeatSpec", "max_retries") == {"minimum": 0}
+    assert bounds("AugmentSpec", "probability") == {"minimum": 0, "maximum": 1}
+
+
 def test_range_type_is_inferred_from_its_bounds(make_study):
     spec = load_spec(
         make_study(search__learning_rate={"low": 1e-3, "high": 1e-2}, search__warmup_steps={"low": 0, "high": 10})

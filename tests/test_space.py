@@ -142,8 +142,13 @@ def test_pruner_factory(make_study, pruner, cls):
         ({"type": "percentile", "percentile": 140.0}, "pruner.percentile: must be in [0, 100], got 140.0"),
         (
             {"type": "hyperband", "max_resource": "lots"},
-            "pruner.max_resource: must be samples (an integer >= 1), a fraction of a trial's samples in (0, 1],"
-            " or 'auto'; got 'lots'",
+            "pruner.max_resource: 'lots' is not allowed; samples (an integer >= 1) or a fraction of a trial's samples"
+            " in (0, 1], or 'auto'",
+        ),
+        (
+            {"type": "hyperband", "min_resource": "auto"},
+            "pruner.min_resource: 'auto' is not allowed; samples (an integer >= 1) or a fraction of a trial's samples"
+            " in (0, 1]",
         ),
         ({"type": "median", "n_warmup_steps": -1}, "pruner.n_warmup_steps: must be >= 0"),
     ],

@@ -135,18 +135,23 @@ class PercentilePruner(MedianPruner):
     """Required: 0-100 (50 is the median pruner)."""
 
 
-def _resource(value: Any) -> Any:
-    """Samples (an integer), a fraction of a trial's training samples (a float in (0, 1]), or auto."""
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        return value
-    if isinstance(value, float) and 0 < value <= 1:
-        return value
-    raise fail(
-        f"must be samples (an integer >= 1), a fraction of a trial's samples in (0, 1], or 'auto'; got {value!r}"
-    )
+def _resource(auto: bool) -> BeforeValidator:
+    """Samples (an integer), a fraction of a trial's training samples (a float in (0, 1]), and, where
+    Optuna can read it from the first completed trial, auto."""
+    allowed = "samples (an integer >= 1) or a fraction of a trial's samples in (0, 1]" + (", or 'auto'" if auto else "")
+
+    def check(value: Any) -> Any:
+        if (auto and value == "auto") or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        if isinstance(value, float) and 0 < value <= 1:
+            return value
+        raise fail(f"{value!r} is not allowed; {allowed}")
+
+    return BeforeValidator(check)
 
 
-Resource = Annotated[int | float | Literal["auto"], BeforeValidator(_resource)]
+Resource = Annotated[int | float | Literal["auto"], _resource(auto=True)]
+Budgeted = Annotated[int | float, _resource(auto=False)]  # hyperband's first rung: Optuna has no auto for it
 # A new study's hyperband: its first rung at a sixteenth of a trial's training (the first evaluation at
 # evaluation.every's default), brackets up to the whole of it (docs/guide/pruning.md: how it was chosen).
 DEFAULT_MIN_RESOURCE, DEFAULT_MAX_RESOURCE = 0.0625, 1.0
@@ -172,9 +177,7 @@ class HyperbandPruner(_Judging):
     """Several successive-halving brackets of different aggressiveness (the default without objective.cost)."""
 
     type: Literal["hyperband"]
-    min_resource: Annotated[Resource, rule(lambda v: v != "auto", "must be samples or a fraction, got 'auto'")] = (
-        DEFAULT_MIN_RESOURCE
-    )
+    min_resource: Budgeted = DEFAULT_MIN_RESOURCE
     """Training samples before a bracket's first rung; a float up to 1 is a fraction of a trial's samples."""
     max_resource: Resource = DEFAULT_MAX_RESOURCE
     """A trial's training samples (1.0: all of them), or auto: read from the first completed trial."""

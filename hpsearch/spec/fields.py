@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 # The error type the message translator passes through as written (see messages.py).
@@ -47,15 +47,27 @@ def allowed(ok: Callable[[Any], bool], what: str) -> AfterValidator:
     return rule(ok, "{v!r} is not allowed; " + what)
 
 
-Positive = Annotated[int, rule(lambda v: v > 0, "must be > 0, got {v}")]
-PositiveFloat = Annotated[float, rule(lambda v: v > 0, "must be > 0, got {v}")]
-NonNegative = Annotated[int, rule(lambda v: v >= 0, "must be >= 0, got {v}")]
-AtLeastOne = Annotated[int, allowed(lambda v: v >= 1, "a whole number >= 1")]
+def bounds(**limits: float) -> Any:
+    """The JSON Schema's bounds of a constrained number (`minimum=1`), so an editor flags what the rule
+    beside it refuses."""
+    return Field(json_schema_extra=limits)
+
+
+Positive = Annotated[int, rule(lambda v: v > 0, "must be > 0, got {v}"), bounds(minimum=1)]
+PositiveFloat = Annotated[float, rule(lambda v: v > 0, "must be > 0, got {v}"), bounds(exclusiveMinimum=0)]
+NonNegative = Annotated[int, rule(lambda v: v >= 0, "must be >= 0, got {v}"), bounds(minimum=0)]
+AtLeastOne = Annotated[int, allowed(lambda v: v >= 1, "a whole number >= 1"), bounds(minimum=1)]
 # What random.seed, numpy and torch all take (numpy refuses a negative seed or one of 2**32 and above).
 SEED_LIMIT = 2**32
-Seed = Annotated[int, allowed(lambda v: 0 <= v < SEED_LIMIT, f"a whole number in [0, {SEED_LIMIT - 1}]")]
-Probability = Annotated[float, allowed(lambda v: 0 <= v < 1, "a number in [0, 1)")]
-ClosedProbability = Annotated[float, allowed(lambda v: 0 <= v <= 1, "a number in [0, 1]")]
+Seed = Annotated[
+    int,
+    allowed(lambda v: 0 <= v < SEED_LIMIT, f"a whole number in [0, {SEED_LIMIT - 1}]"),
+    bounds(minimum=0, maximum=SEED_LIMIT - 1),
+]
+Probability = Annotated[
+    float, allowed(lambda v: 0 <= v < 1, "a number in [0, 1)"), bounds(minimum=0, exclusiveMaximum=1)
+]
+ClosedProbability = Annotated[float, allowed(lambda v: 0 <= v <= 1, "a number in [0, 1]"), bounds(minimum=0, maximum=1)]
 
 
 def finite(value: Any) -> bool:
