@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from hpsearch.data import sources as data
 from hpsearch.errors import redact
+from hpsearch.orchestration import corners
 from hpsearch.results.storage import storage_url
 from hpsearch.search import pruners, samplers, space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS
 from hpsearch.training import lora, models, scoring
-from hpsearch.training.trainer import cpu_bf16_note, training_arguments
+from hpsearch.training.trainer import cpu_bf16_note
 
 
 @dataclass(frozen=True)
@@ -54,43 +54,6 @@ def total_trials(spec: Spec) -> int | None:
         size = space.grid_size(spec.search)
         return size if spec.budget.n_trials is None else min(spec.budget.n_trials, size)
     return spec.budget.n_trials
-
-
-def _example_params(spec: Spec) -> list[tuple[str, dict]]:
-    """The space's low corner, its high corner, and each categorical choice on the low corner."""
-    low = {n: (p.choices[0] if p.kind == "categorical" else p.low) for n, p in spec.search.items()}
-    high = {n: (p.choices[-1] if p.kind == "categorical" else p.high) for n, p in spec.search.items()}
-    points = [("train", low), ("search", high)]
-    for name, p in spec.search.items():
-        for choice in p.choices[1:]:
-            points.append((f"search.{name}", {**low, name: choice}))
-    return points
-
-
-def _check_training_arguments(spec: Spec) -> None:
-    from transformers import TrainingArguments
-
-    for field, params in _example_params(spec):
-        try:
-            TrainingArguments(output_dir="unused", **training_arguments(spec, params))
-        except (ValueError, TypeError, ImportError) as exc:
-            reason = str(exc).splitlines()[0][:300]
-            raise SpecError(
-                spec.source, _named_key(spec, reason, field), f"TrainingArguments rejects it: {reason}"
-            ) from None
-
-
-def _named_key(spec: Spec, reason: str, field: str) -> str:
-    """The study key transformers' message names (`Got warmup_steps = -0.1`), else `field`."""
-    named = set(re.findall(r"\w+", reason))
-    sections = [("train", spec.train), ("search", spec.search)]
-    if field.startswith("search"):
-        sections.reverse()
-    for section, keys in sections:
-        for key in keys:
-            if key in named:
-                return f"{section}.{key}"
-    return field
 
 
 # The transformers table of model types each task's auto class can build.
@@ -262,7 +225,7 @@ def check(spec: Spec, storage_override: str | None = None) -> Prepared:
     samplers.build_sampler(spec)
     pruners.build_pruner(spec)
     url = storage_url(spec, storage_override)
-    _check_training_arguments(spec)
+    corners.check_training_arguments(spec)
     _load_metrics(spec)
     loaded = _load_models(spec)
     task = TASKS[spec.task]
