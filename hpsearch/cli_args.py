@@ -27,7 +27,6 @@ def parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--storage",
-            default=os.environ.get("HPSEARCH_STORAGE"),
             help="SQLAlchemy URL of the study storage (default: $HPSEARCH_STORAGE, else STUDY folder/NAME.db)",
         )
         return p
@@ -147,8 +146,7 @@ def add_storage_server(verbs) -> None:
     server = verbs.add_parser("storage-server", help=help_text, description=help_text)
     server.add_argument(
         "--storage",
-        default=os.environ.get("HPSEARCH_STORAGE"),
-        required="HPSEARCH_STORAGE" not in os.environ,
+        required="HPSEARCH_STORAGE" not in os.environ,  # else read by results.storage.given_storage
         help="SQLAlchemy URL of the database to serve, e.g. postgresql://USER@HOST/DB (default: $HPSEARCH_STORAGE)",
     )
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback; 0.0.0.0: all)")

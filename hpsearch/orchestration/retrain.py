@@ -131,7 +131,7 @@ def retrain(
     stored = _stored_spec(manifest, params, manifest_file)
     arguments = _evaluation_on_samples(stored, arguments)
     spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
-    prepared = preflight.check(spec)
+    prepared = preflight.check(spec, write=False)
     model = prepared.model_for(spec, params)
     dropout = models.dropout_overrides(model.dropout_attributes, spec.model.dropout_for(params))
     if list(prepared.labels) != manifest["labels"]:

@@ -59,7 +59,7 @@ def warm_start(spec: Spec, name: str, url: str, k: int = DEFAULT_TOP) -> Batch:
     NotFound (exit status 2) when there is no such study or it has no completed trial; SpecError
     when none of its best trials shares a searched param with this study.
     """
-    storage = open_storage(url, create=False)
+    storage = open_storage(url, create=False, read_only=True)
     names = optuna.study.get_all_study_names(storage)
     if name not in names:
         raise missing_study(name, url, names)
