@@ -115,7 +115,7 @@ def _confirm(args) -> int:
 
     worker.quiet_libraries()  # before the confirmation study is created: no Optuna log line for it
     spec = _spec(args)
-    url = storage.storage_url(spec, args.storage)
+    url = storage.storage_url(spec, args.storage, write=True)
     confirm_spec = confirm.plan(spec, url, args.top_k, args.seeds, args.trials, print)
     argv = [args.study, *(f"--set={o}" for o in args.overrides), "--confirm", *(["--quiet"] if args.quiet else [])]
     workers = pool.count(args.workers, confirm_spec.resources.devices_per_trial)

@@ -64,6 +64,13 @@ def pick_trial(
     raise NotFound(f"study {study.study_name!r} has no trial {number}")
 
 
+def check_run_by_hpsearch(trial: optuna.trial.FrozenTrial) -> None:
+    """NotFound unless hpsearch ran the trial (it recorded the training arguments it trained with): a trial
+    of a study made by plain Optuna has nothing to export, retrain or confirm."""
+    if TrialAttr.TRAINING_ARGUMENTS not in trial.user_attrs:
+        raise NotFound(f"trial {trial.number} has no training_arguments: it was not run by hpsearch")
+
+
 def build(
     study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str, confirmed: Confirmation | None = None
 ) -> tuple[dict, dict]:
@@ -71,8 +78,7 @@ def build(
     arguments: task, model, the whole data section, labels, the trial's steps and metric, and the
     config's confirmation over seeds when it has one."""
     spec = study.user_attrs.get(StudyAttr.SPEC, {})
-    if TrialAttr.TRAINING_ARGUMENTS not in trial.user_attrs:
-        raise NotFound(f"trial {trial.number} has no training_arguments: it was not run by hpsearch")
+    check_run_by_hpsearch(trial)
     arguments = dict(trial.user_attrs[TrialAttr.TRAINING_ARGUMENTS])
     ranks = trial.user_attrs.get(TrialAttr.RANKS, 1)
     if ranks > 1:  # the trial's effective batch on one device: each of its ranks took a micro-batch per step
