@@ -130,5 +130,8 @@ def plan(
             url = checked_url(warm_storage, spec.source, "--warm-start-storage")
         else:
             url = storage_url(spec, storage_override)
-        batches.append(warm_start(spec, warm_start_from, url, DEFAULT_TOP if top is None else top))
+        try:
+            batches.append(warm_start(spec, warm_start_from, url, DEFAULT_TOP if top is None else top))
+        except NotFound as exc:  # no such study or storage, no completed trial: name the flag it came from
+            raise NotFound(f"--warm-start {warm_start_from}: {exc.args[0]}") from None
     return batches
