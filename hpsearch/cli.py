@@ -239,9 +239,9 @@ VERBS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hpsearch.cli_args import parser
+    from hpsearch.cli_args import parse
 
-    args = parser().parse_args(argv)
+    args = parse(argv)
     try:
         return VERBS[args.verb](args)
     except KeyboardInterrupt:

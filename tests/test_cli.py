@@ -272,3 +272,33 @@ def test_reading_verbs_leave_a_database_as_they_found_it(make_study, capsys):
     with closing(sqlite3.connect(db)) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert sorted(p.name for p in path.parent.iterdir() if p.suffix != ".yaml") == ["intents", "tiny.db"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "STUDY", "--bogus"], "error: hpsearch run: unrecognized arguments: --bogus"),
+        (
+            ["launch", "slurm", "STUDY", "--workers", "1", "-x"],
+            "error: hpsearch launch slurm: unrecognized arguments: -x",
+        ),
+        (["run", "STUDY", "--n-trials", "abc"], "error: hpsearch run: argument --n-trials: invalid int value: 'abc'"),
+        (["run"], "error: hpsearch run: the following arguments are required: STUDY"),
+        (["frobnicate"], "error: hpsearch: argument VERB: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_verb(tmp_path, capsys, argv, expected):
+    argv = [str(tmp_path / "s.yaml") if a == "STUDY" else a for a in argv]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and len(err.splitlines()) == 1, err
+    assert err.rstrip().endswith("--help)") and "usage:" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_still_prints_the_usage(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--help"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("usage: hpsearch run [-h]")
