@@ -104,7 +104,7 @@ def _launch(args) -> int:
         print(script, end="")
         return EXIT_OK
     job = slurm.submit(launch, script)
-    flag_only = storage_url(spec, os.environ.get("HPSEARCH_STORAGE")) != launch.storage_url  # status needs --storage
+    flag_only = storage_url(spec) != launch.storage_url  # status needs --storage
     print(slurm.describe(launch, job, args.study, storage_flag=flag_only))
     return EXIT_OK
 
@@ -115,7 +115,7 @@ def _confirm(args) -> int:
 
     worker.quiet_libraries()  # before the confirmation study is created: no Optuna log line for it
     spec = _spec(args)
-    url = storage.storage_url(spec, args.storage)
+    url = storage.storage_url(spec, args.storage, write=True)
     confirm_spec = confirm.plan(spec, url, args.top_k, args.seeds, args.trials, print)
     argv = [args.study, *(f"--set={o}" for o in args.overrides), "--confirm", *(["--quiet"] if args.quiet else [])]
     workers = pool.count(args.workers, confirm_spec.resources.devices_per_trial)
@@ -182,7 +182,7 @@ def _list(args) -> int:
         url = storage_url(_spec(args))
     else:
         raise SpecError("hpsearch list", "", "give a study file or --storage URL")
-    rows = status.studies(open_storage(url, create=False))
+    rows = status.studies(open_storage(url, create=False, read_only=True))
     print(json.dumps(rows, indent=2) if args.format == "json" else status.studies_table(rows))
     return EXIT_OK
 
@@ -206,8 +206,10 @@ def _dashboard(args) -> int:
 
 def _storage_server(args) -> int:
     from hpsearch.results import storage_server
+    from hpsearch.results.storage import given_storage
 
-    return storage_server.serve(args.storage, args.host, args.port, args.threads)
+    url, field = given_storage(args.storage) or ("", "--storage")
+    return storage_server.serve(url, args.host, args.port, args.threads, field=field)
 
 
 def _train(args) -> int:
@@ -237,9 +239,9 @@ VERBS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hpsearch.cli_args import parser
+    from hpsearch.cli_args import parse
 
-    args = parser().parse_args(argv)
+    args = parse(argv)
     try:
         return VERBS[args.verb](args)
     except KeyboardInterrupt:

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import argparse
 import os
+import typing
 from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (`error: hpsearch run: ...`, exit 2), as every other error
+    of hpsearch; `--help` prints the usage. Subparsers are made of this class too."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see: {self.prog} --help)\n")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line parsed; arguments no verb takes are refused naming the verb they were given to."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:
+        verb = " ".join(v for v in (getattr(args, "verb", None), getattr(args, "target", None)) if v)
+        p.prog = f"{p.prog} {verb}".strip()
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def parser() -> argparse.ArgumentParser:
     from hpsearch import __version__
 
-    parser = argparse.ArgumentParser(prog="hpsearch", description="Hyperparameter search for fine-tuning.")
+    parser = _Parser(prog="hpsearch", description="Hyperparameter search for fine-tuning.")
     parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -27,7 +47,6 @@ def parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--storage",
-            default=os.environ.get("HPSEARCH_STORAGE"),
             help="SQLAlchemy URL of the study storage (default: $HPSEARCH_STORAGE, else STUDY folder/NAME.db)",
         )
         return p
@@ -147,8 +166,7 @@ def add_storage_server(verbs) -> None:
     server = verbs.add_parser("storage-server", help=help_text, description=help_text)
     server.add_argument(
         "--storage",
-        default=os.environ.get("HPSEARCH_STORAGE"),
-        required="HPSEARCH_STORAGE" not in os.environ,
+        required="HPSEARCH_STORAGE" not in os.environ,  # else read by results.storage.given_storage
         help="SQLAlchemy URL of the database to serve, e.g. postgresql://USER@HOST/DB (default: $HPSEARCH_STORAGE)",
     )
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback; 0.0.0.0: all)")

@@ -3,6 +3,9 @@ for every layer (the bottom of the import graph, below the spec)."""
 
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,13 +36,49 @@ class NotFound(LookupError):
 
 
 def redact(url: str) -> str:
-    """A storage URL as it may be printed: never with a password."""
+    """A storage URL as it may be printed: never with a password (one SQLAlchemy cannot parse is shown as
+    given, with whatever stands between `user:` and the last `@` masked)."""
     from sqlalchemy.engine import make_url
 
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return "<unparseable storage URL>"
+        head, at, host = url.rpartition("@")
+        if not at:
+            return url
+        scheme, sep, credentials = head.rpartition("://")
+        user, colon, _ = credentials.partition(":")
+        return f"{scheme}{sep}{user}{colon}{'***' if colon else ''}@{host}"
+
+
+def cannot_write(path: str | Path, *, folder: bool = False, parents: bool = True) -> str | None:
+    """Why `path` cannot be written (a file; with folder=True a folder to fill), or None when it can.
+
+    Missing folders on the way count as creatable (with parents=False, a missing folder is the reason)
+    when the nearest existing one takes new files; that is tried with an unnamed temporary file, so
+    nothing stays behind. Checked before anything is written, so a bad output path fails with a message
+    instead of after a partial write (or after training)."""
+    path = Path(path).expanduser().absolute()
+    if path.is_dir() and not folder:
+        return f"{path} is a folder, not a file"
+    if path.exists() and folder and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    existing = path if folder else path.parent
+    while not existing.is_dir():
+        if existing.exists():
+            return f"{existing} is a file, not a folder"
+        if not parents:
+            return f"folder {existing} does not exist"
+        existing = existing.parent
+    if path.is_file() and not os.access(path, os.W_OK):
+        return f"{path} is not writable"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        why = "" if exc.errno == errno.ENOENT else f" ({exc.strerror})"
+        return f"no file can be created in folder {existing}{why}"
+    return None
 
 
 def missing_study(name: str, url: str, names: Iterable[str] | None = None) -> NotFound:

@@ -209,3 +209,96 @@ def test_a_killed_run_s_trial_is_failed_after_the_grace_period_and_re_run(make_s
     assert "RUNNING" not in [t.state.name for t in trials]
     shown = subprocess.run([str(exe), "status", str(path)], capture_output=True, text=True, env=env, timeout=120)
     assert "[no heartbeat: worker died; re-run]" in shown.stdout
+
+
+# --- the storage: refused before anything is written, named by where it came from -------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sqlite:////nonexistent/dir/x.db", "folder /nonexistent/dir does not exist"),
+        ("sqlite:////proc/x.db", "no file can be created in folder /proc"),
+        ("sqlite:///{tmp}", "is a folder, not a file"),
+    ],
+    ids=["missing-folder", "unwritable-folder", "a-folder"],
+)
+@pytest.mark.parametrize("verb", ["validate", "run", "worker", "storage-server"])
+def test_a_sqlite_storage_that_cannot_be_written_is_refused_first(make_study, capsys, verb, url, problem):
+    path = make_study()
+    url = url.format(tmp=path.parent)
+    before = sorted(path.parent.rglob("*"))
+    argv = [verb, "--storage", url] if verb == "storage-server" else [verb, str(path), "--storage", url]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    where = "hpsearch storage-server" if verb == "storage-server" else str(path)
+    assert err.startswith(f"error: {where}: --storage: {url!r}: ") and problem in err, err
+    assert len(err.splitlines()) == 1
+    assert sorted(path.parent.rglob("*")) == before
+
+
+def test_a_storage_url_names_where_it_came_from(make_study, capsys, monkeypatch):
+    """--storage, then $HPSEARCH_STORAGE, then the study file's storage key (docs/reference/cli.md)."""
+    monkeypatch.setenv("HPSEARCH_STORAGE", "sqlite:////nonexistent/dir/env.db")
+    path = make_study()
+    assert cli.main(["validate", str(path)]) == 2
+    assert f"error: {path}: $HPSEARCH_STORAGE: 'sqlite:////nonexistent/dir/env.db'" in capsys.readouterr().err
+    assert cli.main(["validate", str(path), "--storage", "sqlite:////nonexistent/dir/flag.db"]) == 2
+    assert f"error: {path}: --storage: 'sqlite:////nonexistent/dir/flag.db'" in capsys.readouterr().err
+    assert cli.main(["storage-server"]) == 2
+    assert "error: hpsearch storage-server: $HPSEARCH_STORAGE: 'sqlite:////nonexistent" in capsys.readouterr().err
+    monkeypatch.delenv("HPSEARCH_STORAGE")
+    path = make_study(storage="sqlite:////nonexistent/dir/file.db")
+    assert cli.main(["validate", str(path)]) == 2
+    assert f"error: {path}: storage: 'sqlite:////nonexistent/dir/file.db'" in capsys.readouterr().err
+
+
+def test_reading_verbs_leave_a_database_as_they_found_it(make_study, capsys):
+    """A plain Optuna database (rollback journal) holding another study: refused, not switched to WAL."""
+    import sqlite3
+    from contextlib import closing
+
+    import optuna
+
+    path = make_study()
+    db = path.parent / "tiny.db"
+    optuna.create_study(study_name="other", storage=f"sqlite:///{db}")
+    before = db.read_bytes()
+    for verb in ("status", "export", "report", "simulate"):
+        assert cli.main([verb, str(path)]) == 2
+        assert "no study named 'tiny'" in capsys.readouterr().err
+    assert cli.main(["list", str(path)]) == 0
+    assert db.read_bytes() == before
+    with closing(sqlite3.connect(db)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert sorted(p.name for p in path.parent.iterdir() if p.suffix != ".yaml") == ["intents", "tiny.db"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "STUDY", "--bogus"], "error: hpsearch run: unrecognized arguments: --bogus"),
+        (
+            ["launch", "slurm", "STUDY", "--workers", "1", "-x"],
+            "error: hpsearch launch slurm: unrecognized arguments: -x",
+        ),
+        (["run", "STUDY", "--n-trials", "abc"], "error: hpsearch run: argument --n-trials: invalid int value: 'abc'"),
+        (["run"], "error: hpsearch run: the following arguments are required: STUDY"),
+        (["frobnicate"], "error: hpsearch: argument VERB: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_verb(tmp_path, capsys, argv, expected):
+    argv = [str(tmp_path / "s.yaml") if a == "STUDY" else a for a in argv]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and len(err.splitlines()) == 1, err
+    assert err.rstrip().endswith("--help)") and "usage:" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_still_prints_the_usage(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--help"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("usage: hpsearch run [-h]")

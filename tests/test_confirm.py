@@ -204,3 +204,17 @@ def test_confirming_a_study_that_never_ran_or_joining_a_confirmation_never_queue
     assert "has no completed trial to confirm" in capsys.readouterr().err
     assert cli.main(["worker", str(path), "--confirm"]) == 2
     assert "run `hpsearch confirm` first" in capsys.readouterr().err
+
+
+def test_a_study_not_run_by_hpsearch_is_refused_as_export_refuses_it(make_study, capsys):
+    """A plain Optuna study of the same name: its trials recorded no training arguments to train again."""
+    path = make_study()
+    db = path.parent / "tiny.db"
+    raw = optuna.create_study(study_name="tiny", storage=f"sqlite:///{db}", direction="maximize")
+    raw.optimize(lambda t: t.suggest_float("learning_rate", 1e-3, 1e-2, log=True), n_trials=2)
+    before = db.read_bytes()
+    for verb in ("confirm", "export"):
+        assert cli.main([verb, str(path)]) == 2
+        assert "has no training_arguments: it was not run by hpsearch" in capsys.readouterr().err
+    assert optuna.study.get_all_study_names(f"sqlite:///{db}") == ["tiny"]  # no tiny.confirm
+    assert db.read_bytes() == before

@@ -426,6 +426,16 @@ def test_html_is_self_contained_escaped_and_written(tmp_path):
     assert "<script src" not in ours and "http" not in ours  # nothing to fetch: the file opens offline
 
 
+def test_a_report_out_that_cannot_be_written_is_refused_before_rendering(tmp_path):
+    from hpsearch.errors import SpecError
+
+    study = new_study(tmp_path, name="s")
+    for out, problem in ((tmp_path, "is a folder, not a file"), (Path("/proc/nope/r.html"), "in folder /proc")):
+        with pytest.raises(SpecError, match=f"hpsearch report: --out: {out}: .*{problem}"):
+            report_html.write(study, out)
+    assert not Path("/proc/nope").exists()
+
+
 # The report's figures that plotly has drawn (their SVG exists), in page order.
 DRAWN = "() => [...document.querySelectorAll('.js-plotly-plot')].filter(e => e.querySelector('svg.main-svg'))"
 

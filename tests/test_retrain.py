@@ -1,6 +1,7 @@
 """export's ready-to-run files and `hpsearch train`: a model that loads and scores like its trial."""
 
 import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -118,3 +119,68 @@ def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule(
     assert migrated == {"per_device_train_batch_size": 8} and in_steps["evaluation"] == {"every": 24}
     current = {"schema_version": 3, "train": {}}
     assert _evaluation_on_samples(current, {"eval_strategy": "no"}) == {"eval_strategy": "no"}
+
+
+# --- bad input found before anything is written or trained (no sweep needed) ------------------------
+
+MANIFEST = {
+    "spec": {},
+    "study": "s",
+    "trial": 0,
+    "metric": "eval_accuracy",
+    "value": 0.5,
+    "labels": [],
+    "data": {},
+    "steps_trained": 1,
+}
+
+
+def hand_export(folder, **arguments):
+    best = folder / "best.yaml"
+    best.write_text(yaml.safe_dump({"learning_rate": 1e-3, "seed": 42, **arguments}))
+    (folder / "best.manifest.yaml").write_text(yaml.safe_dump(MANIFEST))
+    return best
+
+
+@pytest.mark.parametrize(
+    ("arguments", "key", "message"),
+    [
+        ({"bogus_arg": 1}, "bogus_arg", "unknown key; search and train take transformers TrainingArguments"),
+        ({"learning_rate": "abc"}, "learning_rate", "must be float, got 'abc'"),
+        ({"optim": "adam"}, "optim", "'adam' is not allowed; allowed: adamw_torch"),
+    ],
+)
+def test_a_hand_edited_export_is_refused_naming_its_key(tmp_path, capsys, arguments, key, message):
+    best = hand_export(tmp_path, **arguments)
+    before = sorted(tmp_path.iterdir())
+    assert cli.main(["train", str(best), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {best}: {key}: {message}"), err
+    assert len(err.splitlines()) == 1 and sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("out", ["/proc/nope/model", "{tmp}/best.yaml"], ids=["unwritable", "a-file"])
+def test_train_checks_its_out_folder_before_training(tmp_path, capsys, monkeypatch, out):
+    from hpsearch.orchestration import preflight
+
+    monkeypatch.setattr(preflight, "check", lambda *a, **k: pytest.fail("reached preflight: would train"))
+    best = hand_export(tmp_path)
+    out = out.format(tmp=tmp_path)
+    assert cli.main(["train", str(best), "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: hpsearch train: --out: {out}: "), err
+    assert "no file can be created in folder /proc" in err or "is a file, not a folder" in err
+
+
+def test_an_export_checks_every_file_before_writing_any(tmp_path):
+    from hpsearch.errors import SpecError
+    from hpsearch.results import export
+
+    (tmp_path / "best.json").mkdir()  # where the TrainingArguments JSON would go
+    with pytest.raises(SpecError, match=r"--out: .*best\.yaml \(written beside it: best\.json\): .*is a folder"):
+        export.write({"seed": 1}, {"study": "s"}, tmp_path / "best.yaml", "yaml")
+    assert [p.name for p in tmp_path.iterdir()] == ["best.json"]  # no best.yaml, no manifest
+    for out, problem in ((tmp_path, "is a folder, not a file"), (Path("/proc/nope/best.yaml"), "/proc")):
+        with pytest.raises(SpecError, match=f"hpsearch export: --out: {out}: .*{problem}"):
+            export.write({"seed": 1}, {"study": "s"}, out, "yaml")
+    assert not Path("/proc/nope").exists()

@@ -83,6 +83,21 @@ def test_a_multi_device_study_asks_for_its_devices_per_worker(make_study, spy_sb
     assert not spy_sbatch.exists()
 
 
+def test_a_one_device_study_refuses_more_gpus_per_worker(make_study, spy_sbatch, capsys, monkeypatch):
+    """A worker runs one trial at a time on resources.devices_per_trial devices: a second GPU would sit idle."""
+    monkeypatch.setenv("HPSEARCH_STORAGE", URL)
+    path = make_study()
+    assert main(["launch", "slurm", str(path), "--workers", "2", "--dry-run", "--gpus-per-worker", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "error: hpsearch launch slurm: --gpus-per-worker: 2 GPUs for a worker whose trials train on"
+        " resources.devices_per_trial = 1 (1 would sit idle): give 1, or leave the flag out\n"
+    )
+    for given, gres in (("1", ["--gres=gpu:1"]), ("0", [])):
+        assert main(["launch", "slurm", str(path), "--workers", "2", "--dry-run", "--gpus-per-worker", given]) == 0
+        assert [d for d in directives(capsys.readouterr().out) if d.startswith("--gres")] == gres
+    assert not spy_sbatch.exists()
+
+
 def test_the_script_refuses_to_run_without_the_storage_in_its_environment(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
     done = subprocess.run(["bash", "-s"], input=slurm.script(launch()), text=True, capture_output=True, env=env)

@@ -112,3 +112,20 @@ def test_workers_racing_to_create_the_tables_try_again(tmp_path, monkeypatch):
     monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
     with pytest.raises(ProgrammingError, match="permission denied"):  # other errors are not retried
         storage_module.open_storage(f"sqlite:///{tmp_path / 'race.db'}", create=True)
+
+
+def test_a_read_only_open_leaves_the_journal_mode_and_the_file_as_they_were(tmp_path):
+    path = tmp_path / "old.db"
+    optuna.create_study(study_name="old", storage=f"sqlite:///{path}")
+    before = path.read_bytes()
+    opened = storage.open_storage(f"sqlite:///{path}", create=False, read_only=True)
+    assert optuna.study.get_all_study_names(opened) == ["old"]
+    assert journal_mode(path) == "delete" and path.read_bytes() == before
+
+
+def test_a_url_sqlalchemy_cannot_parse_is_shown_as_given_without_its_password():
+    from hpsearch.errors import redact
+
+    assert redact("::::") == "::::"
+    assert redact("postgresql://me:s3cret@db:notaport/x") == "postgresql://me:***@db:notaport/x"
+    assert redact("postgresql://me:s3cret@db/x") == "postgresql://me:***@db/x"

@@ -198,7 +198,7 @@ def test_bad_configs_exit_2_naming_file_and_config(make_study, tmp_path, capsys,
 def test_a_missing_configs_file_exits_2(make_study, tmp_path, capsys):
     path = make_study()
     assert run(path, "--enqueue", str(tmp_path / "nope.yaml")) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.yaml'}: no such file"
+    assert capsys.readouterr().err.strip() == f"error: {path}: --enqueue: {tmp_path / 'nope.yaml'}: no such file"
     assert not (tmp_path / "tiny.db").exists()
 
 
@@ -250,8 +250,20 @@ def test_an_unknown_warm_start_study_exits_2_listing_the_studies(make_study, tmp
     for name in ("b", "a"):
         optuna.create_study(study_name=name, storage=url)
     assert run(path, "--warm-start", "nope") == 2
-    assert capsys.readouterr().err.strip() == f"error: no study named 'nope' in {url} (studies there: a, b)"
+    expected = f"error: --warm-start nope: no study named 'nope' in {url} (studies there: a, b)"
+    assert capsys.readouterr().err.strip() == expected
     assert sorted(optuna.get_all_study_names(url)) == ["a", "b"]  # the run created nothing
+
+
+def test_a_warm_start_from_a_storage_that_is_not_there_names_the_flag(make_study, tmp_path, capsys):
+    path = make_study()
+    assert run(path, "--warm-start", "nosuchstudy") == 2
+    db = tmp_path / "tiny.db"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: --warm-start nosuchstudy: no study database at {db} (run the study first)"
+    )
+    assert not db.exists()
 
 
 def test_a_warm_start_study_without_completed_trials_exits_2(make_study, tmp_path, capsys):
@@ -262,7 +274,10 @@ def test_a_warm_start_study_without_completed_trials_exits_2(make_study, tmp_pat
     other.add_trial(create_trial(state=TrialState.FAIL))
     other.add_trial(create_trial(state=TrialState.FAIL))
     assert run(path, "--warm-start", "other") == 2
-    expected = f"error: study 'other' in {url} has no completed trial to warm-start from (trials: 2 fail, 1 pruned)"
+    expected = (
+        f"error: --warm-start other: study 'other' in {url} has no completed trial to warm-start from"
+        " (trials: 2 fail, 1 pruned)"
+    )
     assert capsys.readouterr().err.strip() == expected
     assert optuna.get_all_study_names(url) == ["other"]
 

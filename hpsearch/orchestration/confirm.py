@@ -10,7 +10,7 @@ import optuna
 
 from hpsearch.errors import NotFound
 from hpsearch.orchestration import controller, worker
-from hpsearch.results import confirmation
+from hpsearch.results import confirmation, export
 from hpsearch.results.pareto import pareto_front
 from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.results.storage import load_study, open_storage, storage_url
@@ -104,12 +104,14 @@ def plan(
     for flag, value in (("--top-k", top_k), ("--seeds", seeds)):
         if value < 1:
             raise SpecError("hpsearch confirm", flag, f"must be a whole number >= 1, got {value}")
-    url = storage_url(spec, storage_override)
+    url = storage_url(spec, storage_override, write=True)
     search = load_study(spec, url)
     controller.check_resume(spec, search)  # a confirmation trains exactly what the search trained
     configs = chosen(search, top_k) if trials is None else named(search, trials)
     if not configs:
         raise NotFound(f"study {spec.name!r} has no completed trial to confirm")
+    for trial in configs:  # before the confirmation study is created: nothing written
+        export.check_run_by_hpsearch(trial)
     study = optuna.create_study(
         study_name=confirmation.study_name(spec.name),
         storage=open_storage(url, create=True),

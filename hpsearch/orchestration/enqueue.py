@@ -112,8 +112,6 @@ def clip(value: Any, param: ParamSpec) -> Any:
 
 
 def _read(path: Path) -> Any:
-    if not path.is_file():
-        raise SpecError(path, "", "no such file" if not path.exists() else "is not a file")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -141,6 +139,8 @@ def load_configs(path: str | Path, spec: Spec) -> list[dict[str, Any]]:
     stores them (an int for a float range becomes a float; a value on a step is snapped exactly).
     """
     path = Path(path)
+    if not path.is_file():  # the flag is named: the file's own errors name the file
+        raise SpecError(spec.source, "--enqueue", f"{path}: {'no such file' if not path.exists() else 'is not a file'}")
     raw = _read(path)
     if isinstance(raw, dict):
         unknown = sorted(map(str, set(raw) - {"configs"}))

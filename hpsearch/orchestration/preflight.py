@@ -220,11 +220,12 @@ def _encode_with(spec: Spec, task, rows, labels, choice: str, model: LoadedModel
         raise SpecError(spec.source, where, f"{said}{str(exc).splitlines()[0][:200]}") from None
 
 
-def check(spec: Spec, storage_override: str | None = None) -> Prepared:
-    """Raises SpecError on the first problem; writes nothing."""
+def check(spec: Spec, storage_override: str | None = None, *, write: bool = True) -> Prepared:
+    """Raises SpecError on the first problem; writes nothing. With write (the default: a study about to be
+    run), a SQLite storage must be a file SQLite can create or write; `hpsearch train` only reads."""
     samplers.build_sampler(spec)
     pruners.build_pruner(spec)
-    url = storage_url(spec, storage_override)
+    url = storage_url(spec, storage_override, write=write)
     corners.check_training_arguments(spec)
     _load_metrics(spec)
     loaded = _load_models(spec)

@@ -15,11 +15,13 @@ from typing import Any
 import yaml
 
 from hpsearch.data import augment
+from hpsearch.errors import cannot_write
 from hpsearch.orchestration import preflight
 from hpsearch.results import export, versions
 from hpsearch.spec import SpecError, parse_spec
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
 from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
+from hpsearch.spec.training_args import check_training_argument
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
@@ -53,9 +55,20 @@ def _read_mapping(file: Path) -> dict[str, Any]:
     return loaded
 
 
+def _check_arguments(arguments: dict[str, Any], path: Path) -> None:
+    """Each training argument a TrainingArguments field of a type it takes (the study file's check), so a
+    hand-edited export is refused naming its key, not by TrainingArguments' TypeError."""
+    for name, value in arguments.items():
+        try:
+            check_training_argument(str(name), value, path, "")
+        except SpecError as exc:  # the arguments are the file's top level: the key is the name itself
+            raise SpecError(path, str(name), exc.message) from None
+
+
 def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(training arguments, manifest) of an export; SpecError when either is missing or malformed."""
     arguments = _read_mapping(path)
+    _check_arguments(arguments, path)
     manifest_file = export.manifest_path(path)
     manifest = _read_mapping(manifest_file)
     for key, kind in MANIFEST_FIELDS.items():
@@ -125,13 +138,17 @@ def retrain(
 
     path = path.resolve()
     arguments, manifest = load_export(path)
+    out = (out or path.parent / "model").resolve()
+    problem = cannot_write(out, folder=True)  # checked now, not by save_model after the training
+    if problem is not None:
+        raise SpecError("hpsearch train", "--out", f"{out}: {problem}; give a folder that can be created or written")
     manifest_file = export.manifest_path(path)
     params = dict(manifest.get("params") or {})
     versions_differ = _versions_differing(manifest, manifest_file)
     stored = _stored_spec(manifest, params, manifest_file)
     arguments = _evaluation_on_samples(stored, arguments)
     spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
-    prepared = preflight.check(spec)
+    prepared = preflight.check(spec, write=False)
     model = prepared.model_for(spec, params)
     dropout = models.dropout_overrides(model.dropout_attributes, spec.model.dropout_for(params))
     if list(prepared.labels) != manifest["labels"]:
@@ -149,7 +166,6 @@ def retrain(
         spec, task, prepared.raw, model.tokenizer, task_data.labels, params, seed
     )
     train_split = task_data.train if augmented is None else augmented
-    out = (out or path.parent / "model").resolve()
     scratch = tempfile.mkdtemp(prefix="hpsearch-train-")
     try:
         if all_data:

@@ -71,7 +71,7 @@ def check(launch: Launch) -> None:
     if launch.gpus < 0:
         raise SpecError(WHERE, "--gpus-per-worker", f"{launch.gpus} is not a number of GPUs (0 or more)")
     n = launch.devices_per_trial
-    if n > 1 and launch.gpus not in (0, n):  # 0: the ranks train on CPUs
+    if launch.gpus not in (0, n):  # 0: the trials train on CPUs; a worker runs one trial at a time
         why = "too few for one trial" if launch.gpus < n else f"{launch.gpus - n} would sit idle"
         raise SpecError(
             WHERE,

@@ -59,7 +59,7 @@ def warm_start(spec: Spec, name: str, url: str, k: int = DEFAULT_TOP) -> Batch:
     NotFound (exit status 2) when there is no such study or it has no completed trial; SpecError
     when none of its best trials shares a searched param with this study.
     """
-    storage = open_storage(url, create=False)
+    storage = open_storage(url, create=False, read_only=True)
     names = optuna.study.get_all_study_names(storage)
     if name not in names:
         raise missing_study(name, url, names)
@@ -130,5 +130,8 @@ def plan(
             url = checked_url(warm_storage, spec.source, "--warm-start-storage")
         else:
             url = storage_url(spec, storage_override)
-        batches.append(warm_start(spec, warm_start_from, url, DEFAULT_TOP if top is None else top))
+        try:
+            batches.append(warm_start(spec, warm_start_from, url, DEFAULT_TOP if top is None else top))
+        except NotFound as exc:  # no such study or storage, no completed trial: name the flag it came from
+            raise NotFound(f"--warm-start {warm_start_from}: {exc.args[0]}") from None
     return batches

@@ -1,7 +1,8 @@
 """`hpsearch dashboard`: optuna-dashboard on a study's storage, safe to open while a sweep writes to it.
 
 Not the `optuna-dashboard` CLI: it opens a bare RDBStorage (5 s busy timeout, no WAL switch, an empty file and a crash
-for a wrong path); we serve its WSGI app (`optuna_dashboard.wsgi`) on `storage.open_storage` (WAL, 60 s busy timeout).
+for a wrong path); we serve its WSGI app (`optuna_dashboard.wsgi`) on `storage.open_storage` (read only: the
+journal mode left as found; 60 s busy timeout).
 
     python -m hpsearch.results.dashboard sqlite:///studies/quickstart.db [--host 127.0.0.1] [--port 8080] [--study NAME]
 
@@ -70,7 +71,7 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, study_nam
     With `study_name`, that study must exist and its page is printed too.
     """
     try:
-        storage = open_storage(storage_url, create=False)
+        storage = open_storage(storage_url, create=False, read_only=True)
         study_id = None
         if study_name is not None:
             try:

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 import yaml
 
-from hpsearch.errors import NotFound, redact
+from hpsearch.errors import NotFound, cannot_write, redact
 from hpsearch.results import versions
 from hpsearch.results.confirmation import Confirmation
 from hpsearch.results.format import format_value
@@ -64,6 +64,13 @@ def pick_trial(
     raise NotFound(f"study {study.study_name!r} has no trial {number}")
 
 
+def check_run_by_hpsearch(trial: optuna.trial.FrozenTrial) -> None:
+    """NotFound unless hpsearch ran the trial (it recorded the training arguments it trained with): a trial
+    of a study made by plain Optuna has nothing to export, retrain or confirm."""
+    if TrialAttr.TRAINING_ARGUMENTS not in trial.user_attrs:
+        raise NotFound(f"trial {trial.number} has no training_arguments: it was not run by hpsearch")
+
+
 def build(
     study: optuna.Study, trial: optuna.trial.FrozenTrial, url: str, confirmed: Confirmation | None = None
 ) -> tuple[dict, dict]:
@@ -71,8 +78,7 @@ def build(
     arguments: task, model, the whole data section, labels, the trial's steps and metric, and the
     config's confirmation over seeds when it has one."""
     spec = study.user_attrs.get(StudyAttr.SPEC, {})
-    if TrialAttr.TRAINING_ARGUMENTS not in trial.user_attrs:
-        raise NotFound(f"trial {trial.number} has no training_arguments: it was not run by hpsearch")
+    check_run_by_hpsearch(trial)
     arguments = dict(trial.user_attrs[TrialAttr.TRAINING_ARGUMENTS])
     ranks = trial.user_attrs.get(TrialAttr.RANKS, 1)
     if ranks > 1:  # the trial's effective batch on one device: each of its ranks took a micro-batch per step
@@ -162,16 +168,26 @@ def manifest_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.manifest{out.suffix}")
 
 
+def targets(out: Path) -> list[Path]:
+    """The files an export to `out` writes: the arguments, the manifest beside them, and BEST.json."""
+    return [out, manifest_path(out), *([out.with_suffix(".json")] if out.suffix != ".json" else [])]
+
+
 def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> list[Path]:
     """Write the arguments (BEST.yaml or .json), the manifest beside them, and always a
-    TrainingArguments JSON (BEST.json); returns the paths written."""
+    TrainingArguments JSON (BEST.json); returns the paths written. Every one is checked first: a file
+    that cannot be written is SpecError (exit 2) with nothing written, not a partial export."""
     out = out.resolve()
+    for target in targets(out):
+        problem = cannot_write(target)
+        if problem is not None:
+            beside = "" if target == out else f" (written beside it: {target.name})"
+            raise SpecError("hpsearch export", "--out", f"{out}{beside}: {problem}; give a file in a writable folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     manifest = {**manifest, "train_command": f"hpsearch train {out}"}
-    written = [out, manifest_path(out)]
+    written = targets(out)
     out.write_text(dump(arguments, fmt))
     written[1].write_text(dump(manifest, fmt))
-    if out.suffix != ".json":
-        written.append(out.with_suffix(".json"))
+    if len(written) > 2:
         written[2].write_text(dump(arguments, "json"))
     return written

@@ -44,17 +44,24 @@ def build(storage: optuna.storages.BaseStorage, threads: int):
     return server
 
 
-def serve(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, threads: int = DEFAULT_THREADS) -> int:
+def serve(
+    url: str,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    threads: int = DEFAULT_THREADS,
+    field: str = "--storage",
+) -> int:
     """Serve the storage at `url` until Ctrl-C or SIGTERM (exit 0); a port taken is exit 1, bad input exit 2.
 
+    `field` is where the URL came from (`--storage` or `$HPSEARCH_STORAGE`), for the errors to name.
     `port=0` takes a free port; the first line on stdout is the grpc:// URL that answers."""
     if grpc_address(url) is not None:
         raise SpecError(
             SOURCE,
-            "--storage",
+            field,
             f"{url!r} is a storage server itself: give the database's URL (sqlite:///FILE, postgresql://...)",
         )
-    checked_url(url, SOURCE, "--storage")
+    checked_url(url, SOURCE, field, write=True)
     if not grpc_installed():
         raise SpecError(SOURCE, "", f"the gRPC proxy needs {GRPC_MISSING}")
     if threads < 1:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 
+from hpsearch.errors import SpecError, cannot_write
 from hpsearch.results import confirmation
 from hpsearch.results.format import format_params, format_value
 from hpsearch.results.report import figures, optuna_figures
@@ -198,6 +199,9 @@ def render(data: ReportData) -> str:
 def write(study: optuna.Study, path: Path) -> Path:
     """Collect, render and write the report to PATH, creating its folder; returns PATH."""
     path = Path(path)
+    problem = cannot_write(path)
+    if problem is not None:
+        raise SpecError("hpsearch report", "--out", f"{path}: {problem}; give a file in a writable folder")
     page = render(collect(study))  # before anything is written: a failure leaves no folder behind
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
