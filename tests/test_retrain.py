@@ -159,6 +159,14 @@ def test_a_hand_edited_export_is_refused_naming_its_key(tmp_path, capsys, argume
     assert len(err.splitlines()) == 1 and sorted(tmp_path.iterdir()) == before
 
 
+def test_a_malformed_export_names_its_line_and_column(tmp_path, capsys):
+    best = hand_export(tmp_path)
+    best.write_text("learning_rate: [0.1\n")
+    assert cli.main(["train", str(best), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {best}: malformed YAML: line 2, column 1: "), err
+
+
 @pytest.mark.parametrize("out", ["/proc/nope/model", "{tmp}/best.yaml"], ids=["unwritable", "a-file"])
 def test_train_checks_its_out_folder_before_training(tmp_path, capsys, monkeypatch, out):
     from hpsearch.orchestration import preflight

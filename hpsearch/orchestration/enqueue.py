@@ -25,7 +25,7 @@ import yaml
 
 from hpsearch.orchestration import worker
 from hpsearch.spec import ParamSpec, Spec, SpecError
-from hpsearch.spec.load import _Loader
+from hpsearch.spec.load import _Loader, malformed_yaml
 
 RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
 SHAPE = "must be a list of {param: value} mappings, or a mapping with configs: [...]"
@@ -124,10 +124,7 @@ def _read(path: Path) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # the study file's loader: 5e-5 is a float
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(path, "", f"malformed YAML: {where}{problem}") from None
+        raise malformed_yaml(path, exc) from None
 
 
 def load_configs(path: str | Path, spec: Spec) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from hpsearch.errors import cannot_write
 from hpsearch.orchestration import preflight
 from hpsearch.results import export, versions
 from hpsearch.spec import SpecError, parse_spec
+from hpsearch.spec.load import malformed_yaml
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
 from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
 from hpsearch.spec.training_args import check_training_argument
@@ -49,7 +50,7 @@ def _read_mapping(file: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(file.read_text())  # JSON is YAML too
     except yaml.YAMLError as exc:
-        raise SpecError(file, "", f"malformed: {str(exc).splitlines()[0]}") from None
+        raise malformed_yaml(file, exc) from None
     if not isinstance(loaded, dict):
         raise SpecError(file, "", "must be a mapping (write it with: hpsearch export STUDY)")
     return loaded
@@ -59,10 +60,7 @@ def _check_arguments(arguments: dict[str, Any], path: Path) -> None:
     """Each training argument a TrainingArguments field of a type it takes (the study file's check), so a
     hand-edited export is refused naming its key, not by TrainingArguments' TypeError."""
     for name, value in arguments.items():
-        try:
-            check_training_argument(str(name), value, path, "")
-        except SpecError as exc:  # the arguments are the file's top level: the key is the name itself
-            raise SpecError(path, str(name), exc.message) from None
+        check_training_argument(str(name), value, path, "")
 
 
 def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

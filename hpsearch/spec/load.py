@@ -107,19 +107,22 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
         raise SpecError(
             path, str(exc.key), f"given twice in one mapping: line {exc.first} and line {exc.second}"
         ) from None
-    except NotAName as exc:
-        raise SpecError(path, "", f"malformed YAML: {exc}") from None
     except RecursionError:
         raise SpecError(path, "", "malformed YAML: nested too deeply to be a study file") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(path, "", f"malformed YAML: {where}{problem}") from None
+        raise malformed_yaml(path, exc) from None
     if not isinstance(raw, dict):
         raise SpecError(path, "", "a study file is a mapping of keys (name, task, model, ...)")
     from_cli = apply_overrides(raw, overrides, path)
     return parse_spec(raw, path, from_cli)
+
+
+def malformed_yaml(path: str | Path, exc: yaml.YAMLError) -> SpecError:
+    """A YAML error as hpsearch prints it: the file, then the line and column of the problem."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return SpecError(path, "", f"malformed YAML: {where}{problem}")
 
 
 def apply_overrides(raw: dict, overrides, source) -> set[str]:

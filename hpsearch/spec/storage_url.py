@@ -29,13 +29,15 @@ def url_problem(url: str) -> str | None:
     """What is wrong with a storage URL (with its password hidden), or None when it can be used."""
     from sqlalchemy.engine import make_url
 
+    from hpsearch.errors import redact
+
     if url.startswith(GRPC_SCHEME):
         return grpc_problem(url)
 
     try:
         parsed = make_url(url)
     except Exception:
-        return "'<unparseable storage URL>' is not a SQLAlchemy URL (e.g. sqlite:///x.db)"
+        return f"{redact(url)!r} is not a SQLAlchemy URL (e.g. sqlite:///x.db)"
     shown = parsed.render_as_string(hide_password=True)
     try:
         dialect = parsed.get_dialect()

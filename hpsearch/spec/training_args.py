@@ -80,7 +80,7 @@ def _choices_for(name: str) -> tuple[str, ...] | None:
 
 def check_training_argument(name: str, value: Any, source, section: str) -> None:
     fields = training_fields()
-    where = f"{section}.{name}"
+    where = f"{section}.{name}" if section else name  # an export's arguments are its file's top level
     if name in RENAMED_TRAINING_ARGUMENTS:
         raise SpecError(source, where, f"not a TrainingArguments field: {RENAMED_TRAINING_ARGUMENTS[name]}")
     if name in RESERVED_TRAINING_ARGUMENTS:
