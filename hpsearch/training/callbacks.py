@@ -9,7 +9,7 @@ from collections.abc import Callable
 import optuna
 from transformers import TrainerCallback
 
-from hpsearch.results.record import CurveKey
+from hpsearch.results.record import CurveKey, TrialAttr
 from hpsearch.search.noise import NoiseAwarePruner
 from hpsearch.training.schedule import EvaluationSchedule
 
@@ -117,9 +117,13 @@ class OptunaReporter(TrainerCallback):
         return self.schedule.point if self.schedule is not None else state.global_step
 
     def on_train_begin(self, args, state, control, **kwargs):
-        pruner = self.trial.study.pruner if self.report else None  # not reporting: no pruner consults it
-        if isinstance(pruner, NoiseAwarePruner) and self.schedule is not None:
-            pruner.observe_budget(self.schedule.budget)  # the schedule's on_train_begin ran first
+        if not self.report or self.schedule is None:  # not reporting: no pruner consults it
+            return
+        budget = self.schedule.budget  # the schedule's on_train_begin ran first
+        self.trial.set_user_attr(TrialAttr.BUDGET_SAMPLES, budget)
+        pruner = self.trial.study.pruner
+        if isinstance(pruner, NoiseAwarePruner):
+            pruner.observe_budget(budget, self.trial.study, self.trial.number)
 
     def _should_prune(self, at: int, point: dict) -> bool:
         pruner = self.trial.study.pruner
