@@ -13,8 +13,6 @@ from optuna.pruners import _percentile, _successive_halving
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.results.record import StudyAttr
-
 
 class NoiseAwarePruner(optuna.pruners.BasePruner):
     """Wraps one of Optuna's median, percentile, successive-halving or hyperband pruners.
@@ -51,19 +49,10 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
         prune = trial.should_prune()
         return prune, self.decisions.pop(trial.number, None)
 
-    def observe_budget(self, samples: int, study: optuna.Study | None = None, number: int | None = None) -> None:
-        """Trial `number`'s training budget in samples: resolves resources given as fractions, once (before
-        the wrapped pruner's first decision; Optuna's hyperband sizes its brackets at its first call). With
-        the study: against the budget stored in it (`StudyAttr.PRUNER_BUDGET`), which the first trial to
-        start training writes, so every process, resume and `hpsearch simulate` places the rungs alike."""
-        if not self.fractions:
-            return
-        if study is not None:
-            stored = study.user_attrs.get(StudyAttr.PRUNER_BUDGET)
-            if not isinstance(stored, dict):
-                study.set_user_attr(StudyAttr.PRUNER_BUDGET, {"samples": samples, "trial": number})
-                stored = study.user_attrs.get(StudyAttr.PRUNER_BUDGET)  # a process that wrote at once: the last
-            samples = int(stored["samples"])
+    def observe_budget(self, samples: int) -> None:
+        """The study's training budget in samples: resolves resources given as fractions, once (before the
+        wrapped pruner's first decision; Optuna's hyperband sizes its brackets at its first call). The run
+        hands over the budget stored in the study (`callbacks.study_budget`), `hpsearch simulate` the same."""
         for name, fraction in self.fractions.items():
             setattr(self.base, f"_{name}", max(1, round(fraction * samples)))
         self.fractions = {}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import optuna
 from transformers import TrainerCallback
 
-from hpsearch.results.record import CurveKey, TrialAttr
+from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 from hpsearch.search.noise import NoiseAwarePruner
 from hpsearch.training.schedule import EvaluationSchedule
 
@@ -122,8 +122,8 @@ class OptunaReporter(TrainerCallback):
         budget = self.schedule.budget  # the schedule's on_train_begin ran first
         self.trial.set_user_attr(TrialAttr.BUDGET_SAMPLES, budget)
         pruner = self.trial.study.pruner
-        if isinstance(pruner, NoiseAwarePruner):
-            pruner.observe_budget(budget, self.trial.study, self.trial.number)
+        if isinstance(pruner, NoiseAwarePruner) and pruner.fractions:
+            pruner.observe_budget(study_budget(self.trial.study, budget, self.trial.number))
 
     def _should_prune(self, at: int, point: dict) -> bool:
         pruner = self.trial.study.pruner
@@ -139,6 +139,17 @@ class OptunaReporter(TrainerCallback):
         if prune:
             self.evidence = decision
         return prune
+
+
+def study_budget(study: optuna.Study, samples: int, number: int) -> int:
+    """The budget a pruner's fractional resources resolve against, one for the whole study: the one stored in
+    it (`StudyAttr.PRUNER_BUDGET`), which the first trial to start training writes (trial `number`, of
+    `samples`), so every process, resume and `hpsearch simulate` places the rungs alike."""
+    stored = study.user_attrs.get(StudyAttr.PRUNER_BUDGET)
+    if not isinstance(stored, dict):
+        study.set_user_attr(StudyAttr.PRUNER_BUDGET, {"samples": samples, "trial": number})
+        stored = study.user_attrs[StudyAttr.PRUNER_BUDGET]  # two processes that wrote at once: the last one's
+    return int(stored["samples"])
 
 
 def train_eval_gap(point: dict) -> float | None:
