@@ -148,3 +148,23 @@ def test_resources_given_as_fractions_resolve_from_the_first_budget_and_wait_for
     assert pruner.base._min_resource == 125
     halving = pruner_of(PRUNER_TYPES["successive-halving"].model_validate({"type": "successive-halving"}), "s")
     assert halving.fractions == {} and halving.base._min_resource is None  # Optuna's auto, as given
+
+
+def test_the_first_budget_is_stored_in_the_study_and_every_later_process_resolves_from_it(tmp_path):
+    """A resume or another worker resolves from the budget the study's first trial to train stored, not
+    from its own first trial's: hyperband's rungs stay where they were."""
+    from hpsearch.search.pruners import pruner_of
+    from hpsearch.spec.choosers import PRUNER_TYPES
+    from hpsearch.training.callbacks import study_budget
+
+    def hyperband():
+        return pruner_of(PRUNER_TYPES["hyperband"].model_validate({"type": "hyperband"}), "study.yaml")
+
+    storage = f"sqlite:///{tmp_path / 'b.db'}"
+    first = optuna.create_study(study_name="b", storage=storage, direction="maximize", pruner=hyperband())
+    first.pruner.observe_budget(study_budget(first, 96, 0))
+    assert first.user_attrs["pruner_budget"] == {"samples": 96, "trial": 0}
+    later = optuna.load_study(study_name="b", storage=storage, pruner=hyperband())  # a resume, another worker
+    later.pruner.observe_budget(study_budget(later, 364, 4))
+    assert (later.pruner.base._min_resource, later.pruner.base._max_resource) == (6, 96)
+    assert later.user_attrs["pruner_budget"] == {"samples": 96, "trial": 0}  # written once

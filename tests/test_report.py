@@ -111,7 +111,7 @@ def test_a_skipped_trial_is_counted_as_skipped_not_as_pruned(mixed):
     mixed.add_trial(skipped)
     data = report.collect(mixed)
     assert data.summary.states == {"COMPLETE": 3, "PRUNED": 2, "FAIL": 1, "SKIPPED": 1}
-    assert data.summary.steps_saved == (100 - 20) + (50 - 5)  # it saved nothing: it never started
+    assert data.summary.saved == (100 - 20) + (50 - 5)  # it saved nothing: it never started
 
 
 def test_a_searched_model_gets_its_objective_and_throughput_per_model(tmp_path, mixed):
@@ -156,8 +156,8 @@ def test_summary_best_states_compute_and_pruning_savings(mixed):
     )
     assert s.states == {"COMPLETE": 3, "PRUNED": 2, "FAIL": 1}
     # pruned: trial 3 trained 20 of 100 steps, trial 4 trained 5 of 50
-    assert s.steps_saved == (100 - 20) + (50 - 5)
-    assert s.steps_trained == 30 + 30 + 60 + 20 + 5 + 0
+    assert s.saved == (100 - 20) + (50 - 5)
+    assert s.trained == 30 + 30 + 60 + 20 + 5 + 0
     assert s.seconds_saved == pytest.approx(80 * 8 / 20 + 45 * 2 / 5)
     assert s.compute_seconds == pytest.approx(30 + 40 + 50 + 8 + 2 + 3)  # the failed trial has wall_time_s only
     assert s.wall_time_s == pytest.approx(20 + 50 + 1)  # trial 0 starts at 0, trial 2 (start 20, 51 s) ends last
@@ -241,7 +241,7 @@ def test_learning_curves_are_capped_best_first_then_a_seeded_sample(tmp_path, mo
     assert [x.number for x in c.curves if x.is_best] == [13]
     assert numbers == [x.number for x in report.collect(study).curves.curves]  # the sample is seeded
     pruned = [x for x in c.curves if x.state == "PRUNED"]
-    assert all(x.steps == (10, 20, 30) for x in pruned)  # a pruned curve ends where it was pruned
+    assert all(x.points == (10, 20, 30) for x in pruned)  # a pruned curve ends where it was pruned
 
 
 def test_every_curve_is_drawn_below_the_cap_and_the_curve_attribute_stands_in(tmp_path):
@@ -250,7 +250,7 @@ def test_every_curve_is_drawn_below_the_cap_and_the_curve_attribute_stands_in(tm
     add(study, [0.2, 0.4, 0.5], with_intermediate=False)  # only the `curve` user attribute
     c = report.collect(study).curves
     assert c.seed is None and c.n_best == 0 and c.total == 2
-    assert [(x.steps, x.values) for x in c.curves] == [((10, 20), (0.3, 0.6)), ((10, 20, 30), (0.2, 0.4, 0.5))]
+    assert [(x.points, x.values) for x in c.curves] == [((10, 20), (0.3, 0.6)), ((10, 20, 30), (0.2, 0.4, 0.5))]
 
 
 def test_importance_says_why_it_is_missing_and_is_computed_with_enough_trials(mixed, tmp_path):
@@ -399,7 +399,7 @@ def test_a_live_study_shows_its_running_trial(mixed):
     assert data.summary.states["RUNNING"] == 1
     assert data.trials[-1].state == "RUNNING" and data.trials[-1].reached == 0.4 and data.trials[-1].value is None
     assert 6 not in data.learning_rate.numbers  # only finished trials are points
-    assert [c.steps for c in data.curves.curves if c.state == "RUNNING"] == [(10, 20)]
+    assert [c.points for c in data.curves.curves if c.state == "RUNNING"] == [(10, 20)]
     assert "running" in report_html.render(data)
 
 
@@ -572,3 +572,62 @@ def test_a_real_sweep_records_the_gap_the_report_shows(make_study):
     assert {r.number: r.train_eval_gap for r in data.trials} == recorded
     assert dict(zip(data.overfitting.numbers, data.overfitting.gaps, strict=True)) == recorded
     assert data.overfitting.values == tuple(t.value for t in study.trials)
+
+
+def _on_samples(study, number_of_steps, batch, values, *, state=TrialState.COMPLETE, budget=600):
+    """A trial as hpsearch records it since schema version 3: evaluations every 150 training samples,
+    intermediate values keyed by samples, its budget in samples recorded."""
+    points = [150 * (i + 1) for i in range(len(values))]
+    steps = [min(-(-at // batch), number_of_steps) for at in points]
+    curve = [
+        {"step": s, "samples": at, "eval_accuracy": v, "eval_loss": 1 - v, "train_loss": 1 - v}
+        for s, at, v in zip(steps, points, values, strict=True)
+    ]
+    attrs = {
+        "curve": curve,
+        "steps_trained": steps[-1],
+        "max_steps": number_of_steps,
+        "budget_samples": budget,
+        "train_seconds": 10.0,
+        "training_arguments": {"per_device_train_batch_size": batch},
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=state,
+            value=values[-1] if state == TrialState.COMPLETE else None,
+            params={"per_device_train_batch_size": batch},
+            distributions={"per_device_train_batch_size": SPACE["per_device_train_batch_size"]},
+            intermediate_values=dict(zip(points, values, strict=True)),
+            user_attrs=attrs,
+        )
+    )
+
+
+def test_a_study_on_the_samples_axis_counts_pruning_and_draws_curves_in_samples(tmp_path):
+    """Batch 8 and 32 over the same 600 samples: 75 and 19 steps. In steps the pruned trials would save
+    65 of 188 steps (35 %); in samples, what status and simulate count, 750 of 2,400 (31 %)."""
+    study = new_study(tmp_path, schema_version=3)
+    _on_samples(study, 75, 8, [0.3, 0.5, 0.6, 0.7])
+    _on_samples(study, 19, 32, [0.4, 0.6, 0.7, 0.8])
+    _on_samples(study, 75, 8, [0.1], state=TrialState.PRUNED)
+    _on_samples(study, 19, 32, [0.2, 0.3], state=TrialState.PRUNED)
+    data = report.collect(study)
+    s = data.summary
+    assert (s.axis, s.trained, s.saved) == ("samples", 600 + 600 + 150 + 300, 450 + 300)
+    assert {r.number: r.pruned_at for r in data.trials} == {0: None, 1: None, 2: 150, 3: 300}
+    assert [c.points for c in data.curves.curves] == [(150, 300, 450, 600)] * 2 + [(150,), (150, 300)]
+    assert figures.get_curves_plot(data).layout.xaxis.title.text == "training samples seen"
+    page = report_html.render(data)
+    assert "750 samples not trained (31% of all trials&#x27; samples)" in page or (
+        "750 samples not trained (31% of all trials' samples)" in page
+    )
+    assert "pruned at (samples)" in page and "pruned at step" not in page
+
+
+def test_a_study_stored_before_the_samples_axis_is_counted_in_steps_and_says_so(mixed):
+    data = report.collect(mixed)  # its stored spec has no schema_version: version 1
+    assert data.summary.axis == "steps"
+    assert figures.get_curves_plot(data).layout.xaxis.title.text == "step (stored before schema version 3)"
+    page = report_html.render(data)
+    assert "125 steps not trained" in page and "pruned at (step)" in page
+    assert "Stored before schema version 3: its progress is counted in optimizer steps." in page

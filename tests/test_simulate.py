@@ -167,3 +167,105 @@ def test_the_default_hyperband_resolves_its_fractions_from_the_stored_budget(mak
     # first rung at 1/16 of 800 samples = 50: every trial is judged at its first evaluation (200)
     pruned = {t["number"]: t["at"] for t in sim["trials"] if t["outcome"] == "pruned"}
     assert pruned and set(pruned.values()) <= {200, 400}
+
+
+# The reviewer's qmc study: max_steps 12 and a searched batch give budgets of 96, 364 and 192 samples; its
+# default hyperband (min_resource 1/16, max_resource 1) pruned trials 4 and 5 at 64 samples.
+QMC = [
+    [(32, 0.15), (64, 0.15), (96, 0.15)],
+    [(32, 0.15), (64, 0.23), (96, 0.41), (128, 0.5), (192, 0.63), (256, 0.69), (320, 0.76), (364, 0.76)],
+    [(32, 0.15), (64, 0.15), (96, 0.15), (128, 0.15), (160, 0.15), (192, 0.15)],
+    [(32, 0.19), (64, 0.24), (96, 0.25), (128, 0.29), (160, 0.3), (192, 0.32)],
+    [(32, 0.15), (64, 0.15)],
+    [(32, 0.15), (64, 0.15)],
+]
+HYPERBAND = ["name=qmc", "pruner={type: hyperband, tolerance_se: 2}"]  # hyperband's brackets hash the name
+
+
+def test_fractions_resolve_against_the_first_trials_budget_as_the_run_did(make_study, capsys):
+    """The run resolves min_resource 1/16 of trial 0's 96 samples (6): the rung trials 4 and 5 were pruned at.
+    Against the largest budget (364) the rungs move and the replay would not prune them."""
+    path = make_study()
+    _store(path, QMC, pruned={4, 5}, name="qmc")
+    status, sim = _simulate(path, capsys, *HYPERBAND)
+    assert status == 0 and sim["budget"] == 96
+    assert {t["number"]: (t["outcome"], t["at"]) for t in sim["trials"] if t["ran"] == "pruned"} == {
+        4: ("pruned", 64),
+        5: ("pruned", 64),
+    }
+    status, out = _simulate(path, capsys, *HYPERBAND, fmt="table")
+    assert "(min_resource and max_resource given as fractions: of a budget of 96 samples)" in out.out
+
+
+def test_the_budget_the_run_stored_is_the_one_replayed(make_study, capsys):
+    path = make_study()
+    study = _store(path, QMC, pruned={4, 5}, name="qmc")
+    study.set_user_attr("pruner_budget", {"samples": 364, "trial": 1})  # trial 1 started training first
+    status, sim = _simulate(path, capsys, *HYPERBAND)
+    assert status == 0 and sim["budget"] == 364
+
+
+def test_a_study_with_nothing_to_replay_is_refused_with_one_line(make_study, capsys):
+    path = make_study()
+    storage = {name: f"sqlite:///{path.parent}/{name}.db" for name in ("empty", "failed", "running")}
+    optuna.create_study(study_name="empty", storage=storage["empty"], direction="maximize")
+    failed = optuna.create_study(study_name="failed", storage=storage["failed"], direction="maximize")
+    failed.tell(failed.ask(), state=TrialState.FAIL)
+    running = optuna.create_study(study_name="running", storage=storage["running"], direction="maximize")
+    running.ask().report(0.3, 75)
+    for name in ("empty", "failed", "running"):
+        status, out = _simulate(path, capsys, f"name={name}", "pruner.type=median", fmt="table")
+        assert status == 2 and out.out == ""
+        assert out.err == f"error: study {name!r} has no completed or pruned trial to replay\n"
+
+
+def test_a_running_or_failed_trial_is_named_as_left_out_and_no_old_schema_is_claimed(make_study, capsys):
+    path = make_study()
+    study = _store(path, CURVES)
+    study.tell(study.ask(), state=TrialState.FAIL)
+    study.ask().report(0.3, 200)  # still running
+    status, out = _simulate(path, capsys, *MEDIAN, fmt="table")
+    assert status == 0
+    assert "trial 4 left out: fail\ntrial 5 left out: running\n" in out.out
+    assert "schema version" not in out.out
+
+
+def test_a_top_k_beyond_the_completed_trials_is_capped_and_said(make_study, capsys):
+    path = make_study()
+    _store(path, CURVES)
+    capsys.readouterr()
+    assert cli.main(["simulate", str(path), "--set", "pruner.type=none", "--top-k", "20"]) == 0
+    out = capsys.readouterr()
+    assert "all 4 of its 4 completed trials survive (top-k 20 asked)" in out.out
+
+
+@pytest.mark.slow
+def test_simulate_predicts_a_hyperband_run_whose_trials_have_different_budgets(make_study, capsys):
+    """max_steps with a searched batch: each batch size has its own budget. The run resolves the default
+    hyperband's fractions from the budget of its first trial to train and stores it; the replay of the
+    ground truth resolves from its first trial's budget, and prunes the same trials at the same points."""
+    path = make_study(
+        search={"learning_rate": [1e-5, 3e-3, 3e-2], "per_device_train_batch_size": [8, 16, 32]},
+        sampler={"type": "grid", "seed": 0},
+        objective={"metric": "loss"},
+        train={"max_steps": 6, "use_cpu": True},
+        evaluation={"every": 16},
+        budget={},
+    )
+    truth = ["--storage", f"sqlite:///{path.parent}/truth.db"]  # the same name: hyperband's brackets hash it
+    assert cli.main(["run", str(path), "--quiet", *truth]) == 0
+    hyperband = "pruner={type: hyperband, tolerance_se: 0}"
+    capsys.readouterr()
+    assert cli.main(["simulate", str(path), "--format", "json", "--set", hyperband, *truth]) == 0
+    sim = json.loads(capsys.readouterr().out)
+    assert cli.main(["run", str(path), "--quiet", "--set", hyperband]) == 0
+    real = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent}/tiny.db")
+    budgets = [t.user_attrs["budget_samples"] for t in real.trials]
+    assert len(set(budgets)) > 1 and real.user_attrs["pruner_budget"] == {"samples": budgets[0], "trial": 0}
+    assert sim["budget"] == budgets[0]
+    predicted = {t["number"]: (t["outcome"] == "pruned", t["at"]) for t in sim["trials"]}
+    actual = {
+        t.number: (t.state == TrialState.PRUNED, t.last_step if t.state == TrialState.PRUNED else None)
+        for t in real.trials
+    }
+    assert predicted == actual

@@ -6,16 +6,17 @@ top k would have survived. A study run without a pruner is the ground truth."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import NotFound, SpecError
+from hpsearch.results import progress_axis
 from hpsearch.results.record import CurveKey, TrialAttr
 from hpsearch.search.noise import NoiseAwarePruner
-from hpsearch.search.pruners import pruner_of
+from hpsearch.search.pruners import RESOURCES, pruner_of
 from hpsearch.spec import Spec
 
 _REPLAYED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -58,6 +59,12 @@ class Simulation:
     """How many of the run's top k completed trials also complete in the replay."""
     best_replayed: int | None
     """The best trial among those that complete in the replay."""
+    budget: int | None = None
+    """The budget (on the axis) fractional min_resource and max_resource were resolved against."""
+    completed: int = 0
+    """The run's completed trials with a finite value (the most a top k can hold)."""
+    left_out: list[tuple[int, str]] = field(default_factory=list)
+    """The trials not replayed, each with why: its state (running, fail, ...), or no evaluation."""
 
     @property
     def samples_ran(self) -> int:
@@ -86,8 +93,11 @@ def of_study(spec: Spec, study: optuna.Study, top_k: int = 3) -> Simulation:
         )
     if top_k < 1:
         raise SpecError(spec.source, "--top-k", f"{top_k} is not allowed; a whole number >= 1")
-    settings = spec.to_dict()["pruner"]
     trials = study.get_trials(deepcopy=False)
+    if not any(_replayable(t) for t in trials):
+        raise NotFound(f"study {study.study_name!r} has no completed or pruned trial to replay")
+    settings = spec.to_dict()["pruner"]
+    axis = progress_axis.of_study(study.user_attrs, trials)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the in-memory study's creation is no news
     return replay(
         trials,
@@ -97,6 +107,8 @@ def of_study(spec: Spec, study: optuna.Study, top_k: int = 3) -> Simulation:
         spec.objective.key,
         settings,
         top_k,
+        axis,
+        progress_axis.first_budget(study.user_attrs, trials, axis),
     )
 
 
@@ -108,25 +120,27 @@ def replay(
     objective_key: str,
     pruner_settings: dict[str, Any],
     top_k: int = 3,
+    axis: str = progress_axis.SAMPLES,
+    budget: int | None = None,
 ) -> Simulation:
-    """Replay `trials` (a study's, any states) under `pruner`. The trial numbers of the replay are the
-    run's (hyperband assigns brackets by number): a trial that cannot be replayed (failed, running, never
-    reported) takes its number as a failed trial."""
+    """Replay `trials` (a study's, any states) under `pruner`, its fractional resources resolved against
+    `budget` (`progress_axis.first_budget`). The trial numbers of the replay are the run's (hyperband
+    assigns brackets by number): a trial that cannot be replayed (failed, running, never reported) takes its
+    number as a failed trial, and is named in `left_out`."""
     study = optuna.create_study(
         storage=optuna.storages.InMemoryStorage(), study_name=study_name, direction=direction, pruner=pruner
     )
     maximize = direction == "maximize"
-    axis = "samples" if any(CurveKey.SAMPLES in p for t in trials for p in _curve(t)) else "steps"
     replayed: list[Replayed] = []
-    if isinstance(pruner, NoiseAwarePruner):  # resources given as fractions: of the trials' budget
-        ends = [max(t.intermediate_values) for t in trials if t.state == TrialState.COMPLETE and t.intermediate_values]
-        if ends:
-            pruner.observe_budget(max(ends))
+    left_out: list[tuple[int, str]] = []
+    if isinstance(pruner, NoiseAwarePruner) and budget is not None:
+        pruner.observe_budget(budget)
     for t in sorted(trials, key=lambda t: t.number):
         while len(study.trials) < t.number:  # numbers the stored study gave trials that no longer exist
             study.tell(study.ask(), state=TrialState.FAIL)
-        if t.state not in _REPLAYED or not t.intermediate_values:
+        if not _replayable(t):
             study.tell(study.ask(), state=TrialState.FAIL)
+            left_out.append((t.number, "no evaluation" if t.state in _REPLAYED else t.state.name.lower()))
             continue
         replayed.append(_replay_one(study, t, pruner, objective_key, axis))
     done = [r for r in replayed if r.ran == "complete" and r.value is not None and math.isfinite(r.value)]
@@ -143,16 +157,23 @@ def replay(
         best_survives=bool(ranked) and ranked[0].outcome == "complete",
         top_k_survivors=sum(r.outcome == "complete" for r in top),
         best_replayed=survivors[0].number if survivors else None,
+        budget=budget,
+        completed=len(ranked),
+        left_out=left_out,
     )
+
+
+def _replayable(t: FrozenTrial) -> bool:
+    return t.state in _REPLAYED and bool(t.intermediate_values)
 
 
 def _replay_one(study: optuna.Study, t: FrozenTrial, pruner, objective_key: str, axis: str) -> Replayed:
     trial = study.ask()
     points = sorted(t.intermediate_values)
     last = points[-1]
-    per_sample = 1 if axis == "samples" else _samples_per_step(t)
     uncertainty = {_key(p, axis): (p.get(f"{objective_key}_se"), p.get(CurveKey.EVAL_ROWS)) for p in _curve(t)}
     ran = "complete" if t.state == TrialState.COMPLETE else "pruned"
+    ran_samples = progress_axis.to_samples(t, last, axis)
     # A trial trained to its end is not pruned at its final evaluation; one stopped early could have been.
     to_the_end = ran == "complete" and TrialAttr.EARLY_STOPPED_AT_STEP not in t.user_attrs
     for at in points:
@@ -165,14 +186,13 @@ def _replay_one(study: optuna.Study, t: FrozenTrial, pruner, objective_key: str,
             prune, evidence = trial.should_prune(), None
         if prune:
             study.tell(trial, state=TrialState.PRUNED)
-            return Replayed(
-                t.number, t.params, ran, "pruned", at, _value(t), last * per_sample, at * per_sample, evidence
-            )
+            at_samples = progress_axis.to_samples(t, at, axis)
+            return Replayed(t.number, t.params, ran, "pruned", at, _value(t), ran_samples, at_samples, evidence)
     if ran == "pruned":  # its curve ends where the run's pruner stopped it
         study.tell(trial, state=TrialState.PRUNED)
-        return Replayed(t.number, t.params, ran, "ended", last, None, last * per_sample, last * per_sample)
+        return Replayed(t.number, t.params, ran, "ended", last, None, ran_samples, ran_samples)
     study.tell(trial, t.value)
-    return Replayed(t.number, t.params, ran, "complete", None, t.value, last * per_sample, last * per_sample)
+    return Replayed(t.number, t.params, ran, "complete", None, t.value, ran_samples, ran_samples)
 
 
 def _value(t: FrozenTrial) -> float | None:
@@ -188,19 +208,15 @@ def _key(point: dict, axis: str) -> int | None:
     return point.get(CurveKey.SAMPLES if axis == "samples" else CurveKey.STEP)
 
 
-def _samples_per_step(t: FrozenTrial) -> int:
-    """A step-keyed (older) trial's effective batch, from the arguments it trained with."""
-    arguments = t.user_attrs.get(TrialAttr.TRAINING_ARGUMENTS) or {}
-    batch = arguments.get("per_device_train_batch_size", 8)
-    return int(batch) * int(arguments.get("gradient_accumulation_steps", 1))
-
-
 def table(sim: Simulation, metric: str) -> str:
     """The replay as a terminal table and a summary."""
     settings = ", ".join(f"{k}: {v}" for k, v in sim.pruner.items())
     lines = [f"replay of study {sim.study!r} under pruner {{{settings}}} ({len(sim.trials)} trials, by {sim.axis})"]
+    if any(isinstance(sim.pruner.get(k), float) for k in RESOURCES) and sim.budget is not None:
+        lines.append(f"(min_resource and max_resource given as fractions: of a budget of {sim.budget:,} {sim.axis})")
     if sim.axis == "steps":
         lines.append("(stored before schema version 3: its points, and so the pruner's options, are optimizer steps)")
+    lines += [f"trial {number} left out: {why}" for number, why in sim.left_out]
     rows = []
     for r in sim.trials:
         where = "complete" if r.outcome == "complete" else f"{r.outcome} at {r.at:,}"
@@ -221,10 +237,11 @@ def table(sim: Simulation, metric: str) -> str:
         lines.append("no trial completed in the run: nothing to rank")
     else:
         kept = "survives" if sim.best_survives else "is pruned"
-        lines.append(
-            f"the run's best, trial {sim.best}, {kept}; {sim.top_k_survivors} of its top {sim.top_k} survive; "
-            f"best in the replay: trial {sim.best_replayed}"
-        )
+        top = f"{sim.top_k_survivors} of its top {sim.top_k} survive"
+        if sim.top_k > sim.completed:
+            some = f"all {sim.completed}" if sim.top_k_survivors == sim.completed else str(sim.top_k_survivors)
+            top = f"{some} of its {sim.completed} completed trials survive (top-k {sim.top_k} asked)"
+        lines.append(f"the run's best, trial {sim.best}, {kept}; {top}; best in the replay: trial {sim.best_replayed}")
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
         self.tolerance_se = tolerance_se
         self.fractions = dict(fractions or {})
         """Resources given as fractions of a trial's training samples (min_resource, max_resource): set on
-        the wrapped pruner, in samples, from the first trial's budget (`observe_budget`)."""
+        the wrapped pruner, in samples, from the budget of the study's first trial to train (`observe_budget`)."""
         self._uncertainty: dict[tuple[int, int], tuple[float | None, int | None]] = {}
         self.decisions: dict[int, dict[str, Any]] = {}
         """trial number -> the evidence of the latest time the wrapped pruner proposed to prune it."""
@@ -50,8 +50,9 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
         return prune, self.decisions.pop(trial.number, None)
 
     def observe_budget(self, samples: int) -> None:
-        """A trial's training budget in samples: resolves resources given as fractions, once (before the
-        wrapped pruner's first decision; Optuna's hyperband sizes its brackets at its first call)."""
+        """The study's training budget in samples: resolves resources given as fractions, once (before the
+        wrapped pruner's first decision; Optuna's hyperband sizes its brackets at its first call). The run
+        hands over the budget stored in the study (`callbacks.study_budget`), `hpsearch simulate` the same."""
         for name, fraction in self.fractions.items():
             setattr(self.base, f"_{name}", max(1, round(fraction * samples)))
         self.fractions = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import optuna
 
@@ -35,7 +37,9 @@ def build_sampler(spec: Spec, n_existing_trials: int = 0, salt: int = 0) -> optu
         return GridSampler(space.grid(spec.search), seed=seed)
     if kind == "qmc":  # the study stores the sequence's position: resumed and parallel runs go on along it
         given = {k: options[k] for k in ("qmc_type", "scramble") if k in options}  # unset: Optuna's defaults
-        return optuna.samplers.QMCSampler(seed=seed, warn_asynchronous_seeding=False, **given)
+        with warnings.catch_warnings():  # Optuna calls it experimental; hpsearch documents it (study-file.md)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed, warn_asynchronous_seeding=False, **given)
     if n_existing_trials or salt:
         mixed = [seed, n_existing_trials, salt] if salt else [seed, n_existing_trials]
         seed = int(np.random.SeedSequence(mixed).generate_state(1)[0])

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import optuna
 from transformers import TrainerCallback
 
-from hpsearch.results.record import CurveKey
+from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 from hpsearch.search.noise import NoiseAwarePruner
 from hpsearch.training.schedule import EvaluationSchedule
 
@@ -117,9 +117,13 @@ class OptunaReporter(TrainerCallback):
         return self.schedule.point if self.schedule is not None else state.global_step
 
     def on_train_begin(self, args, state, control, **kwargs):
-        pruner = self.trial.study.pruner if self.report else None  # not reporting: no pruner consults it
-        if isinstance(pruner, NoiseAwarePruner) and self.schedule is not None:
-            pruner.observe_budget(self.schedule.budget)  # the schedule's on_train_begin ran first
+        if not self.report or self.schedule is None:  # not reporting: no pruner consults it
+            return
+        budget = self.schedule.budget  # the schedule's on_train_begin ran first
+        self.trial.set_user_attr(TrialAttr.BUDGET_SAMPLES, budget)
+        pruner = self.trial.study.pruner
+        if isinstance(pruner, NoiseAwarePruner) and pruner.fractions:
+            pruner.observe_budget(study_budget(self.trial.study, budget, self.trial.number))
 
     def _should_prune(self, at: int, point: dict) -> bool:
         pruner = self.trial.study.pruner
@@ -135,6 +139,17 @@ class OptunaReporter(TrainerCallback):
         if prune:
             self.evidence = decision
         return prune
+
+
+def study_budget(study: optuna.Study, samples: int, number: int) -> int:
+    """The budget a pruner's fractional resources resolve against, one for the whole study: the one stored in
+    it (`StudyAttr.PRUNER_BUDGET`), which the first trial to start training writes (trial `number`, of
+    `samples`), so every process, resume and `hpsearch simulate` places the rungs alike."""
+    stored = study.user_attrs.get(StudyAttr.PRUNER_BUDGET)
+    if not isinstance(stored, dict):
+        study.set_user_attr(StudyAttr.PRUNER_BUDGET, {"samples": samples, "trial": number})
+        stored = study.user_attrs[StudyAttr.PRUNER_BUDGET]  # two processes that wrote at once: the last one's
+    return int(stored["samples"])
 
 
 def train_eval_gap(point: dict) -> float | None:

@@ -13,6 +13,14 @@ class StudyAttr(RecordKey):
     HPSEARCH_VERSION = ("hpsearch_version", "str", "", "The hpsearch version that last ran the study.")
     BEST_MODEL_TRIAL = ("best_model_trial", "int", "", "The trial whose model `model.save_best` kept.")
     CONFIRMS = ("confirms", "str", "", "A confirmation study (`hpsearch confirm`): the name of the search it confirms.")
+    PRUNER_BUDGET = (
+        "pruner_budget",
+        "dict",
+        "",
+        "The training budget a pruner's fractional `min_resource` and `max_resource` are resolved against:"
+        " `{samples, trial}`, the budget of the first trial to start training, written once; every later"
+        " process, resume and `hpsearch simulate` reads it.",
+    )
 
 
 class CurveKey(RecordKey):

@@ -45,6 +45,14 @@ class TrialAttr(RecordKey):
         "How far it got (a pruned trial's `steps_trained` is where it stopped).",
     )
     MAX_STEPS = ("max_steps", "int", "steps", "The optimizer steps its schedule planned.")
+    BUDGET_SAMPLES = (
+        "budget_samples",
+        "int",
+        "samples",
+        "The training samples its schedule planned, set when training starts (its last evaluation's `samples`"
+        " when it trains to the end). Absent with `objective.cost`, and in trials run before hpsearch recorded"
+        " it.",
+    )
     TRAIN_SAMPLES_PER_SECOND = (
         "train_samples_per_second",
         "float",

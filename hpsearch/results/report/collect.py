@@ -11,7 +11,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.results import confirmation, pareto, trials_read
+from hpsearch.results import confirmation, pareto, progress_axis, trials_read
 from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 from hpsearch.results.report import sections
 from hpsearch.results.report.labels import escape, ticks
@@ -34,15 +34,16 @@ from hpsearch.results.status import evidence_text, shown_state
 TOP_FRACTION, TOP_AT_LEAST = 0.1, 3  # "what won" looks at the best tenth of the completed trials, 3 at least
 
 
-def _row(t: FrozenTrial, key: str) -> TrialRow:
+def _row(t: FrozenTrial, key: str, axis: str) -> TrialRow:
     a = t.user_attrs
     values = t.values if t.state == TrialState.COMPLETE and t.values else [None, None]
     value = values[0] if finite(values[0]) else None  # with a cost, the figures show the quality objective
     cost = values[1] if len(values) > 1 and value is not None and finite(values[1]) else None
     reached = value
     if value is None and t.state != TrialState.COMPLETE:
-        reached = next(iter(sections.curve(t, key)[1][-1:]), None)
+        reached = next(iter(sections.curve(t, key, axis)[1][-1:]), None)
     duration = t.duration.total_seconds() if t.duration is not None else None
+    trained = progress_axis.trained(t, axis)
     spent = next((a[k] for k in (TrialAttr.TRAIN_SECONDS, TrialAttr.WALL_TIME_S) if finite(a.get(k))), duration)
     return TrialRow(
         number=t.number,
@@ -50,9 +51,9 @@ def _row(t: FrozenTrial, key: str) -> TrialRow:
         value=value,
         reached=reached,
         duration_s=duration,
-        pruned_at=a.get(TrialAttr.STEPS_TRAINED, t.last_step) if t.state == TrialState.PRUNED else None,
-        steps_trained=a.get(TrialAttr.STEPS_TRAINED),
-        max_steps=a.get(TrialAttr.MAX_STEPS),
+        pruned_at=trained if t.state == TrialState.PRUNED else None,
+        trained=trained,
+        budget=progress_axis.budget(t, axis),
         samples_per_second=throughput if finite(throughput := a.get(TrialAttr.TRAIN_SAMPLES_PER_SECOND)) else None,
         train_seconds=spent,
         params=dict(t.params),
@@ -144,7 +145,13 @@ def figure_study(study: optuna.Study, trials: list[FrozenTrial], names: list[str
 
 
 def _summary(
-    study: optuna.Study, trials: list[FrozenTrial], rows: list[TrialRow], metric: str, cost: str | None, shown
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    rows: list[TrialRow],
+    metric: str,
+    cost: str | None,
+    shown,
+    axis: str,
 ) -> Summary:
     direction = study.directions[0].name.lower()
     states = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
@@ -154,13 +161,13 @@ def _summary(
     best = sections.pick(direction)(done, key=lambda r: r.value) if done and cost is None else None
     by_number = {r.number: r for r in rows}
     front = [by_number[t.number] for t in pareto.pareto_front(shown)] if cost is not None else []
-    steps_saved, seconds_saved = 0, 0.0
+    saved, seconds_saved = 0, 0.0
     for r in rows:
-        if r.state == "PRUNED" and isinstance(r.max_steps, int) and isinstance(r.steps_trained, int):
-            left = max(r.max_steps - r.steps_trained, 0)
-            steps_saved += left
-            if r.train_seconds and r.steps_trained:
-                seconds_saved += left * r.train_seconds / r.steps_trained
+        if r.state == "PRUNED" and isinstance(r.budget, int) and isinstance(r.trained, int):
+            left = max(r.budget - r.trained, 0)
+            saved += left
+            if r.train_seconds and r.trained:
+                seconds_saved += left * r.train_seconds / r.trained
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     return Summary(
@@ -170,8 +177,9 @@ def _summary(
         states=states,
         best=Best(best.number, best.value, best.params) if best else None,
         compute_seconds=sum(r.train_seconds or 0.0 for r in rows),
-        steps_trained=sum(r.steps_trained for r in rows if isinstance(r.steps_trained, int)),
-        steps_saved=steps_saved,
+        axis=axis,
+        trained=sum(r.trained for r in rows if isinstance(r.trained, int)),
+        saved=saved,
         seconds_saved=seconds_saved,
         wall_time_s=(max(ends) - min(starts)).total_seconds() if starts and ends else None,
         searched=tuple(sorted({name for t in trials for name in t.distributions})),
@@ -213,9 +221,10 @@ def collect(study: optuna.Study) -> ReportData:
     metric = (spec.get("objective") or {}).get("metric") or "objective"
     cost = ((spec.get("objective") or {}).get("cost") or "cost") if len(study.directions) > 1 else None
     key = f"eval_{metric}"
-    rows = [_row(t, key) for t in trials]
+    axis = progress_axis.of_study(study.user_attrs, trials)
+    rows = [_row(t, key, axis) for t in trials]
     shown = figure_study(study, trials, [metric] if cost is None else [metric, cost])
-    s = _summary(study, trials, rows, metric, cost, shown)
+    s = _summary(study, trials, rows, metric, cost, shown, axis)
     done = [r for r in rows if r.value is not None]
     categorical = {n for t in trials for n, d in t.distributions.items() if isinstance(d, CategoricalDistribution)}
     fixed = spec.get("train") or {}

@@ -141,9 +141,9 @@ def _joined(curves: list[Curve]) -> tuple[Any, Any, Any]:
     """Many curves as one trace (gaps between them): a browser draws one path faster than a hundred."""
     xs, ys, ns = [], [], []
     for c in curves:
-        xs += [*c.steps, math.nan]
+        xs += [*c.points, math.nan]
         ys += [*c.values, math.nan]
-        ns += [c.number] * (len(c.steps) + 1)
+        ns += [c.number] * (len(c.points) + 1)
     return array(xs), array(ys), array(ns)
 
 
@@ -151,7 +151,8 @@ def get_curves_plot(d: ReportData):
     import plotly.graph_objects as go
 
     c, m = d.curves, escape(d.summary.metric)
-    hover = "trial %{customdata}<br>step %{x}: %{y:.4g}<extra></extra>"
+    unit = "samples" if d.summary.axis == "samples" else "step"
+    hover = f"trial %{{customdata}}<br>{unit} %{{x}}: %{{y:.4g}}<extra></extra>"
     styles = {
         "COMPLETE": {"color": COLOURS[0]},
         "PRUNED": {"color": GREY},
@@ -168,21 +169,21 @@ def get_curves_plot(d: ReportData):
             traces.append(go.Scatter(x=x, y=y, name=state.lower(), **opts))
     ends = [x for x in c.curves if x.state == "PRUNED"]
     if ends:
-        x, y = array([e.steps[-1] for e in ends]), array([e.values[-1] for e in ends])
+        x, y = array([e.points[-1] for e in ends]), array([e.values[-1] for e in ends])
         marker = {"symbol": "x-thin-open", "color": GREY, "size": 7}
         opts = {"customdata": [e.number for e in ends], "hovertemplate": hover}
         traces.append(go.Scatter(x=x, y=y, mode="markers", name="pruned here", marker=marker, **opts))
     kind = "front" if d.summary.cost else "best"
     for b in (x for x in c.curves if x.is_best):
-        line, opts = {"color": BEST, "width": 3}, {"customdata": [b.number] * len(b.steps), "hovertemplate": hover}
-        traces.append(
-            go.Scatter(x=b.steps, y=b.values, mode="lines+markers", name=f"{kind}: trial {b.number}", line=line, **opts)
-        )
+        line, opts = {"color": BEST, "width": 3}, {"customdata": [b.number] * len(b.points), "hovertemplate": hover}
+        name = f"{kind}: trial {b.number}"
+        traces.append(go.Scatter(x=b.points, y=b.values, mode="lines+markers", name=name, line=line, **opts))
     shown = len(c.curves)
     title = f"all {shown} trials' curves"
     if c.seed is not None:
         title = f"{shown} of {c.total} curves: the best {c.n_best}, and {shown - c.n_best} at random (seed {c.seed})"
-    return figure(traces, title, xaxis_title="step", yaxis_title=m)
+    x_title = "training samples seen" if d.summary.axis == "samples" else "step (stored before schema version 3)"
+    return figure(traces, title, xaxis_title=x_title, yaxis_title=m)
 
 
 def get_overfitting_plot(d: ReportData):

@@ -78,9 +78,9 @@ DRAW = {**figures.DRAW, **optuna_figures.DRAW}
 def _summary_html(d: ReportData) -> str:
     s = d.summary
     states = ", ".join(f"{n} {state.lower()}" for state, n in s.states.items())
-    saved = f"{s.steps_saved:,} steps not trained"
-    if s.steps_saved:
-        saved += f" ({s.steps_saved / (s.steps_saved + s.steps_trained):.0%} of all trials' steps)"
+    saved = f"{s.saved:,} {s.axis} not trained"
+    if s.saved:
+        saved += f" ({s.saved / (s.saved + s.trained):.0%} of all trials' {s.axis})"
         saved += f", about {_seconds(s.seconds_saved)} of training" if s.seconds_saved else ""
     best = "none: no trial completed"
     if s.cost is not None and s.front:
@@ -97,12 +97,14 @@ def _summary_html(d: ReportData) -> str:
     rows = [
         ("pareto front" if s.cost is not None else "best", best),
         ("trials", f"{sum(s.states.values())}: {states}"),
-        ("compute spent", f"{_seconds(s.compute_seconds)} of training, {s.steps_trained:,} steps"),
+        ("compute spent", f"{_seconds(s.compute_seconds)} of training, {s.trained:,} {s.axis}"),
         ("pruning saved", saved),
         ("study wall time", _seconds(s.wall_time_s)),
         ("objective", f"{_e(s.metric)}, {s.direction}" + (f"; cost {_e(s.cost)}, minimize" if s.cost else "")),
     ]
     out = ["<table class=kv>", *(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows), "</table>"]
+    if s.axis == "steps":
+        out.append("<p class=note>Stored before schema version 3: its progress is counted in optimizer steps.</p>")
     if d.winners:
         n = d.winners[0].n_top
         trials = "trial" if n == 1 else f"{n} trials"
@@ -132,7 +134,7 @@ def _trials_html(d: ReportData) -> str:
         *cost,
         "train/eval gap",
         "duration",
-        "pruned at step",
+        "pruned at (samples)" if s.axis == "samples" else "pruned at (step)",
         "params",
         "error or why pruned",
     )
@@ -140,7 +142,7 @@ def _trials_html(d: ReportData) -> str:
     for r in d.trials:
         value = "-" if r.reached is None else format_value(r.reached)
         value = value if r.value is not None or r.reached is None else f"({value})"
-        pruned_at = "-" if r.pruned_at is None else str(r.pruned_at)
+        pruned_at = "-" if r.pruned_at is None else f"{r.pruned_at:,}"
         gap = "-" if r.train_eval_gap is None else format_value(r.train_eval_gap)
         duration, params = _seconds(r.duration_s), format_params(r.params)
         spent = ("-" if r.cost is None else format_value(r.cost),) if cost else ()

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.results import progress_axis
 from hpsearch.results.record import CurveKey, TrialAttr
 from hpsearch.results.report.types import (
     BATCH_SIZE,
@@ -112,12 +113,15 @@ def get_heatmap_info(done: list[TrialRow], direction: str) -> Heatmap | None:
     return Heatmap(edges, tuple(sizes), tuple(map(tuple, best)), tuple(map(tuple, counts)))
 
 
-def curve(t: FrozenTrial, key: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """The objective by step: Optuna's intermediate values, else the `curve` user attribute."""
+def curve(t: FrozenTrial, key: str, axis: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The objective on the study's axis: Optuna's intermediate values, else the `curve` user attribute's points
+    (a study with a cost objective reports none)."""
     if t.intermediate_values:
         points = sorted((s, v) for s, v in t.intermediate_values.items() if finite(v))
     else:
-        points = [(p[CurveKey.STEP], p[key]) for p in t.user_attrs.get(TrialAttr.CURVE) or () if finite(p.get(key))]
+        at = CurveKey.SAMPLES if axis == progress_axis.SAMPLES else CurveKey.STEP
+        curve = t.user_attrs.get(TrialAttr.CURVE) or ()
+        points = [(p[at], p[key]) for p in curve if finite(p.get(key)) and isinstance(p.get(at), int)]
     return tuple(s for s, _ in points), tuple(v for _, v in points)
 
 
@@ -132,8 +136,8 @@ def get_curves_info(trials: list[FrozenTrial], key: str, s: Summary) -> Curves |
         return None
     chosen, n_best, seed = sample(have, MAX_CURVES, BEST_CURVES, _objective, s.direction)
     best = {s.best.number} if s.best else {f.number for f in s.front}  # with a cost: the front's curves
-    curves = [Curve(t.number, t.state.name, *curve(t, key), t.number in best) for t in chosen]
-    curves = sorted((c for c in curves if c.steps), key=lambda c: c.number)
+    curves = [Curve(t.number, t.state.name, *curve(t, key, s.axis), t.number in best) for t in chosen]
+    curves = sorted((c for c in curves if c.points), key=lambda c: c.number)
     return Curves(tuple(curves), len(have), n_best, seed)
 
 

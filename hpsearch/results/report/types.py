@@ -37,9 +37,10 @@ class Summary(NamedTuple):
     states: dict[str, int]  # trials by state: COMPLETE, PRUNED, FAIL always, others (RUNNING, SKIPPED) when present
     best: Best | None
     compute_seconds: float  # sum over trials of train_seconds (else wall_time_s, else duration)
-    steps_trained: int
-    steps_saved: int  # sum over pruned trials of max_steps - steps_trained
-    seconds_saved: float  # the same at each pruned trial's own seconds per step: an estimate
+    axis: str  # the progress axis every count below is in: "samples" (schema version 3 on), else "steps"
+    trained: int  # sum over trials of where each trained to (progress_axis.trained)
+    saved: int  # sum over pruned trials of their budget left: budget - trained (progress_axis.budget)
+    seconds_saved: float  # the same at each pruned trial's own seconds per sample (or step): an estimate
     wall_time_s: float | None  # first start to last completion
     searched: tuple[str, ...]  # every param that some trial sampled, sorted
     cost: str | None = None  # the cost objective's name (objective.cost); then `best` is None
@@ -52,9 +53,9 @@ class TrialRow(NamedTuple):
     value: float | None  # objective of a COMPLETE trial
     reached: float | None  # that, or an unfinished trial's last intermediate value
     duration_s: float | None
-    pruned_at: int | None
-    steps_trained: int | None
-    max_steps: int | None
+    pruned_at: int | None  # on the study's axis, as trained
+    trained: int | None  # on the study's axis: where it trained to
+    budget: int | None  # on the study's axis: its whole budget
     samples_per_second: float | None
     train_seconds: float | None
     params: dict[str, Any]
@@ -107,7 +108,7 @@ class Heatmap(NamedTuple):
 class Curve(NamedTuple):
     number: int
     state: str
-    steps: tuple[int, ...]
+    points: tuple[int, ...]  # on the study's axis (Summary.axis)
     values: tuple[float, ...]
     is_best: bool
 
