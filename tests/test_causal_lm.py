@@ -325,3 +325,15 @@ def test_a_causal_lm_trial_is_pruned_on_its_loss_against_the_losss_standard_erro
     evidence = pruned.user_attrs["prune_evidence"]
     assert evidence["uncertainty"] == pytest.approx(pruned.user_attrs["curve"][-1]["eval_loss_se"], abs=1e-6)
     assert evidence["value"] - evidence["bar"] > evidence["uncertainty"] > 0
+
+
+def test_packing_fewer_tokens_than_a_block_is_refused_before_anything_is_written(tmp_path, tiny_causal_lm, capsys):
+    from hpsearch import cli
+
+    data = write_pairs(tmp_path / "pairs", n_train=3, n_eval=2)
+    path = lm_study(tmp_path, tiny_causal_lm, data, data__packing=True, data__max_length=128)
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: data.packing: 3 train rows make 0 blocks of 128 tokens (they hold " in err
+    assert "set data.max_length to" in err and err.count("\n") == 1
+    assert not (tmp_path / "lm.db").exists()

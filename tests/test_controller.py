@@ -1,4 +1,5 @@
-"""The sweep's stop on SIGINT/SIGTERM (`controller._interrupt_once`): one signal, one interrupt, never lost."""
+"""The controller: the sweep's stop on SIGINT/SIGTERM (`controller._interrupt_once`): one signal, one interrupt,
+never lost; a resume on data that changed since the study ran (`controller.check_data`) refused."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from hpsearch.orchestration import controller
+from hpsearch.spec import SpecError
 
 
 class DiesWithASignal:
@@ -82,3 +84,33 @@ def test_a_signal_while_a_finished_trial_is_recorded_waits_until_it_is(make_stud
     assert [t.state.name for t in trials] == ["COMPLETE"]  # the second trial never started, nothing re-queued
     assert trials[0].value is not None and TrialAttr.MEMORY_AFTER_MB in trials[0].user_attrs
     assert TrialAttr.INTERRUPTED not in trials[0].user_attrs
+
+
+def test_resuming_on_changed_data_is_refused_naming_both_fingerprints(make_study, intents_data, tmp_path, capsys):
+    from hpsearch import cli
+
+    path = make_study(budget__n_trials=1, train__max_steps=2)
+    assert cli.main(["run", str(path), "--quiet"]) == 0
+    train = intents_data / "train.csv"
+    train.write_text(train.read_text().replace(",track", ",new_intent", 3))
+    stored = (tmp_path / "tiny.db").read_bytes()
+    assert cli.main(["run", str(path), "--n-trials", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: data.path: {intents_data} changed since the stored study 'tiny' ran on it (the data had " in err
+    assert "restore that data, or use a new study name" in err and err.count("\n") == 1
+    assert (tmp_path / "tiny.db").read_bytes() == stored
+
+
+def test_a_study_whose_trials_recorded_no_fingerprint_still_resumes():
+    from types import SimpleNamespace
+
+    import optuna
+
+    spec = SimpleNamespace(source="s.yaml", name="old", data=SimpleNamespace(path="d"))
+    prepared = SimpleNamespace(raw=SimpleNamespace(fingerprint="new"), labels=("a", "b"))
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    controller.check_data(spec, study, prepared)  # nothing stored to compare
+    study.set_user_attr("labels", ["a", "c"])
+    with pytest.raises(SpecError, match="had labels a, c; it now has a, b"):
+        controller.check_data(spec, study, prepared)

@@ -69,7 +69,7 @@ def test_fingerprint_follows_content(tmp_path):
         ({"eval_split": "dev"}, "data.eval_split: no split 'dev'"),
         (
             {"text_column": "utterance"},
-            "data.text_column: no column 'utterance' in split 'train'; columns: text, intent",
+            "data.text_column: no column 'utterance' in split 'train'; columns: 'text', 'intent'",
         ),
         ({"label_column": "label"}, "data.label_column: no column 'label'"),
     ],
@@ -246,3 +246,159 @@ def test_classification_evaluates_shortest_rows_first_with_the_same_metrics(make
     in_order, by_length = trainer.evaluate(task_data.eval), trainer.evaluate(task_data.evaluated)
     assert by_length["eval_accuracy"] == in_order["eval_accuracy"]
     assert by_length["eval_loss"] == pytest.approx(in_order["eval_loss"], rel=1e-5)
+
+
+def write_rows(folder, rows_by_split: dict, suffix: str = "jsonl"):
+    """One JSON Lines file per split (`suffix` names the file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in rows_by_split.items():
+        (folder / f"{split}.{suffix}").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+INTENT_ROWS = [{"text": f"t{i}", "intent": ["a", "b"][i % 2]} for i in range(8)]
+
+
+def test_a_json_file_in_json_lines_form_a_bom_and_mixed_types_are_read(tmp_path):
+    mixed = [{**row, "meta": i if i % 2 else f"id-{i}"} for i, row in enumerate(INTENT_ROWS)]
+    folder = write_rows(tmp_path / "json", {"train": mixed, "validation": mixed}, suffix="json")
+    bom = folder / "train.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + bom.read_bytes())
+    raw = data.load_raw(spec_for(folder), "s.yaml")
+    assert raw.train["text"][0] == "t0" and raw.train["label"] == ["a", "b"] * 4
+    labels = [{"text": "t", "intent": v} for v in (1, "other", 2, "other")]
+    raw = data.load_raw(spec_for(write_rows(tmp_path / "mixed", {"train": labels, "validation": labels})), "s.yaml")
+    assert raw.train["label"] == ["1", "other", "2", "other"]
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_a_save_to_disk_folder_is_read_with_its_splits(tmp_path, single):
+    rows = datasets.Dataset.from_list(INTENT_ROWS)
+    saved = rows if single else datasets.DatasetDict({"train": rows, "validation": rows.select(range(2))})
+    saved.save_to_disk(str(tmp_path / "saved"))
+    spec = spec_for(tmp_path / "saved", **({"eval_split": None, "eval_fraction": 0.25} if single else {}))
+    raw = data.load_raw(spec, "s.yaml")
+    assert (len(raw.train), len(raw.eval)) == ((6, 2) if single else (8, 2))
+
+
+def test_a_parquet_written_by_datasets_keeps_its_label_names(tmp_path):
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    features = datasets.Features({"text": datasets.Value("string"), "intent": datasets.ClassLabel(names=["b", "a"])})
+    rows = datasets.Dataset.from_list([{"text": "x", "intent": i % 2} for i in range(4)], features=features)
+    for split in ("train", "validation"):
+        rows.to_parquet(folder / f"{split}.parquet")
+    assert data.load_raw(spec_for(folder), "s.yaml").train["label"] == ["b", "a", "b", "a"]
+
+
+def test_whole_float_labels_are_integers_and_labels_sort_as_numbers(tmp_path):
+    folder = tmp_path / "floats"
+    folder.mkdir()
+    for split in ("train", "validation"):
+        pd.DataFrame({"text": ["x"] * 4, "intent": [10.0, 2.0, 0.0, 2.5]}).to_parquet(folder / f"{split}.parquet")
+    raw = data.load_raw(spec_for(folder), "s.yaml")
+    assert classification.label_names(raw, FakeSpec) == ("0", "2", "2.5", "10")
+
+
+class FakeSpec:
+    source = "s.yaml"
+
+    class data:  # noqa: N801
+        train_split = "train"
+        eval_split = "validation"
+        max_train_samples = None
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [(["--1", "-1", "2"], ("--1", "-1", "2")), (["-1", "10", "2"], ("-1", "2", "10"))],
+)
+def test_labels_that_are_not_numbers_sort_as_text(labels, expected):
+    raw = data.RawData(
+        train=datasets.Dataset.from_dict({"text": ["a"] * 3, "label": labels}),
+        eval=datasets.Dataset.from_dict({"text": ["a"], "label": labels[:1]}),
+        fingerprint="x",
+    )
+    assert classification.label_names(raw, FakeSpec) == expected
+
+
+def test_one_label_is_refused():
+    raw = data.RawData(
+        train=datasets.Dataset.from_dict({"text": ["a"] * 3, "label": ["a"] * 3}),
+        eval=datasets.Dataset.from_dict({"text": ["a"], "label": ["a"]}),
+        fingerprint="x",
+    )
+    message = "data.label_column: 1 label in split 'train' \\('a'\\); classification needs at least 2"
+    with pytest.raises(SpecError, match=message):
+        classification.label_names(raw, FakeSpec)
+
+
+EMPTY = {"text": "x", "intent": "a"}
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "message"),
+    [
+        (
+            [{"text": "x", "intent": ["a"]}],
+            None,
+            "data.label_column: a label of split 'train' is a list \\(\\['a'\\]\\); one label per row: multi-label",
+        ),
+        ([{"text": "x"}], {"text": "text", "label": "text"}, "data.label_column: 'text' is also data.text_column"),
+        (
+            [{"text ": "x", "my label": "a"}],
+            None,
+            "data.text_column: no column 'text' in split 'train'; columns: 'text ', 'my label'$",
+        ),
+        (
+            [{"p": "x", "c": ""}, {"p": "y", "c": " "}],
+            {"prompt": "p", "completion": "c"},
+            "data.completion_column: no row of split 'train' has a non-empty 'c': nothing to learn or evaluate",
+        ),
+        (
+            [{"s": "x", "t": None}],
+            {"source": "s", "target": "t"},
+            "data.target_column: no row of split 'train' has a non-empty 't'",
+        ),
+        (
+            [{"m": [{"role": "user", "content": "hi"}]}],
+            {"messages": "m"},
+            "data.messages_column: no row of split 'train' has an assistant turn with text",
+        ),
+        (
+            [{"m": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, {"m": []}],
+            {"messages": "m"},
+            "data.messages_column: row 2 of split 'train' is an empty list; each row must be a non-empty list",
+        ),
+    ],
+)
+def test_rows_that_cannot_train_are_refused_naming_the_column(tmp_path, rows, columns, message):
+    folder = write_rows(tmp_path / "d", {"train": rows, "validation": rows})
+    with pytest.raises(SpecError, match=message):
+        data.load_raw(spec_for(folder), "s.yaml", columns)
+
+
+def test_an_eval_split_with_nothing_to_evaluate_is_named(tmp_path):
+    chat = [{"m": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}]
+    folder = write_rows(tmp_path / "d", {"train": chat, "validation": [{"m": [{"role": "user", "content": "x"}]}]})
+    message = "data.messages_column: no row of split 'validation' has an assistant turn"
+    with pytest.raises(SpecError, match=message):
+        data.load_raw(spec_for(folder), "s.yaml", {"messages": "m"})
+
+
+def test_null_content_is_an_empty_message(tmp_path):
+    turns = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None},
+        {"role": "tool", "content": "42"},
+        {"role": "assistant", "content": "yo"},
+    ]
+    folder = write_rows(tmp_path / "d", {"train": [{"m": turns}], "validation": [{"m": turns}]})
+    raw = data.load_raw(spec_for(folder), "s.yaml", {"messages": "m"})
+    assert [m["content"] for m in raw.train["messages"][0]] == ["hi", "", "42", "yo"]
+
+
+def test_a_missing_eval_split_points_to_eval_fraction(tmp_path):
+    folder = write_rows(tmp_path / "d", {"train": INTENT_ROWS})
+    with pytest.raises(SpecError, match="no split 'validation' .*; splits: train; .* data.eval_fraction"):
+        data.load_raw(spec_for(folder), "s.yaml")

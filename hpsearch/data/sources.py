@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -40,7 +41,7 @@ class RawData:
         for row in self.train.select(range(min(n, len(self.train)))):
             for name, value in row.items():
                 if name == "messages":
-                    out.extend(str(m.get("content", "")) for m in value or [])
+                    out.extend(m["content"] for m in value)
                 elif name != "label":
                     out.append(str(value))
         return out
@@ -57,17 +58,44 @@ def _read_file(path: Path, source) -> datasets.Dataset:
     try:
         if kind == "csv":  # as text: "007" stays "007" and an empty cell is "", not NaN
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        elif kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=(kind == "jsonl"), dtype=False)
-        return datasets.Dataset.from_pandas(frame, preserve_index=False)
+        elif kind == "parquet":  # as Arrow: a parquet `datasets` wrote keeps its ClassLabel names
+            import pyarrow.parquet as pq
+
+            return datasets.Dataset(pq.read_table(path))
+        else:  # utf-8-sig: a byte order mark is skipped, as for CSV; a .json may hold JSON Lines
+            try:
+                frame = pd.read_json(path, lines=(kind == "jsonl"), dtype=False, encoding="utf-8-sig")
+            except ValueError:
+                if kind == "jsonl":
+                    raise
+                frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
+        return datasets.Dataset.from_pandas(_one_type_per_column(frame), preserve_index=False)
     except Exception as exc:  # a malformed file is bad input, not a crash
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {reason}") from None
 
 
-def _local_splits(path: Path, source) -> dict[str, Path]:
+def _one_type_per_column(frame):
+    """A JSON column whose values mix scalar types (an id that is 1 in one row, "id-2" in the next) as text,
+    as a CSV's cells are read: Arrow holds one type per column."""
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        types = {type(v) for v in frame[column] if v is not None}
+        if len(types) > 1 and not types & {list, dict}:
+            frame[column] = [v if v is None else str(v) for v in frame[column]]
+    return frame
+
+
+def _saved(path: Path) -> bool:
+    """A folder `datasets`' save_to_disk wrote: a DatasetDict's or a single Dataset's."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def _local_splits(path: Path, source) -> dict[str, Path] | datasets.DatasetDict:
+    if path.is_dir() and _saved(path):  # a DatasetDict's splits; a single Dataset is the train split
+        loaded = datasets.load_from_disk(str(path))
+        return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
     if path.is_file():
         if path.suffix.lower() not in READERS:
             raise SpecError(source, "data.path", f"{path.name}: unsupported file; allowed: {', '.join(READERS)}")
@@ -133,11 +161,78 @@ def _hold_out(ds: datasets.Dataset, fraction: float, seed: int, label_column: st
 
 
 def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
+    """Each row's label as text: a ClassLabel's name; a whole float as an integer (2.0 is "2", as in a
+    column that also holds 2)."""
     feature = ds.features[column]
     values = ds[column]
     if isinstance(feature, datasets.ClassLabel):
         return [feature.int2str(v) for v in values]
-    return [str(v) for v in values]
+    return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+
+
+def _shown(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _check_messages(ds: datasets.Dataset, column: str, split: str, source) -> None:
+    """Every row a non-empty list of {role, content} messages (a role is text; content may be null)."""
+    for i, row in enumerate(ds[column], start=1):
+        if not isinstance(row, list):
+            problem = f"is {_shown(row)}, not a list"
+        elif not row:
+            problem = "is an empty list"
+        else:
+            bad = next((m for m in row if not isinstance(m, dict) or not isinstance(m.get("role"), str)), None)
+            if bad is None:
+                continue
+            problem = f"has a message without a role: {_shown(bad)}"
+        raise SpecError(
+            source,
+            "data.messages_column",
+            f"row {i} of split {split!r} {problem}; each row must be a non-empty list of {{role, content}} messages",
+        )
+
+
+def _check_labels(ds: datasets.Dataset, column: str, split: str, source) -> None:
+    values = ds[column]
+    listed = next((v for v in values if isinstance(v, (list, dict))), None)
+    if listed is not None:
+        raise SpecError(
+            source,
+            "data.label_column",
+            f"a label of split {split!r} is a {type(listed).__name__} ({_shown(listed)}); one label per row: "
+            "multi-label classification is not supported",
+        )
+    missing = sum(
+        v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()) for v in values
+    )
+    if missing:
+        raise SpecError(source, "data.label_column", f"{missing} row(s) of split {split!r} have no {column!r}")
+
+
+def _nothing_to_learn(ds: datasets.Dataset, name: str) -> bool:
+    """No row of the split has a token to learn (and evaluate the loss on): a generation task's target."""
+    if name == "messages":
+        return not any(m["role"] == "assistant" and m["content"].strip() for row in ds[name] for m in row)
+    return name in ("completion", "target") and not any(text.strip() for text in ds[name])
+
+
+def _plain(ds: datasets.Dataset, columns: dict[str, str]) -> datasets.Dataset:
+    """The task's columns under the task's names, as text: a label as `_labels_as_text` reads it, a chat
+    as a list of {role, content} (null content, a tool call's, is "")."""
+    kept = {}
+    for name, column in columns.items():
+        if name == "label":
+            kept[name] = _labels_as_text(ds, column)
+        elif name == "messages":
+            kept[name] = [
+                [{"role": m["role"], "content": "" if m.get("content") is None else str(m["content"])} for m in row]
+                for row in ds[column]
+            ]
+        else:
+            kept[name] = ["" if t is None else str(t) for t in ds[column]]
+    return datasets.Dataset.from_dict(kept)
 
 
 def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> RawData:
@@ -148,6 +243,11 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
     """
     columns = columns or {"text": spec.text_column, "label": spec.label_column}
     label_column = columns.get("label")
+    for name, column in columns.items():
+        if name != "label" and column == label_column:
+            raise SpecError(
+                source, "data.label_column", f"{column!r} is also data.{name}_column; the label needs its own column"
+            )
     local = Path(spec.path)
     if local.exists():
         found = _local_splits(local, source)
@@ -157,58 +257,51 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
     if spec.train_split not in found:
         raise SpecError(source, "data.train_split", f"no split {spec.train_split!r} in {spec.path}; splits: {names}")
     if spec.eval_split is not None and spec.eval_split not in found:
-        raise SpecError(source, "data.eval_split", f"no split {spec.eval_split!r} in {spec.path}; splits: {names}")
+        raise SpecError(
+            source,
+            "data.eval_split",
+            f"no split {spec.eval_split!r} in {spec.path}; splits: {names}; name one with data.eval_split, "
+            "or hold part of train out for evaluation with data.eval_fraction",
+        )
 
     def read(split: str) -> datasets.Dataset:
         ds = found[split]
-        return _read_file(ds, source) if isinstance(ds, Path) else ds
-
-    train = read(spec.train_split)
-    if spec.eval_fraction is not None:
-        if label_column is not None and label_column not in train.column_names:
-            raise SpecError(source, "data.label_column", f"no column {label_column!r} in split {spec.train_split!r}")
-        train, evaluation = _hold_out(train, spec.eval_fraction, spec.seed, label_column)
-        eval_name = f"{spec.train_split} (held out {spec.eval_fraction:g})"
-    else:
-        evaluation = read(spec.eval_split)
-        eval_name = spec.eval_split
-    for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
+        ds = _read_file(ds, source) if isinstance(ds, Path) else ds
         for name, column in columns.items():
             if column not in ds.column_names:
                 raise SpecError(
                     source,
                     f"data.{name}_column",
-                    f"no column {column!r} in split {split_name!r}; columns: {', '.join(ds.column_names)}",
+                    f"no column {column!r} in split {split!r}; columns: {', '.join(map(repr, ds.column_names))}",
                 )
+        if "messages" in columns:
+            _check_messages(ds, columns["messages"], split, source)
+        return ds
+
+    train = read(spec.train_split)
+    if spec.eval_fraction is not None:
+        train, evaluation = _hold_out(train, spec.eval_fraction, spec.seed, label_column)
+        eval_name = f"{spec.train_split} (held out {spec.eval_fraction:g})"
+    else:
+        evaluation = read(spec.eval_split)
+        eval_name = spec.eval_split
     train = _subsample(train, spec.max_train_samples, spec.seed, label_column)
     evaluation = _subsample(evaluation, spec.max_eval_samples, spec.seed, label_column)
-
-    def plain(ds: datasets.Dataset) -> datasets.Dataset:
-        kept = {}
-        for name, column in columns.items():
-            if name == "label":
-                kept[name] = _labels_as_text(ds, column)
-            elif name == "messages":  # a list of {role, content} per row, kept as it is
-                kept[name] = [[{"role": str(m["role"]), "content": str(m["content"])} for m in v] for v in ds[column]]
-            else:
-                kept[name] = ["" if t is None else str(t) for t in ds[column]]
-        return datasets.Dataset.from_dict(kept)
-
+    splits = ((spec.train_split, train), (eval_name, evaluation))
     if label_column is not None:
-        for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
-            missing = sum(label is None or (isinstance(label, str) and not label.strip()) for label in ds[label_column])
-            if missing:
-                raise SpecError(
-                    source, "data.label_column", f"{missing} row(s) of split {split_name!r} have no {label_column!r}"
-                )
-    try:
-        train, evaluation = plain(train), plain(evaluation)
-    except (KeyError, TypeError) as exc:
-        raise SpecError(
-            source, "data.messages_column", f"each row must be a list of {{role, content}} messages ({exc})"
-        ) from None
+        for split_name, ds in splits:
+            _check_labels(ds, label_column, split_name, source)
+    train, evaluation = _plain(train, columns), _plain(evaluation, columns)
     if len(train) == 0 or len(evaluation) == 0:
         raise SpecError(source, "data", f"empty split: {len(train)} train and {len(evaluation)} eval rows")
+    for split_name, ds in ((spec.train_split, train), (eval_name, evaluation)):
+        for name, column in columns.items():
+            if not _nothing_to_learn(ds, name):
+                continue
+            said = "has an assistant turn with text" if name == "messages" else f"has a non-empty {column!r}"
+            raise SpecError(
+                source, f"data.{name}_column", f"no row of split {split_name!r} {said}: nothing to learn or evaluate"
+            )
     digest = hashlib.sha256()
     for ds in (train, evaluation):
         for row in ds:  # classification rows hash as before: text, then label

@@ -16,7 +16,7 @@ from hpsearch import __version__
 from hpsearch.errors import redact
 from hpsearch.orchestration import pool, preflight, worker
 from hpsearch.orchestration.progress import Progress
-from hpsearch.results.record import StudyAttr
+from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.results.storage import open_storage
 from hpsearch.search import space
 from hpsearch.spec import Spec, SpecError
@@ -115,6 +115,27 @@ def check_resume(spec: Spec, study: optuna.Study) -> None:
             ) from None
 
 
+def check_data(spec: Spec, study: optuna.Study, prepared: preflight.Prepared) -> None:
+    """A resumed study's trials ran on the data now read: the same fingerprint (every trial records it;
+    a study from before trials did has nothing to compare) and the same labels."""
+    trials = study.get_trials(deepcopy=False)
+    now = prepared.raw.fingerprint
+    other = sorted({t.user_attrs.get(TrialAttr.DATA_FINGERPRINT, now) for t in trials} - {now})
+    labels = study.user_attrs.get(StudyAttr.LABELS)
+    if other:
+        changed = f"had fingerprint {', '.join(other)}; it now reads as {now}"
+    elif trials and labels is not None and list(labels) != list(prepared.labels):
+        changed = f"had labels {', '.join(labels)}; it now has {', '.join(prepared.labels)}"
+    else:
+        return
+    raise SpecError(
+        spec.source,
+        "data.path",
+        f"{spec.data.path} changed since the stored study {spec.name!r} ran on it (the data {changed}): its "
+        "trials would not be comparable; restore that data, or use a new study name",
+    )
+
+
 @contextmanager
 def _interrupt_once():
     """SIGINT (Ctrl-C) and SIGTERM (a scheduler's stop, `kill`) end the run: trial recorded, exit 130.
@@ -166,6 +187,7 @@ def attach(spec: Spec, prepared: preflight.Prepared) -> optuna.Study:
     """Create the study, or load it and refuse a resume that would change what its trials mean."""
     study = worker.open_study(spec, open_storage(prepared.storage_url, create=True))
     check_resume(spec, study)
+    check_data(spec, study, prepared)
     study.set_user_attr(StudyAttr.SPEC, spec.to_dict())
     study.set_user_attr(StudyAttr.LABELS, list(prepared.labels))
     study.set_user_attr(StudyAttr.HPSEARCH_VERSION, __version__)

@@ -12,7 +12,7 @@ from hpsearch.orchestration import corners
 from hpsearch.results.storage import storage_url
 from hpsearch.search import pruners, samplers, space
 from hpsearch.spec import Spec, SpecError
-from hpsearch.tasks import TASKS
+from hpsearch.tasks import TASKS, causal_lm
 from hpsearch.training import lora, models, scoring
 from hpsearch.training.trainer import cpu_bf16_note
 
@@ -202,16 +202,19 @@ def _check_encoding(spec: Spec, task, raw: data.RawData, labels, loaded: dict[st
     datasets.disable_progress_bars()  # two rows: no "Map" bar in `validate`'s output
     try:
         for choice, model in loaded.items():
-            _encode_with(spec, task, rows, labels, choice, model)
+            _encode_with(spec, task, rows, labels, choice, model, raw.train)
     finally:
         if bars:
             datasets.enable_progress_bars()
 
 
-def _encode_with(spec: Spec, task, rows, labels, choice: str, model: LoadedModel) -> None:
-    """Encode ROWS with one model's tokenizer; its error names the model (or the search.model choice)."""
+def _encode_with(spec: Spec, task, rows, labels, choice: str, model: LoadedModel, train) -> None:
+    """Encode ROWS with one model's tokenizer, and with packing, enough of TRAIN to fill a block; its error
+    names the model (or the search.model choice)."""
     try:
         task.encode_train(spec, rows, model.tokenizer, labels)
+        if spec.data.packing:  # a causal-lm key
+            causal_lm.check_packing(spec, train, model.tokenizer)
     except SpecError as exc:
         raise (naming_choice(exc, choice) if spec.model.choices else exc) from None
     except ValueError as exc:

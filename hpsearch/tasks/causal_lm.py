@@ -182,6 +182,22 @@ def pack(rows: dict[str, list[list[int]]], block: int) -> dict[str, list[list[in
     }
 
 
+def check_packing(spec: Spec, split: datasets.Dataset, tokenizer) -> None:
+    """`data.packing` needs the train split to fill at least one block of `max_length` tokens (`pack`
+    drops the remainder): rows are encoded until they do, so a large split costs a few rows."""
+    block, chat, total = spec.data.max_length, "messages" in split.column_names, 0
+    for row in split:
+        total += len(encode_row(tokenizer, row, block, chat)["input_ids"])
+        if total >= block:
+            return
+    raise SpecError(
+        spec.source,
+        "data.packing",
+        f"{len(split)} train rows make 0 blocks of {block} tokens (they hold {total}); set data.max_length to "
+        f"{total} or less, add rows, or turn packing off",
+    )
+
+
 def encode_split(spec: Spec, split: datasets.Dataset, tokenizer) -> datasets.Dataset:
     """One raw split tokenized row by row (`encode_row`), unpacked."""
     max_length = spec.data.max_length

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import datasets
@@ -20,7 +21,7 @@ def columns(spec: Spec) -> dict[str, str]:
 
 
 def label_names(raw: sources.RawData, spec: Spec) -> tuple[str, ...]:
-    """Sorted train labels (numerically when they are all integers); eval labels must be among them."""
+    """Sorted train labels (numerically when they are all numbers); at least 2; eval labels must be among them."""
     train_labels = set(raw.train["label"])
     missing = sorted(set(raw.eval["label"]) - train_labels)
     if missing:
@@ -32,9 +33,26 @@ def label_names(raw: sources.RawData, spec: Spec) -> tuple[str, ...]:
             field,
             f"{len(missing)} eval label(s) never occur in the train split{hint}: {shown}",
         )
-    if all(label.lstrip("-").isdigit() for label in train_labels):
-        return tuple(sorted(train_labels, key=int))
+    if len(train_labels) < 2:
+        raise SpecError(
+            spec.source,
+            "data.label_column",
+            f"{len(train_labels)} label in split {spec.data.train_split!r} ({', '.join(map(repr, train_labels))}); "
+            "classification needs at least 2",
+        )
+    numbers = [_number(label) for label in train_labels]
+    if None not in numbers:
+        return tuple(label for _, label in sorted(zip(numbers, train_labels, strict=True)))
     return tuple(sorted(train_labels))
+
+
+def _number(label: str) -> float | None:
+    """A label's value when it is a finite number ("2", "-1", "0.5"), for sorting; else None."""
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def encode_split(spec: Spec, split: datasets.Dataset, tokenizer, labels: tuple[str, ...] = ()) -> datasets.Dataset:
