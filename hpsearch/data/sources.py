@@ -19,10 +19,10 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from hpsearch.data import formats
 from hpsearch.spec import DataSpec, SpecError
 
 CACHE_FORMAT = 1  # bump when what a task stores in the cache changes
-READERS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -49,82 +49,6 @@ class RawData:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("HPSEARCH_CACHE", Path.home() / ".cache" / "hpsearch"))
-
-
-def _read_file(path: Path, source) -> datasets.Dataset:
-    import pandas as pd
-
-    kind = READERS[path.suffix.lower()]
-    try:
-        if kind == "csv":  # as text: "007" stays "007" and an empty cell is "", not NaN
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        elif kind == "parquet":  # as Arrow: a parquet `datasets` wrote keeps its ClassLabel names
-            import pyarrow.parquet as pq
-
-            return datasets.Dataset(pq.read_table(path))
-        else:  # utf-8-sig: a byte order mark is skipped, as for CSV; a .json may hold JSON Lines
-            try:
-                frame = pd.read_json(path, lines=(kind == "jsonl"), dtype=False, encoding="utf-8-sig")
-            except ValueError:
-                if kind == "jsonl":
-                    raise
-                frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
-        return datasets.Dataset.from_pandas(_one_type_per_column(frame), preserve_index=False)
-    except Exception as exc:  # a malformed file is bad input, not a crash
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {reason}") from None
-
-
-def _one_type_per_column(frame):
-    """A JSON column whose values mix scalar types (an id that is 1 in one row, "id-2" in the next) as text,
-    as a CSV's cells are read: Arrow holds one type per column."""
-    for column in frame.columns:
-        if frame[column].dtype != object:
-            continue
-        types = {type(v) for v in frame[column] if v is not None}
-        if len(types) > 1 and not types & {list, dict}:
-            frame[column] = [v if v is None else str(v) for v in frame[column]]
-    return frame
-
-
-def _saved(path: Path) -> bool:
-    """A folder `datasets`' save_to_disk wrote: a DatasetDict's or a single Dataset's."""
-    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
-
-
-def _local_splits(path: Path, source) -> dict[str, Path] | datasets.DatasetDict:
-    if path.is_dir() and _saved(path):  # a DatasetDict's splits; a single Dataset is the train split
-        loaded = datasets.load_from_disk(str(path))
-        return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
-    if path.is_file():
-        if path.suffix.lower() not in READERS:
-            raise SpecError(source, "data.path", f"{path.name}: unsupported file; allowed: {', '.join(READERS)}")
-        return {"train": path}
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in READERS)
-    if not files:
-        raise SpecError(source, "data.path", f"{path} holds no {', '.join(READERS)} file (one file per split)")
-    splits: dict[str, Path] = {}
-    for p in files:
-        if p.stem in splits:
-            raise SpecError(source, "data.path", f"two files for split {p.stem!r} in {path}")
-        splits[p.stem] = p
-    return splits
-
-
-def _hub_splits(name: str, source) -> datasets.DatasetDict:
-    looks_local = name.startswith((".", "/", "~")) or Path(name).suffix.lower() in READERS
-    if looks_local:
-        raise SpecError(source, "data.path", f"no such file or folder: {name}")
-    try:
-        loaded = datasets.load_dataset(name)
-    except Exception as exc:  # offline, unknown id, private: one line, not a traceback
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise SpecError(
-            source, "data.path", f"{name!r} is not a local file or folder, and the hub could not load it: {reason}"
-        ) from None
-    if not isinstance(loaded, datasets.DatasetDict):
-        loaded = datasets.DatasetDict({"train": loaded})
-    return loaded
 
 
 def _stratified_order(ds: datasets.Dataset, seed: int, label_column: str | None) -> np.ndarray:
@@ -250,9 +174,9 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
             )
     local = Path(spec.path)
     if local.exists():
-        found = _local_splits(local, source)
+        found = formats.local_splits(local, source)
     else:
-        found = _hub_splits(spec.path, source)
+        found = formats.hub_splits(spec.path, source)
     names = ", ".join(found) or "none"
     if spec.train_split not in found:
         raise SpecError(source, "data.train_split", f"no split {spec.train_split!r} in {spec.path}; splits: {names}")
@@ -266,7 +190,7 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
 
     def read(split: str) -> datasets.Dataset:
         ds = found[split]
-        ds = _read_file(ds, source) if isinstance(ds, Path) else ds
+        ds = formats.read_file(ds, source) if isinstance(ds, Path) else ds
         for name, column in columns.items():
             if column not in ds.column_names:
                 raise SpecError(
