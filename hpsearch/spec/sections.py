@@ -58,11 +58,12 @@ class DataSpec(Section):
     """The dataset: where it is, its splits and columns, and how much of it a trial reads."""
 
     path: str
-    """A hub dataset id, a local file (csv, json, jsonl, parquet) or a folder with one file per split."""
+    """A hub dataset id, a local file (csv, json or JSON Lines, jsonl, parquet), a folder with one file per split,
+    or a folder datasets' save_to_disk wrote (a single Dataset is the train split)."""
     text_column: str = "text"
     """sequence-classification: the input text."""
     label_column: str = "label"
-    """sequence-classification: the class label."""
+    """sequence-classification: the class label (one per row, in a column of its own; at least 2 in train)."""
     train_split: str = "train"
     """The train split's name."""
     eval_split: str | None = "validation"
@@ -82,9 +83,9 @@ class DataSpec(Section):
     completion_column: str = "completion"
     """causal-lm: what the model learns to answer (the only tokens the loss counts)."""
     messages_column: str | None = None
-    """causal-lm: a column of chat conversations (lists of {role, content}) instead of pairs."""
+    """causal-lm: a column of chats (non-empty lists of {role, content}; null content reads as "") for pairs."""
     packing: bool = False
-    """causal-lm: concatenate the train examples into full blocks of max_length."""
+    """causal-lm: train examples concatenated into blocks of max_length (remainder dropped; train fills one)."""
     length_split: Positive = 1
     """Train each batch, its rows sorted by length, as this many micro-batches padded to their own
     longest row, in one backward pass: the same gradient, less padding (1: the batch whole)."""
