@@ -55,6 +55,55 @@ def test_the_winner_is_the_best_mean_with_the_search_trial_counted():
     assert "confirmed winner: trial 1" in text and "the search's winner was trial 0" in text
 
 
+def test_a_confirmation_that_left_out_the_search_s_winner_neither_blames_it_nor_exports_another():
+    """`confirm --trials 1 2` when trial 0 won the search: trials 1 and 2 never met it over seeds."""
+    from hpsearch.results import export
+
+    search, _ = _studies([0.90, 0.60, 0.50], {1: [0.62], 2: [0.52]})
+    c = confirmation.summarize(search)
+    assert c.winner.trial == 1 and not c.covers_search_winner and not c.changed
+    text = confirmation.table(c, "accuracy")
+    assert "did not hold up" not in text
+    assert "the search's winner, trial 0, was not confirmed: export keeps it" in text
+    assert export.pick_trial(search, None, c).number == 0
+    covered, _ = _studies([0.90, 0.60], {0: [0.30], 1: [0.62]})  # trial 0 confirmed (mean 0.60), and beaten
+    assert export.pick_trial(covered, None, confirmation.summarize(covered)).number == 1
+
+
+def test_a_cost_study_s_export_needs_a_trial_even_after_confirm():
+    """The confirmed means rank quality alone; which trade-off of the front to export is the user's."""
+    from hpsearch.errors import SpecError
+    from hpsearch.results import export
+
+    storage = optuna.storages.InMemoryStorage()
+    search = optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"])
+    for i, (value, cost) in enumerate(((0.9, 10.0), (0.8, 1.0))):
+        search.add_trial(
+            optuna.trial.create_trial(
+                values=[value, cost],
+                params={"x": i / 10},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+                user_attrs={"seed": 42},
+            )
+        )
+    confirm = optuna.create_study(
+        study_name=confirmation.study_name("s"), storage=storage, directions=["maximize", "minimize"]
+    )
+    for number, value in ((0, 0.88), (1, 0.79)):
+        confirm.add_trial(
+            optuna.trial.create_trial(
+                values=[value, 1.0],
+                params={"x": number / 10},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+                user_attrs={"confirm_of": number, "seed": 43},
+            )
+        )
+    c = confirmation.summarize(search)
+    assert c.winner.trial == 0
+    with pytest.raises(SpecError, match="no one best trial; pick one of its 2 Pareto-optimal trials"):
+        export.pick_trial(search, None, c)
+
+
 def test_a_tie_goes_to_the_smaller_spread_and_an_unconfirmed_search_has_none():
     search, _ = _studies([0.80, 0.80], {0: [0.70, 0.90], 1: [0.79, 0.81]})
     c = confirmation.summarize(search)

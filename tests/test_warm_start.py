@@ -261,7 +261,8 @@ def test_a_warm_start_from_a_storage_that_is_not_there_names_the_flag(make_study
     db = tmp_path / "tiny.db"
     assert (
         capsys.readouterr().err.strip()
-        == f"error: --warm-start nosuchstudy: no study database at {db} (run the study first)"
+        == f"error: --warm-start nosuchstudy: no study database at {db} (is nosuchstudy in another storage?"
+        " give --warm-start-storage URL)"
     )
     assert not db.exists()
 

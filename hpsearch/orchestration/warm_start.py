@@ -19,7 +19,7 @@ from hpsearch.errors import NotFound, missing_study, redact
 from hpsearch.orchestration.enqueue import Batch, clip, load_configs
 from hpsearch.results.pareto import pareto_front
 from hpsearch.results.record import TrialAttr
-from hpsearch.results.storage import checked_url, open_storage, storage_url
+from hpsearch.results.storage import RUN_IT_FIRST, checked_url, open_storage, storage_url
 from hpsearch.spec import Spec, SpecError
 
 DEFAULT_TOP = 5
@@ -133,5 +133,10 @@ def plan(
         try:
             batches.append(warm_start(spec, warm_start_from, url, DEFAULT_TOP if top is None else top))
         except NotFound as exc:  # no such study or storage, no completed trial: name the flag it came from
-            raise NotFound(f"--warm-start {warm_start_from}: {exc.args[0]}") from None
+            # By default each study has its own NAME.db: the other study is usually in another storage.
+            said = exc.args[0]
+            if warm_storage is None and said.endswith(RUN_IT_FIRST):  # no database here: OTHER ran in its own
+                hint = f" (is {warm_start_from} in another storage? give --warm-start-storage URL)"
+                said = said.removesuffix(RUN_IT_FIRST) + hint
+            raise NotFound(f"--warm-start {warm_start_from}: {said}") from None
     return batches

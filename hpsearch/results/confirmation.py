@@ -84,9 +84,16 @@ class Confirmation:
         return sum(c.pending for c in self.configs)
 
     @property
+    def covers_search_winner(self) -> bool:
+        """The search's single-seed winner is among the configs confirmed (with a new seed run), so the
+        confirmed winner was measured against it (never with objective.cost: there is no one winner)."""
+        single = None if self.search_winner is None else self.of(self.search_winner)
+        return single is not None and single.n > 1
+
+    @property
     def changed(self) -> bool:
-        """The confirmed winner is another config than the search's single-seed winner."""
-        return self.winner is not None and self.search_winner is not None and self.winner.trial != self.search_winner
+        """The confirmed winner is another config than the search's single-seed winner, which it beat."""
+        return self.winner is not None and self.covers_search_winner and self.winner.trial != self.search_winner
 
     def of(self, number: int) -> Confirmed | None:
         return next((c for c in self.configs if c.trial == number), None)
@@ -173,8 +180,13 @@ def verdict(c: Confirmation, metric: str) -> list[str]:
         single = c.of(c.search_winner)
         was = "" if single is None else f" ({metric} {format_value(single.values[0])} with one seed)"
         lines.append(f"the search's winner was trial {c.search_winner}{was}: it did not hold up over seeds")
-    elif c.search_winner is not None:
+    elif c.covers_search_winner:
         lines.append(f"the search's winner, trial {c.search_winner}, is the confirmed winner")
+    elif c.search_winner is not None:  # confirm --trials left it out: the confirmed configs never met it
+        lines.append(
+            f"the search's winner, trial {c.search_winner}, was not confirmed: export keeps it; "
+            f"confirm it too (hpsearch confirm STUDY --trials {c.search_winner} ...) to compare"
+        )
     if not math.isnan(c.seed_spread):
         between = "" if math.isnan(c.config_spread) else f"; between configs {_number(c.config_spread)}"
         lines.append(f"spread over seeds {_number(c.seed_spread)} (a config's mean standard deviation){between}")

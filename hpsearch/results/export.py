@@ -35,10 +35,10 @@ def describe_values(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str
 def pick_trial(
     study: optuna.Study, number: int | None, confirmed: Confirmation | None = None
 ) -> optuna.trial.FrozenTrial:
-    """Trial `number` if it is COMPLETE, else the confirmed winner (`hpsearch confirm`), else the best
-    trial. A study with a cost objective has no one best, so without a confirmation it needs a number:
-    the error lists its Pareto front to choose from."""
-    if number is None and confirmed is not None and confirmed.winner is not None:
+    """Trial `number` if it is COMPLETE, else the confirmed winner (`hpsearch confirm`) when the search's
+    winner was among the configs confirmed, else the best trial. A study with a cost objective has no one
+    best, so it needs a number: the error lists its Pareto front to choose from."""
+    if number is None and confirmed is not None and confirmed.winner is not None and confirmed.covers_search_winner:
         number = confirmed.winner.trial
     if number is None and len(study.directions) > 1:
         front = pareto_front(study)
