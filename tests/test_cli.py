@@ -49,7 +49,7 @@ CASES = [
     ("unknown-scheduler", {"train__lr_scheduler_type": "step"}, None, "train.lr_scheduler_type", "linear"),
     ("missing-data", {"data__path": "./missing-folder"}, None, "data.path", "no such file"),
     ("missing-split", {"data__eval_split": "test"}, None, "data.eval_split", "splits: train, validation"),
-    ("missing-column", {"data__text_column": "query"}, None, "data.text_column", "columns: text, intent"),
+    ("missing-column", {"data__text_column": "query"}, None, "data.text_column", "columns: 'text', 'intent'"),
     ("eval-label-not-in-train", {}, unknown_eval_label, "data.eval_split", "complaint"),
     ("missing-model", {}, missing_model, "model.name_or_path", "no such model folder"),
     ("bad-override", {}, None, "--set", "KEY=VALUE"),

@@ -124,15 +124,17 @@ def replay(
     budget: int | None = None,
 ) -> Simulation:
     """Replay `trials` (a study's, any states) under `pruner`, its fractional resources resolved against
-    `budget` (`progress_axis.first_budget`). The trial numbers of the replay are the run's (hyperband
-    assigns brackets by number): a trial that cannot be replayed (failed, running, never reported) takes its
-    number as a failed trial, and is named in `left_out`."""
+    `budget` (`progress_axis.first_budget`; unset: that rule on `trials` alone). The trial numbers of the
+    replay are the run's (hyperband assigns brackets by number): a trial that cannot be replayed (failed,
+    running, never reported) takes its number as a failed trial, and is named in `left_out`."""
     study = optuna.create_study(
         storage=optuna.storages.InMemoryStorage(), study_name=study_name, direction=direction, pruner=pruner
     )
     maximize = direction == "maximize"
     replayed: list[Replayed] = []
     left_out: list[tuple[int, str]] = []
+    if budget is None:  # trials without their study (bench's recorded grids): the run's rule on them
+        budget = progress_axis.first_budget({}, trials, axis)
     if isinstance(pruner, NoiseAwarePruner) and budget is not None:
         pruner.observe_budget(budget)
     for t in sorted(trials, key=lambda t: t.number):
