@@ -195,6 +195,19 @@ def test_bad_configs_exit_2_naming_file_and_config(make_study, tmp_path, capsys,
     assert not (tmp_path / "tiny.db").exists()
 
 
+def test_every_bad_config_of_a_file_is_said_at_once(make_study, tmp_path, capsys):
+    path = make_study(search=SEARCH)
+    configs = tmp_path / "c.yaml"
+    configs.write_text("- {learning_rate: 9.0}\n- {learning_rate: 2e-3}\n- {lr: 1e-3, learning_rate: 1e-4}\n")
+    assert run(path, "--enqueue", str(configs)) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {configs}: configs[0].learning_rate: 9.0 is outside the searched range [0.001, 0.01]",
+        f"{configs}: configs[2].lr: is not a searched param; {SEARCHED}",
+        f"{configs}: configs[2].learning_rate: 0.0001 is outside the searched range [0.001, 0.01]",
+    ]
+    assert not (tmp_path / "tiny.db").exists()
+
+
 def test_a_missing_configs_file_exits_2(make_study, tmp_path, capsys):
     path = make_study()
     assert run(path, "--enqueue", str(tmp_path / "nope.yaml")) == 2

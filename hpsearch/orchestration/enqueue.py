@@ -26,6 +26,7 @@ import yaml
 from hpsearch.orchestration import worker
 from hpsearch.spec import ParamSpec, Spec, SpecError
 from hpsearch.spec.load import _Loader, malformed_yaml
+from hpsearch.spec.messages import raise_all
 
 RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
 SHAPE = "must be a list of {param: value} mappings, or a mapping with configs: [...]"
@@ -132,7 +133,7 @@ def load_configs(path: str | Path, spec: Spec) -> list[dict[str, Any]]:
 
     The file is a list of {param: value} mappings, or a mapping whose one key `configs` holds that
     list. Every key must be a searched param and every value must lie in its distribution; the
-    first that does not is a SpecError naming `configs[i].param`. Returns the values as the study
+    ones that do not are SpecErrors naming `configs[i].param`, all at once. Returns the values as the study
     stores them (an int for a float range becomes a float; a value on a step is snapped exactly).
     """
     path = Path(path)
@@ -150,23 +151,26 @@ def load_configs(path: str | Path, spec: Spec) -> list[dict[str, Any]]:
         raise SpecError(path, "", f"{'is empty; it ' if raw is None else ''}{SHAPE}")
     if not raw:
         raise SpecError(path, "configs", "is empty; give at least one config")
-    configs = []
+    configs, errors = [], []
     for i, entry in enumerate(raw):
         where = f"configs[{i}]"
         if not isinstance(entry, dict) or not entry:
             got = "an empty mapping" if entry == {} else repr(entry)
-            raise SpecError(path, where, f"must be a mapping of searched param: value, got {got}")
+            errors.append(SpecError(path, where, f"must be a mapping of searched param: value, got {got}"))
+            continue
         config = {}
         for name, value in entry.items():
             param = spec.search.get(name)
             if param is None:
                 fixed = "is fixed in train, not searched; " if name in spec.train else "is not a searched param; "
-                raise SpecError(path, f"{where}.{name}", f"{fixed}searched: {', '.join(spec.search)}")
+                errors.append(SpecError(path, f"{where}.{name}", f"{fixed}searched: {', '.join(spec.search)}"))
+                continue
             try:
                 config[name] = check(value, param)
             except ValueError as exc:
-                raise SpecError(path, f"{where}.{name}", str(exc)) from None
+                errors.append(SpecError(path, f"{where}.{name}", str(exc)))
         configs.append(config)
+    raise_all(errors)  # every bad config of the file at once, one line each
     return configs
 
 
