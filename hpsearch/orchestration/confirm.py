@@ -129,5 +129,6 @@ def plan(
             study.enqueue_trial(dict(trial.params), user_attrs=attrs, skip_if_exists=False)
             queued += 1
     numbers = ", ".join(str(t.number) for t in configs)
-    say(f"confirming trials {numbers} of study {spec.name} with {seeds} new seeds each: {queued} trials queued")
+    each = f"{seeds} new seed{'s' if seeds != 1 else ''} each"
+    say(f"confirming trials {numbers} of study {spec.name} with {each}: {queued} trials queued")
     return derived(spec, total(study))
