@@ -248,6 +248,20 @@ def test_bad_causal_lm_settings_exit_2_naming_the_field(tmp_path, tiny_causal_lm
     assert not (tmp_path / "lm.db").exists()
 
 
+def test_a_chat_study_s_stored_spec_with_the_default_pair_columns_reads_back(tmp_path, tiny_causal_lm):
+    """An export's manifest (and any stored spec) writes every data key, the pair columns' defaults beside
+    messages_column: `hpsearch train` parses it again and must not take them for columns the user gave."""
+    from hpsearch.spec import load_spec
+
+    data = {"path": str(tmp_path), "messages_column": "conversation", "max_length": 48}
+    stored = {**data, "prompt_column": "prompt", "completion_column": "completion"}
+    spec = load_spec(lm_study(tmp_path, tiny_causal_lm, tmp_path, data=stored))
+    assert spec.data.messages_column == "conversation"
+    assert (
+        spec.to_dict()["data"] == load_spec(lm_study(tmp_path, tiny_causal_lm, tmp_path, data=data)).to_dict()["data"]
+    )
+
+
 def test_packing_is_refused_for_classification(make_study, capsys):
     from hpsearch import cli
 

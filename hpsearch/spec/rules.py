@@ -46,7 +46,8 @@ def data(study: StudyFile, raw: dict, source: Path, from_cli: set[str], problems
         update["eval_split"] = None
     if data.messages_column is not None:
         for key in ("prompt_column", "completion_column"):
-            if key in given:
+            # Only a column named other than its default: a stored spec (an export's manifest) writes them all.
+            if key in given and getattr(data, key) != type(data).model_fields[key].default:
                 problems.add(f"data.{key}", "set messages_column or prompt/completion columns, not both")
     return data.model_copy(update=update)
 
