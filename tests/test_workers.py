@@ -429,6 +429,7 @@ def test_a_run_restarted_after_kill_9_re_runs_its_own_dead_trial_at_once(make_st
     failed, rerun = trials(path)
     assert failed.state == States.FAIL and "no longer exists" in failed.user_attrs["error"]
     assert rerun.state == States.COMPLETE and rerun.params == dead.params
+    assert rerun.user_attrs.get("error") is None  # Optuna's retry copied the dead run's error: cleared
     assert rerun.system_attrs["failed_trial"] == 0  # queued as a stale heartbeat's re-run is: counted once
     assert len(accounted([failed, rerun])) == 1
 

@@ -38,8 +38,11 @@ def queue_rerun(study: optuna.Study, trial: optuna.Trial | optuna.trial.FrozenTr
 
 def record_where(trial: optuna.Trial, record: dict[str, Any], worker: str) -> None:
     """Where the trial runs, written now rather than at its end: its process `host:pid` (a restarted run
-    tells its own dead trials by it) and its Slurm job (`hpsearch status` shows it for a running trial)."""
-    where = {TrialAttr.WORKER: worker}
+    tells its own dead trials by it) and its Slurm job (`hpsearch status` shows it for a running trial). A
+    re-run of a dead trial clears the error it inherited (the dead trial keeps it)."""
+    where: dict[str, Any] = {TrialAttr.WORKER: worker}
+    if trial.user_attrs.get(TrialAttr.ERROR):  # a re-run: Optuna's retry copied the dead run's attributes
+        where[TrialAttr.ERROR] = None
     if job := slurm_job(os.environ):
         where[TrialAttr.SLURM_JOB] = job
     record.update(where)
