@@ -449,3 +449,21 @@ def test_a_worker_waiting_on_another_hosts_trial_says_which_and_for_how_long(tmp
         f"waiting 0 s for trial {running.number} (gpu-node-7:4242): a trial whose worker died is re-run once its"
         " heartbeat is 120 s old"
     ]
+
+
+def test_a_worker_waiting_on_a_live_trial_of_its_own_host_says_nothing_of_heartbeats(tmp_path, monkeypatch):
+    """Two workers of one `run`: the one left without work waits for the other's last trial."""
+    from hpsearch.orchestration import reclaim
+
+    study = hand_study(tmp_path)
+    running = study.ask()
+    study._storage.set_trial_user_attr(running._trial_id, "worker", f"{reclaim.HOST}:{os.getpid()}")  # alive
+    clock = iter([100.0, 100.0, 131.0])
+    monkeypatch.setattr(reclaim.time, "monotonic", lambda: next(clock))
+    said: list[str] = []
+    waiting = reclaim.Waiting(grace_period=120, every=30)
+    waiting.tick(study, said.append)  # at 0 s: nothing (it is about to end, or it would be re-run at once)
+    waiting.tick(study, said.append)
+    assert said == []
+    waiting.tick(study, said.append)  # 31 s on
+    assert said == [f"waiting 31 s for trial {running.number} ({reclaim.HOST}:{os.getpid()}) to finish (on this host)"]

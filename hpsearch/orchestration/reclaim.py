@@ -75,7 +75,8 @@ def reclaim(study: optuna.Study, say) -> list[int]:
 
 class Waiting:
     """What a worker with nothing to start says while others' trials run: which, whose, and for how long
-    (once, then every `every` seconds)."""
+    (once, then every `every` seconds; for trials of this host only, whose processes are alive, from
+    `every` seconds on, without the heartbeat's grace period, which does not apply to them)."""
 
     def __init__(self, grace_period: float, every: float = 30.0) -> None:
         self.grace_period = grace_period
@@ -88,13 +89,17 @@ class Waiting:
         self.since = now if self.since is None else self.since
         if now - self._said < self.every:
             return
-        self._said = now
         running = [t for t in study.get_trials(deepcopy=False) if t.state == RUNNING]
+        elsewhere = [t for t in running if (_worker(t) or ("",))[0] != HOST]
+        if not elsewhere and now - self.since < self.every:
+            return  # this host's trials, their processes alive (a dead one is re-run at once): nothing to say yet
+        self._said = now
         whose = ", ".join(f"trial {t.number} ({t.user_attrs.get(TrialAttr.WORKER, 'a worker')})" for t in running)
-        say(
-            f"waiting {now - self.since:.0f} s for {whose or 'running trials'}: a trial whose worker died is "
-            f"re-run once its heartbeat is {self.grace_period:.0f} s old"
-        )
+        waited = f"waiting {now - self.since:.0f} s for {whose or 'running trials'}"
+        if not elsewhere:
+            say(f"{waited} to finish (on this host)")
+            return
+        say(f"{waited}: a trial whose worker died is re-run once its heartbeat is {self.grace_period:.0f} s old")
 
     def done(self) -> None:
         self.since, self._said = None, -float("inf")
