@@ -20,7 +20,7 @@ def of_study(user_attrs: dict[str, Any], trials: list[FrozenTrial]) -> str:
     spec = user_attrs.get(StudyAttr.SPEC)
     if isinstance(spec, dict) and spec:
         return STEPS if stored_version(spec) < SAMPLES_AXIS_SINCE else SAMPLES
-    curves = [c for t in trials if (c := _curve(t))]
+    curves = [c for t in trials if (c := curve(t))]
     return STEPS if curves and not any(CurveKey.SAMPLES in p for c in curves for p in c) else SAMPLES
 
 
@@ -29,7 +29,7 @@ def trained(t: FrozenTrial, axis: str) -> int | None:
     else (steps) the steps it recorded; None when it never got there."""
     if t.intermediate_values:
         return max(t.intermediate_values)
-    keyed = [p[k] for p in _curve(t) if isinstance(p.get(k := _key(axis)), int)]
+    keyed = [p[k] for p in curve(t) if isinstance(p.get(k := curve_key(axis)), int)]
     if keyed:
         return keyed[-1]
     steps = t.user_attrs.get(TrialAttr.STEPS_TRAINED)
@@ -47,8 +47,8 @@ def budget(t: FrozenTrial, axis: str) -> int | None:
     if isinstance(recorded, int):
         return recorded
     at = trained(t, axis)
-    curve = _curve(t)
-    step = curve[-1].get(CurveKey.STEP) if curve else t.user_attrs.get(TrialAttr.STEPS_TRAINED)
+    points = curve(t)
+    step = points[-1].get(CurveKey.STEP) if points else t.user_attrs.get(TrialAttr.STEPS_TRAINED)
     if at is None or not isinstance(max_steps, int) or not isinstance(step, int):
         return at
     return at + max(max_steps - step, 0) * samples_per_step(t)
@@ -76,10 +76,12 @@ def first_budget(user_attrs: dict[str, Any], trials: list[FrozenTrial], axis: st
     return next((b for t in sorted(trials, key=lambda t: t.number) if (b := budget(t, axis))), None)
 
 
-def _curve(t: FrozenTrial) -> list[dict]:
-    curve = t.user_attrs.get(TrialAttr.CURVE)
-    return [p for p in curve if isinstance(p, dict)] if isinstance(curve, list) else []
+def curve(t: FrozenTrial) -> list[dict]:
+    """The trial's stored curve (its `curve` user attribute's points), or [] when it has none."""
+    stored = t.user_attrs.get(TrialAttr.CURVE)
+    return [p for p in stored if isinstance(p, dict)] if isinstance(stored, list) else []
 
 
-def _key(axis: str) -> str:
+def curve_key(axis: str) -> str:
+    """The key of a curve point's place on the axis."""
     return CurveKey.SAMPLES if axis == SAMPLES else CurveKey.STEP

@@ -173,7 +173,10 @@ def _replay_one(study: optuna.Study, t: FrozenTrial, pruner, objective_key: str,
     trial = study.ask()
     points = sorted(t.intermediate_values)
     last = points[-1]
-    uncertainty = {_key(p, axis): (p.get(f"{objective_key}_se"), p.get(CurveKey.EVAL_ROWS)) for p in _curve(t)}
+    at_key = progress_axis.curve_key(axis)
+    uncertainty = {
+        p.get(at_key): (p.get(f"{objective_key}_se"), p.get(CurveKey.EVAL_ROWS)) for p in progress_axis.curve(t)
+    }
     ran = "complete" if t.state == TrialState.COMPLETE else "pruned"
     ran_samples = progress_axis.to_samples(t, last, axis)
     # A trial trained to its end is not pruned at its final evaluation; one stopped early could have been.
@@ -199,15 +202,6 @@ def _replay_one(study: optuna.Study, t: FrozenTrial, pruner, objective_key: str,
 
 def _value(t: FrozenTrial) -> float | None:
     return t.value if t.state == TrialState.COMPLETE else None
-
-
-def _curve(t: FrozenTrial) -> list[dict]:
-    curve = t.user_attrs.get(TrialAttr.CURVE)
-    return curve if isinstance(curve, list) else []
-
-
-def _key(point: dict, axis: str) -> int | None:
-    return point.get(CurveKey.SAMPLES if axis == "samples" else CurveKey.STEP)
 
 
 def table(sim: Simulation, metric: str) -> str:

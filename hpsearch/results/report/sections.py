@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.results import progress_axis
-from hpsearch.results.record import CurveKey, TrialAttr
+from hpsearch.results.record import TrialAttr
 from hpsearch.results.report.types import (
     BATCH_SIZE,
     LEARNING_RATE,
@@ -119,9 +119,8 @@ def curve(t: FrozenTrial, key: str, axis: str) -> tuple[tuple[int, ...], tuple[f
     if t.intermediate_values:
         points = sorted((s, v) for s, v in t.intermediate_values.items() if finite(v))
     else:
-        at = CurveKey.SAMPLES if axis == progress_axis.SAMPLES else CurveKey.STEP
-        curve = t.user_attrs.get(TrialAttr.CURVE) or ()
-        points = [(p[at], p[key]) for p in curve if finite(p.get(key)) and isinstance(p.get(at), int)]
+        at = progress_axis.curve_key(axis)
+        points = [(p[at], p[key]) for p in progress_axis.curve(t) if finite(p.get(key)) and isinstance(p.get(at), int)]
     return tuple(s for s, _ in points), tuple(v for _, v in points)
 
 
