@@ -35,6 +35,14 @@ class NotFound(LookupError):
     exit_status = EXIT_INVALID
 
 
+class NoDatabase(NotFound):
+    """No SQLite study database at `path` (a reading verb's storage, or another study's for warm start)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no study database at {path} (run the study first)")
+        self.path = path
+
+
 def redact(url: str) -> str:
     """A storage URL as it may be printed: never with a password (one SQLAlchemy cannot parse is shown as
     given, with whatever stands between `user:` and the last `@` masked)."""

@@ -15,11 +15,11 @@ from typing import Any
 
 import optuna
 
-from hpsearch.errors import NotFound, missing_study, redact
+from hpsearch.errors import NoDatabase, NotFound, missing_study, redact
 from hpsearch.orchestration.enqueue import Batch, clip, load_configs
 from hpsearch.results.pareto import pareto_front
 from hpsearch.results.record import TrialAttr
-from hpsearch.results.storage import RUN_IT_FIRST, checked_url, open_storage, storage_url
+from hpsearch.results.storage import checked_url, open_storage, storage_url
 from hpsearch.spec import Spec, SpecError
 
 DEFAULT_TOP = 5
@@ -132,11 +132,10 @@ def plan(
             url = storage_url(spec, storage_override)
         try:
             batches.append(warm_start(spec, warm_start_from, url, DEFAULT_TOP if top is None else top))
-        except NotFound as exc:  # no such study or storage, no completed trial: name the flag it came from
-            # By default each study has its own NAME.db: the other study is usually in another storage.
+        except NotFound as exc:  # no such storage or study, nothing completed: name the flag it came from
             said = exc.args[0]
-            if warm_storage is None and said.endswith(RUN_IT_FIRST):  # no database here: OTHER ran in its own
-                hint = f" (is {warm_start_from} in another storage? give --warm-start-storage URL)"
-                said = said.removesuffix(RUN_IT_FIRST) + hint
+            if isinstance(exc, NoDatabase) and warm_storage is None:  # by default each study has its own NAME.db
+                hint = f"is {warm_start_from} in another storage? give --warm-start-storage URL"
+                said = f"no study database at {exc.path} ({hint})"
             raise NotFound(f"--warm-start {warm_start_from}: {said}") from None
     return batches

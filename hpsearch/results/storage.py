@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from hpsearch.errors import NotFound, SpecError, cannot_write, missing_study, redact
+from hpsearch.errors import NoDatabase, NotFound, SpecError, cannot_write, missing_study, redact
 from hpsearch.spec import Spec
 from hpsearch.spec.storage_url import grpc_address, url_problem
 
@@ -105,14 +105,11 @@ def _create_rdb_storage(url: str, options: dict, attempts: int = 5) -> optuna.st
     raise AssertionError("unreachable")
 
 
-RUN_IT_FIRST = " (run the study first)"  # what a reading verb's missing database says; warm start says more
-
-
 def _check_study_database(path: Path) -> None:
     """A SQLite file to read studies from must exist and hold Optuna's tables: Optuna would otherwise
     create its tables in any SQLite file it is pointed at (another tool's database, a typo'd name)."""
     if not path.exists():
-        raise NotFound(f"no study database at {path}{RUN_IT_FIRST}")
+        raise NoDatabase(path)
     if path.is_dir():
         raise NotFound(f"{path} is a folder, not a study database")
     try:  # read-only: looking must not change the file

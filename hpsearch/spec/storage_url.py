@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 from urllib.parse import urlsplit
 
+from hpsearch.errors import redact
+
 GRPC_SCHEME = "grpc://"
 
 # SQLAlchemy's driver names -> the pip package that provides each (the name to install).
@@ -28,8 +30,6 @@ DRIVER_PACKAGES = {
 def url_problem(url: str) -> str | None:
     """What is wrong with a storage URL (with its password hidden), or None when it can be used."""
     from sqlalchemy.engine import make_url
-
-    from hpsearch.errors import redact
 
     if url.startswith(GRPC_SCHEME):
         return grpc_problem(url)
