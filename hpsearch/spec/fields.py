@@ -59,9 +59,16 @@ NonNegative = Annotated[int, rule(lambda v: v >= 0, "must be >= 0, got {v}"), bo
 AtLeastOne = Annotated[int, allowed(lambda v: v >= 1, "a whole number >= 1"), bounds(minimum=1)]
 # What random.seed, numpy and torch all take (numpy refuses a negative seed or one of 2**32 and above).
 SEED_LIMIT = 2**32
+SEEDS = f"a whole number in [0, {SEED_LIMIT - 1}]"  # what a seed may be, as the messages say it
+
+
+def is_seed(value: Any) -> bool:
+    return 0 <= value < SEED_LIMIT
+
+
 Seed = Annotated[
     int,
-    allowed(lambda v: 0 <= v < SEED_LIMIT, f"a whole number in [0, {SEED_LIMIT - 1}]"),
+    allowed(is_seed, SEEDS),
     bounds(minimum=0, maximum=SEED_LIMIT - 1),
 ]
 Probability = Annotated[

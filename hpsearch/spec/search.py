@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from hpsearch.errors import SpecError
-from hpsearch.spec.fields import SEED_LIMIT, finite
+from hpsearch.spec.fields import SEEDS, finite, is_seed
 from hpsearch.spec.schema import SearchRange
 from hpsearch.spec.training_args import check_training_argument, training_fields
 from hpsearch.spec.types import SETTING_PARAMS, ParamSpec
@@ -56,8 +56,8 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if name in POSITIVE_ARGUMENTS and number and value <= 0 and not (name == "max_steps" and value == -1):
         problems.add(where, f"{value!r} is not allowed; {name} must be > 0")
-    if name in SEED_ARGUMENTS and number and not 0 <= value < SEED_LIMIT:
-        problems.add(where, f"{value!r} is not allowed; a whole number in [0, {SEED_LIMIT - 1}]")
+    if name in SEED_ARGUMENTS and number and not is_seed(value):
+        problems.add(where, f"{value!r} is not allowed; {SEEDS}")
 
 
 def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
