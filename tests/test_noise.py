@@ -168,3 +168,50 @@ def test_the_first_budget_is_stored_in_the_study_and_every_later_process_resolve
     later.pruner.observe_budget(study_budget(later, 364, 4))
     assert (later.pruner.base._min_resource, later.pruner.base._max_resource) == (6, 96)
     assert later.user_attrs["pruner_budget"] == {"samples": 96, "trial": 0}  # written once
+
+
+@pytest.mark.parametrize(
+    ("section", "noted"),
+    [
+        ({"type": "hyperband", "min_resource": 100000}, "judges from 100000 samples on (pruner.min_resource)"),
+        ({"type": "hyperband", "min_resource": 144, "max_resource": 192}, None),  # a rung at 144: judged there
+        ({"type": "hyperband", "min_resource": 0.9}, "judges from 173 samples on"),  # 0.9 x 192, resolved first
+        (
+            {"type": "successive-halving", "min_resource": 40, "reduction_factor": 2, "min_early_stopping_rate": 2},
+            "from 160 samples on",
+        ),
+        ({"type": "median", "n_warmup_steps": 145}, "judges from 145 samples on (pruner.n_warmup_steps)"),
+        ({"type": "median", "n_warmup_steps": 144}, None),
+        ({"type": "successive-halving"}, None),  # min_resource auto: unknown until a trial ends, nothing said
+    ],
+)
+def test_a_pruner_says_once_when_its_first_judgement_lies_beyond_a_trials_last_evaluation(section, noted):
+    """The schedule's last evaluation before the end (144 of 192 samples) against where the pruner first judges."""
+    from types import SimpleNamespace
+
+    from hpsearch.search.pruners import pruner_of
+    from hpsearch.spec.choosers import PRUNER_TYPES
+    from hpsearch.training.callbacks import OptunaReporter
+
+    pruner = pruner_of(PRUNER_TYPES[section["type"]].model_validate(section), "study.yaml")
+    study = _study(pruner)
+    notes = []
+    for _ in range(2):  # said for the first trial it applies to, not again
+        schedule = SimpleNamespace(budget=192, last_intermediate=144)
+        reporter = OptunaReporter(study.ask(), "eval_accuracy", schedule=schedule)
+        reporter.on_note = notes.append
+        reporter.on_train_begin(None, None, None)
+    if noted is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and noted in notes[0] and "last before its end at 144 of its 192 samples" in notes[0]
+    # A trial evaluated only at its end: no pruner can act on it (said once more here, the flag reset)
+    pruner.noted_unprunable, before = False, len(notes)
+    reporter = OptunaReporter(
+        study.ask(), "eval_accuracy", schedule=SimpleNamespace(budget=192, last_intermediate=None)
+    )
+    reporter.on_note = notes.append
+    reporter.on_train_begin(None, None, None)
+    unknown = section == {"type": "successive-halving"}
+    assert len(notes) - before == (0 if unknown else 1)
+    assert unknown or notes[-1].endswith("the trial is evaluated only at its end (evaluation.every)")

@@ -67,6 +67,17 @@ def test_an_interval_below_a_batch_evaluates_once_a_step_at_the_latest_point():
     assert points == {1: 30, 2: 64}  # step 1 has seen 32 samples: points 10, 20, 30 passed, reported at 30
 
 
+@pytest.mark.parametrize("batch", [1, 7, 16, 32, 100, 999])
+@pytest.mark.parametrize("every", [0.0625, 0.25, 0.5, 0.9, 1.0, 37, 1999, 5000])
+def test_the_last_intermediate_point_is_the_last_the_schedule_evaluates_before_the_end(batch, every):
+    evaluated = _evaluated(batch, every)
+    last_step = max(evaluated)
+    before_end = [point for step, point in evaluated.items() if step < last_step]
+    schedule = EvaluationSchedule(every, 1000)
+    schedule.on_train_begin(_args(batch), SimpleNamespace(max_steps=last_step), None)
+    assert schedule.last_intermediate == (max(before_end) if before_end else None)
+
+
 def test_stratified_rows_keep_each_labels_share_and_at_least_one_row():
     labels = [0] * 300 + [1] * 90 + [2] * 10
     rows = stratified_rows(labels, len(labels), 40, seed=0)

@@ -308,6 +308,18 @@ def test_halving_pruners_in_a_real_sweep(make_study, pruner):
 
 
 @pytest.mark.slow
+def test_a_pruner_that_cannot_act_on_a_trial_says_so_once(make_study, capsys):
+    # 96 rows x 2 epochs: evaluated at 48, 96 and 144 samples, then at the end (192); cases in test_noise.py
+    path = make_study(pruner={"type": "hyperband", "min_resource": 100000}, budget={"n_trials": 2})
+    assert run(path) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "the pruner cannot prune" in line]
+    assert notes == [
+        "trial   0  note: the pruner cannot prune this trial: it judges from 100000 samples on (pruner.min_resource), "
+        "and the trial is evaluated last before its end at 144 of its 192 samples (evaluation.every)"
+    ]
+
+
+@pytest.mark.slow
 def test_resume_with_changed_fixed_settings_is_refused(make_study, capsys):
     path = make_study(budget={"n_trials": 1})
     assert run(path) == 0

@@ -34,6 +34,7 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
         self._uncertainty: dict[tuple[int, int], tuple[float | None, int | None]] = {}
         self.decisions: dict[int, dict[str, Any]] = {}
         """trial number -> the evidence of the latest time the wrapped pruner proposed to prune it."""
+        self.noted_unprunable = False  # a trial it could not prune was pointed out (once a process)
 
     def observe(self, number: int, at: int, standard_error: float | None, rows: int | None = None) -> None:
         """The standard error (and the eval rows) of trial `number`'s evaluation reported at `at`."""
@@ -56,6 +57,21 @@ class NoiseAwarePruner(optuna.pruners.BasePruner):
         for name, fraction in self.fractions.items():
             setattr(self.base, f"_{name}", max(1, round(fraction * samples)))
         self.fractions = {}
+
+    def first_judged(self) -> tuple[int, str] | None:
+        """The first point on the progress axis at which the wrapped pruner may prune a trial, in samples, and
+        the option that sets it (its first rung, its warm-up); None while a resource is unresolved."""
+        base = self.base
+        if self.fractions:
+            return None
+        if isinstance(base, optuna.pruners.SuccessiveHalvingPruner | optuna.pruners.HyperbandPruner):
+            if not isinstance(base._min_resource, int):  # `auto`: the first trial to end sets it
+                return None
+            rate = getattr(base, "_min_early_stopping_rate", 0)  # hyperband's first bracket rungs from min_resource
+            return base._min_resource * base._reduction_factor**rate, "min_resource"
+        if isinstance(base, optuna.pruners.PercentilePruner):
+            return base._n_warmup_steps, "n_warmup_steps"
+        return None
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         if self.fractions:

@@ -103,6 +103,7 @@ def build(
     record.update(lora.parameter_counts(trainer.model))
     record[TrialAttr.WEIGHTS_DTYPE] = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
     reporter.on_point = lambda point, t=trainer: ctx.progress.evaluated(trial.number, point, t.state.max_steps)
+    reporter.on_note = lambda line: ctx.progress.say(f"trial {trial.number:>3}  note: {line}", always=True)
     if spec.objective.at == "best" and ctx.best_model_dir is not None:  # last: after the reporter, which may prune
         folder = Path(output_dir) / "best-checkpoint"
         trainer.add_callback(best_evaluation.BestCheckpoint(trial, spec.objective, folder, trainer.save_model))

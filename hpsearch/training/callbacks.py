@@ -50,6 +50,7 @@ class OptunaReporter(TrainerCallback):
         self.report = report
         self.objective_key = objective_key
         self.on_point = on_point
+        self.on_note: Callable[[str], None] | None = None  # a line for the person running the sweep
         self.curve: list[dict] = []
         self.training = True
         self._train_loss: tuple[int, float] | None = None
@@ -122,8 +123,25 @@ class OptunaReporter(TrainerCallback):
         budget = self.schedule.budget  # the schedule's on_train_begin ran first
         self.trial.set_user_attr(TrialAttr.BUDGET_SAMPLES, budget)
         pruner = self.trial.study.pruner
-        if isinstance(pruner, NoiseAwarePruner) and pruner.fractions:
+        if not isinstance(pruner, NoiseAwarePruner):
+            return
+        if pruner.fractions:
             pruner.observe_budget(study_budget(self.trial.study, budget, self.trial.number))
+        self._note_unprunable(pruner, budget)
+
+    def _note_unprunable(self, pruner: NoiseAwarePruner, budget: int) -> None:
+        """Say (once a process) when the pruner cannot act on this trial: its first rung or warm-up lies beyond
+        the trial's last evaluation before its end (a study file's resource larger than its trials' budget)."""
+        first, last = pruner.first_judged(), self.schedule.last_intermediate
+        if first is None or pruner.noted_unprunable or (last is not None and last >= first[0]):
+            return
+        pruner.noted_unprunable = True
+        where = "only at its end" if last is None else f"last before its end at {last} of its {budget} samples"
+        if self.on_note is not None:
+            self.on_note(
+                f"the pruner cannot prune this trial: it judges from {first[0]} samples on (pruner.{first[1]}), "
+                f"and the trial is evaluated {where} (evaluation.every)"
+            )
 
     def _should_prune(self, at: int, point: dict) -> bool:
         pruner = self.trial.study.pruner

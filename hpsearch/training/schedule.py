@@ -63,6 +63,7 @@ class EvaluationSchedule(TrainerCallback):
         self.final_in_loop = final_in_loop
         self.budget = 0
         self.point = 0  # the axis value of the latest (or the coming) evaluation
+        self.last_intermediate: int | None = None
         self._interval = 1.0
         self._next = 1  # the index of the next scheduled point
 
@@ -70,6 +71,12 @@ class EvaluationSchedule(TrainerCallback):
         self.budget = budget_samples(args, state.max_steps, self.n_train)
         self._interval = max(interval_samples(self.every, self.budget), 1.0)
         self._next = 1
+        # The point of the last evaluation before the end (as on_step_end places it, at the step before the
+        # last), the last a pruner can act on; None when the trial is evaluated at its end only.
+        due = int(samples_seen(state.max_steps - 1, args, self.n_train) // self._interval)
+        while due >= 1 and round(due * self._interval) >= self.budget:
+            due -= 1
+        self.last_intermediate = round(due * self._interval) if due >= 1 else None
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps:
