@@ -62,6 +62,13 @@ def test_the_script_is_one_array_of_workers_with_their_resources_and_no_password
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
 
 
+def test_paths_with_spaces_quotes_or_a_hash_are_quoted_as_sbatch_reads_them():
+    text = slurm.script(launch(workdir=Path('/w/runs #1 "b\\77"')))
+    assert '#SBATCH --chdir="/w/runs #1 \\"b\\\\77\\""' in text.splitlines()
+    assert '#SBATCH --output="/w/runs #1 \\"b\\\\77\\"/hpsearch-b77-%A_%a.out"' in text.splitlines()
+    assert "#SBATCH --chdir=/w" in slurm.script(launch()).splitlines()  # plain paths stay as they are
+
+
 def test_without_gpus_partition_or_time_slurm_decides():
     found = directives(slurm.script(launch(workers=1)))
     assert "--array=0-0" in found
@@ -273,7 +280,9 @@ def test_a_slurm_array_runs_the_sweep_survives_scancel_and_resumes(
     slurm_cluster, postgres_db, make_study, tmp_path, capsys, monkeypatch
 ):
     study = make_study(train=SLOW, evaluation={"every": 0.05})
-    array = Array(slurm_cluster, study, postgres_db, tmp_path, capsys, monkeypatch)
+    work = tmp_path / "slurm runs #1"  # sbatch splits #SBATCH lines at spaces and cuts them at a `#` unless quoted
+    work.mkdir()
+    array = Array(slurm_cluster, study, postgres_db, work, capsys, monkeypatch)
     job = array.launch()
     # Both tasks mid-trial: each has a RUNNING trial that names its task.
     deadline = time.monotonic() + 240
@@ -297,7 +306,7 @@ def test_a_slurm_array_runs_the_sweep_survives_scancel_and_resumes(
     assert {t.number for t in running} <= interrupted, array.logs()  # SIGTERM reached each worker
     assert {t.user_attrs.get("retry_of") for t in after if t.state == States.WAITING} >= interrupted
     for index in (0, 1):  # each worker stopped through its interrupt, not killed after Slurm's KillWait
-        log = (tmp_path / f"hpsearch-tiny-{job}_{index}.out").read_text()
+        log = (work / f"hpsearch-tiny-{job}_{index}.out").read_text()
         assert "interrupted: run the same command again to resume" in log, log
 
     again = array.launch()  # the same command resumes the study

@@ -97,6 +97,15 @@ def _backend(url: str) -> str:
         return url.partition(":")[0]
 
 
+def _sbatch_value(path: Path) -> str:
+    """A path as an #SBATCH directive's value: sbatch splits those lines at whitespace and ends them at `#`
+    unless quoted, and reads a backslash-escaped quote inside quotes as the quote itself."""
+    text = str(path)
+    if not re.search(r"""[\s#"'\\]""", text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def script(launch: Launch) -> str:
     """The sbatch script: one array task per worker, each `exec`ing `hpsearch worker STUDY` (so Slurm's
     SIGTERM at scancel or the time limit reaches the worker, which records its trial as interrupted)."""
@@ -107,8 +116,8 @@ def script(launch: Launch) -> str:
         *([f"--gres=gpu:{launch.gpus}"] if launch.gpus else []),
         *([f"--partition={launch.partition}"] if launch.partition else []),
         *([f"--time={launch.time}"] if launch.time else []),
-        f"--chdir={launch.workdir}",
-        f"--output={launch.output}",
+        f"--chdir={_sbatch_value(launch.workdir)}",
+        f"--output={_sbatch_value(launch.output)}",
         "--export=ALL",  # the submitting environment, $HPSEARCH_STORAGE with it
         *launch.sbatch_args,  # last: a user's directive overrides ours
     ]
