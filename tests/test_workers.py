@@ -29,10 +29,10 @@ States = optuna.trial.TrialState
 class Live:
     """A command whose output lines are collected while it runs."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict | None = None) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=cwd
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**ENV, **(env or {})}, cwd=cwd
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -416,16 +416,21 @@ def test_a_run_restarted_after_kill_9_re_runs_its_own_dead_trial_at_once(make_st
     finds that trial's process gone, fails it and re-runs it at once: with a grace period of an hour the
     second run could not finish otherwise."""
     path = make_study(budget={"n_trials": 1}, train=SLOW, evaluation=EVERY, heartbeat={"grace_period": 3600})
-    first = Live([HPSEARCH, "run", str(path)], path.parent)
+    tmp = {"TMPDIR": str(path.parent / "tmp")}  # the trials' scratch folders, apart from other tests'
+    os.mkdir(tmp["TMPDIR"])
+    first = Live([HPSEARCH, "run", str(path)], path.parent, env=tmp)
     first.wait_for(r"^trial +0  step")
     first.proc.kill()
     assert first.finish() == -9
     (dead,) = trials(path)
     assert dead.state == States.RUNNING and dead.user_attrs["worker"].endswith(f":{first.proc.pid}")
+    (left,) = Path(tmp["TMPDIR"]).glob(f"hpsearch-tiny-trial0-pid{first.proc.pid}@*")  # a killed process's
 
-    again = Live([HPSEARCH, "run", str(path)], path.parent)
+    again = Live([HPSEARCH, "run", str(path)], path.parent, env=tmp)
     assert again.finish(timeout=300) == 0, again.text
     assert f"trial 0: its process {dead.user_attrs['worker']} no longer exists: re-run at once" in again.text
+    assert "removed 1 scratch folder(s) of dead hpsearch processes" in again.text and not left.exists()
+    assert list(Path(tmp["TMPDIR"]).iterdir()) == []  # the re-run removed its own
     failed, rerun = trials(path)
     assert failed.state == States.FAIL and "no longer exists" in failed.user_attrs["error"]
     assert rerun.state == States.COMPLETE and rerun.params == dead.params

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import optuna
 from hpsearch.results.record import TrialAttr
 from hpsearch.search import space
 from hpsearch.spec import Spec
+from hpsearch.training import scratch
 from hpsearch.training.trial import WORKER, WORKER_ENV
 from hpsearch.training.trial_record import INTERRUPTED, queue_rerun
 
@@ -56,7 +56,7 @@ def run_on_ranks(trial: optuna.Trial, spec: Spec, storage_url: str, quiet: bool)
     ranks = spec.resources.devices_per_trial
     space.suggest(trial, spec.search)
     trial.set_user_attr(TrialAttr.RANKS, ranks)
-    folder = Path(tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-ranks-"))
+    folder = scratch.folder(f"{spec.name}-trial{trial.number}-ranks")
     (folder / SPEC_FILE).write_bytes(pickle.dumps(spec))
     # The storage goes by environment, not on the command line where `ps` would show a password.
     env = {**os.environ, "HPSEARCH_STORAGE": storage_url, "HPSEARCH_PARENT_PID": str(os.getpid()), WORKER_ENV: WORKER}

@@ -6,32 +6,15 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import time
 import warnings
-from pathlib import Path
 
 import optuna
 
 from hpsearch.results.record import TrialAttr
+from hpsearch.training.scratch import HOST, alive
 
-HOST = socket.gethostname()
 RUNNING, FAIL = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL
-
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` of this host exists and has not exited (a zombie has). A pid that another
-    process took since counts as alive: the trial then waits for its heartbeat's grace period, as before."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: it exists
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:  # no /proc (macOS): the pid exists
-        return True
 
 
 def _worker(t: optuna.trial.FrozenTrial) -> tuple[str, int] | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from hpsearch.spec.training_args import check_training_argument
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
+from hpsearch.training.scratch import folder as scratch_folder
 from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
@@ -164,7 +164,7 @@ def retrain(
         spec, task, prepared.raw, model.tokenizer, task_data.labels, params, seed
     )
     train_split = task_data.train if augmented is None else augmented
-    scratch = tempfile.mkdtemp(prefix="hpsearch-train-")
+    scratch = str(scratch_folder(f"train-{spec.name}"))
     try:
         if all_data:
             train_set = concatenate_datasets([train_split, task_data.eval])  # eval rows as they are

@@ -23,7 +23,7 @@ from hpsearch.results.storage import open_storage
 from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS
-from hpsearch.training import closing, memory
+from hpsearch.training import closing, memory, scratch
 from hpsearch.training.context import TrialContext
 from hpsearch.training.trial import run_trial
 from hpsearch.training.trial_record import queue_rerun
@@ -231,6 +231,9 @@ def work(
     with memory.sweep_heap():  # what is loaded now lives as long as the worker: no collection walks it
         ran = 0
         reclaim.reclaim(study, progress.say)  # this host's dead trials (a killed run's) re-run now, not after the grace
+        removed, mb = scratch.remove_orphans()  # and the scratch folders they left (a checkpoint can be gigabytes)
+        if removed:
+            progress.say(f"removed {removed} scratch folder(s) of dead hpsearch processes ({mb:.0f} MB)", always=True)
         waiting = reclaim.Waiting(spec.heartbeat.grace_period)
         while deadline is None or time.monotonic() < deadline:
             step = budget.next_step(study)

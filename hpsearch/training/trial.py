@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import sys
-import tempfile
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -24,7 +22,7 @@ import torch
 from hpsearch.data import augment
 from hpsearch.results.record import CurveKey, StudyAttr, TrialAttr
 from hpsearch.search import space
-from hpsearch.training import best_evaluation, closing, memory, models
+from hpsearch.training import best_evaluation, closing, memory, models, scratch
 from hpsearch.training.attempt import Attempt, Plan, build
 from hpsearch.training.context import TrialContext
 from hpsearch.training.memory import OutOfMemory
@@ -37,7 +35,7 @@ if TYPE_CHECKING:  # the worker's progress lines; the trial only calls them
 # Which process ran a trial (host and pid), recorded on it: sweeps span processes and machines. The ranks
 # of a multi-device trial record the worker that owns it (WORKER_ENV), which outlives them.
 WORKER_ENV = "HPSEARCH_WORKER"
-WORKER = os.environ.get(WORKER_ENV) or f"{socket.gethostname()}:{os.getpid()}"
+WORKER = os.environ.get(WORKER_ENV) or f"{scratch.HOST}:{os.getpid()}"
 
 
 def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float | tuple[float, float]:
@@ -57,7 +55,7 @@ def _fine_tune(trial: optuna.Trial, ctx: TrialContext, record: dict[str, Any]) -
     # Memory held before the trial starts; `memory_after_mb` must come back to it (nothing leaks).
     device = torch.device("cuda" if on_gpu(spec.train) else "cpu")
     record[TrialAttr.MEMORY_BASELINE_MB] = round(memory.memory_in_use_mb(device), 1)
-    output_dir = tempfile.mkdtemp(prefix=f"hpsearch-{spec.name}-trial{trial.number}-")
+    output_dir = str(scratch.folder(f"{spec.name}-trial{trial.number}"))
     attempt = Attempt()
     started = time.perf_counter()
     try:
