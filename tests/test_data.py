@@ -291,6 +291,25 @@ def test_a_parquet_written_by_datasets_keeps_its_label_names(tmp_path):
     assert data.load_raw(spec_for(folder), "s.yaml").train["label"] == ["b", "a", "b", "a"]
 
 
+def test_a_pandas_index_is_not_a_column(tmp_path):
+    """A filtered frame's index (not 0, 1, 2, ...) is written as `__index_level_0__` by pandas, and kept by
+    `datasets`: row numbers, never listed among the columns. A named index level is the user's column."""
+    frame = pd.DataFrame(INTENT_ROWS)
+    kept = frame[frame.index % 3 != 0]
+    (tmp_path / "parquet").mkdir()
+    for split in ("train", "validation"):
+        kept.to_parquet(tmp_path / "parquet" / f"{split}.parquet")
+    datasets.DatasetDict({"train": datasets.Dataset.from_pandas(kept)}).save_to_disk(str(tmp_path / "saved"))
+    for folder in ("parquet", "saved"):
+        spec = DataSpec(path=str(tmp_path / folder), label_column="label", eval_split=None, eval_fraction=0.25)
+        with pytest.raises(SpecError, match="no column 'label' in split 'train'; columns: 'text', 'intent'$"):
+            data.load_raw(spec, "s.yaml")
+    (tmp_path / "named").mkdir()
+    for split in ("train", "validation"):
+        kept.set_index("text").to_parquet(tmp_path / "named" / f"{split}.parquet")
+    assert data.load_raw(spec_for(tmp_path / "named"), "s.yaml").train["text"] == list(kept["text"])
+
+
 def test_whole_float_labels_are_integers_and_labels_sort_as_numbers(tmp_path):
     folder = tmp_path / "floats"
     folder.mkdir()

@@ -190,7 +190,7 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
 
     def read(split: str) -> datasets.Dataset:
         ds = found[split]
-        ds = formats.read_file(ds, source) if isinstance(ds, Path) else ds
+        ds = formats.without_pandas_index(formats.read_file(ds, source) if isinstance(ds, Path) else ds)
         for name, column in columns.items():
             if column not in ds.column_names:
                 raise SpecError(
