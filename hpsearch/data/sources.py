@@ -163,8 +163,8 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
         )
 
     def read(split: str) -> datasets.Dataset:
-        ds = found[split]
-        ds = formats.without_pandas_index(formats.read_file(ds, source) if isinstance(ds, Path) else ds)
+        file = found[split]
+        ds = formats.without_pandas_index(formats.read_file(file, source) if isinstance(file, Path) else file)
         for name, column in columns.items():
             if column not in ds.column_names:
                 raise SpecError(
@@ -173,7 +173,8 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
                     f"no column {column!r} in split {split!r}; columns: {', '.join(map(repr, ds.column_names))}",
                 )
         if "messages" in columns:
-            chats.check(ds, columns["messages"], split, source)
+            named = file.name if isinstance(file, Path) else None
+            ds = chats.checked(ds, columns["messages"], split, source, named)
         return ds
 
     train = read(spec.train_split)
