@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from hpsearch.tasks import causal_lm
+from hpsearch.tasks import causal_lm, chat_template
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_every_assistant_turn_of_a_chat_is_learnt_and_nothing_else(tokenizer):
         {"role": "user", "content": "thanks"},
         {"role": "assistant", "content": "sure"},
     ]
-    row = causal_lm.encode_messages(tokenizer, messages, max_length=128)
+    row = chat_template.encode_messages(tokenizer, messages, max_length=128)
     learnt = tokenizer.decode([t for t in row["labels"] if t != -100])
     assert learnt == "it shipped<|end|>sure<|end|>"
     assert tokenizer.decode(row["input_ids"]) == tokenizer.apply_chat_template(messages, tokenize=False)
@@ -49,7 +49,7 @@ def test_a_chat_needs_a_chat_template(tokenizer):
     plain = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
     plain.chat_template = None
     with pytest.raises(ValueError, match="no chat template"):
-        causal_lm.encode_messages(plain, [{"role": "user", "content": "hi"}], max_length=32)
+        chat_template.encode_messages(plain, [{"role": "user", "content": "hi"}], max_length=32)
 
 
 def test_packing_fills_blocks_and_keeps_labels_with_their_tokens():

@@ -1,0 +1,39 @@
+"""A conversation through a tokenizer's chat template: its tokens, with the tokens of every assistant turn
+labelled (causal-lm trains on chats, and on pairs as a user turn and an assistant turn, this way)."""
+
+from __future__ import annotations
+
+from hpsearch.tasks.token_loss import IGNORE
+
+
+def encode_messages(tokenizer, messages: list[dict], max_length: int) -> dict[str, list[int]]:
+    """A conversation through the chat template; the tokens of every assistant turn are labelled.
+
+    The assistant spans are found as text: the template rendered up to a turn (with the generation
+    prompt) is a prefix of the template rendered through that turn, and the characters in between
+    are the turn. Tokens are mapped to characters with the fast tokenizer's offsets. Too long a
+    conversation loses its start first (up to the first assistant turn), then its end.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the tokenizer has no chat template")
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not (full.startswith(through) and through.startswith(before)):
+            raise ValueError("the chat template does not render a conversation as a prefix of a longer one")
+        spans.append((len(before), len(through)))
+    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+    input_ids = encoded["input_ids"]
+    labels = [
+        token if any(start <= a and b <= end and b > a for start, end in spans) else IGNORE
+        for token, (a, b) in zip(input_ids, encoded["offset_mapping"], strict=True)
+    ]
+    # Too long: the start goes first, up to the first answer (what is learnt), then the end.
+    first = next((i for i, label in enumerate(labels) if label != IGNORE), len(labels))
+    cut = min(max(len(input_ids) - max_length, 0), first)
+    input_ids, labels = input_ids[cut:][:max_length], labels[cut:][:max_length]
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
