@@ -351,3 +351,55 @@ def test_packing_fewer_tokens_than_a_block_is_refused_before_anything_is_written
     assert f"{path}: data.packing: 3 train rows make 0 blocks of 128 tokens (they hold " in err
     assert "set data.max_length to" in err and err.count("\n") == 1
     assert not (tmp_path / "lm.db").exists()
+
+
+# A template in Mistral's shape: no system turn, user and assistant turns alternating, else raise_exception.
+STRICT_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% elif (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def with_template(folder, model, template: str):
+    """A copy of MODEL whose tokenizer has TEMPLATE as its chat template."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(folder)
+    AutoModelForCausalLM.from_pretrained(model).save_pretrained(folder)
+    return folder
+
+
+USER, ASSISTANT = {"role": "user", "content": "where parcel"}, {"role": "assistant", "content": "it shipped"}
+
+
+def test_a_template_that_refuses_a_chat_while_encoding_names_the_data_and_one_that_refuses_a_pair_the_model(
+    tmp_path, tiny_causal_lm
+):
+    """encode_split as trials call it (on every row, after preflight): the template's refusal of a chat is keyed
+    to the messages column; of a pair (hpsearch's own user and assistant turns), to the model."""
+    import datasets
+
+    from hpsearch.spec import SpecError, load_spec
+
+    strict = AutoTokenizer.from_pretrained(with_template(tmp_path / "strict", tiny_causal_lm, STRICT_TEMPLATE))
+    path = lm_study(tmp_path, tiny_causal_lm, tmp_path, data={"path": str(tmp_path), "messages_column": "m"})
+    chats = datasets.Dataset.from_list([{"messages": [USER, ASSISTANT]}, {"messages": [USER, USER, ASSISTANT]}])
+    with pytest.raises(SpecError) as caught:
+        causal_lm.encode_split(load_spec(path), chats, strict)
+    assert caught.value.field == "data.messages_column"
+    assert caught.value.message == (
+        "the chat template refuses the chat starting 'where parcel' (roles 'user, user, assistant'): "
+        "Conversation roles must alternate user/assistant/user/assistant/..."
+    )
+    strict.chat_template = "{{ raise_exception('a system turn must come first') }}"
+    pairs = datasets.Dataset.from_list([{"prompt": "where parcel", "completion": "it shipped"}])
+    with pytest.raises(SpecError) as caught:
+        causal_lm.encode_split(load_spec(lm_study(tmp_path, tiny_causal_lm, tmp_path)), pairs, strict)
+    assert caught.value.field == "model.name_or_path"
+    assert caught.value.message == (
+        "its chat template refuses a pair as a user turn and an assistant turn: a system turn must come first"
+    )

@@ -166,12 +166,20 @@ def check_packing(spec: Spec, split: datasets.Dataset, tokenizer) -> None:
 
 
 def encode_split(spec: Spec, split: datasets.Dataset, tokenizer) -> datasets.Dataset:
-    """One raw split tokenized row by row (`encode_row`), unpacked."""
+    """One raw split tokenized row by row (`encode_row`), unpacked. A chat the chat template refuses is the
+    data's error; a pair it refuses (hpsearch's user and assistant turns), or a tokenizer without one, the model's."""
     max_length = spec.data.max_length
     chat = "messages" in split.column_names
 
     def encode(row):
-        return encode_row(tokenizer, row, max_length, chat)
+        try:
+            return encode_row(tokenizer, row, max_length, chat)
+        except chat_template.Refused as exc:
+            if not chat:
+                raise ValueError(
+                    f"its chat template refuses a pair as a user turn and an assistant turn: {exc}"
+                ) from None
+            raise SpecError(spec.source, "data.messages_column", chat_template.refusal(row["messages"], exc)) from None
 
     try:
         return split.map(encode, remove_columns=split.column_names)

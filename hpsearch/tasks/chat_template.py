@@ -3,7 +3,32 @@ labelled (causal-lm trains on chats, and on pairs as a user turn and an assistan
 
 from __future__ import annotations
 
+import jinja2
+
+from hpsearch.errors import shown
 from hpsearch.tasks.token_loss import IGNORE
+
+
+class Refused(ValueError):
+    """The chat template refuses a conversation (a role order or a role it does not take): the data's fault,
+    where a tokenizer without a chat template, or a template that does not compile, is the model's."""
+
+
+def render(tokenizer, messages: list[dict], **options) -> str:
+    """The conversation as the chat template writes it; what the template raises against it is Refused."""
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, **options)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"its chat template does not compile: {exc.message}") from None
+    except (jinja2.TemplateError, ValueError) as exc:  # raise_exception('...') in a template is a TemplateError
+        raise Refused(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def refusal(messages: list[dict], exc: Refused) -> str:
+    """What a refused chat's error says: its start, to find it by; its roles in order, what templates refuse a
+    chat by; and the template's words."""
+    roles = shown(", ".join(m["role"] for m in messages), 80)
+    return f"the chat template refuses the chat starting {shown(messages[0]['content'], 40)} (roles {roles}): {exc}"
 
 
 def encode_messages(tokenizer, messages: list[dict], max_length: int) -> dict[str, list[int]]:
@@ -16,13 +41,15 @@ def encode_messages(tokenizer, messages: list[dict], max_length: int) -> dict[st
     """
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the tokenizer has no chat template")
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    full = render(tokenizer, messages)
     spans = []
     for i, message in enumerate(messages):
         if message.get("role") != "assistant":
             continue
-        before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
-        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if i == 0:
+            raise Refused("its first turn is the assistant's: no prompt comes before the answer")
+        before = render(tokenizer, messages[:i], add_generation_prompt=True)
+        through = render(tokenizer, messages[: i + 1])
         if not (full.startswith(through) and through.startswith(before)):
             raise ValueError("the chat template does not render a conversation as a prefix of a longer one")
         spans.append((len(before), len(through)))
