@@ -376,6 +376,47 @@ def with_template(folder, model, template: str):
 USER, ASSISTANT = {"role": "user", "content": "where parcel"}, {"role": "assistant", "content": "it shipped"}
 
 
+@pytest.mark.parametrize(
+    ("strict", "split", "chat", "message"),
+    [
+        (True, "train", [USER, USER, ASSISTANT], "(roles 'user, user, assistant'): Conversation roles must alternate"),
+        (
+            True,
+            "validation",
+            [{"role": "system", "content": "be brief"}, USER, ASSISTANT],
+            "'be brief' (roles 'system, user, assistant'): System role not supported",
+        ),
+        (
+            False,
+            "train",
+            [ASSISTANT, USER, ASSISTANT],
+            "'it shipped' (roles 'assistant, user, assistant'): its first turn is the assistant's",
+        ),
+    ],
+)
+def test_a_chat_the_chat_template_refuses_is_the_data_s_error_before_anything_is_written(
+    tmp_path, tiny_causal_lm, capsys, strict, split, chat, message
+):
+    """Row 5 of a split: past the two train rows preflight encodes, found by a chat of each order of roles."""
+    import json
+
+    from hpsearch import cli
+
+    model = with_template(tmp_path / "strict", tiny_causal_lm, STRICT_TEMPLATE) if strict else tiny_causal_lm
+    data = write_pairs(tmp_path / "chats", chat=True)
+    rows = (data / f"{split}.jsonl").read_text().splitlines()
+    rows[4] = json.dumps({"conversation": chat})
+    (data / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+    path = lm_study(
+        tmp_path, model, data, data={"path": str(data), "messages_column": "conversation", "max_length": 48}
+    )
+    capsys.readouterr()  # with_template's loading bars
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: data.messages_column: the chat template refuses the chat starting " in err and message in err
+    assert err.count("\n") == 1 and not (tmp_path / "lm.db").exists()
+
+
 def test_a_template_that_refuses_a_chat_while_encoding_names_the_data_and_one_that_refuses_a_pair_the_model(
     tmp_path, tiny_causal_lm
 ):

@@ -3,10 +3,14 @@ labelled (causal-lm trains on chats, and on pairs as a user turn and an assistan
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import jinja2
 
 from hpsearch.errors import shown
 from hpsearch.tasks.token_loss import IGNORE
+
+ROLE_ORDERS = 200  # preflight encodes one chat of each order of roles, up to this many orders
 
 
 class Refused(ValueError):
@@ -29,6 +33,17 @@ def refusal(messages: list[dict], exc: Refused) -> str:
     chat by; and the template's words."""
     roles = shown(", ".join(m["role"] for m in messages), 80)
     return f"the chat template refuses the chat starting {shown(messages[0]['content'], 40)} (roles {roles}): {exc}"
+
+
+def one_per_role_order(chats: Iterable[list[dict]]) -> list[list[dict]]:
+    """The first chat of each order of roles (of the first ROLE_ORDERS orders): encoding them finds what a
+    template refuses by roles (two user turns in a row, a system turn) without encoding every chat."""
+    first: dict[tuple[str, ...], list[dict]] = {}
+    for messages in chats:
+        if len(first) == ROLE_ORDERS:
+            break
+        first.setdefault(tuple(m["role"] for m in messages), messages)
+    return list(first.values())
 
 
 def encode_messages(tokenizer, messages: list[dict], max_length: int) -> dict[str, list[int]]:
