@@ -29,6 +29,12 @@ class SpecError(Exception):
         super().__init__(f"{where}: {message}")
 
 
+def shown(value, width: int = 60) -> str:
+    """A value the input held, as a message quotes it: its repr, cut to `width` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class NotFound(LookupError):
     """A study, trial or storage the user named does not exist (exit status 2)."""
 

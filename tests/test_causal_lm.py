@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from hpsearch.tasks import causal_lm
+from hpsearch.tasks import causal_lm, chat_template
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_every_assistant_turn_of_a_chat_is_learnt_and_nothing_else(tokenizer):
         {"role": "user", "content": "thanks"},
         {"role": "assistant", "content": "sure"},
     ]
-    row = causal_lm.encode_messages(tokenizer, messages, max_length=128)
+    row = chat_template.encode_messages(tokenizer, messages, max_length=128)
     learnt = tokenizer.decode([t for t in row["labels"] if t != -100])
     assert learnt == "it shipped<|end|>sure<|end|>"
     assert tokenizer.decode(row["input_ids"]) == tokenizer.apply_chat_template(messages, tokenize=False)
@@ -49,7 +49,7 @@ def test_a_chat_needs_a_chat_template(tokenizer):
     plain = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
     plain.chat_template = None
     with pytest.raises(ValueError, match="no chat template"):
-        causal_lm.encode_messages(plain, [{"role": "user", "content": "hi"}], max_length=32)
+        chat_template.encode_messages(plain, [{"role": "user", "content": "hi"}], max_length=32)
 
 
 def test_packing_fills_blocks_and_keeps_labels_with_their_tokens():
@@ -351,3 +351,96 @@ def test_packing_fewer_tokens_than_a_block_is_refused_before_anything_is_written
     assert f"{path}: data.packing: 3 train rows make 0 blocks of 128 tokens (they hold " in err
     assert "set data.max_length to" in err and err.count("\n") == 1
     assert not (tmp_path / "lm.db").exists()
+
+
+# A template in Mistral's shape: no system turn, user and assistant turns alternating, else raise_exception.
+STRICT_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% elif (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def with_template(folder, model, template: str):
+    """A copy of MODEL whose tokenizer has TEMPLATE as its chat template."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(folder)
+    AutoModelForCausalLM.from_pretrained(model).save_pretrained(folder)
+    return folder
+
+
+USER, ASSISTANT = {"role": "user", "content": "where parcel"}, {"role": "assistant", "content": "it shipped"}
+
+
+@pytest.mark.parametrize(
+    ("strict", "split", "chat", "message"),
+    [
+        (True, "train", [USER, USER, ASSISTANT], "(roles 'user, user, assistant'): Conversation roles must alternate"),
+        (
+            True,
+            "validation",
+            [{"role": "system", "content": "be brief"}, USER, ASSISTANT],
+            "'be brief' (roles 'system, user, assistant'): System role not supported",
+        ),
+        (
+            False,
+            "train",
+            [ASSISTANT, USER, ASSISTANT],
+            "'it shipped' (roles 'assistant, user, assistant'): its first turn is the assistant's",
+        ),
+    ],
+)
+def test_a_chat_the_chat_template_refuses_is_the_data_s_error_before_anything_is_written(
+    tmp_path, tiny_causal_lm, capsys, strict, split, chat, message
+):
+    """Row 5 of a split: past the two train rows preflight encodes, found by a chat of each order of roles."""
+    import json
+
+    from hpsearch import cli
+
+    model = with_template(tmp_path / "strict", tiny_causal_lm, STRICT_TEMPLATE) if strict else tiny_causal_lm
+    data = write_pairs(tmp_path / "chats", chat=True)
+    rows = (data / f"{split}.jsonl").read_text().splitlines()
+    rows[4] = json.dumps({"conversation": chat})
+    (data / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+    path = lm_study(
+        tmp_path, model, data, data={"path": str(data), "messages_column": "conversation", "max_length": 48}
+    )
+    capsys.readouterr()  # with_template's loading bars
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: data.messages_column: the chat template refuses the chat starting " in err and message in err
+    assert err.count("\n") == 1 and not (tmp_path / "lm.db").exists()
+
+
+def test_a_template_that_refuses_a_chat_while_encoding_names_the_data_and_one_that_refuses_a_pair_the_model(
+    tmp_path, tiny_causal_lm
+):
+    """encode_split as trials call it (on every row, after preflight): the template's refusal of a chat is keyed
+    to the messages column; of a pair (hpsearch's own user and assistant turns), to the model."""
+    import datasets
+
+    from hpsearch.spec import SpecError, load_spec
+
+    strict = AutoTokenizer.from_pretrained(with_template(tmp_path / "strict", tiny_causal_lm, STRICT_TEMPLATE))
+    path = lm_study(tmp_path, tiny_causal_lm, tmp_path, data={"path": str(tmp_path), "messages_column": "m"})
+    chats = datasets.Dataset.from_list([{"messages": [USER, ASSISTANT]}, {"messages": [USER, USER, ASSISTANT]}])
+    with pytest.raises(SpecError) as caught:
+        causal_lm.encode_split(load_spec(path), chats, strict)
+    assert caught.value.field == "data.messages_column"
+    assert caught.value.message == (
+        "the chat template refuses the chat starting 'where parcel' (roles 'user, user, assistant'): "
+        "Conversation roles must alternate user/assistant/user/assistant/..."
+    )
+    strict.chat_template = "{{ raise_exception('a system turn must come first') }}"
+    pairs = datasets.Dataset.from_list([{"prompt": "where parcel", "completion": "it shipped"}])
+    with pytest.raises(SpecError) as caught:
+        causal_lm.encode_split(load_spec(lm_study(tmp_path, tiny_causal_lm, tmp_path)), pairs, strict)
+    assert caught.value.field == "model.name_or_path"
+    assert caught.value.message == (
+        "its chat template refuses a pair as a user turn and an assistant turn: a system turn must come first"
+    )

@@ -291,6 +291,25 @@ def test_a_parquet_written_by_datasets_keeps_its_label_names(tmp_path):
     assert data.load_raw(spec_for(folder), "s.yaml").train["label"] == ["b", "a", "b", "a"]
 
 
+def test_a_pandas_index_is_not_a_column(tmp_path):
+    """A filtered frame's index (not 0, 1, 2, ...) is written as `__index_level_0__` by pandas, and kept by
+    `datasets`: row numbers, never listed among the columns. A named index level is the user's column."""
+    frame = pd.DataFrame(INTENT_ROWS)
+    kept = frame[frame.index % 3 != 0]
+    (tmp_path / "parquet").mkdir()
+    for split in ("train", "validation"):
+        kept.to_parquet(tmp_path / "parquet" / f"{split}.parquet")
+    datasets.DatasetDict({"train": datasets.Dataset.from_pandas(kept)}).save_to_disk(str(tmp_path / "saved"))
+    for folder in ("parquet", "saved"):
+        spec = DataSpec(path=str(tmp_path / folder), label_column="label", eval_split=None, eval_fraction=0.25)
+        with pytest.raises(SpecError, match="no column 'label' in split 'train'; columns: 'text', 'intent'$"):
+            data.load_raw(spec, "s.yaml")
+    (tmp_path / "named").mkdir()
+    for split in ("train", "validation"):
+        kept.set_index("text").to_parquet(tmp_path / "named" / f"{split}.parquet")
+    assert data.load_raw(spec_for(tmp_path / "named"), "s.yaml").train["text"] == list(kept["text"])
+
+
 def test_whole_float_labels_are_integers_and_labels_sort_as_numbers(tmp_path):
     folder = tmp_path / "floats"
     folder.mkdir()
@@ -368,7 +387,7 @@ EMPTY = {"text": "x", "intent": "a"}
         (
             [{"m": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, {"m": []}],
             {"messages": "m"},
-            "data.messages_column: row 2 of split 'train' is an empty list; each row must be a non-empty list",
+            "data.messages_column: row 2 of split 'train' \\(train.jsonl\\) is an empty list; each row must be",
         ),
     ],
 )
@@ -396,6 +415,57 @@ def test_null_content_is_an_empty_message(tmp_path):
     folder = write_rows(tmp_path / "d", {"train": [{"m": turns}], "validation": [{"m": turns}]})
     raw = data.load_raw(spec_for(folder), "s.yaml", {"messages": "m"})
     assert [m["content"] for m in raw.train["messages"][0]] == ["hi", "", "42", "yo"]
+
+
+CHAT = [
+    {"role": "user", "content": "hi"},
+    {"role": "assistant", "content": None},
+    {"role": "assistant", "content": "yo"},
+]
+
+
+def write_csv(folder, cells: list[str]):
+    """train.csv and validation.csv with one column `m` of these cells."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "validation"):
+        pd.DataFrame({"id": range(len(cells)), "m": cells}).to_csv(folder / f"{split}.csv", index=False)
+    return folder
+
+
+def test_chats_as_json_text_in_a_csv_are_read_as_lists_of_messages(tmp_path):
+    raw = data.load_raw(spec_for(write_csv(tmp_path / "csv", [json.dumps(CHAT)] * 2)), "s.yaml", {"messages": "m"})
+    assert raw.train["messages"][1] == [
+        {"role": "user", "content": "hi"},
+        *[{"role": "assistant", "content": c} for c in ("", "yo")],
+    ]
+    as_lists = write_rows(tmp_path / "jsonl", {"train": [{"m": CHAT}] * 2, "validation": [{"m": CHAT}] * 2})
+    assert raw.fingerprint == data.load_raw(spec_for(as_lists), "s.yaml", {"messages": "m"}).fingerprint
+
+
+@pytest.mark.parametrize(
+    ("cell", "found"),
+    [
+        (
+            '[{"role": "user", "content": "hi"}',
+            """is '[{"role": "user", "content": "hi"}', text that is not JSON (Expecting""",
+        ),
+        ("", "is '', text that is not JSON ("),
+        (
+            '{"role": "user", "content": "hi"}',
+            """is '{"role": "user", "content": "hi"}', JSON text of a dict, not of a list""",
+        ),
+        ("[]", "is an empty list"),
+        ('[{"content": "hi"}]', "has a message without a role: {'content': 'hi'}"),
+    ],
+)
+def test_a_csv_chat_that_is_not_a_list_of_messages_as_json_is_refused_naming_the_file_and_row(tmp_path, cell, found):
+    folder = write_csv(tmp_path / "csv", [json.dumps(CHAT), cell])
+    with pytest.raises(SpecError) as caught:
+        data.load_raw(spec_for(folder), "s.yaml", {"messages": "m"})
+    message = str(caught.value)
+    assert message.startswith("s.yaml: data.messages_column: row 2 of split 'train' (train.csv) ")
+    assert found in message and "\n" not in message
+    assert message.endswith("each row must be a non-empty list of {role, content} messages, or that list as JSON text")
 
 
 def test_a_missing_eval_split_points_to_eval_fraction(tmp_path):

@@ -3,6 +3,7 @@ a folder `datasets`' save_to_disk wrote, or a hub dataset. Errors are the study'
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import datasets
@@ -10,6 +11,9 @@ import datasets
 from hpsearch.spec import SpecError
 
 READERS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+# What pandas names an unnamed index level when it writes a frame whose index is not 0, 1, 2, ... (a filtered
+# or shuffled frame) to parquet; `datasets` keeps the name (Dataset.from_pandas, save_to_disk, the hub).
+PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
 def read_file(path: Path, source) -> datasets.Dataset:
@@ -34,6 +38,13 @@ def read_file(path: Path, source) -> datasets.Dataset:
     except Exception as exc:  # a malformed file is bad input, not a crash
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {reason}") from None
+
+
+def without_pandas_index(ds: datasets.Dataset) -> datasets.Dataset:
+    """The rows without the columns of a pandas index (`__index_level_0__`): row numbers, not data, so
+    never listed among a split's columns. A named index level is the user's column and stays."""
+    index = [name for name in ds.column_names if PANDAS_INDEX.fullmatch(name)]
+    return ds.remove_columns(index) if index else ds
 
 
 def _one_type_per_column(frame):

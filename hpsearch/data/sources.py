@@ -19,7 +19,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from hpsearch.data import formats
+from hpsearch.data import chats, formats
+from hpsearch.errors import shown
 from hpsearch.spec import DataSpec, SpecError
 
 CACHE_FORMAT = 1  # bump when what a task stores in the cache changes
@@ -94,30 +95,6 @@ def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
     return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
 
 
-def _shown(value, width: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _check_messages(ds: datasets.Dataset, column: str, split: str, source) -> None:
-    """Every row a non-empty list of {role, content} messages (a role is text; content may be null)."""
-    for i, row in enumerate(ds[column], start=1):
-        if not isinstance(row, list):
-            problem = f"is {_shown(row)}, not a list"
-        elif not row:
-            problem = "is an empty list"
-        else:
-            bad = next((m for m in row if not isinstance(m, dict) or not isinstance(m.get("role"), str)), None)
-            if bad is None:
-                continue
-            problem = f"has a message without a role: {_shown(bad)}"
-        raise SpecError(
-            source,
-            "data.messages_column",
-            f"row {i} of split {split!r} {problem}; each row must be a non-empty list of {{role, content}} messages",
-        )
-
-
 def _check_labels(ds: datasets.Dataset, column: str, split: str, source) -> None:
     values = ds[column]
     listed = next((v for v in values if isinstance(v, (list, dict))), None)
@@ -125,7 +102,7 @@ def _check_labels(ds: datasets.Dataset, column: str, split: str, source) -> None
         raise SpecError(
             source,
             "data.label_column",
-            f"a label of split {split!r} is a {type(listed).__name__} ({_shown(listed)}); one label per row: "
+            f"a label of split {split!r} is a {type(listed).__name__} ({shown(listed)}); one label per row: "
             "multi-label classification is not supported",
         )
     missing = sum(
@@ -144,16 +121,13 @@ def _nothing_to_learn(ds: datasets.Dataset, name: str) -> bool:
 
 def _plain(ds: datasets.Dataset, columns: dict[str, str]) -> datasets.Dataset:
     """The task's columns under the task's names, as text: a label as `_labels_as_text` reads it, a chat
-    as a list of {role, content} (null content, a tool call's, is "")."""
+    as a list of {role, content} (`chats.message`)."""
     kept = {}
     for name, column in columns.items():
         if name == "label":
             kept[name] = _labels_as_text(ds, column)
         elif name == "messages":
-            kept[name] = [
-                [{"role": m["role"], "content": "" if m.get("content") is None else str(m["content"])} for m in row]
-                for row in ds[column]
-            ]
+            kept[name] = [[chats.message(m) for m in row] for row in ds[column]]
         else:
             kept[name] = ["" if t is None else str(t) for t in ds[column]]
     return datasets.Dataset.from_dict(kept)
@@ -189,8 +163,8 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
         )
 
     def read(split: str) -> datasets.Dataset:
-        ds = found[split]
-        ds = formats.read_file(ds, source) if isinstance(ds, Path) else ds
+        file = found[split]
+        ds = formats.without_pandas_index(formats.read_file(file, source) if isinstance(file, Path) else file)
         for name, column in columns.items():
             if column not in ds.column_names:
                 raise SpecError(
@@ -199,7 +173,8 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
                     f"no column {column!r} in split {split!r}; columns: {', '.join(map(repr, ds.column_names))}",
                 )
         if "messages" in columns:
-            _check_messages(ds, columns["messages"], split, source)
+            named = file.name if isinstance(file, Path) else None
+            ds = chats.checked(ds, columns["messages"], split, source, named)
         return ds
 
     train = read(spec.train_split)

@@ -12,7 +12,7 @@ from hpsearch.orchestration import corners
 from hpsearch.results.storage import storage_url
 from hpsearch.search import pruners, samplers, space
 from hpsearch.spec import Spec, SpecError
-from hpsearch.tasks import TASKS, causal_lm
+from hpsearch.tasks import TASKS, causal_lm, chat_template
 from hpsearch.training import lora, models, scoring
 from hpsearch.training.trainer import cpu_bf16_note
 
@@ -193,13 +193,18 @@ def _load_metrics(spec: Spec) -> None:
 
 
 def _check_encoding(spec: Spec, task, raw: data.RawData, labels, loaded: dict[str, LoadedModel]) -> None:
-    """Encode two train rows with each model's tokenizer, as trials will: a chat without a chat
-    template, say, is refused here rather than after the study is created."""
+    """Encode two train rows, and a chat of each order of roles in either split, with each model's tokenizer,
+    as trials will: a chat without a chat template, or one the template refuses, is refused here rather than
+    after the study is created."""
     import datasets
 
-    rows = datasets.Dataset.from_list(raw.train.select(range(min(2, len(raw.train)))).to_list())  # in memory
+    rows = raw.train.select(range(min(2, len(raw.train)))).to_list()
+    if "messages" in raw.train.column_names:  # causal-lm chats
+        chats = [*raw.train["messages"], *raw.eval["messages"]]
+        rows += [{"messages": m} for m in chat_template.one_per_role_order(chats)]
+    rows = datasets.Dataset.from_list(rows)  # in memory
     bars = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()  # two rows: no "Map" bar in `validate`'s output
+    datasets.disable_progress_bars()  # a few rows: no "Map" bar in `validate`'s output
     try:
         for choice, model in loaded.items():
             _encode_with(spec, task, rows, labels, choice, model, raw.train)

@@ -83,7 +83,7 @@ class DataSpec(Section):
     completion_column: str = "completion"
     """causal-lm: what the model learns to answer (the only tokens the loss counts)."""
     messages_column: str | None = None
-    """causal-lm: a column of chats (non-empty lists of {role, content}; null content reads as "") for pairs."""
+    """causal-lm: chats instead of pairs: non-empty lists of {role, content} (null content is "") or their JSON text."""
     packing: bool = False
     """causal-lm: train examples concatenated into blocks of max_length (remainder dropped; train fills one)."""
     length_split: Positive = 1

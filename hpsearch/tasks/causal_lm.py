@@ -18,7 +18,7 @@ import datasets
 
 from hpsearch.data import sources
 from hpsearch.spec import Spec, SpecError
-from hpsearch.tasks import token_loss
+from hpsearch.tasks import chat_template, token_loss
 from hpsearch.tasks.task_data import Sample, TaskData, build_sample
 from hpsearch.tasks.token_loss import IGNORE
 
@@ -63,48 +63,15 @@ def encode_pair(tokenizer, prompt: str, completion: str, max_length: int) -> dic
     return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
 
 
-def encode_messages(tokenizer, messages: list[dict], max_length: int) -> dict[str, list[int]]:
-    """A conversation through the chat template; the tokens of every assistant turn are labelled.
-
-    The assistant spans are found as text: the template rendered up to a turn (with the generation
-    prompt) is a prefix of the template rendered through that turn, and the characters in between
-    are the turn. Tokens are mapped to characters with the fast tokenizer's offsets. Too long a
-    conversation loses its start first (up to the first assistant turn), then its end.
-    """
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("the tokenizer has no chat template")
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    spans = []
-    for i, message in enumerate(messages):
-        if message.get("role") != "assistant":
-            continue
-        before = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
-        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        if not (full.startswith(through) and through.startswith(before)):
-            raise ValueError("the chat template does not render a conversation as a prefix of a longer one")
-        spans.append((len(before), len(through)))
-    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
-    input_ids = encoded["input_ids"]
-    labels = [
-        token if any(start <= a and b <= end and b > a for start, end in spans) else IGNORE
-        for token, (a, b) in zip(input_ids, encoded["offset_mapping"], strict=True)
-    ]
-    # Too long: the start goes first, up to the first answer (what is learnt), then the end.
-    first = next((i for i, label in enumerate(labels) if label != IGNORE), len(labels))
-    cut = min(max(len(input_ids) - max_length, 0), first)
-    input_ids, labels = input_ids[cut:][:max_length], labels[cut:][:max_length]
-    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
-
-
 def encode_row(tokenizer, row: dict, max_length: int, chat: bool) -> dict[str, list[int]]:
     """A chat row through the chat template; a prompt/completion pair through it too when the tokenizer
     has one (as a user turn and an assistant turn, the format the model was tuned on), else as the
     prompt's text followed by the completion's."""
     if chat:
-        return encode_messages(tokenizer, row["messages"], max_length)
+        return chat_template.encode_messages(tokenizer, row["messages"], max_length)
     if getattr(tokenizer, "chat_template", None):
         turns = [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["completion"]}]
-        return encode_messages(tokenizer, turns, max_length)
+        return chat_template.encode_messages(tokenizer, turns, max_length)
     return encode_pair(tokenizer, row["prompt"], row["completion"], max_length)
 
 
@@ -199,12 +166,20 @@ def check_packing(spec: Spec, split: datasets.Dataset, tokenizer) -> None:
 
 
 def encode_split(spec: Spec, split: datasets.Dataset, tokenizer) -> datasets.Dataset:
-    """One raw split tokenized row by row (`encode_row`), unpacked."""
+    """One raw split tokenized row by row (`encode_row`), unpacked. A chat the chat template refuses is the
+    data's error; a pair it refuses (hpsearch's user and assistant turns), or a tokenizer without one, the model's."""
     max_length = spec.data.max_length
     chat = "messages" in split.column_names
 
     def encode(row):
-        return encode_row(tokenizer, row, max_length, chat)
+        try:
+            return encode_row(tokenizer, row, max_length, chat)
+        except chat_template.Refused as exc:
+            if not chat:
+                raise ValueError(
+                    f"its chat template refuses a pair as a user turn and an assistant turn: {exc}"
+                ) from None
+            raise SpecError(spec.source, "data.messages_column", chat_template.refusal(row["messages"], exc)) from None
 
     try:
         return split.map(encode, remove_columns=split.column_names)

@@ -1,0 +1,57 @@
+"""What a chat row is: a non-empty list of {role, content} messages, given as a list (JSON, parquet, the hub)
+or as that list's JSON text (a CSV cell). Other rows are refused naming the row (`data.messages_column`)."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+
+from hpsearch.errors import SpecError, shown
+
+RULE = "each row must be a non-empty list of {role, content} messages, or that list as JSON text"
+
+
+def _problem(row) -> str | None:
+    """What is wrong with a row's messages (a role is text; content may be null), or None."""
+    if not isinstance(row, list):
+        return f"is {shown(row)}, not a list"
+    if not row:
+        return "is an empty list"
+    bad = next((m for m in row if not isinstance(m, dict) or not isinstance(m.get("role"), str)), None)
+    return None if bad is None else f"has a message without a role: {shown(bad)}"
+
+
+def _decoded(cell: str) -> tuple[object, str | None]:
+    """(the value, None) of a cell's JSON text, or (None, what is wrong with it)."""
+    try:
+        value = json.loads(cell)
+    except ValueError as exc:
+        return None, f"is {shown(cell)}, text that is not JSON ({exc})"
+    if not isinstance(value, list):
+        return None, f"is {shown(cell)}, JSON text of a {type(value).__name__}, not of a list"
+    return value, None
+
+
+def checked(ds: datasets.Dataset, column: str, split: str, source, file: str | None = None) -> datasets.Dataset:
+    """The split with every row of COLUMN a list of messages: a row of JSON text is decoded (the column
+    then holds `message`s); a row that is no such list is refused, naming the row (and FILE, the split's)."""
+    rows, decoded = [], False
+    for i, row in enumerate(ds[column], start=1):
+        problem = None
+        if isinstance(row, str):
+            row, problem = _decoded(row)
+            decoded = True
+        problem = problem or _problem(row)
+        if problem:
+            where = f"split {split!r}" + (f" ({file})" if file else "")
+            raise SpecError(source, "data.messages_column", f"row {i} of {where} {problem}; {RULE}")
+        rows.append(row)
+    if not decoded:
+        return ds
+    return ds.remove_columns(column).add_column(column, [[message(m) for m in row] for row in rows])
+
+
+def message(m: dict) -> dict[str, str]:
+    """A message as the tasks read it: its role, and its content as text (a null content, a tool call's, is "")."""
+    return {"role": m["role"], "content": "" if m.get("content") is None else str(m["content"])}
