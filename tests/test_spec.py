@@ -129,6 +129,9 @@ BAD = [
     ({"search__per_device_train_batch_size": []}, "search.per_device_train_batch_size.choices", "empty"),
     ({"search__optim": ["adamw_torch", "adamw_turbo"]}, "search.optim", "adamw_torch_fused"),
     ({"train__lr_scheduler_type": "zigzag"}, "train.lr_scheduler_type", "cosine"),
+    # Every field transformers annotates with an Enum takes its values only, checked with the rest of the keys.
+    ({"train__save_strategy": "sometimes"}, "train.save_strategy", "allowed: no, steps, epoch, best"),
+    ({"search__logging_strategy": ["steps", "often"]}, "search.logging_strategy", "allowed: no, steps, epoch"),
     ({"train__warmup_ratio": 0.1}, "train.warmup_ratio", "warmup_steps"),
     ({"train__output_dir": "x"}, "train.output_dir", "hpsearch"),
     ({"train__learning_rate": 0.1}, "train.learning_rate", "either searched or fixed"),
