@@ -1,6 +1,7 @@
 """The study-file schema: the JSON Schema verb, the generated key reference, and the input it refuses
 (each with exit status 2 from the CLI and nothing written)."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -8,10 +9,12 @@ import sys
 
 import pytest
 
-from hpsearch.spec import SpecError, load_spec
+from hpsearch.spec import SETTING_PARAMS, SpecError, load_spec
+from hpsearch.spec.load import parse_value
 from hpsearch.spec.reference import reference
 
 from .conftest import ROOT
+from .schema_check import errors
 
 
 def test_committed_key_reference_is_the_generators_output():
@@ -43,6 +46,112 @@ def test_the_json_schema_carries_the_bounds_the_rules_refuse():
     assert bounds("DataSpec", "seed") == {"minimum": 0, "maximum": 2**32 - 1}
     assert bounds("HeartbeatSpec", "max_retries") == {"minimum": 0}
     assert bounds("AugmentSpec", "probability") == {"minimum": 0, "maximum": 1}
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    from hpsearch.spec.schema import json_schema
+
+    return json_schema()
+
+
+def _study_files() -> list[tuple[str, dict]]:
+    """Every shipped study, and each YAML block of the docs and the README that is a study file or part of one
+    (its keys are study-file keys), read as validate reads them."""
+    from hpsearch.spec.schema import StudyFile
+
+    found = [(p.name, parse_value(p.read_text())) for p in sorted((ROOT / "studies").glob("*.yaml"))]
+    for page in sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]):
+        for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S)):
+            study = parse_value(block)
+            if isinstance(study, dict) and set(study) <= set(StudyFile.model_fields):
+                found.append((f"{page.relative_to(ROOT)} block {i}", study))
+    return found
+
+
+def test_shipped_and_documented_study_files_follow_the_json_schema(schema):
+    """What an editor reads of each is valid: a whole study file against the schema, a part of one against it
+    less the keys a whole file requires."""
+    part = {k: v for k, v in schema.items() if k != "required"}
+    files = _study_files()
+    whole = [name for name, study in files if set(schema["required"]) <= set(study)]
+    assert len(whole) >= 6 and len(files) >= 15 and "README.md block 0" in whole  # 5 studies and README's
+    for name, study in files:
+        assert errors(schema if name in whole else part, study) == [], name
+
+
+FLAGGED = [
+    ({"train__learnig_rate": 1e-4}, "train.learnig_rate"),
+    ({"search__warmup_ratoi": [0.0, 0.1]}, "search.warmup_ratoi"),
+    ({"train__eval_steps": 0.25}, "train.eval_steps"),
+    ({"search__output_dir": ["a", "b"]}, "search.output_dir"),
+    ({"train__lora_r": 8}, "train.lora_r"),
+    ({"train__lr_scheduler_type": "zigzag"}, "train.lr_scheduler_type"),
+    ({"train__save_strategy": "sometimes"}, "train.save_strategy"),
+    ({"train__num_train_epochs": "three"}, "train.num_train_epochs"),
+    ({"train__use_cpu": "yes"}, "train.use_cpu"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), FLAGGED, ids=[f[1] for f in FLAGGED])
+def test_the_json_schema_flags_the_train_and_search_keys_validate_refuses(schema, make_study, changes, field):
+    assert errors(schema, parse_value(make_study().read_text())) == []
+    path = make_study(**changes)
+    assert [e.split(": ")[0] for e in errors(schema, parse_value(path.read_text()))] == [field]
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.field == field
+
+
+def test_train_and_search_keys_are_the_installed_training_arguments_validate_takes(schema):
+    """train: every field of the installed TrainingArguments but those hpsearch sets or schedules itself;
+    search: those and hpsearch's own settings. Each names its help."""
+    from transformers import TrainingArguments
+
+    fields = {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
+    train = schema["properties"]["train"]
+    search = schema["properties"]["search"]
+    assert train["additionalProperties"] is False and search["additionalProperties"] is False
+    assert set(train["properties"]) == set(fields) - {"output_dir", "eval_strategy", "eval_steps", "eval_delay"}
+    assert set(search["properties"]) == set(train["properties"]) | set(SETTING_PARAMS)
+    help_text = " ".join(fields["warmup_steps"].metadata["help"].split())
+    assert train["properties"]["warmup_steps"]["description"] == help_text
+    assert search["properties"]["warmup_steps"] == {"$ref": "#/$defs/SearchParam", "description": help_text}
+    assert "hpsearch's own setting" in search["properties"]["lora_r"]["description"]
+    value = schema["$defs"]["SearchParam"]["anyOf"]
+    assert {"$ref": "#/$defs/SearchRange"} in value and {"array"} == {v.get("type") for v in value} - {None}
+
+
+def test_train_values_carry_the_json_type_of_their_annotation(schema):
+    from transformers.trainer_utils import SaveStrategy
+    from transformers.training_args import OptimizerNames
+
+    from hpsearch.spec.training_args import check_training_argument
+
+    train = schema["properties"]["train"]["properties"]
+    types = {name: train[name].get("type") for name in ("learning_rate", "max_steps", "use_cpu", "tf32", "run_name")}
+    assert types == {
+        "learning_rate": "number",
+        "max_steps": "integer",
+        "use_cpu": "boolean",
+        "tf32": ["boolean", "null"],
+        "run_name": ["string", "null"],
+    }
+    assert train["optim"]["enum"] == [o.value for o in OptimizerNames]
+    assert train["save_strategy"]["enum"] == [s.value for s in SaveStrategy]
+    for name, prop in train.items():  # every value listed is one validate takes
+        for value in prop.get("enum", []):
+            check_training_argument(name, value, "study.yaml", "train")
+
+
+def test_a_type_with_no_json_form_leaves_the_value_unchecked():
+    """As validate checks no type it cannot name (a class transformers takes), the schema says none."""
+    from hpsearch.spec.training_schema import _json_type
+
+    none = type(None)
+    assert _json_type((int, float, none)) == {"type": ["number", "null"]}
+    assert _json_type((dict, str, none)) == {"type": ["string", "object", "null"]}
+    assert _json_type((re.Pattern, none)) == {} and _json_type(()) == {}
 
 
 def test_range_type_is_inferred_from_its_bounds(make_study):

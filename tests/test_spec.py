@@ -129,8 +129,15 @@ BAD = [
     ({"search__per_device_train_batch_size": []}, "search.per_device_train_batch_size.choices", "empty"),
     ({"search__optim": ["adamw_torch", "adamw_turbo"]}, "search.optim", "adamw_torch_fused"),
     ({"train__lr_scheduler_type": "zigzag"}, "train.lr_scheduler_type", "cosine"),
+    # Every field transformers annotates with an Enum takes its values only, checked with the rest of the keys.
+    ({"train__save_strategy": "sometimes"}, "train.save_strategy", "allowed: no, steps, epoch, best"),
+    ({"search__logging_strategy": ["steps", "often"]}, "search.logging_strategy", "allowed: no, steps, epoch"),
     ({"train__warmup_ratio": 0.1}, "train.warmup_ratio", "warmup_steps"),
     ({"train__output_dir": "x"}, "train.output_dir", "hpsearch"),
+    # Keys hpsearch sets itself, and its own settings, which are not TrainingArguments (lora_r was a KeyError).
+    ({"train__eval_steps": 0.25}, "train.eval_steps", "cannot be set; evaluations are scheduled on training samples"),
+    ({"search__eval_delay": [0, 1]}, "search.eval_delay", "cannot be searched; evaluations are scheduled on"),
+    ({"train__lora_r": 8}, "train.lora_r", "not a TrainingArguments field but one of hpsearch's own settings"),
     ({"train__learning_rate": 0.1}, "train.learning_rate", "either searched or fixed"),
     ({"task": "translation"}, "task", "sequence-classification"),
     ({"sampler__type": "bayes"}, "sampler.type", "tpe"),

@@ -9,7 +9,7 @@ from typing import Any
 from hpsearch.errors import SpecError
 from hpsearch.spec.fields import SEEDS, finite, is_seed
 from hpsearch.spec.schema import SearchRange
-from hpsearch.spec.training_args import check_training_argument, training_fields
+from hpsearch.spec.training_args import check_training_argument, name_problem, training_fields
 from hpsearch.spec.types import SETTING_PARAMS, ParamSpec
 
 # TrainingArguments that count something (sizes, steps, epochs): zero or less trains nothing. max_steps
@@ -35,6 +35,26 @@ _ON_SAMPLES = (
     " training; above, samples)"
 )
 SCHEDULED_BY_HPSEARCH = {"eval_strategy": _ON_SAMPLES, "eval_steps": _ON_SAMPLES, "eval_delay": _ON_SAMPLES}
+_OWN_SETTING = (
+    "not a TrainingArguments field but one of hpsearch's own settings: search it, or set it in its own section"
+    " (finetune, lora, model, augmentation)"
+)
+
+
+def key_problem(name: str, section: str) -> str | None:
+    """Why `search` or `train` (`section`) refuses the key `name` whatever its value, in validate's words;
+    None when it takes it."""
+    if name in SCHEDULED_BY_HPSEARCH:
+        return f"cannot be {'searched' if section == 'search' else 'set'}; {SCHEDULED_BY_HPSEARCH[name]}"
+    if name in SETTING_PARAMS:
+        return None if section == "search" else _OWN_SETTING
+    return name_problem(name)
+
+
+def keys(section: str) -> tuple[str, ...]:
+    """Every key `search` or `train` takes (the installed transformers' TrainingArguments fields that
+    key_problem lets through, then hpsearch's own settings for search): what the JSON Schema lists."""
+    return tuple(name for name in (*training_fields(), *SETTING_PARAMS) if key_problem(name, section) is None)
 
 
 def check_value(name: str, value: Any, where: str, section: str, problems: list) -> None:
@@ -63,8 +83,9 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
 def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
     """One searched parameter; None (with the problems added) when it is not valid."""
     where = f"search.{name}"
-    if name in SCHEDULED_BY_HPSEARCH:
-        problems.add(where, f"cannot be searched; {SCHEDULED_BY_HPSEARCH[name]}")
+    problem = key_problem(name, "search")
+    if problem is not None:
+        problems.add(where, problem)
         return None
     before = len(problems)
     param = _range(name, value, where, problems)
@@ -173,8 +194,9 @@ def parse_train(raw: dict[str, Any], search: dict, problems) -> dict[str, Any]:
     fields = training_fields()
     for name, value in raw.items():
         where = f"train.{name}"
-        if name in SCHEDULED_BY_HPSEARCH:
-            problems.add(where, f"{value!r} is not allowed; {SCHEDULED_BY_HPSEARCH[name]}")
+        problem = key_problem(name, "train")
+        if problem is not None:
+            problems.add(where, problem)
             continue
         before = len(problems)
         check_value(name, value, where, "train", problems)

@@ -1,0 +1,55 @@
+"""The JSON Schema of `train` and `search`, made from the installed transformers when it is asked for (so it
+follows the version installed; importing TrainingArguments imports torch): the keys validate takes
+(search.keys), each with the JSON type its TrainingArguments annotation admits and transformers' help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpsearch.spec.search import keys
+from hpsearch.spec.training_args import training_choices, training_fields, training_help
+from hpsearch.spec.types import SETTING_PARAMS
+
+# Python types a study value can have (YAML's), as JSON Schema names them; in this order in a type list.
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+_NULL = type(None)
+
+
+def _json_type(accepted: tuple[type, ...]) -> dict[str, Any]:
+    """What a JSON Schema says of the types validate accepts: nothing when one has no JSON form (a class
+    transformers takes), as validate checks nothing when it knows no type. A float field takes integers."""
+    if not accepted or any(t not in _JSON_TYPES and t is not _NULL for t in accepted):
+        return {}
+    names = [name for t, name in _JSON_TYPES.items() if t in accepted and not (t is int and float in accepted)]
+    names += ["null"] if _NULL in accepted else []
+    return {"type": names[0] if len(names) == 1 else names}
+
+
+def _argument(name: str) -> dict[str, Any]:
+    """One TrainingArguments field: the values of its Enum, or its JSON type; its help."""
+    accepted, choices = training_fields()[name], training_choices().get(name)
+    if choices is not None:
+        value: dict[str, Any] = {"enum": [*choices, *([None] if _NULL in accepted else [])]}
+    else:
+        value = _json_type(accepted)
+    text = " ".join(training_help()[name].split())
+    return {**value, "description": text} if text else value
+
+
+def _searched(name: str) -> dict[str, Any]:
+    """One searched parameter: a SearchParam, described as its TrainingArguments field or hpsearch's setting."""
+    if name in SETTING_PARAMS:
+        text = f"hpsearch's own setting (not a TrainingArguments field): {SETTING_PARAMS[name][2]}."
+    else:
+        text = " ".join(training_help()[name].split())
+    return {"$ref": "#/$defs/SearchParam", **({"description": text} if text else {})}
+
+
+def add_training_arguments(schema: dict[str, Any]) -> None:
+    """Limit `train` and `search` of a study file's JSON Schema (pydantic's) to the keys validate takes, so
+    an editor completes them and flags a misspelt one; each `search` value stays a SearchParam."""
+    properties = schema["properties"]
+    search, train = properties["search"], properties["train"]
+    schema["$defs"]["SearchParam"] = search["additionalProperties"]
+    search.update(properties={name: _searched(name) for name in keys("search")}, additionalProperties=False)
+    train.update(properties={name: _argument(name) for name in keys("train")}, additionalProperties=False)
