@@ -3,6 +3,7 @@
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -225,7 +226,7 @@ def test_cli_exits_2_and_writes_nothing_for_a_refused_value(make_study, tmp_path
     before = set(tmp_path.iterdir())
     out = subprocess.run([sys.executable, "-m", "hpsearch.cli", "validate", str(path)], capture_output=True, text=True)
     assert out.returncode == 2 and "train.num_train_epochs" in out.stderr
-    assert set(tmp_path.iterdir()) == before
+    assert set(tmp_path.iterdir()) - {tmp_path / "cache"} == before  # hpsearch's cache ($HPSEARCH_CACHE) aside
 
 
 @pytest.mark.parametrize(
@@ -272,3 +273,30 @@ def test_resume_decides_from_the_stored_schema_version(make_study, capsys):
     assert err.startswith(f"error: {path}: schema_version: the stored study 'tiny' was stored by an hpsearch")
     assert "keyed evaluations by optimizer step (schema version 1)" in err and len(study.trials) == 1
     assert cli.main(["status", str(path)]) == 0 and "trial" in capsys.readouterr().out
+
+
+def test_the_training_arguments_table_is_read_off_transformers_once_per_version_then_from_the_cache(tmp_path):
+    """A verb that reads a study checks its train and search keys without importing transformers (and torch)
+    once the table of TrainingArguments is cached for the installed version; a damaged cache is read off again."""
+    from importlib import metadata
+
+    from hpsearch.spec.training_args import TABLE_FORMAT
+
+    probe = (
+        "import sys; from hpsearch.spec import training_args as t; "
+        "print(len(t.training_fields()), len(t.training_choices()['save_strategy']), 'transformers' in sys.modules)"
+    )
+    env = {**os.environ, "HPSEARCH_CACHE": str(tmp_path)}
+
+    def run() -> tuple[str, str, str]:
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+        return tuple(out.stdout.split())
+
+    assert not list(tmp_path.iterdir())
+    fields, choices, imported = run()
+    assert int(fields) > 100 and int(choices) >= 3 and imported == "True"
+    (cached,) = tmp_path.iterdir()
+    assert cached.name == f"training-arguments-{TABLE_FORMAT}-transformers-{metadata.version('transformers')}.json"
+    assert run() == (fields, choices, "False")  # the same table, from the file alone
+    cached.write_text('{"fields": ')  # cut short (a full disk): read off again, and written whole
+    assert run() == (fields, choices, "True") and run() == (fields, choices, "False")

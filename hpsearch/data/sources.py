@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import numpy as np
 from hpsearch.data import chats, formats
 from hpsearch.errors import shown
 from hpsearch.spec import DataSpec, SpecError
+from hpsearch.spec.paths import cache_dir
 
 CACHE_FORMAT = 1  # bump when what a task stores in the cache changes
 
@@ -46,10 +46,6 @@ class RawData:
                 elif name != "label":
                     out.append(str(value))
         return out
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HPSEARCH_CACHE", Path.home() / ".cache" / "hpsearch"))
 
 
 def _stratified_order(ds: datasets.Dataset, seed: int, label_column: str | None) -> np.ndarray:

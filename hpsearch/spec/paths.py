@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # Extensions that make a value a local file rather than a hub id (the data readers' and friends').
@@ -30,3 +31,8 @@ def resolve_path(value: str, dotted: str, source: Path, from_cli: set[str]) -> s
         or (base / parts[0]).is_dir()
     )
     return str(candidate.resolve()) if looks_local else value
+
+
+def cache_dir() -> Path:
+    """hpsearch's cache (tokenized splits, the TrainingArguments table): `$HPSEARCH_CACHE`, else ~/.cache/hpsearch."""
+    return Path(os.environ.get("HPSEARCH_CACHE", Path.home() / ".cache" / "hpsearch"))

@@ -8,11 +8,15 @@ import dataclasses
 import difflib
 import enum
 import functools
+import json
+import os
 import types
 import typing
+from importlib import metadata
 from typing import Any
 
 from hpsearch.errors import SpecError
+from hpsearch.spec.paths import cache_dir
 
 # Keys hpsearch sets itself for every trial; a study file may not set them.
 RESERVED_TRAINING_ARGUMENTS = {"output_dir": "hpsearch gives every trial its own output folder"}
@@ -25,56 +29,81 @@ RENAMED_TRAINING_ARGUMENTS = {
 }
 
 
-@functools.cache  # read once: every search and train key is checked against it
-def _dataclass_fields() -> tuple[tuple[dataclasses.Field, tuple[Any, ...]], ...]:
-    """Each field a TrainingArguments takes, with the members of its annotation's union (or itself)."""
+# Bump when what the table holds, or how it is read off TrainingArguments, changes: the cached one is then read
+# off again.
+TABLE_FORMAT = 1
+_PLAIN = {t.__name__: t for t in (bool, int, float, str, list, dict, object, type(None))}
+
+
+def _read_off_transformers() -> dict[str, dict[str, Any]]:
+    """What validate and the JSON Schema need of the installed TrainingArguments, as JSON: each field it takes
+    with the names of the plain types its annotation admits (an Enum's field takes its values' names, str),
+    the values of each field annotated with an Enum (or its value as a string, or None), and each field's help."""
     from transformers import TrainingArguments
 
     hints = typing.get_type_hints(TrainingArguments)
-    out = []
+    table: dict[str, dict[str, Any]] = {"fields": {}, "choices": {}, "help": {}}
     for f in dataclasses.fields(TrainingArguments):
-        if f.init:
-            hint = hints[f.name]
-            union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-            out.append((f, typing.get_args(hint) if union else (hint,)))
-    return tuple(out)
+        if not f.init:
+            continue
+        hint = hints[f.name]
+        union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        members = [typing.get_origin(m) or m for m in (typing.get_args(hint) if union else (hint,))]  # list[str]: list
+        enums = [m for m in members if isinstance(m, type) and issubclass(m, enum.Enum)]
+        accepted = [(str if m in enums else m).__name__ for m in members if isinstance(m, type)]
+        table["fields"][f.name] = list(dict.fromkeys(accepted))
+        if enums and all(m in (str, type(None)) for m in members if m not in enums):
+            table["choices"][f.name] = [str(e.value) for member in enums for e in member]
+        table["help"][f.name] = f.metadata.get("help", "")
+    return table
 
 
-def _is_enum(member: Any) -> bool:
-    return isinstance(member, type) and issubclass(member, enum.Enum)
+@functools.cache  # read once a process: every search and train key is checked against it
+def _table() -> dict[str, dict[str, Any]]:
+    """The table (`_read_off_transformers`), kept in hpsearch's cache for each transformers version: importing
+    TrainingArguments imports torch, seconds that the verbs which only read a study (status, export, report,
+    simulate) and `hpsearch schema` need not wait for again."""
+    try:
+        installed = metadata.version("transformers")
+    except metadata.PackageNotFoundError:
+        installed = None
+    path = cache_dir() / f"training-arguments-{TABLE_FORMAT}-transformers-{installed}.json"
+    try:
+        table = json.loads(path.read_text())
+        if installed is not None and isinstance(table, dict) and set(table) == {"fields", "choices", "help"}:
+            return table
+    except (OSError, ValueError):
+        pass
+    table = _read_off_transformers()
+    try:  # beside the target, then renamed: a concurrent reader never sees half a file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f".{path.name}.{os.getpid()}")
+        scratch.write_text(json.dumps(table))
+        os.replace(scratch, path)
+    except OSError:  # a read-only home: read off again next time
+        pass
+    return table
 
 
 @functools.cache
 def training_fields() -> dict[str, tuple[type, ...]]:
-    """Each TrainingArguments field with the plain Python types its annotation admits."""
-    fields = {}
-    for f, members in _dataclass_fields():
-        accepted = []
-        for member in members:
-            member = typing.get_origin(member) or member  # list[str] -> list
-            if _is_enum(member):
-                member = str  # enum fields take their value names
-            if isinstance(member, type):
-                accepted.append(member)
-        fields[f.name] = tuple(accepted)
-    return fields
+    """Each TrainingArguments field with the plain Python types its annotation admits (a class transformers
+    takes, say AcceleratorConfig, as a type of that name that no study value is)."""
+    return {
+        name: tuple(_PLAIN.get(t) or type(t, (), {}) for t in accepted) for name, accepted in _table()["fields"].items()
+    }
 
 
 @functools.cache
 def training_choices() -> dict[str, tuple[str, ...]]:
-    """The values of each field annotated with an Enum (or its value as a string, or None): `optim` takes
-    OptimizerNames', `save_strategy` SaveStrategy's. Validate refuses any other; the JSON Schema lists them."""
-    choices = {}
-    for f, members in _dataclass_fields():
-        enums = [m for m in members if _is_enum(m)]
-        if enums and all(m in (str, type(None)) for m in members if not _is_enum(m)):
-            choices[f.name] = tuple(str(e.value) for member in enums for e in member)
-    return choices
+    """The values of each field annotated with an Enum: `optim` takes OptimizerNames', `save_strategy`
+    SaveStrategy's. Validate refuses any other; the JSON Schema lists them."""
+    return {name: tuple(values) for name, values in _table()["choices"].items()}
 
 
 def training_help() -> dict[str, str]:
     """Each field's help, as transformers words it (its `metadata["help"]`)."""
-    return {f.name: f.metadata.get("help", "") for f, _ in _dataclass_fields()}
+    return _table()["help"]
 
 
 def _fits(value: Any, accepted: tuple[type, ...]) -> bool:
