@@ -182,6 +182,10 @@ BAD = [
         "a float range (1 to 4.0) is not allowed; gradient_accumulation_steps takes int: give int bounds",
     ),
     ({"search__learnin_rate": [1e-3, 1e-2]}, "search.learnin_rate", "unknown key (did you mean learning_rate?)"),
+    ({"search__lora_rr": [8, 16]}, "search.lora_rr", "unknown key (did you mean lora_r?)"),  # a setting, searched
+    # The closest name is one the section refuses: why, not "did you mean" a key that would be refused next
+    ({"train__lora_rr": 8}, "train.lora_rr", "unknown key (lora_r, the closest, not a TrainingArguments field but"),
+    ({"train__eval_step": 8}, "train.eval_step", "unknown key (eval_steps, the closest, cannot be set; evaluations"),
 ]
 
 

@@ -3,13 +3,21 @@ values checked against transformers' fields or hpsearch's own settings (finite, 
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any
 
 from hpsearch.errors import SpecError
 from hpsearch.spec.fields import SEEDS, finite, is_seed
 from hpsearch.spec.schema import SearchRange
-from hpsearch.spec.training_args import check_training_argument, name_problem, training_fields
+from hpsearch.spec.training_args import (
+    RENAMED_TRAINING_ARGUMENTS,
+    RESERVED_TRAINING_ARGUMENTS,
+    check_training_argument,
+    name_problem,
+    training_fields,
+    unknown_key,
+)
 from hpsearch.spec.types import SETTING_PARAMS, ParamSpec
 
 # TrainingArguments that count something (sizes, steps, epochs): zero or less trains nothing. max_steps
@@ -48,7 +56,14 @@ def key_problem(name: str, section: str) -> str | None:
         return f"cannot be {'searched' if section == 'search' else 'set'}; {SCHEDULED_BY_HPSEARCH[name]}"
     if name in SETTING_PARAMS:
         return None if section == "search" else _OWN_SETTING
-    return name_problem(name)
+    if name in training_fields() or name in RENAMED_TRAINING_ARGUMENTS or name in RESERVED_TRAINING_ARGUMENTS:
+        return name_problem(name)
+    # Unknown: the closest name of any the section knows, and, when the section refuses that one too, why.
+    close = difflib.get_close_matches(name, [*training_fields(), *SETTING_PARAMS], n=1)
+    if not close:
+        return unknown_key()
+    refused = key_problem(close[0], section)
+    return unknown_key(f" (did you mean {close[0]}?)" if refused is None else f" ({close[0]}, the closest, {refused})")
 
 
 def keys(section: str) -> tuple[str, ...]:

@@ -129,10 +129,13 @@ def name_problem(name: str) -> str | None:
         return f"set by hpsearch: {RESERVED_TRAINING_ARGUMENTS[name]}"
     fields = training_fields()
     if name not in fields:
-        close = difflib.get_close_matches(name, list(fields), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        return f"unknown key{hint}; search and train take transformers TrainingArguments field names"
+        close = difflib.get_close_matches(name, [f for f in fields if f not in RESERVED_TRAINING_ARGUMENTS], n=1)
+        return unknown_key(f" (did you mean {close[0]}?)" if close else "")
     return None
+
+
+def unknown_key(hint: str = "") -> str:
+    return f"unknown key{hint}; search and train take transformers TrainingArguments field names"
 
 
 def check_training_argument(name: str, value: Any, source, section: str) -> None:
