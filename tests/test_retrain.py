@@ -104,6 +104,26 @@ def test_export_to_a_json_file_writes_json_only(make_study, capsys, tmp_path):
     json.loads((tmp_path / "x.manifest.json").read_text())
 
 
+def hand_study(path: Path, metric: str = "accuracy") -> optuna.Study:
+    """Study `tiny` in the storage of study file `path`, as hpsearch recorded it: its spec and one trial with
+    the training arguments it ran with (no training)."""
+    from hpsearch.results.record import StudyAttr, TrialAttr
+
+    study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}", direction="maximize")
+    study.set_user_attr(StudyAttr.SPEC, {"name": "tiny", "objective": {"metric": metric}})
+    study.add_trial(optuna.trial.create_trial(value=0.75, user_attrs={TrialAttr.TRAINING_ARGUMENTS: {"seed": 1}}))
+    return study
+
+
+def test_export_names_the_metric_as_status_does(make_study, capsys, tmp_path):
+    path = make_study()
+    hand_study(path)
+    assert cli.main(["status", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "best: trial 0, accuracy=0.75"
+    assert cli.main(["export", str(path), "--out", str(tmp_path / "x" / "best.yaml")]) == 0
+    assert capsys.readouterr().out.startswith("trial 0 (accuracy=0.75): wrote ")
+
+
 def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule():
     """A manifest of a study stored before schema version 3 carries Trainer's step schedule; hpsearch train
     turns its eval_steps into evaluation.every (a fraction as it was, steps times the trial's batch)."""

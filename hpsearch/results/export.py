@@ -20,14 +20,15 @@ from hpsearch.spec import SpecError
 
 
 def objective_names(study: optuna.Study) -> list[str]:
-    """The names of the study's objectives, from its stored spec: the metric, then the cost, if any."""
+    """The names of the study's objectives, from its stored spec: the metric as the study file names it
+    (`accuracy`, as `hpsearch status` and the progress lines show it), then the cost, if any."""
     objective = (study.user_attrs.get(StudyAttr.SPEC) or {}).get("objective") or {}
-    names = [f"eval_{objective.get('metric', '?')}", objective.get("cost") or "cost"]
+    names = [objective.get("metric", "?"), objective.get("cost") or "cost"]
     return names[: len(study.directions)]
 
 
 def describe_values(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
-    """`eval_accuracy=0.9`, or `eval_accuracy=0.9, device_seconds=12.3` with a cost objective."""
+    """`accuracy=0.9`, or `accuracy=0.9, device_seconds=12.3` with a cost objective."""
     pairs = zip(objective_names(study), trial.values or (), strict=False)
     return ", ".join(f"{name}={format_value(v)}" for name, v in pairs)
 
