@@ -163,8 +163,10 @@ def _export(args) -> int:
     trial = export.pick_trial(study, args.trial, confirmed)
     arguments, manifest = export.build(study, trial, url, confirmed)
     out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{args.format}"
-    written = export.write(arguments, manifest, out, args.format)
+    written, removed = export.write(arguments, manifest, out, args.format)
     print(f"trial {trial.number} ({export.describe_values(study, trial)}): wrote {', '.join(map(str, written))}")
+    for path in removed:
+        print(f"removed {path}: an earlier export's manifest, in the other format")
     if confirmed is not None:
         print(confirmation.table(confirmed, spec.objective.metric))
     print(f"retrain it with: hpsearch train {written[0]}")

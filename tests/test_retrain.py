@@ -124,6 +124,26 @@ def test_export_names_the_metric_as_status_does(make_study, capsys, tmp_path):
     assert capsys.readouterr().out.startswith("trial 0 (accuracy=0.75): wrote ")
 
 
+def test_an_export_replaces_its_earlier_manifest_of_the_other_format_and_nothing_else(make_study, capsys, tmp_path):
+    path = make_study()
+    hand_study(path)
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "notes.manifest.yaml").write_text("train_command: hpsearch train notes.yaml\n")  # another stem
+    (folder / "best.manifest.yml").write_text("mine: true\n")  # export's name, not export's content
+    assert cli.main(["export", str(path), "--out", str(folder / "best.yaml")]) == 0
+    assert "removed" not in capsys.readouterr().out
+    assert cli.main(["export", str(path), "--format", "json", "--out", str(folder / "best.json")]) == 0
+    assert f"removed {folder / 'best.manifest.yaml'}: an earlier export's manifest" in capsys.readouterr().out
+    kept = ["best.json", "best.manifest.json", "best.manifest.yml", "best.yaml", "notes.manifest.yaml"]
+    assert sorted(p.name for p in folder.iterdir()) == kept
+    assert cli.main(["export", str(path), "--out", str(folder / "best.yaml")]) == 0  # and back
+    assert f"removed {folder / 'best.manifest.json'}: an earlier export's manifest" in capsys.readouterr().out
+    kept = ["best.json", "best.manifest.yaml", "best.manifest.yml", "best.yaml", "notes.manifest.yaml"]
+    assert sorted(p.name for p in folder.iterdir()) == kept
+    assert (folder / "best.manifest.yml").read_text() == "mine: true\n"
+
+
 def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule():
     """A manifest of a study stored before schema version 3 carries Trainer's step schedule; hpsearch train
     turns its eval_steps into evaluation.every (a fraction as it was, steps times the trial's batch)."""
