@@ -20,6 +20,7 @@ Exit status: 0 success, 1 runtime failure, 2 invalid input, 3 the GPU failed, 13
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -240,12 +241,19 @@ VERBS = {
 }
 
 
+# The servers: SIGTERM stops them as Ctrl-C does from their first moment, not only once they serve (their
+# start-up, loading the study file and libraries, takes seconds, and a signal then would kill them: 143).
+SERVERS = {"dashboard", "storage-server"}
+
+
 def main(argv: list[str] | None = None) -> int:
     from hpsearch.cli_args import parse
+    from hpsearch.results.stopping import sigterm_stops
 
     args = parse(argv)
     try:
-        return VERBS[args.verb](args)
+        with sigterm_stops() if args.verb in SERVERS else contextlib.nullcontext():
+            return VERBS[args.verb](args)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
