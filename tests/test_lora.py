@@ -118,21 +118,34 @@ def test_bad_lora_settings_exit_2(make_study, capsys, changes, message):
 
 
 @pytest.mark.parametrize(
-    "changes, field",
+    "changes, field, problem",
     [
-        ({"lora": {"target_modules": "q_proj,v_proj"}}, "lora.target_modules"),
+        ({"lora": {"target_modules": "q_proj,v_proj"}}, "lora.target_modules", "q_proj, v_proj: no such module"),
         (
             {"search": {"learning_rate": [1e-2], "lora_target_modules": ["c_attn", "q_proj"]}},
             "search.lora_target_modules",
+            "q_proj: no such module",
+        ),
+        # modules it has, that peft's LoRA cannot wrap: get_peft_model would fail every trial
+        (
+            {"lora": {"target_modules": "c_attn,ln_1"}},
+            "lora.target_modules",
+            "ln_1: not a layer LoRA can wrap (LayerNorm)",
+        ),
+        (
+            {"lora": {"target_modules": "attn,mlp"}},
+            "lora.target_modules",
+            "attn, mlp: not layers LoRA can wrap (GPT2Attention, GPT2MLP)",
         ),
     ],
 )
-def test_lora_modules_the_model_lacks_are_refused_before_anything_is_written(
-    tmp_path, tiny_causal_lm, capsys, changes, field
+def test_lora_modules_the_model_lacks_or_lora_cannot_wrap_are_refused_before_anything_is_written(
+    tmp_path, tiny_causal_lm, capsys, changes, field, problem
 ):
     path = lm_study(tmp_path, tiny_causal_lm, write_pairs(tmp_path / "pairs"), finetune="lora", **changes)
     assert cli.main(["run", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"{field}: " in err and "q_proj" in err and "no such module in model" in err
-    assert "its layers end in: " in err and "c_attn" in err  # what GPT-2 calls them
+    assert err.count("\n") == 1 and f"{field}: {problem} in model " in err, err
+    # what GPT-2 calls the layers LoRA can wrap (its Conv1D and Embedding layers), and nothing else
+    assert err.rstrip().endswith("its layers LoRA can wrap end in: c_attn, c_fc, c_proj, lm_head, wpe, wte"), err
     assert not (tmp_path / "lm.db").exists()
