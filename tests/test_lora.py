@@ -59,8 +59,10 @@ def test_a_lora_sweep_trains_adapters_and_hpsearch_train_saves_one(tmp_path, tin
     assert not any("lora" in name for name, _ in model.named_parameters())
 
 
-def test_lora_trains_with_gradient_checkpointing(tmp_path, tiny_causal_lm):
-    """Frozen embeddings give checkpointed blocks inputs without gradients; the adapter must still learn."""
+@pytest.mark.parametrize("name", ["activation_checkpointing", "gradient_checkpointing"])
+def test_lora_trains_with_activation_checkpointing(tmp_path, tiny_causal_lm, name):
+    """Frozen embeddings give checkpointed blocks inputs without gradients; the adapter must still learn. A study
+    may name it either way: transformers 5.25 renamed gradient_checkpointing, and takes the old name until 6."""
     from safetensors.torch import load_file
 
     path = lm_study(
@@ -71,12 +73,13 @@ def test_lora_trains_with_gradient_checkpointing(tmp_path, tiny_causal_lm):
         finetune="lora",
         search={"learning_rate": [1e-2]},
         evaluation={"every": 0.5},
-        train={"num_train_epochs": 1, "use_cpu": True, "gradient_checkpointing": True},
+        train={"num_train_epochs": 1, "use_cpu": True, name: True},
     )
     assert cli.main(["run", str(path), "--quiet"]) == 0
     [trial] = stored(tmp_path, "lm")
     assert trial.state.name == "COMPLETE"
-    assert trial.user_attrs["training_arguments_all"]["gradient_checkpointing"] is True
+    assert trial.user_attrs["training_arguments"][name] is True  # as the study names it, for the export
+    assert trial.user_attrs["training_arguments_all"]["activation_checkpointing"] is True  # what transformers ran
     weights = load_file(tmp_path / "lm.best" / "model" / "adapter_model.safetensors")
     lora_b = [w for name, w in weights.items() if "lora_B" in name]
     assert lora_b and all(w.abs().sum() > 0 for w in lora_b)  # peft starts B at zero: it moved only if trained
