@@ -188,6 +188,11 @@ def hand_export(folder, **arguments):
         ({"bogus_arg": 1}, "bogus_arg", "unknown key; search and train take transformers TrainingArguments"),
         ({"learning_rate": "abc"}, "learning_rate", "must be float, got 'abc'"),
         ({"optim": "adam"}, "optim", "'adam' is not allowed; allowed: adamw_torch"),
+        (
+            {"gradient_checkpointing": True, "activation_checkpointing": False},
+            "gradient_checkpointing",
+            "is the old name of activation_checkpointing, which is set too (activation_checkpointing)",
+        ),
     ],
 )
 def test_a_hand_edited_export_is_refused_naming_its_key(tmp_path, capsys, arguments, key, message):

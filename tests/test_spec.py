@@ -130,6 +130,17 @@ BAD = [
     ({"search__optim": ["adamw_torch", "adamw_turbo"]}, "search.optim", "adamw_torch_fused"),
     ({"train__lr_scheduler_type": "zigzag"}, "train.lr_scheduler_type", "cosine"),
     ({"train__warmup_ratio": 0.1}, "train.warmup_ratio", "warmup_steps"),
+    # one argument under its old and its new name: transformers 5.25 would take the new one, drop the old
+    (
+        {"train__gradient_checkpointing": True, "train__activation_checkpointing": False},
+        "train.gradient_checkpointing",
+        "is the old name of activation_checkpointing, which is set too (train.activation_checkpointing)",
+    ),
+    (
+        {"train__activation_checkpointing": True, "search__gradient_checkpointing": [True, False]},
+        "search.gradient_checkpointing",
+        "is the old name of activation_checkpointing, which is set too (train.activation_checkpointing)",
+    ),
     ({"train__output_dir": "x"}, "train.output_dir", "hpsearch"),
     ({"train__learning_rate": 0.1}, "train.learning_rate", "either searched or fixed"),
     ({"task": "translation"}, "task", "sequence-classification"),

@@ -9,7 +9,7 @@ from typing import Any
 from hpsearch.errors import SpecError
 from hpsearch.spec.fields import SEEDS, finite, is_seed
 from hpsearch.spec.schema import SearchRange
-from hpsearch.spec.training_args import check_training_argument, training_fields
+from hpsearch.spec.training_args import check_training_argument, named_twice, training_fields, twice_message
 from hpsearch.spec.types import SETTING_PARAMS, ParamSpec
 
 # TrainingArguments that count something (sizes, steps, epochs): zero or less trains nothing. max_steps
@@ -185,4 +185,7 @@ def parse_train(raw: dict[str, Any], search: dict, problems) -> dict[str, Any]:
         if fields[name] == (float,) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         train[name] = value
+    for old, new in named_twice([*raw, *search]):
+        section = "train" if new in raw else "search"
+        problems.add(f"{'train' if old in raw else 'search'}.{old}", twice_message(new, f"{section}.{new}"))
     return train
