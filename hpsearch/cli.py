@@ -20,6 +20,7 @@ Exit status: 0 success, 1 runtime failure, 2 invalid input, 3 the GPU failed, 13
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -163,8 +164,10 @@ def _export(args) -> int:
     trial = export.pick_trial(study, args.trial, confirmed)
     arguments, manifest = export.build(study, trial, url, confirmed)
     out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{args.format}"
-    written = export.write(arguments, manifest, out, args.format)
+    written, removed = export.write(arguments, manifest, out, args.format)
     print(f"trial {trial.number} ({export.describe_values(study, trial)}): wrote {', '.join(map(str, written))}")
+    for path in removed:
+        print(f"removed {path}: an earlier export's manifest, in the other format")
     if confirmed is not None:
         print(confirmation.table(confirmed, spec.objective.metric))
     print(f"retrain it with: hpsearch train {written[0]}")
@@ -238,12 +241,19 @@ VERBS = {
 }
 
 
+# The servers: SIGTERM stops them as Ctrl-C does from their first moment, not only once they serve (their
+# start-up, loading the study file and libraries, takes seconds, and a signal then would kill them: 143).
+SERVERS = {"dashboard", "storage-server"}
+
+
 def main(argv: list[str] | None = None) -> int:
     from hpsearch.cli_args import parse
+    from hpsearch.results.stopping import sigterm_stops
 
     args = parse(argv)
     try:
-        return VERBS[args.verb](args)
+        with sigterm_stops() if args.verb in SERVERS else contextlib.nullcontext():
+            return VERBS[args.verb](args)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,6 +1,7 @@
 """The real optuna-dashboard, started as `hpsearch dashboard` starts it, read through its HTTP API (loopback only)."""
 
 import json
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -125,6 +126,40 @@ def test_the_cli_verb_serves_the_study_file_s_study(stored_study, make_study, tm
         assert (tmp_path / "dashboard.out").read_text().splitlines()[1].startswith(f"study shown: {base}/dashboard/")
     finally:
         assert stop(proc) == 0
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Process `pid` has a SIGTERM handler of its own (Linux: the SigCgt mask of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def terminated_while_starting(args: list[str], log_dir: Path) -> tuple[int, str]:
+    """Start `hpsearch ARGS`, send SIGTERM as soon as it handles SIGTERM, while it has printed nothing yet (it
+    is still starting: loading the study file, the libraries); returns (exit status, stderr)."""
+    out, err = log_dir / "start.out", log_dir / "start.err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "hpsearch"), *args], stdout=stdout, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 60
+        while not catches_sigterm(proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.01)
+        assert out.read_text() == "", "SIGTERM is handled only once it has started"
+        proc.terminate()
+        return proc.wait(timeout=60), err.read_text()
+    finally:
+        stop(proc)
+
+
+def test_sigterm_during_start_up_stops_the_dashboard_as_ctrl_c_does(stored_study, make_study, tmp_path):
+    study_file = make_study(name="shown")
+    code, err = terminated_while_starting(
+        ["dashboard", str(study_file), "--storage", stored_study, "--port", "0"], tmp_path
+    )
+    assert code == 130 and err.strip() == "interrupted: run the same command again to resume", err
 
 
 def test_missing_database_exits_2_and_creates_nothing(tmp_path, capsys):

@@ -21,6 +21,7 @@ from hpsearch.results.storage import open_storage
 from hpsearch.spec.sections import HeartbeatSpec
 from hpsearch.spec.storage_url import url_problem
 from tests.pgserver import PASSWORD
+from tests.test_dashboard import terminated_while_starting
 from tests.test_workers import ENV, HPSEARCH, Live, accounted
 
 States = optuna.trial.TrialState
@@ -111,6 +112,13 @@ def test_a_port_already_taken_exits_1_with_one_line(tmp_path, capsys):
         assert cli.main(["storage-server", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--port", port]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ") and err.count("\n") == 1
+
+
+def test_sigterm_during_start_up_stops_the_server_as_ctrl_c_does(tmp_path):
+    code, err = terminated_while_starting(
+        ["storage-server", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--port", "0"], tmp_path
+    )
+    assert code == 130 and err.strip() == "interrupted: run the same command again to resume", err
 
 
 def test_no_server_at_the_url_is_a_clear_error_not_a_hang(make_study, monkeypatch, capsys):

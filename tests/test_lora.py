@@ -59,8 +59,10 @@ def test_a_lora_sweep_trains_adapters_and_hpsearch_train_saves_one(tmp_path, tin
     assert not any("lora" in name for name, _ in model.named_parameters())
 
 
-def test_lora_trains_with_gradient_checkpointing(tmp_path, tiny_causal_lm):
-    """Frozen embeddings give checkpointed blocks inputs without gradients; the adapter must still learn."""
+@pytest.mark.parametrize("name", ["activation_checkpointing", "gradient_checkpointing"])
+def test_lora_trains_with_activation_checkpointing(tmp_path, tiny_causal_lm, name):
+    """Frozen embeddings give checkpointed blocks inputs without gradients; the adapter must still learn. A study
+    may name it either way: transformers 5.25 renamed gradient_checkpointing, and takes the old name until 6."""
     from safetensors.torch import load_file
 
     path = lm_study(
@@ -71,12 +73,13 @@ def test_lora_trains_with_gradient_checkpointing(tmp_path, tiny_causal_lm):
         finetune="lora",
         search={"learning_rate": [1e-2]},
         evaluation={"every": 0.5},
-        train={"num_train_epochs": 1, "use_cpu": True, "gradient_checkpointing": True},
+        train={"num_train_epochs": 1, "use_cpu": True, name: True},
     )
     assert cli.main(["run", str(path), "--quiet"]) == 0
     [trial] = stored(tmp_path, "lm")
     assert trial.state.name == "COMPLETE"
-    assert trial.user_attrs["training_arguments_all"]["gradient_checkpointing"] is True
+    assert trial.user_attrs["training_arguments"][name] is True  # as the study names it, for the export
+    assert trial.user_attrs["training_arguments_all"]["activation_checkpointing"] is True  # what transformers ran
     weights = load_file(tmp_path / "lm.best" / "model" / "adapter_model.safetensors")
     lora_b = [w for name, w in weights.items() if "lora_B" in name]
     assert lora_b and all(w.abs().sum() > 0 for w in lora_b)  # peft starts B at zero: it moved only if trained
@@ -118,21 +121,34 @@ def test_bad_lora_settings_exit_2(make_study, capsys, changes, message):
 
 
 @pytest.mark.parametrize(
-    "changes, field",
+    "changes, field, problem",
     [
-        ({"lora": {"target_modules": "q_proj,v_proj"}}, "lora.target_modules"),
+        ({"lora": {"target_modules": "q_proj,v_proj"}}, "lora.target_modules", "q_proj, v_proj: no such module"),
         (
             {"search": {"learning_rate": [1e-2], "lora_target_modules": ["c_attn", "q_proj"]}},
             "search.lora_target_modules",
+            "q_proj: no such module",
+        ),
+        # modules it has, that peft's LoRA cannot wrap: get_peft_model would fail every trial
+        (
+            {"lora": {"target_modules": "c_attn,ln_1"}},
+            "lora.target_modules",
+            "ln_1: not a layer LoRA can wrap (LayerNorm)",
+        ),
+        (
+            {"lora": {"target_modules": "attn,mlp"}},
+            "lora.target_modules",
+            "attn, mlp: not layers LoRA can wrap (GPT2Attention, GPT2MLP)",
         ),
     ],
 )
-def test_lora_modules_the_model_lacks_are_refused_before_anything_is_written(
-    tmp_path, tiny_causal_lm, capsys, changes, field
+def test_lora_modules_the_model_lacks_or_lora_cannot_wrap_are_refused_before_anything_is_written(
+    tmp_path, tiny_causal_lm, capsys, changes, field, problem
 ):
     path = lm_study(tmp_path, tiny_causal_lm, write_pairs(tmp_path / "pairs"), finetune="lora", **changes)
     assert cli.main(["run", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"{field}: " in err and "q_proj" in err and "no such module in model" in err
-    assert "its layers end in: " in err and "c_attn" in err  # what GPT-2 calls them
+    assert err.count("\n") == 1 and f"{field}: {problem} in model " in err, err
+    # what GPT-2 calls the layers LoRA can wrap (its Conv1D and Embedding layers), and nothing else
+    assert err.rstrip().endswith("its layers LoRA can wrap end in: c_attn, c_fc, c_proj, lm_head, wpe, wte"), err
     assert not (tmp_path / "lm.db").exists()

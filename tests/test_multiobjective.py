@@ -93,7 +93,7 @@ def test_export_needs_a_trial_number_and_lists_the_front(swept, capsys):
     dominated = [t for t in study.trials if t.number not in {b.number for b in study.best_trials}]
     chosen = (dominated or study.trials)[0]  # any COMPLETE trial may be exported, on the front or not
     assert cli.main(["export", str(path), "--out", str(out), "--trial", str(chosen.number)]) == 0
-    assert f"trial {chosen.number} (eval_accuracy=" in capsys.readouterr().out
+    assert f"trial {chosen.number} (accuracy=" in capsys.readouterr().out
     assert yaml.safe_load(out.read_text()) == chosen.user_attrs["training_arguments"]
     manifest = yaml.safe_load(out.with_name("best.manifest.yaml").read_text())
     assert manifest["trial"] == chosen.number and manifest["value"] == chosen.values[0]

@@ -158,6 +158,15 @@ def test_without_a_view_relayed_lines_are_prefixed_as_they_came():
     assert out.getvalue() == "w0 trial   0  step    10/40    accuracy=0.5  eval_loss=1.2  best -\n"
 
 
+def test_a_blank_line_from_a_worker_is_not_relayed_as_a_bare_label():
+    """A stopped worker prints a blank line before `interrupted: ...`: the parent shows no `w0 ` line for it."""
+    out = io.StringIO()
+    progress = Progress("accuracy", stream=out)
+    for line in ["", "   ", "interrupted: run the same command again to resume"]:
+        progress.relay("w0", line)
+    assert out.getvalue() == "w0 interrupted: run the same command again to resume\n"
+
+
 @pytest.mark.parametrize("events", [False, True])
 def test_workers_are_told_to_send_events_only_when_the_parent_draws_the_view(monkeypatch, events):
     monkeypatch.setenv(EVENTS_ENV, "events")  # never inherited: only the parent's view decides

@@ -104,6 +104,46 @@ def test_export_to_a_json_file_writes_json_only(make_study, capsys, tmp_path):
     json.loads((tmp_path / "x.manifest.json").read_text())
 
 
+def hand_study(path: Path, metric: str = "accuracy") -> optuna.Study:
+    """Study `tiny` in the storage of study file `path`, as hpsearch recorded it: its spec and one trial with
+    the training arguments it ran with (no training)."""
+    from hpsearch.results.record import StudyAttr, TrialAttr
+
+    study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}", direction="maximize")
+    study.set_user_attr(StudyAttr.SPEC, {"name": "tiny", "objective": {"metric": metric}})
+    study.add_trial(optuna.trial.create_trial(value=0.75, user_attrs={TrialAttr.TRAINING_ARGUMENTS: {"seed": 1}}))
+    return study
+
+
+def test_export_names_the_metric_as_status_does(make_study, capsys, tmp_path):
+    path = make_study()
+    hand_study(path)
+    assert cli.main(["status", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "best: trial 0, accuracy=0.75"
+    assert cli.main(["export", str(path), "--out", str(tmp_path / "x" / "best.yaml")]) == 0
+    assert capsys.readouterr().out.startswith("trial 0 (accuracy=0.75): wrote ")
+
+
+def test_an_export_replaces_its_earlier_manifest_of_the_other_format_and_nothing_else(make_study, capsys, tmp_path):
+    path = make_study()
+    hand_study(path)
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "notes.manifest.yaml").write_text("train_command: hpsearch train notes.yaml\n")  # another stem
+    (folder / "best.manifest.yml").write_text("mine: true\n")  # export's name, not export's content
+    assert cli.main(["export", str(path), "--out", str(folder / "best.yaml")]) == 0
+    assert "removed" not in capsys.readouterr().out
+    assert cli.main(["export", str(path), "--format", "json", "--out", str(folder / "best.json")]) == 0
+    assert f"removed {folder / 'best.manifest.yaml'}: an earlier export's manifest" in capsys.readouterr().out
+    kept = ["best.json", "best.manifest.json", "best.manifest.yml", "best.yaml", "notes.manifest.yaml"]
+    assert sorted(p.name for p in folder.iterdir()) == kept
+    assert cli.main(["export", str(path), "--out", str(folder / "best.yaml")]) == 0  # and back
+    assert f"removed {folder / 'best.manifest.json'}: an earlier export's manifest" in capsys.readouterr().out
+    kept = ["best.json", "best.manifest.yaml", "best.manifest.yml", "best.yaml", "notes.manifest.yaml"]
+    assert sorted(p.name for p in folder.iterdir()) == kept
+    assert (folder / "best.manifest.yml").read_text() == "mine: true\n"
+
+
 def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule():
     """A manifest of a study stored before schema version 3 carries Trainer's step schedule; hpsearch train
     turns its eval_steps into evaluation.every (a fraction as it was, steps times the trial's batch)."""
@@ -148,6 +188,11 @@ def hand_export(folder, **arguments):
         ({"bogus_arg": 1}, "bogus_arg", "unknown key; search and train take transformers TrainingArguments"),
         ({"learning_rate": "abc"}, "learning_rate", "must be float, got 'abc'"),
         ({"optim": "adam"}, "optim", "'adam' is not allowed; allowed: adamw_torch"),
+        (
+            {"gradient_checkpointing": True, "activation_checkpointing": False},
+            "gradient_checkpointing",
+            "is the old name of activation_checkpointing, which is set too (activation_checkpointing)",
+        ),
     ],
 )
 def test_a_hand_edited_export_is_refused_naming_its_key(tmp_path, capsys, arguments, key, message):

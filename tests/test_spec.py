@@ -133,6 +133,17 @@ BAD = [
     ({"train__save_strategy": "sometimes"}, "train.save_strategy", "allowed: no, steps, epoch, best"),
     ({"search__logging_strategy": ["steps", "often"]}, "search.logging_strategy", "allowed: no, steps, epoch"),
     ({"train__warmup_ratio": 0.1}, "train.warmup_ratio", "warmup_steps"),
+    # one argument under its old and its new name: transformers 5.25 would take the new one, drop the old
+    (
+        {"train__gradient_checkpointing": True, "train__activation_checkpointing": False},
+        "train.gradient_checkpointing",
+        "is the old name of activation_checkpointing, which is set too (train.activation_checkpointing)",
+    ),
+    (
+        {"train__activation_checkpointing": True, "search__gradient_checkpointing": [True, False]},
+        "search.gradient_checkpointing",
+        "is the old name of activation_checkpointing, which is set too (train.activation_checkpointing)",
+    ),
     ({"train__output_dir": "x"}, "train.output_dir", "hpsearch"),
     # Keys hpsearch sets itself, and its own settings, which are not TrainingArguments (lora_r was a KeyError).
     ({"train__eval_steps": 0.25}, "train.eval_steps", "cannot be set; evaluations are scheduled on training samples"),

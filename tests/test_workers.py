@@ -237,6 +237,7 @@ def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(mak
     code = run.finish()
     wait_gone(pids)  # after SIGKILL of run, its workers get SIGTERM from the kernel (parent-death signal)
     assert code == (130 if how == "SIGTERM" else -9), run.text
+    assert not re.search(r"^w\d+ *$", run.text, re.M), run.text  # no worker's blank line as a bare label
     stopped = trials(path)
     interrupted = [t for t in stopped if t.user_attrs.get("interrupted")]
     assert len(interrupted) == 2 and all(t.state == States.FAIL for t in interrupted)

@@ -99,12 +99,17 @@ def _check_lora_targets(spec: Spec, config, label: str) -> None:
     with torch.device("meta"):
         skeleton = auto_class.from_config(config)
     for where, value in settings:
-        missing, layers = lora.missing_targets(skeleton, value)
-        if missing:
+        missing, unwrappable, layers = lora.missing_targets(skeleton, value)
+        problems = [f"{', '.join(missing)}: no such module"] if missing else []
+        if unwrappable:
+            kinds = ", ".join(sorted({kind for found in unwrappable.values() for kind in found}))
+            layer = "a layer" if len(unwrappable) == 1 else "layers"
+            problems.append(f"{', '.join(unwrappable)}: not {layer} LoRA can wrap ({kinds})")
+        if problems:
             raise SpecError(
                 spec.source,
                 where,
-                f"{', '.join(missing)}: no such module in model {label!r} ({config.model_type}); its layers "
+                f"{'; '.join(problems)} in model {label!r} ({config.model_type}); its layers LoRA can wrap "
                 f"end in: {', '.join(layers[:16])}",
             )
 

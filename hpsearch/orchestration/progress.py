@@ -179,7 +179,10 @@ class Progress:
 
     def relay(self, worker: str, line: str) -> None:
         """A line from worker process `worker` (`run --workers`): an event feeds the view; any other line
-        is shown as it came, after the worker's label."""
+        is shown as it came, after the worker's label, except a blank one (a worker's own spacing, such as
+        the one before its `interrupted` line), which would show as the bare label."""
+        if not line.strip():
+            return
         if not line.startswith(EVENT_PREFIX):
             self.say(f"{worker} {line}", always=True)
             return

@@ -21,7 +21,7 @@ from hpsearch.spec import SpecError, parse_spec
 from hpsearch.spec.load import malformed_yaml
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
 from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
-from hpsearch.spec.training_args import check_training_argument
+from hpsearch.spec.training_args import check_training_argument, named_twice, twice_message
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
@@ -58,9 +58,12 @@ def _read_mapping(file: Path) -> dict[str, Any]:
 
 def _check_arguments(arguments: dict[str, Any], path: Path) -> None:
     """Each training argument a TrainingArguments field of a type it takes (the study file's check), so a
-    hand-edited export is refused naming its key, not by TrainingArguments' TypeError."""
+    hand-edited export is refused naming its key, not by TrainingArguments' TypeError; nor one argument under
+    both its old and its new name, of which TrainingArguments would drop the old without a word."""
     for name, value in arguments.items():
         check_training_argument(str(name), value, path, "")
+    for old, new in named_twice(arguments):
+        raise SpecError(path, old, twice_message(new, new))
 
 
 def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

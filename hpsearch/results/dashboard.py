@@ -12,15 +12,13 @@ The dashboard only reads on its own; it writes when its user acts (notes, tell, 
 from __future__ import annotations
 
 import argparse
-import signal
 import socket
 import sys
-import threading
-from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from hpsearch.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, NotFound, missing_study, redact
+from hpsearch.results.stopping import sigterm_stops
 from hpsearch.results.storage import open_storage
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -45,23 +43,6 @@ class _QuietHandler(WSGIRequestHandler):
 def url_for(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
-
-
-@contextmanager
-def sigterm_stops():
-    """SIGTERM (`kill`, a scheduler) stops the server as Ctrl-C does."""
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, study_name: str | None = None) -> int:
@@ -95,15 +76,15 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080, study_nam
         print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILURE
     with server:
-        url = url_for(host, server.server_port)
-        print(f"dashboard: {url}/dashboard", flush=True)
-        if study_id is not None:
-            print(f"study {study_name}: {url}/dashboard/studies/{study_id}")
-        print(f"storage: {redact(storage_url)}")
-        if host not in LOOPBACK:
-            print(f"warning: anyone who reaches {host}:{server.server_port} can edit and delete these studies")
-        print("Ctrl-C to stop", flush=True)
-        try:
+        try:  # from the URL on, Ctrl-C or SIGTERM is the way it ends: exit 0
+            url = url_for(host, server.server_port)
+            print(f"dashboard: {url}/dashboard", flush=True)
+            if study_id is not None:
+                print(f"study {study_name}: {url}/dashboard/studies/{study_id}")
+            print(f"storage: {redact(storage_url)}")
+            if host not in LOOPBACK:
+                print(f"warning: anyone who reaches {host}:{server.server_port} can edit and delete these studies")
+            print("Ctrl-C to stop", flush=True)
             with sigterm_stops():
                 server.serve_forever()
         except KeyboardInterrupt:

@@ -20,14 +20,15 @@ from hpsearch.spec import SpecError
 
 
 def objective_names(study: optuna.Study) -> list[str]:
-    """The names of the study's objectives, from its stored spec: the metric, then the cost, if any."""
+    """The names of the study's objectives, from its stored spec: the metric as the study file names it
+    (`accuracy`, as `hpsearch status` and the progress lines show it), then the cost, if any."""
     objective = (study.user_attrs.get(StudyAttr.SPEC) or {}).get("objective") or {}
-    names = [f"eval_{objective.get('metric', '?')}", objective.get("cost") or "cost"]
+    names = [objective.get("metric", "?"), objective.get("cost") or "cost"]
     return names[: len(study.directions)]
 
 
 def describe_values(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
-    """`eval_accuracy=0.9`, or `eval_accuracy=0.9, device_seconds=12.3` with a cost objective."""
+    """`accuracy=0.9`, or `accuracy=0.9, device_seconds=12.3` with a cost objective."""
     pairs = zip(objective_names(study), trial.values or (), strict=False)
     return ", ".join(f"{name}={format_value(v)}" for name, v in pairs)
 
@@ -173,10 +174,35 @@ def targets(out: Path) -> list[Path]:
     return [out, manifest_path(out), *([out.with_suffix(".json")] if out.suffix != ".json" else [])]
 
 
-def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> list[Path]:
+# The suffixes a manifest may have: BEST.manifest.yaml (or .yml, as --out names it) or BEST.manifest.json.
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def earlier_manifests(out: Path) -> list[Path]:
+    """The manifests of the other format that an earlier export to `out`'s name left beside it
+    (BEST.manifest.yaml when this export writes BEST.manifest.json, and the reverse): `hpsearch train`
+    of that export's arguments file would read the old manifest. Only a file export wrote, by its name and
+    its content (a mapping with export's `train_command`); a user's own file is never listed."""
+    ours = manifest_path(out)
+    named = (out.with_name(f"{out.stem}.manifest{suffix}") for suffix in MANIFEST_SUFFIXES)
+    return [path for path in named if path != ours and _written_by_export(path)]
+
+
+def _written_by_export(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        loaded = yaml.safe_load(path.read_text())  # JSON is YAML too
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(loaded, dict) and str(loaded.get("train_command", "")).startswith("hpsearch train ")
+
+
+def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> tuple[list[Path], list[Path]]:
     """Write the arguments (BEST.yaml or .json), the manifest beside them, and always a
-    TrainingArguments JSON (BEST.json); returns the paths written. Every one is checked first: a file
-    that cannot be written is SpecError (exit 2) with nothing written, not a partial export."""
+    TrainingArguments JSON (BEST.json), and remove an earlier export's manifest of the other format
+    (`earlier_manifests`); returns (the paths written, those removed). Every file is checked first: one
+    that cannot be written is SpecError (exit 2) with nothing written or removed, not a partial export."""
     out = out.resolve()
     for target in targets(out):
         problem = cannot_write(target)
@@ -190,4 +216,7 @@ def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> list[Path]:
     written[1].write_text(dump(manifest, fmt))
     if len(written) > 2:
         written[2].write_text(dump(arguments, "json"))
-    return written
+    removed = earlier_manifests(out)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return written, removed

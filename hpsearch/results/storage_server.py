@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import optuna
 
 from hpsearch.errors import EXIT_FAILURE, EXIT_OK, SpecError, redact
-from hpsearch.results.dashboard import LOOPBACK, sigterm_stops
+from hpsearch.results.dashboard import LOOPBACK
+from hpsearch.results.stopping import sigterm_stops
 from hpsearch.results.storage import checked_url, open_storage
 from hpsearch.spec.storage_url import GRPC_MISSING, grpc_address, grpc_installed
 
@@ -80,13 +81,15 @@ def serve(
         print(f"error: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
         return EXIT_FAILURE
     server.start()
-    print(f"storage server: {address_for(host, bound)}", flush=True)
-    print(f"storage: {redact(url)}")
-    print(f"workers: hpsearch worker STUDY --storage {address_for(host, bound)}")
-    if host not in LOOPBACK:
-        print(f"warning: anyone who reaches {host}:{bound} can read, change, delete these studies (no login, no TLS)")
-    print("Ctrl-C to stop", flush=True)
-    try:
+    try:  # from the URL on, Ctrl-C or SIGTERM is the way it ends: exit 0
+        print(f"storage server: {address_for(host, bound)}", flush=True)
+        print(f"storage: {redact(url)}")
+        print(f"workers: hpsearch worker STUDY --storage {address_for(host, bound)}")
+        if host not in LOOPBACK:
+            print(
+                f"warning: anyone who reaches {host}:{bound} can read, change, delete these studies (no login, no TLS)"
+            )
+        print("Ctrl-C to stop", flush=True)
         with sigterm_stops():
             server.wait_for_termination()
     except KeyboardInterrupt:

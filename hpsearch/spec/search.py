@@ -15,7 +15,9 @@ from hpsearch.spec.training_args import (
     RESERVED_TRAINING_ARGUMENTS,
     check_training_argument,
     name_problem,
+    named_twice,
     training_fields,
+    twice_message,
     unknown_key,
 )
 from hpsearch.spec.types import SETTING_PARAMS, ParamSpec
@@ -222,4 +224,7 @@ def parse_train(raw: dict[str, Any], search: dict, problems) -> dict[str, Any]:
         if fields[name] == (float,) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         train[name] = value
+    for old, new in named_twice([*raw, *search]):
+        section = "train" if new in raw else "search"
+        problems.add(f"{'train' if old in raw else 'search'}.{old}", twice_message(new, f"{section}.{new}"))
     return train

@@ -12,6 +12,7 @@ import json
 import os
 import types
 import typing
+from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
 
@@ -27,6 +28,25 @@ RENAMED_TRAINING_ARGUMENTS = {
     "lr": "use learning_rate",
     "batch_size": "use per_device_train_batch_size",
 }
+# Old names transformers 5.25 still takes for renamed fields (it warns on them; transformers 6 drops them). A
+# study may write either name; given both, transformers takes the new one and drops the old without a word.
+OLD_NAMES = {
+    "gradient_checkpointing": "activation_checkpointing",
+    "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
+}
+
+
+def named_twice(names: Iterable[str]) -> list[tuple[str, str]]:
+    """(old name, new name) of each argument that `names` give under both."""
+    given = set(names)
+    return [(old, new) for old, new in OLD_NAMES.items() if old in given and new in given]
+
+
+def twice_message(new: str, where_new: str) -> str:
+    """What an old name is told when its new name `new` is set too, at `where_new`."""
+    return (
+        f"is the old name of {new}, which is set too ({where_new}); transformers would drop this one: set one of them"
+    )
 
 
 # Bump when what the table holds, or how it is read off TrainingArguments, changes: the cached one is then read

@@ -31,13 +31,31 @@ def module_names(modules: str | None) -> list[str]:
     return [m.strip() for m in modules.split(",") if m.strip()]
 
 
-def missing_targets(model, modules: str | None) -> tuple[list[str], list[str]]:
-    """(the names of `modules` that match no module of `model`, as peft matches them: the whole name
-    or its last dotted parts; the names the model's layers with weights end in, to suggest)."""
-    names = [name for name, _ in model.named_modules()]
-    missing = [t for t in module_names(modules) if not any(n == t or n.endswith(f".{t}") for n in names)]
-    layers = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if n and hasattr(m, "weight")})
-    return missing, layers
+def wrappable_types() -> tuple[type, ...]:
+    """The layer types peft's LoRA wraps (peft.tuners.lora.layer.dispatch_default; any other module a target
+    name matches, a LayerNorm or a whole attention block, fails get_peft_model: "is not supported")."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    nn = torch.nn
+    return (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d, Conv1D, nn.MultiheadAttention)
+
+
+def missing_targets(model, modules: str | None) -> tuple[list[str], dict[str, list[str]], list[str]]:
+    """(the names of `modules` that match no module of `model`, as peft matches them: the whole name or its
+    last dotted parts; those that match modules LoRA cannot wrap, with those modules' types; the names the
+    model's layers LoRA can wrap end in, to suggest)."""
+    kinds = wrappable_types()
+    found = [(n, m) for n, m in model.named_modules() if n]
+    missing, unwrappable = [], {}
+    for target in module_names(modules):
+        matched = [m for n, m in found if n == target or n.endswith(f".{target}")]
+        if not matched:
+            missing.append(target)
+        elif others := sorted({type(m).__name__ for m in matched if not isinstance(m, kinds)}):
+            unwrappable[target] = others
+    layers = sorted({n.rsplit(".", 1)[-1] for n, m in found if isinstance(m, kinds)})
+    return missing, unwrappable, layers
 
 
 def parameter_counts(model) -> dict[str, int]:
