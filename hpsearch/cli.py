@@ -133,17 +133,26 @@ def _study(args):
     return spec, url, load_study(spec, url)
 
 
+def _names(spec, study) -> tuple[str, str | None]:
+    """The metric and the cost (or None) the study was run with, which label its stored values."""
+    from hpsearch.results.export import objective_names
+
+    names = objective_names(study, {"metric": spec.objective.metric, "cost": spec.objective.cost})
+    return names[0], names[1] if len(names) > 1 else None
+
+
 def _status(args) -> int:
     from hpsearch.results import confirmation, status
 
     spec, _, study = _study(args)
     confirmed = confirmation.summarize(study)
+    metric, cost = _names(spec, study)
     if args.format == "json":
         print(json.dumps(status.rows(study, confirmed), indent=2))
     else:
-        print(status.table(study, spec.objective.metric, spec.objective.cost))
+        print(status.table(study, metric, cost))
         if confirmed is not None:
-            print(confirmation.table(confirmed, spec.objective.metric))
+            print(confirmation.table(confirmed, metric))
     return EXIT_OK
 
 
@@ -152,7 +161,7 @@ def _simulate(args) -> int:
 
     spec, _, study = _study(args)
     sim = simulate.of_study(spec, study, args.top_k)
-    print(json.dumps(sim.to_dict(), indent=2) if args.format == "json" else simulate.table(sim, spec.objective.metric))
+    print(json.dumps(sim.to_dict(), indent=2) if args.format == "json" else simulate.table(sim, _names(spec, study)[0]))
     return EXIT_OK
 
 

@@ -40,6 +40,7 @@ def test_train_reproduces_the_trial_and_saves_a_loadable_model(make_study, capsy
     assert cli.main(["train", str(best), "--out", str(model_dir)]) == 0
     out = capsys.readouterr().out
     assert f"saved full model and tokenizer to {model_dir}" in out and "matches within 0.01" in out
+    assert "\naccuracy: retrained " in out  # the metric as status and export name it, not eval_accuracy
     result = json.loads((model_dir / "hpsearch_train.json").read_text())
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{path.parent / 'tiny.db'}")
     assert result["trial"] == study.best_trial.number

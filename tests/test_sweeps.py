@@ -201,7 +201,11 @@ def test_status_table_and_json(make_study, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:5] == ["#", "state", "accuracy", "duration", "pruned"]
     assert table[1].split()[:2] == ["0", "COMPLETE"] and "learning_rate=" in table[1]
-    assert table[-1].startswith("best: trial ")
+    assert table[-1].startswith("best: trial ") and "accuracy=" in table[-1]
+    # The values are labelled with the metric the study was run with, whatever --set (or an edited file) says now
+    assert cli.main(["status", str(path), "--set", "objective.metric=loss"]) == 0
+    relabelled = capsys.readouterr().out.splitlines()
+    assert relabelled[0] == table[0] and relabelled[-1] == table[-1]
     assert cli.main(["status", str(path), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]

@@ -250,8 +250,9 @@ def describe(result: dict[str, Any]) -> str:
         lines.append("trained on train + eval: nothing held out, so no comparison with the trial")
     else:
         verdict = "matches" if result["matches"] else "does NOT match"
+        metric = result["metric"].removeprefix("eval_")  # as status and export name it (the manifest keeps the key)
         lines.append(
-            f"{result['metric']}: retrained {result['retrained_value']:.4f}, trial {result['trial']} "
+            f"{metric}: retrained {result['retrained_value']:.4f}, trial {result['trial']} "
             f"{result['trial_value']:.4f} (difference {result['difference']:+.4f}): {verdict} "
             f"within {result['tolerance']}"
         )

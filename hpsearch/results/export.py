@@ -19,10 +19,11 @@ from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.spec import SpecError
 
 
-def objective_names(study: optuna.Study) -> list[str]:
-    """The names of the study's objectives, from its stored spec: the metric as the study file names it
-    (`accuracy`, as `hpsearch status` and the progress lines show it), then the cost, if any."""
-    objective = (study.user_attrs.get(StudyAttr.SPEC) or {}).get("objective") or {}
+def objective_names(study: optuna.Study, given: dict | None = None) -> list[str]:
+    """The names of the study's objectives as it was run (its stored spec), whatever a study file or --set says
+    now: the metric as the study file names it (`accuracy`, as the progress lines show it), then the cost, if
+    any; `given` (the objective section's values) for a study that stored none."""
+    objective = (study.user_attrs.get(StudyAttr.SPEC) or {}).get("objective") or given or {}
     names = [objective.get("metric", "?"), objective.get("cost") or "cost"]
     return names[: len(study.directions)]
 
