@@ -567,6 +567,21 @@ def test_bf16_on_a_cpu_without_bf16_arithmetic_is_noted(
         assert note.startswith(f"note: {path}: bf16 on this CPU") and "13.7x" in note and "train.bf16: false" in note
 
 
+def test_validate_and_run_say_an_old_argument_name_once_instead_of_transformers_warning_each_time(make_study, capsys):
+    import warnings
+
+    path = make_study(train__gradient_checkpointing=True, train__num_train_epochs=1, budget__n_trials=2)
+    note = f"note: {path}: transformers takes these old names until version 6: rename train.gradient_checkpointing"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli.main(["validate", str(path)]) == 0
+        assert f"  {note} to activation_checkpointing" in capsys.readouterr().out
+        assert run(path) == 0  # --quiet: said all the same, once for the two trials
+        assert capsys.readouterr().out.count(note) == 1
+    assert not [w for w in caught if "gradient_checkpointing" in str(w.message)], [str(w.message) for w in caught]
+    assert {t.user_attrs["training_arguments_all"]["activation_checkpointing"] for t in load(path).trials} == {True}
+
+
 def test_validate_and_run_say_when_bf16_would_be_emulated_on_the_cpu(make_study, tmp_path, monkeypatch, capsys):
     from hpsearch.training import trainer
 

@@ -22,7 +22,7 @@ from hpsearch.search import space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, SCHEMA_VERSION, resume_defaults, stored_version
 from hpsearch.training import closing
-from hpsearch.training.trainer import cpu_bf16_note
+from hpsearch.training.trainer import notes
 from hpsearch.training.trial import WORKER
 
 # What a study stored before a setting existed ran with: the setting off. A resume that turns it on
@@ -257,7 +257,7 @@ def _session(
             f"{who}: {worker.counted(study)}/{total} trials done in {redact(prepared.storage_url)}"
             + (f"; re-running {requeued} interrupted" if requeued else "")
         )
-        if note := cpu_bf16_note(spec):
+        for note in notes(spec):
             progress.say(note, always=True)
     if seeds:
         from hpsearch.orchestration import enqueue

@@ -4,8 +4,10 @@ refuses for any of them (`warmup_steps: -0.1`) is refused as the study key its m
 from __future__ import annotations
 
 import re
+import warnings
 
 from hpsearch.spec import Spec, SpecError
+from hpsearch.spec.training_args import OLD_NAME_WARNING
 from hpsearch.training.trainer import training_arguments
 
 
@@ -26,7 +28,9 @@ def check_training_arguments(spec: Spec) -> None:
 
     for field, params in _example_params(spec):
         try:
-            TrainingArguments(output_dir="unused", **training_arguments(spec, params))
+            with warnings.catch_warnings():  # an old name is said once, as a note (training.trainer.notes)
+                warnings.filterwarnings("ignore", message=OLD_NAME_WARNING, category=FutureWarning)
+                TrainingArguments(output_dir="unused", **training_arguments(spec, params))
         except (ValueError, TypeError, ImportError) as exc:
             reason = str(exc).splitlines()[0][:300]
             raise SpecError(

@@ -14,7 +14,7 @@ from hpsearch.search import pruners, samplers, space
 from hpsearch.spec import Spec, SpecError
 from hpsearch.tasks import TASKS, causal_lm, chat_template
 from hpsearch.training import lora, models, scoring
-from hpsearch.training.trainer import cpu_bf16_note
+from hpsearch.training.trainer import notes
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,7 @@ def describe(spec: Spec, prepared: Prepared) -> str:
         + "".join(f"\n  model: {m.path}" for m in prepared.models.values())
         + f"\n  storage: {redact(prepared.storage_url)}"
         + _describe_generation(spec, len(prepared.raw.eval))
-        + (f"\n  {note}" if (note := cpu_bf16_note(spec)) else "")
+        + "".join(f"\n  {note}" for note in notes(spec))
     )
 
 

@@ -22,6 +22,7 @@ from hpsearch.results.record import TrialAttr
 from hpsearch.results.storage import open_storage
 from hpsearch.search import pruners, samplers
 from hpsearch.spec import Spec, SpecError
+from hpsearch.spec.training_args import OLD_NAME_WARNING
 from hpsearch.tasks import TASKS
 from hpsearch.training import closing, memory, scratch
 from hpsearch.training.context import TrialContext
@@ -41,6 +42,8 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     # Trainer asks for pinned memory by default; without an accelerator that only warns.
     warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator.*")
+    # An old argument name warns at every TrainingArguments built; run says it once (training.trainer.notes).
+    warnings.filterwarnings("ignore", message=OLD_NAME_WARNING, category=FutureWarning)
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.ERROR)

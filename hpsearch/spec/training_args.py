@@ -36,6 +36,11 @@ OLD_NAMES = {
 }
 
 
+# What transformers warns of an old name (a FutureWarning on every TrainingArguments built): hpsearch says it
+# once instead (`old_names_note`).
+OLD_NAME_WARNING = rf"`({'|'.join(OLD_NAMES)})` is deprecated"
+
+
 def named_twice(names: Iterable[str]) -> list[tuple[str, str]]:
     """(old name, new name) of each argument that `names` give under both."""
     given = set(names)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from hpsearch.spec import SETTING_PARAMS, Spec
+from hpsearch.spec.training_args import OLD_NAMES
 from hpsearch.tasks import Task
 from hpsearch.tasks.task_data import TaskData
 from hpsearch.training import lora
@@ -82,6 +83,20 @@ def cpu_has_bf16() -> bool | None:
         return None
     flags = {flag for line in text.splitlines() if line.startswith(("flags", "Features")) for flag in line.split()}
     return bool(flags & CPU_BF16_FLAGS) if flags else None
+
+
+def notes(spec: Spec) -> list[str]:
+    """What validate and run say of a study that is not wrong but may not do what its author expects."""
+    return [note for note in (cpu_bf16_note(spec), old_names_note(spec)) if note is not None]
+
+
+def old_names_note(spec: Spec) -> str | None:
+    """A line for a study that names an argument by transformers' old name (which still takes it, warning)."""
+    used = [f"{section}.{old}" for section in ("train", "search") for old in OLD_NAMES if old in getattr(spec, section)]
+    if not used:
+        return None
+    renames = ", ".join(f"{key} to {OLD_NAMES[key.split('.', 1)[1]]}" for key in used)
+    return f"note: {spec.source}: transformers takes these old names until version 6: rename {renames}"
 
 
 def cpu_bf16_note(spec: Spec) -> str | None:
