@@ -250,6 +250,8 @@ VERBS = {
 }
 
 
+# The verbs whose work the same command picks up where it stopped (the study keeps what was done).
+RESUMABLE = {"run", "worker", "confirm", "launch"}
 # The servers: SIGTERM stops them as Ctrl-C does from their first moment, not only once they serve (their
 # start-up, loading the study file and libraries, takes seconds, and a signal then would kill them: 143).
 SERVERS = {"dashboard", "storage-server"}
@@ -264,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         with sigterm_stops() if args.verb in SERVERS else contextlib.nullcontext():
             return VERBS[args.verb](args)
     except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        resumes = args.verb in RESUMABLE  # a server or a reading verb has nothing to resume
+        print("\ninterrupted" + (": run the same command again to resume" if resumes else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
         if getattr(exc, "exit_status", None):  # hpsearch.errors: SpecError, NotFound (2), DeviceFailure (3)

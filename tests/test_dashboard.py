@@ -159,7 +159,7 @@ def test_sigterm_during_start_up_stops_the_dashboard_as_ctrl_c_does(stored_study
     code, err = terminated_while_starting(
         ["dashboard", str(study_file), "--storage", stored_study, "--port", "0"], tmp_path
     )
-    assert code == 130 and err.strip() == "interrupted: run the same command again to resume", err
+    assert code == 130 and err.strip() == "interrupted", err  # a server has nothing to resume
 
 
 def test_missing_database_exits_2_and_creates_nothing(tmp_path, capsys):

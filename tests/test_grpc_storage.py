@@ -118,7 +118,7 @@ def test_sigterm_during_start_up_stops_the_server_as_ctrl_c_does(tmp_path):
     code, err = terminated_while_starting(
         ["storage-server", "--storage", f"sqlite:///{tmp_path / 's.db'}", "--port", "0"], tmp_path
     )
-    assert code == 130 and err.strip() == "interrupted: run the same command again to resume", err
+    assert code == 130 and err.strip() == "interrupted", err  # a server has nothing to resume
 
 
 def test_no_server_at_the_url_is_a_clear_error_not_a_hang(make_study, monkeypatch, capsys):
