@@ -24,7 +24,7 @@ def test_committed_key_reference_is_the_generators_output():
 
 
 def test_schema_verb_prints_the_json_schema():
-    out = subprocess.run([sys.executable, "-m", "hpsearch.cli", "schema"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "hpsearch", "schema"], capture_output=True, text=True, check=True)
     schema = json.loads(out.stdout)
     assert schema["title"] == "hpsearch study file"
     assert {"name", "task", "data", "search", "sampler", "pruner"} <= set(schema["properties"])
