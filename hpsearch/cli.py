@@ -269,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         resumes = args.verb in RESUMABLE  # a server or a reading verb has nothing to resume
         print("\ninterrupted" + (": run the same command again to resume" if resumes else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `hpsearch status STUDY | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor fail again at exit's flush
+        return EXIT_FAILURE
     except Exception as exc:
         if getattr(exc, "exit_status", None):  # hpsearch.errors: SpecError, NotFound (2), DeviceFailure (3)
             print(f"error: {exc.args[0] if isinstance(exc, LookupError) and exc.args else exc}", file=sys.stderr)

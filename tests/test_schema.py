@@ -31,6 +31,16 @@ def test_schema_verb_prints_the_json_schema():
     assert schema["additionalProperties"] is False
 
 
+def test_a_reader_that_stops_reading_ends_the_verb_without_an_error_message():
+    """`hpsearch schema | head`: the schema (about 100 KB, more than a pipe holds) meets a closed pipe."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.read(1) == "{"
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 1 and proc.stderr.read() == ""
+
+
 def test_the_json_schema_carries_the_bounds_the_rules_refuse():
     """An editor reading the schema flags `n_trials: 0` or a negative seed, as validate does."""
     from hpsearch.spec.schema import json_schema
