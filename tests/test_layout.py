@@ -6,7 +6,19 @@ from pathlib import Path
 import hpsearch
 
 # Bottom to top: a package may import itself and the packages before it, never one after it.
-LAYERS = ("errors", "spec", "data", "tasks", "search", "results", "training", "orchestration", "cli_args", "cli", "__main__")
+LAYERS = (
+    "errors",
+    "spec",
+    "data",
+    "tasks",
+    "search",
+    "results",
+    "training",
+    "orchestration",
+    "cli_args",
+    "cli",
+    "__main__",
+)
 ROOT = Path(hpsearch.__file__).parent
 
 
