@@ -442,6 +442,15 @@ def test_chats_as_json_text_in_a_csv_are_read_as_lists_of_messages(tmp_path):
     assert raw.fingerprint == data.load_raw(spec_for(as_lists), "s.yaml", {"messages": "m"}).fingerprint
 
 
+def test_a_csv_whose_one_column_is_the_chat_is_read(tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for split in ("train", "validation"):
+        pd.DataFrame({"m": [json.dumps(CHAT)] * 3}).to_csv(folder / f"{split}.csv", index=False)
+    raw = data.load_raw(spec_for(folder), "s.yaml", {"messages": "m"})
+    assert len(raw.train) == 3 and raw.train["messages"][0][0] == {"role": "user", "content": "hi"}
+
+
 @pytest.mark.parametrize(
     ("cell", "found"),
     [
