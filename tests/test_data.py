@@ -281,6 +281,25 @@ def test_a_save_to_disk_folder_is_read_with_its_splits(tmp_path, single):
     assert (len(raw.train), len(raw.eval)) == ((6, 2) if single else (8, 2))
 
 
+@pytest.mark.parametrize(
+    ("damage", "found"),
+    [
+        (lambda saved: (saved / "train" / "state.json").write_text("{not json"), "Expecting property name"),
+        (lambda saved: (saved / "dataset_dict.json").write_text("{not json"), "Expecting property name"),
+        (lambda saved: [f.unlink() for f in (saved / "train").glob("*.arrow")], "No such file or directory"),
+    ],
+)
+def test_a_damaged_save_to_disk_folder_is_refused_naming_data_path(tmp_path, damage, found):
+    rows = datasets.Dataset.from_list(INTENT_ROWS)
+    datasets.DatasetDict({"train": rows, "validation": rows}).save_to_disk(str(tmp_path / "saved"))
+    damage(tmp_path / "saved")
+    with pytest.raises(SpecError) as caught:
+        data.load_raw(spec_for(tmp_path / "saved"), "s.yaml")
+    message = str(caught.value)
+    assert message.startswith(f"s.yaml: data.path: cannot read {tmp_path / 'saved'} as a save_to_disk folder: ")
+    assert found in message and "\n" not in message
+
+
 def test_a_parquet_written_by_datasets_keeps_its_label_names(tmp_path):
     folder = tmp_path / "parquet"
     folder.mkdir()
