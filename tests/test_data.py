@@ -88,6 +88,18 @@ def test_missing_file_and_unsupported_file(tmp_path):
         data.load_raw(spec_for(tmp_path / "notes.txt"), "s.yaml")
 
 
+@pytest.mark.parametrize("name", ["loop", "loop.csv"])
+def test_a_data_path_that_is_a_loop_of_symbolic_links_exits_2_naming_it(tmp_path, make_study, capsys, name):
+    from hpsearch import cli
+
+    (tmp_path / name).symlink_to(tmp_path / f"other-{name}")
+    (tmp_path / f"other-{name}").symlink_to(tmp_path / name)
+    path = make_study(data__path=name)
+    assert cli.main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {path}: data.path: {name}: a loop of symbolic links, it leads to no file or folder"
+
+
 def test_unreachable_hub_dataset_fails_fast_with_one_line():
     with pytest.raises(SpecError) as caught:
         data.load_raw(spec_for("nobody/no-such-dataset"), "s.yaml")
