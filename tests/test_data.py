@@ -88,6 +88,18 @@ def test_missing_file_and_unsupported_file(tmp_path):
         data.load_raw(spec_for(tmp_path / "notes.txt"), "s.yaml")
 
 
+@pytest.mark.parametrize("name", ["loop", "loop.csv"])
+def test_a_data_path_that_is_a_loop_of_symbolic_links_exits_2_naming_it(tmp_path, make_study, capsys, name):
+    from hpsearch import cli
+
+    (tmp_path / name).symlink_to(tmp_path / f"other-{name}")
+    (tmp_path / f"other-{name}").symlink_to(tmp_path / name)
+    path = make_study(data__path=name)
+    assert cli.main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {path}: data.path: {name}: a loop of symbolic links, it leads to no file or folder"
+
+
 def test_unreachable_hub_dataset_fails_fast_with_one_line():
     with pytest.raises(SpecError) as caught:
         data.load_raw(spec_for("nobody/no-such-dataset"), "s.yaml")
@@ -281,6 +293,25 @@ def test_a_save_to_disk_folder_is_read_with_its_splits(tmp_path, single):
     assert (len(raw.train), len(raw.eval)) == ((6, 2) if single else (8, 2))
 
 
+@pytest.mark.parametrize(
+    ("damage", "found"),
+    [
+        (lambda saved: (saved / "train" / "state.json").write_text("{not json"), "Expecting property name"),
+        (lambda saved: (saved / "dataset_dict.json").write_text("{not json"), "Expecting property name"),
+        (lambda saved: [f.unlink() for f in (saved / "train").glob("*.arrow")], "No such file or directory"),
+    ],
+)
+def test_a_damaged_save_to_disk_folder_is_refused_naming_data_path(tmp_path, damage, found):
+    rows = datasets.Dataset.from_list(INTENT_ROWS)
+    datasets.DatasetDict({"train": rows, "validation": rows}).save_to_disk(str(tmp_path / "saved"))
+    damage(tmp_path / "saved")
+    with pytest.raises(SpecError) as caught:
+        data.load_raw(spec_for(tmp_path / "saved"), "s.yaml")
+    message = str(caught.value)
+    assert message.startswith(f"s.yaml: data.path: cannot read {tmp_path / 'saved'} as a save_to_disk folder: ")
+    assert found in message and "\n" not in message
+
+
 def test_a_parquet_written_by_datasets_keeps_its_label_names(tmp_path):
     folder = tmp_path / "parquet"
     folder.mkdir()
@@ -440,6 +471,15 @@ def test_chats_as_json_text_in_a_csv_are_read_as_lists_of_messages(tmp_path):
     ]
     as_lists = write_rows(tmp_path / "jsonl", {"train": [{"m": CHAT}] * 2, "validation": [{"m": CHAT}] * 2})
     assert raw.fingerprint == data.load_raw(spec_for(as_lists), "s.yaml", {"messages": "m"}).fingerprint
+
+
+def test_a_csv_whose_one_column_is_the_chat_is_read(tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    for split in ("train", "validation"):
+        pd.DataFrame({"m": [json.dumps(CHAT)] * 3}).to_csv(folder / f"{split}.csv", index=False)
+    raw = data.load_raw(spec_for(folder), "s.yaml", {"messages": "m"})
+    assert len(raw.train) == 3 and raw.train["messages"][0][0] == {"role": "user", "content": "hi"}
 
 
 @pytest.mark.parametrize(

@@ -205,6 +205,31 @@ def test_a_hand_edited_export_is_refused_naming_its_key(tmp_path, capsys, argume
     assert len(err.splitlines()) == 1 and sorted(tmp_path.iterdir()) == before
 
 
+@pytest.mark.parametrize(
+    ("file", "content", "key", "message"),
+    [
+        ("best.yaml", b"learning_rate: caf\xe9\n", "", "is not UTF-8 text (byte 0xe9 on line 1)"),
+        ("best.yaml", b"a: " + b"[" * 5000 + b"]" * 5000, "", "nested too deeply to be an export"),
+        ("best.manifest.yaml", b"study: caf\xe9\n", "", "is not UTF-8 text (byte 0xe9 on line 1)"),
+        ("best.manifest.yaml", {"params": [1, 2]}, "params", "[1, 2] is not a mapping of param: value"),
+        ("best.manifest.yaml", {"confirmation": "x"}, "confirmation", "'x' is not allowed; null, or numbers low"),
+        ("best.manifest.yaml", {"confirmation": {"low": 0.1}}, "confirmation", "{'low': 0.1} is not allowed"),
+    ],
+    ids=["export-not-utf8", "export-too-deep", "manifest-not-utf8", "params-a-list", "confirmation-text", "no-high"],
+)
+def test_an_unreadable_export_or_manifest_exits_2_before_training(tmp_path, capsys, file, content, key, message):
+    best = hand_export(tmp_path)
+    target = tmp_path / file
+    if isinstance(content, dict):
+        target.write_text(yaml.safe_dump({**MANIFEST, **content}))
+    else:
+        target.write_bytes(content)
+    assert cli.main(["train", str(best), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {target}: {key + ': ' if key else ''}{message}"), err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
 def test_a_malformed_export_names_its_line_and_column(tmp_path, capsys):
     best = hand_export(tmp_path)
     best.write_text("learning_rate: [0.1\n")

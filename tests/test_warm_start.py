@@ -182,6 +182,20 @@ BAD_CONFIGS = [
         "malformed YAML: line 1, column 23: expected ',' or '}', but got '<stream end>'",
     ),
     ("malformed-json", "c.json", '[{"learning_rate": }]', "malformed JSON: line 1, column 20: Expecting value"),
+    ("deep-json", "c.json", "[" * 100_000 + "]" * 100_000, "nested too deeply to be a list of configs"),
+    ("deep-yaml", "c.yaml", "[" * 5_000 + "]" * 5_000, "nested too deeply to be a list of configs"),
+    (
+        "huge-int-json",
+        "c.json",
+        '[{"gradient_accumulation_steps": ' + "9" * 5000 + "}]",
+        "malformed JSON: Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits",
+    ),
+    (
+        "nul-bytes",
+        "c.yaml",
+        "- {learning_rate: 1e-3}\0",
+        "is not a text file (it holds NUL bytes); a configs file is UTF-8 YAML or JSON",
+    ),
 ]
 
 

@@ -49,7 +49,10 @@ def checked(ds: datasets.Dataset, column: str, split: str, source, file: str | N
         rows.append(row)
     if not decoded:
         return ds
-    return ds.remove_columns(column).add_column(column, [[message(m) for m in row] for row in rows])
+    # Built anew, not `remove_columns(column).add_column(...)`: a split whose one column is the chat (a CSV
+    # of chats alone) would have no rows left to add the decoded column to.
+    kept = {name: ds[name] for name in ds.column_names if name != column}
+    return datasets.Dataset.from_dict({**kept, column: [[message(m) for m in row] for row in rows]})
 
 
 def message(m: dict) -> dict[str, str]:

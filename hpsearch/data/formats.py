@@ -36,8 +36,12 @@ def read_file(path: Path, source) -> datasets.Dataset:
                 frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
         return datasets.Dataset.from_pandas(_one_type_per_column(frame), preserve_index=False)
     except Exception as exc:  # a malformed file is bad input, not a crash
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {reason}") from None
+        raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """An exception's first line, cut to 200 characters (its type's name when it says nothing)."""
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def without_pandas_index(ds: datasets.Dataset) -> datasets.Dataset:
@@ -66,7 +70,12 @@ def _saved(path: Path) -> bool:
 
 def local_splits(path: Path, source) -> dict[str, Path] | datasets.DatasetDict:
     if path.is_dir() and _saved(path):  # a DatasetDict's splits; a single Dataset is the train split
-        loaded = datasets.load_from_disk(str(path))
+        try:
+            loaded = datasets.load_from_disk(str(path))
+        except Exception as exc:  # a damaged folder (a state.json that is not JSON, a missing .arrow file)
+            raise SpecError(
+                source, "data.path", f"cannot read {path} as a save_to_disk folder: {_reason(exc)}"
+            ) from None
         return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
     if path.is_file():
         if path.suffix.lower() not in READERS:
@@ -90,9 +99,10 @@ def hub_splits(name: str, source) -> datasets.DatasetDict:
     try:
         loaded = datasets.load_dataset(name)
     except Exception as exc:  # offline, unknown id, private: one line, not a traceback
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise SpecError(
-            source, "data.path", f"{name!r} is not a local file or folder, and the hub could not load it: {reason}"
+            source,
+            "data.path",
+            f"{name!r} is not a local file or folder, and the hub could not load it: {_reason(exc)}",
         ) from None
     if not isinstance(loaded, datasets.DatasetDict):
         loaded = datasets.DatasetDict({"train": loaded})

@@ -25,7 +25,7 @@ import yaml
 
 from hpsearch.orchestration import worker
 from hpsearch.spec import ParamSpec, Spec, SpecError
-from hpsearch.spec.load import _Loader, malformed_yaml
+from hpsearch.spec.load import _Loader, malformed_yaml, read_text
 from hpsearch.spec.messages import raise_all
 
 RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
@@ -113,19 +113,24 @@ def clip(value: Any, param: ParamSpec) -> Any:
 
 
 def _read(path: Path) -> Any:
+    try:  # as a study file is read: UTF-8 text without NUL bytes, a byte order mark skipped
+        text = read_text(path, "a configs file is UTF-8 YAML or JSON").removeprefix("\ufeff")
+    except OSError as exc:
+        raise SpecError(path, "", f"cannot read it: {exc.strerror}") from None
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, "", f"cannot read it: {exc}") from None
-    if path.suffix.lower() == ".json":
+        if path.suffix.lower() == ".json":
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SpecError(path, "", f"malformed JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            except ValueError as exc:  # an integer of more digits than Python converts
+                raise SpecError(path, "", f"malformed JSON: {str(exc).split(';')[0]}") from None
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(path, "", f"malformed JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    try:
-        return yaml.load(text, Loader=_Loader)  # the study file's loader: 5e-5 is a float
-    except yaml.YAMLError as exc:
-        raise malformed_yaml(path, exc) from None
+            return yaml.load(text, Loader=_Loader)  # the study file's loader: 5e-5 is a float
+        except yaml.YAMLError as exc:
+            raise malformed_yaml(path, exc) from None
+    except RecursionError:
+        raise SpecError(path, "", "nested too deeply to be a list of configs") from None
 
 
 def load_configs(path: str | Path, spec: Spec) -> list[dict[str, Any]]:

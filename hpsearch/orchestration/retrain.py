@@ -18,7 +18,7 @@ from hpsearch.errors import cannot_write
 from hpsearch.orchestration import preflight
 from hpsearch.results import export, versions
 from hpsearch.spec import SpecError, parse_spec
-from hpsearch.spec.load import malformed_yaml
+from hpsearch.spec.load import malformed_yaml, read_text
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
 from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
 from hpsearch.spec.training_args import check_training_argument, named_twice, twice_message
@@ -47,10 +47,13 @@ MANIFEST_FIELDS = {
 def _read_mapping(file: Path) -> dict[str, Any]:
     if not file.is_file():
         raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
+    text = read_text(file, "an export is the UTF-8 YAML or JSON hpsearch export writes")
     try:
-        loaded = yaml.safe_load(file.read_text())  # JSON is YAML too
+        loaded = yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as exc:
         raise malformed_yaml(file, exc) from None
+    except RecursionError:
+        raise SpecError(file, "", "nested too deeply to be an export (write it with: hpsearch export STUDY)") from None
     if not isinstance(loaded, dict):
         raise SpecError(file, "", "must be a mapping (write it with: hpsearch export STUDY)")
     return loaded
@@ -82,7 +85,29 @@ def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise SpecError(
             manifest_file, "stop_at_step", f"{stop!r} is not a step of the trial (1 to {trained}): export again"
         )
+    if not isinstance(manifest.get("params") or {}, dict):
+        raise SpecError(
+            manifest_file, "params", f"{manifest['params']!r} is not a mapping of param: value: export again"
+        )
+    _check_confirmation(manifest.get("confirmation"), manifest_file)
     return arguments, manifest
+
+
+def _check_confirmation(confirmed: Any, manifest_file: Path) -> None:
+    """`confirmation` as `hpsearch confirm` writes it (null, or low, high and n), checked before training:
+    it is read only once the model is trained."""
+    if confirmed is None or (isinstance(confirmed, dict) and confirmed.get("low") is None):
+        return
+    numbers = isinstance(confirmed, dict) and all(
+        isinstance(confirmed.get(k), (int, float)) and not isinstance(confirmed.get(k), bool)
+        for k in ("low", "high", "n")
+    )
+    if not numbers:
+        raise SpecError(
+            manifest_file,
+            "confirmation",
+            f"{confirmed!r} is not allowed; null, or numbers low, high and n: export again",
+        )
 
 
 def _stored_spec(manifest: dict[str, Any], params: dict[str, Any], source: Path) -> dict[str, Any]:

@@ -81,11 +81,12 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def read_text(path: Path) -> str:
-    """The file as UTF-8 text; a binary file or another encoding is a user error, not a traceback."""
+def read_text(path: Path, expected: str = "a study file is UTF-8 YAML") -> str:
+    """The file as UTF-8 text; a binary file or another encoding is a user error, not a traceback
+    (`expected` says what the file should be)."""
     data = path.read_bytes()
     if b"\0" in data:
-        raise SpecError(path, "", "is not a text file (it holds NUL bytes); a study file is UTF-8 YAML")
+        raise SpecError(path, "", f"is not a text file (it holds NUL bytes); {expected}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hpsearch.errors import SpecError
+
 # Extensions that make a value a local file rather than a hub id (the data readers' and friends').
 FILE_SUFFIXES = {".csv", ".json", ".jsonl", ".parquet", ".tsv", ".txt", ".yaml", ".yml", ".arrow"}
 
@@ -25,12 +27,20 @@ def resolve_path(value: str, dotted: str, source: Path, from_cli: set[str]) -> s
     parts = Path(value).parts
     looks_local = (
         candidate.exists()
+        or candidate.is_symlink()  # a link, if to nothing, is the user's: named as such, not looked up on the hub
         or value.startswith((".", "/", "~"))
         or len(parts) > 2
         or Path(value).suffix.lower() in FILE_SUFFIXES
         or (base / parts[0]).is_dir()
     )
-    return str(candidate.resolve()) if looks_local else value
+    if not looks_local:
+        return value
+    try:
+        return str(candidate.resolve())
+    except RuntimeError:  # Python < 3.13 (3.13 raises OSError ELOOP)
+        raise SpecError(source, dotted, f"{value}: a loop of symbolic links, it leads to no file or folder") from None
+    except OSError as exc:
+        raise SpecError(source, dotted, f"{value}: {exc.strerror}") from None
 
 
 def cache_dir() -> Path:
