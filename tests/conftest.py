@@ -104,9 +104,10 @@ def seeded_tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """Each test gets its own tokenization cache."""
-    monkeypatch.setenv("HPSEARCH_CACHE", str(tmp_path / "cache"))
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own hpsearch cache (tokenized splits, the TrainingArguments table), outside its
+    tmp_path: a test that checks bad input wrote nothing there does not see the cache."""
+    monkeypatch.setenv("HPSEARCH_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture

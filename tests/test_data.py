@@ -8,6 +8,7 @@ import pytest
 
 from hpsearch.data import sources as data
 from hpsearch.spec import DataSpec, SpecError
+from hpsearch.spec.paths import cache_dir
 from hpsearch.tasks import classification
 
 from .conftest import write_intents
@@ -163,7 +164,7 @@ def test_tokenization_is_cached_by_tokenizer_length_and_data(intents_data, make_
     assert first.train["input_ids"] == again.train["input_ids"]
     assert max(map(len, longer.train["input_ids"])) <= 8
     assert first.train["labels"][:4] == [first.labels.index(x) for x in raw.train["label"][:4]]
-    assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 3
+    assert len(list((cache_dir() / "tokenized").iterdir())) == 3
 
 
 def test_macro_f1_matches_its_definition():
