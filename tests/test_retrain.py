@@ -194,6 +194,12 @@ def hand_export(folder, **arguments):
             "gradient_checkpointing",
             "is the old name of activation_checkpointing, which is set too (activation_checkpointing)",
         ),
+        # The study file's range checks, and what TrainingArguments itself refuses, before anything trains
+        ({"learning_rate": float("nan")}, "learning_rate", "nan is not allowed; a finite number"),
+        ({"per_device_train_batch_size": 0}, "per_device_train_batch_size", "0 is not allowed; per_device_train"),
+        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps", "0 is not allowed; gradient_accumul"),
+        ({"seed": 10**20}, "seed", "100000000000000000000 is not allowed; a whole number in [0, 4294967295]"),
+        ({"warmup_steps": -1}, "warmup_steps", "TrainingArguments rejects it: "),
     ],
 )
 def test_a_hand_edited_export_is_refused_naming_its_key(tmp_path, capsys, arguments, key, message):

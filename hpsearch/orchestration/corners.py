@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable
 
 from hpsearch.spec import Spec, SpecError
 from hpsearch.spec.training_args import OLD_NAME_WARNING
@@ -24,28 +25,24 @@ def _example_params(spec: Spec) -> list[tuple[str, dict]]:
 
 def check_training_arguments(spec: Spec) -> None:
     """TrainingArguments built for the space's corners: a value transformers refuses is a study error."""
+    for field, params in _example_params(spec):
+        sections = [("train", spec.train), ("search", spec.search)]
+        build_or_refuse(
+            training_arguments(spec, params), spec.source, sections[:: -1 if field.startswith("search") else 1], field
+        )
+
+
+def build_or_refuse(arguments: dict, source, sections: list[tuple[str, Iterable[str]]], field: str) -> None:
+    """TrainingArguments(**arguments), or a SpecError keyed by the key its message names (`Got warmup_steps =
+    -0.1`): the first of `sections`' keys (`section.key`, or the key alone for the section ""), else `field`."""
     from transformers import TrainingArguments
 
-    for field, params in _example_params(spec):
-        try:
-            with warnings.catch_warnings():  # an old name is said once, as a note (training.trainer.notes)
-                warnings.filterwarnings("ignore", message=OLD_NAME_WARNING, category=FutureWarning)
-                TrainingArguments(output_dir="unused", **training_arguments(spec, params))
-        except (ValueError, TypeError, ImportError) as exc:
-            reason = str(exc).splitlines()[0][:300]
-            raise SpecError(
-                spec.source, _named_key(spec, reason, field), f"TrainingArguments rejects it: {reason}"
-            ) from None
-
-
-def _named_key(spec: Spec, reason: str, field: str) -> str:
-    """The study key transformers' message names (`Got warmup_steps = -0.1`), else `field`."""
-    named = set(re.findall(r"\w+", reason))
-    sections = [("train", spec.train), ("search", spec.search)]
-    if field.startswith("search"):
-        sections.reverse()
-    for section, keys in sections:
-        for key in keys:
-            if key in named:
-                return f"{section}.{key}"
-    return field
+    try:
+        with warnings.catch_warnings():  # an old name is said once, as a note (training.trainer.notes)
+            warnings.filterwarnings("ignore", message=OLD_NAME_WARNING, category=FutureWarning)
+            TrainingArguments(output_dir="unused", **arguments)
+    except (ValueError, TypeError, ImportError) as exc:
+        reason = str(exc).splitlines()[0][:300]
+        named = set(re.findall(r"\w+", reason))
+        key = next((f"{s}.{k}" if s else k for s, keys in sections for k in keys if k in named), field)
+        raise SpecError(source, key, f"TrainingArguments rejects it: {reason}") from None

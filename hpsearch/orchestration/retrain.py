@@ -15,13 +15,12 @@ import yaml
 
 from hpsearch.data import augment
 from hpsearch.errors import cannot_write
-from hpsearch.orchestration import preflight
+from hpsearch.orchestration import corners, preflight
 from hpsearch.results import export, versions
 from hpsearch.spec import SpecError, parse_spec
 from hpsearch.spec.load import malformed_yaml, read_text
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
-from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
-from hpsearch.spec.training_args import check_training_argument, named_twice, twice_message
+from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH, check_arguments
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
@@ -59,20 +58,11 @@ def _read_mapping(file: Path) -> dict[str, Any]:
     return loaded
 
 
-def _check_arguments(arguments: dict[str, Any], path: Path) -> None:
-    """Each training argument a TrainingArguments field of a type it takes (the study file's check), so a
-    hand-edited export is refused naming its key, not by TrainingArguments' TypeError; nor one argument under
-    both its old and its new name, of which TrainingArguments would drop the old without a word."""
-    for name, value in arguments.items():
-        check_training_argument(str(name), value, path, "")
-    for old, new in named_twice(arguments):
-        raise SpecError(path, old, twice_message(new, new))
-
-
 def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(training arguments, manifest) of an export; SpecError when either is missing or malformed."""
     arguments = _read_mapping(path)
-    _check_arguments(arguments, path)
+    check_arguments(arguments, path)  # a hand-edited one is refused naming its key, not by TrainingArguments
+    corners.build_or_refuse(arguments, path, [("", arguments)], "")
     manifest_file = export.manifest_path(path)
     manifest = _read_mapping(manifest_file)
     for key, kind in MANIFEST_FIELDS.items():

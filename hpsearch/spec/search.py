@@ -9,6 +9,8 @@ from typing import Any
 
 from hpsearch.errors import SpecError
 from hpsearch.spec.fields import SEEDS, finite, is_seed
+from hpsearch.spec.messages import raise_all
+from hpsearch.spec.rules import Problems
 from hpsearch.spec.schema import SearchRange
 from hpsearch.spec.training_args import (
     RENAMED_TRAINING_ARGUMENTS,
@@ -95,6 +97,18 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
         problems.add(where, f"{value!r} is not allowed; {name} must be > 0")
     if name in SEED_ARGUMENTS and number and not is_seed(value):
         problems.add(where, f"{value!r} is not allowed; {SEEDS}")
+
+
+def check_arguments(arguments: dict[str, Any], source) -> None:
+    """A file of training arguments (an export, perhaps edited by hand) checked as a study file's `train` values
+    are: each a TrainingArguments field, of a type it takes, finite, in range (batch sizes above 0, seeds), and no
+    argument under both its old and its new name; every error at once, keyed by the argument."""
+    problems = Problems(source)
+    for name, value in arguments.items():
+        check_value(str(name), value, str(name), "", problems)
+    for old, new in named_twice(arguments):
+        problems.add(old, twice_message(new, new))
+    raise_all(problems)
 
 
 def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
