@@ -79,6 +79,7 @@ def test_parse_value():
     assert parse_value("true") is True
     assert parse_value("[8, 16]") == [8, 16]
     assert parse_value("sqlite:///x.db") == "sqlite:///x.db"
+    assert parse_value("!!int ten") == "!!int ten"  # a string, refused where a number is wanted
 
 
 def test_data_path_relative_to_study_file_but_set_paths_relative_to_cwd(tmp_path, make_study, monkeypatch):
@@ -234,6 +235,11 @@ def test_an_unknown_metric_is_not_also_asked_for_a_direction(make_study):
         ("name: x\ntrain:\n  null: 3\n", "line 3: the key 'null' (read as None) is not a name; quote it"),
         ("1: x\n", "line 1: the key '1' (read as 1) is not a name; quote it"),
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        # A tag whose value PyYAML cannot convert raised its own ValueError, KeyError or TypeError.
+        ("name: x\nbudget:\n  n_trials: !!int ten\n", "line 3, column 13: !!int cannot read 'ten'"),
+        ("name: x\ntrain:\n  use_cpu: !!bool maybe\n", "line 3, column 12: !!bool cannot read 'maybe'"),
+        ("name: !!timestamp today\n", "line 1, column 7: !!timestamp cannot read 'today'"),
+        ("name: x\ntrain: !!map [1]\n", "line 2, column 8: expected a mapping node, but found sequence"),
     ],
 )
 def test_yaml_a_study_file_cannot_be_is_refused_with_its_line(tmp_path, text, message):
