@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hpsearch.errors import SpecError, shown
+
 # Extensions that make a value a local file rather than a hub id (the data readers' and friends').
 FILE_SUFFIXES = {".csv", ".json", ".jsonl", ".parquet", ".tsv", ".txt", ".yaml", ".yml", ".arrow"}
 
@@ -23,14 +25,18 @@ def resolve_path(value: str, dotted: str, source: Path, from_cli: set[str]) -> s
     if not candidate.is_absolute():
         candidate = base / candidate
     parts = Path(value).parts
-    looks_local = (
-        candidate.exists()
-        or value.startswith((".", "/", "~"))
-        or len(parts) > 2
-        or Path(value).suffix.lower() in FILE_SUFFIXES
-        or (base / parts[0]).is_dir()
-    )
-    return str(candidate.resolve()) if looks_local else value
+    try:
+        looks_local = (
+            candidate.exists()
+            or value.startswith((".", "/", "~"))
+            or len(parts) > 2
+            or Path(value).suffix.lower() in FILE_SUFFIXES
+            or (base / parts[0]).is_dir()
+        )
+        return str(candidate.resolve()) if looks_local else value
+    except OSError as exc:  # a name too long for the file system (ENAMETOOLONG), ...: not a path, nor a hub id
+        given = f"{shown(value)} cannot be looked up ({exc.strerror})"
+        raise SpecError(source, dotted, f"{given}; give a local path or a hub id (org/name)") from None
 
 
 def cache_dir() -> Path:
