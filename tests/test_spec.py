@@ -198,6 +198,9 @@ BAD = [
     # The closest name is one the section refuses: why, not "did you mean" a key that would be refused next
     ({"train__lora_rr": 8}, "train.lora_rr", "unknown key (lora_r, the closest, not a TrainingArguments field but"),
     ({"train__eval_step": 8}, "train.eval_step", "unknown key (eval_steps, the closest, cannot be set; evaluations"),
+    # A long value is quoted cut to 60 characters, as everywhere else (it was quoted whole: a 5,000-character line)
+    ({"data__max_length": "x" * 5000}, "data.max_length", "must be int, got '" + "x" * 56 + "..."),
+    ({"task": "t" * 5000}, "task", "'" + "t" * 56 + "... is not allowed; allowed: "),
     # A name longer than the file system takes (ENAMETOOLONG) was an OSError from the path lookup.
     ({"data__path": "d" * 300}, "data.path", "cannot be looked up (File name too long); give a local path or a hub"),
     ({"model__name_or_path": "m" * 300}, "model.name_or_path", "cannot be looked up (File name too long)"),
