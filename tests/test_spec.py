@@ -201,6 +201,8 @@ BAD = [
     # A long value is quoted cut to 60 characters, as everywhere else (it was quoted whole: a 5,000-character line)
     ({"data__max_length": "x" * 5000}, "data.max_length", "must be int, got '" + "x" * 56 + "..."),
     ({"task": "t" * 5000}, "task", "'" + "t" * 56 + "... is not allowed; allowed: "),
+    # NAME.db beside the study file: a longer name was 'error: OSError: File name too long' from validate and run
+    ({"name": "n" * 201}, "name", "'" + "n" * 56 + "...: use at most 200 letters, digits"),
     # A name longer than the file system takes (ENAMETOOLONG) was an OSError from the path lookup.
     ({"data__path": "d" * 300}, "data.path", "cannot be looked up (File name too long); give a local path or a hub"),
     ({"model__name_or_path": "m" * 300}, "model.name_or_path", "cannot be looked up (File name too long)"),
