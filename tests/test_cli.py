@@ -52,6 +52,8 @@ CASES = [
     ("missing-column", {"data__text_column": "query"}, None, "data.text_column", "columns: 'text', 'intent'"),
     ("eval-label-not-in-train", {}, unknown_eval_label, "data.eval_split", "complaint"),
     ("missing-model", {}, missing_model, "model.name_or_path", "no such model folder"),
+    # neither a folder nor a hub id: huggingface_hub's HFValidationError was 'error: HFValidationError', exit 1
+    ("not-a-hub-id", {"model__name_or_path": "a b"}, None, "model.name_or_path", "'a b' is not a local folder nor"),
     ("bad-override", {}, None, "--set", "KEY=VALUE"),
     ("label-missing", {}, lambda p: blank_label(p), "data.label_column", "have no 'intent'"),
     ("malformed-csv", {}, lambda p: broken_csv(p), "data.path", "cannot read validation.csv"),

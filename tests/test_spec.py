@@ -79,6 +79,7 @@ def test_parse_value():
     assert parse_value("true") is True
     assert parse_value("[8, 16]") == [8, 16]
     assert parse_value("sqlite:///x.db") == "sqlite:///x.db"
+    assert parse_value("!!int ten") == "!!int ten"  # a string, refused where a number is wanted
 
 
 def test_data_path_relative_to_study_file_but_set_paths_relative_to_cwd(tmp_path, make_study, monkeypatch):
@@ -197,6 +198,14 @@ BAD = [
     # The closest name is one the section refuses: why, not "did you mean" a key that would be refused next
     ({"train__lora_rr": 8}, "train.lora_rr", "unknown key (lora_r, the closest, not a TrainingArguments field but"),
     ({"train__eval_step": 8}, "train.eval_step", "unknown key (eval_steps, the closest, cannot be set; evaluations"),
+    # A long value is quoted cut to 60 characters, as everywhere else (it was quoted whole: a 5,000-character line)
+    ({"data__max_length": "x" * 5000}, "data.max_length", "must be int, got '" + "x" * 56 + "..."),
+    ({"task": "t" * 5000}, "task", "'" + "t" * 56 + "... is not allowed; allowed: "),
+    # NAME.db beside the study file: a longer name was 'error: OSError: File name too long' from validate and run
+    ({"name": "n" * 201}, "name", "'" + "n" * 56 + "...: use at most 200 letters, digits"),
+    # A name longer than the file system takes (ENAMETOOLONG) was an OSError from the path lookup.
+    ({"data__path": "d" * 300}, "data.path", "cannot be looked up (File name too long); give a local path or a hub"),
+    ({"model__name_or_path": "m" * 300}, "model.name_or_path", "cannot be looked up (File name too long)"),
 ]
 
 
@@ -234,6 +243,11 @@ def test_an_unknown_metric_is_not_also_asked_for_a_direction(make_study):
         ("name: x\ntrain:\n  null: 3\n", "line 3: the key 'null' (read as None) is not a name; quote it"),
         ("1: x\n", "line 1: the key '1' (read as 1) is not a name; quote it"),
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        # A tag whose value PyYAML cannot convert raised its own ValueError, KeyError or TypeError.
+        ("name: x\nbudget:\n  n_trials: !!int ten\n", "line 3, column 13: !!int cannot read 'ten'"),
+        ("name: x\ntrain:\n  use_cpu: !!bool maybe\n", "line 3, column 12: !!bool cannot read 'maybe'"),
+        ("name: !!timestamp today\n", "line 1, column 7: !!timestamp cannot read 'today'"),
+        ("name: x\ntrain: !!map [1]\n", "line 2, column 8: expected a mapping node, but found sequence"),
     ],
 )
 def test_yaml_a_study_file_cannot_be_is_refused_with_its_line(tmp_path, text, message):

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from hpsearch.errors import shown
+
 # The error type the message translator passes through as written (see messages.py).
 SPEC_ERROR = "spec"
 
@@ -31,12 +33,25 @@ class Section(BaseModel):
     )
 
 
+class _Given:
+    """A value as a rule's message quotes it: `{v!r}` cut to 60 characters (errors.shown), `{v}` as is."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return shown(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
 def rule(ok: Callable[[Any], bool], message: str) -> AfterValidator:
-    """A check of one value; `message` is formatted with the value as `{v}` (or `{v!r}`)."""
+    """A check of one value; `message` is formatted with the value as `{v}` (or `{v!r}`, cut)."""
 
     def check(value: Any) -> Any:
         if value is not None and not ok(value):
-            raise fail(message.format(v=value))
+            raise fail(message.format(v=_Given(value)))
         return value
 
     return AfterValidator(check)

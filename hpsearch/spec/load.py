@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, shown
 from hpsearch.spec.build import parse_spec
 from hpsearch.spec.paths import resolve_path
 from hpsearch.spec.types import Spec
@@ -41,7 +41,17 @@ class _Loader(yaml.SafeLoader):
     refuses a key given twice in one mapping (PyYAML would keep the last silently) and a key that is not
     a name (`1:`, `null:`, `? [a, b]`)."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError):  # `!!int abc`, `!!bool maybe`
+            value = shown(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
+            problem = f"{node.tag.replace('tag:yaml.org,2002:', '!!')} cannot read {value}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if not isinstance(node, yaml.MappingNode):  # `!!map [1]`: PyYAML's own error, with its line
+            return super().construct_mapping(node, deep=deep)
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, shown
 from hpsearch.spec.fields import SPEC_ERROR
 
 _TYPE_NAMES = {
@@ -112,7 +112,7 @@ def _message(errors: list[dict], keys: list[str], holder: type[BaseModel] | None
     given = first["input"]
     kind = first["type"]
     if any(e["type"] == "finite_number" for e in errors):  # nan or inf: not a type problem of a union
-        return f"{given!r} is not allowed; a finite number"
+        return f"{shown(given)} is not allowed; a finite number"
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
@@ -123,13 +123,13 @@ def _message(errors: list[dict], keys: list[str], holder: type[BaseModel] | None
             return f"unknown key for {keys[0]} {label}; allowed: {', '.join(names)}"
         return f"unknown key; allowed: {', '.join(sorted(names))}"
     if kind == "union_tag_invalid":
-        return f"{first['ctx']['tag']!r} is not allowed; allowed: {_quoted(first['ctx']['expected_tags'])}"
+        return f"{shown(first['ctx']['tag'])} is not allowed; allowed: {_quoted(first['ctx']['expected_tags'])}"
     if kind == "literal_error" and len(errors) == 1:
-        return f"{given!r} is not allowed; allowed: {_quoted(first['ctx']['expected'])}"
+        return f"{shown(given)} is not allowed; allowed: {_quoted(first['ctx']['expected'])}"
     names = [_TYPE_NAMES.get(e["type"]) for e in errors]
     if all(names):
-        return f"must be {' or '.join(dict.fromkeys(names))}, got {given!r}"
-    return f"{given!r}: {first['msg']}"
+        return f"must be {' or '.join(dict.fromkeys(names))}, got {shown(given)}"
+    return f"{shown(given)}: {first['msg']}"
 
 
 def spec_errors(exc: ValidationError, root: type[BaseModel], source: str | Path) -> list[SpecError]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, shown
 
 # Extensions that make a value a local file rather than a hub id (the data readers' and friends').
 FILE_SUFFIXES = {".csv", ".json", ".jsonl", ".parquet", ".tsv", ".txt", ".yaml", ".yml", ".arrow"}
@@ -25,22 +25,21 @@ def resolve_path(value: str, dotted: str, source: Path, from_cli: set[str]) -> s
     if not candidate.is_absolute():
         candidate = base / candidate
     parts = Path(value).parts
-    looks_local = (
-        candidate.exists()
-        or candidate.is_symlink()  # a link, if to nothing, is the user's: named as such, not looked up on the hub
-        or value.startswith((".", "/", "~"))
-        or len(parts) > 2
-        or Path(value).suffix.lower() in FILE_SUFFIXES
-        or (base / parts[0]).is_dir()
-    )
-    if not looks_local:
-        return value
     try:
-        return str(candidate.resolve())
+        looks_local = (
+            candidate.exists()
+            or candidate.is_symlink()  # a link, if to nothing, is the user's: named as such, not looked up on the hub
+            or value.startswith((".", "/", "~"))
+            or len(parts) > 2
+            or Path(value).suffix.lower() in FILE_SUFFIXES
+            or (base / parts[0]).is_dir()
+        )
+        return str(candidate.resolve()) if looks_local else value
     except RuntimeError:  # Python < 3.13 (3.13 raises OSError ELOOP)
         raise SpecError(source, dotted, f"{value}: a loop of symbolic links, it leads to no file or folder") from None
-    except OSError as exc:
-        raise SpecError(source, dotted, f"{value}: {exc.strerror}") from None
+    except OSError as exc:  # a name too long for the file system (ENAMETOOLONG), ...: not a path, nor a hub id
+        given = f"{shown(value)} cannot be looked up ({exc.strerror})"
+        raise SpecError(source, dotted, f"{given}; give a local path or a hub id (org/name)") from None
 
 
 def cache_dir() -> Path:

@@ -77,13 +77,13 @@ def _usable_url(url: str) -> str:
     return url
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")  # NAME.db-wal and friends fit a file name (255 bytes)
 
 
 class StudyFile(Section):
     """A study file: what to fine-tune, on what data, what to search and how long."""
 
-    name: Annotated[str, rule(lambda v: _NAME.fullmatch(v), "{v!r}: use letters, digits, '-', '_' and '.'")]
+    name: Annotated[str, rule(lambda v: _NAME.fullmatch(v), "{v!r}: use at most 200 letters, digits, '-', '_' and '.'")]
     """The study's name: its database (NAME.db beside the study file) and report are named after it."""
     task: Literal[TASKS]
     """What the model learns."""

@@ -6,6 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from hpsearch.errors import shown
 from hpsearch.spec import SpecError
 
 # The dropout probabilities of transformers' configs, by the names their config classes give them:
@@ -64,8 +65,18 @@ def resolve_model(name_or_path: str, source, field: str = "model.name_or_path") 
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise SpecError(source, field, f"no such model folder: {name_or_path}")
     from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
 
-    if isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
+    try:
+        cached = try_to_load_from_cache(name_or_path, "config.json")
+    except HFValidationError:  # `a b`, `a\nb`, 97 characters: the hub's own error, not a user message
+        raise SpecError(
+            source,
+            field,
+            f"{shown(name_or_path)} is not a local folder nor a hub id (org/name of at most 96 letters, digits, "
+            "'-', '_', '.')",
+        ) from None
+    if isinstance(cached, str):
         return name_or_path
     if _offline():
         raise SpecError(
