@@ -5,7 +5,7 @@ Each verb runs as its own process (`python -m hpsearch.cli VERB ...`, this repos
 importing hpsearch from --before (a checkout of another revision, e.g. `git worktree add /tmp/before REV`), the
 "after" side from this repository, the order alternating over --repeats. Both sides share one empty
 `HPSEARCH_CACHE` made for the run, filled by an untimed call of each side first ("warm", what a user waits for
-after the first call); `--cold` also times each side's first call on an emptied cache, once a repeat. Reported
+after the first call); `--cold` also times each call on another cache, emptied before it (a first call). Reported
 as medians over repeats, ratio = after / before.
 
 The study must have been run (its database beside it): `make demo` runs studies/quickstart.yaml.
@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
         kind: {side: {} for side in sides} for kind in ("warm", "cold")
     }
     with tempfile.TemporaryDirectory(prefix="hpsearch-bench-cli-") as tmp:
-        scratch, cache = Path(tmp), Path(tmp) / "cache"
+        scratch, cache, cold = Path(tmp), Path(tmp) / "cache", Path(tmp) / "cold-cache"
         commands = verbs(opts.study.resolve(), scratch)
         for side in sides.values():  # untimed: fill the cache, and the OS's file cache
             for argv_ in commands.values():
@@ -90,9 +90,9 @@ def main(argv=None) -> dict:
             for verb, argv_ in commands.items():
                 for name, side in order:
                     times["warm"][name].setdefault(verb, []).append(timed(side, argv_, cache))
-                    if opts.cold:
-                        shutil.rmtree(cache, ignore_errors=True)
-                        times["cold"][name].setdefault(verb, []).append(timed(side, argv_, cache))
+                    if opts.cold:  # a cache of its own, emptied: the warm one stays filled
+                        shutil.rmtree(cold, ignore_errors=True)
+                        times["cold"][name].setdefault(verb, []).append(timed(side, argv_, cold))
     rows = {}
     for kind in ("warm", "cold") if opts.cold else ("warm",):
         for verb in commands:
