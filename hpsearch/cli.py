@@ -30,7 +30,7 @@ from hpsearch.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 
 
 def _schema(args) -> int:
-    from hpsearch.spec.schema import json_schema
+    from hpsearch.spec.training_schema import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return 0

@@ -43,7 +43,7 @@ def test_a_reader_that_stops_reading_ends_the_verb_without_an_error_message():
 
 def test_the_json_schema_carries_the_bounds_the_rules_refuse():
     """An editor reading the schema flags `n_trials: 0` or a negative seed, as validate does."""
-    from hpsearch.spec.schema import json_schema
+    from hpsearch.spec.training_schema import json_schema
 
     defs = json_schema()["$defs"]
 
@@ -61,7 +61,7 @@ def test_the_json_schema_carries_the_bounds_the_rules_refuse():
 
 @pytest.fixture(scope="module")
 def schema() -> dict:
-    from hpsearch.spec.schema import json_schema
+    from hpsearch.spec.training_schema import json_schema
 
     return json_schema()
 

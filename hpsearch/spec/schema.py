@@ -161,18 +161,6 @@ def _default_sampler():
     return TpeSampler()
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a study file, for editors' YAML language servers: its `train` and `search` keys
-    are those validate takes of the installed transformers' TrainingArguments (imported here, with torch)."""
-    from hpsearch.spec.training_schema import add_training_arguments
-
-    schema = StudyFile.model_json_schema()
-    add_training_arguments(schema)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "hpsearch study file"
-    return schema
-
-
 def stored_version(stored: dict[str, Any]) -> int:
     """The schema version of a stored spec; one stored before versions existed is version 1."""
     return int(stored.get("schema_version", 1))

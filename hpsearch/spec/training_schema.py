@@ -1,11 +1,12 @@
-"""The JSON Schema of `train` and `search`, made from the installed transformers when it is asked for (so it
-follows the version installed; importing TrainingArguments imports torch): the keys validate takes
+"""The study file's JSON Schema (`hpsearch schema`): pydantic's, with `train` and `search` made from the
+installed transformers when it is asked for (so it follows the version installed): the keys validate takes
 (search.keys), each with the JSON type its TrainingArguments annotation admits and transformers' help."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from hpsearch.spec.schema import StudyFile
 from hpsearch.spec.search import keys
 from hpsearch.spec.training_args import training_choices, training_fields, training_help
 from hpsearch.spec.types import SETTING_PARAMS
@@ -53,3 +54,13 @@ def add_training_arguments(schema: dict[str, Any]) -> None:
     schema["$defs"]["SearchParam"] = search["additionalProperties"]
     search.update(properties={name: _searched(name) for name in keys("search")}, additionalProperties=False)
     train.update(properties={name: _argument(name) for name in keys("train")}, additionalProperties=False)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a study file, for editors' YAML language servers: pydantic's, with `train` and
+    `search` limited to the keys validate takes of the installed transformers' TrainingArguments."""
+    schema = StudyFile.model_json_schema()
+    add_training_arguments(schema)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "hpsearch study file"
+    return schema
