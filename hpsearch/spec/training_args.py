@@ -90,12 +90,12 @@ def _table() -> dict[str, dict[str, Any]]:
     simulate) and `hpsearch schema` need not wait for again."""
     try:
         installed = metadata.version("transformers")
-    except metadata.PackageNotFoundError:
-        installed = None
+    except metadata.PackageNotFoundError:  # no version to key a cached table by (a source checkout on sys.path)
+        return _read_off_transformers()
     path = cache_dir() / f"training-arguments-{TABLE_FORMAT}-transformers-{installed}.json"
     try:
         table = json.loads(path.read_text())
-        if installed is not None and isinstance(table, dict) and set(table) == {"fields", "choices", "help"}:
+        if isinstance(table, dict) and set(table) == {"fields", "choices", "help"}:
             return table
     except (OSError, ValueError):
         pass

@@ -92,10 +92,14 @@ def notes(spec: Spec) -> list[str]:
 
 def old_names_note(spec: Spec) -> str | None:
     """A line for a study that names an argument by transformers' old name (which still takes it, warning)."""
-    used = [f"{section}.{old}" for section in ("train", "search") for old in OLD_NAMES if old in getattr(spec, section)]
-    if not used:
+    renames = ", ".join(
+        f"{section}.{old} to {new}"
+        for section in ("train", "search")
+        for old, new in OLD_NAMES.items()
+        if old in getattr(spec, section)
+    )
+    if not renames:
         return None
-    renames = ", ".join(f"{key} to {OLD_NAMES[key.split('.', 1)[1]]}" for key in used)
     return f"note: {spec.source}: transformers takes these old names until version 6: rename {renames}"
 
 
