@@ -11,16 +11,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hpsearch.data import augment
 from hpsearch.errors import cannot_write
-from hpsearch.orchestration import corners, preflight
+from hpsearch.orchestration import preflight
+from hpsearch.orchestration.export_read import load_export
 from hpsearch.results import export, versions
 from hpsearch.spec import SpecError, parse_spec
-from hpsearch.spec.load import malformed_yaml, read_text
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
-from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH, check_arguments
+from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
@@ -28,76 +26,6 @@ from hpsearch.training.scratch import folder as scratch_folder
 from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
-
-
-# What `hpsearch train` reads from a manifest, with its type; checked before any training.
-MANIFEST_FIELDS = {
-    "spec": dict,
-    "study": str,
-    "trial": int,
-    "metric": str,
-    "value": (int, float),
-    "labels": list,
-    "data": dict,
-    "steps_trained": int,
-}
-
-
-def _read_mapping(file: Path) -> dict[str, Any]:
-    if not file.is_file():
-        raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
-    text = read_text(file, "an export is the UTF-8 YAML or JSON hpsearch export writes")
-    try:
-        loaded = yaml.safe_load(text)  # JSON is YAML too
-    except yaml.YAMLError as exc:
-        raise malformed_yaml(file, exc) from None
-    except RecursionError:
-        raise SpecError(file, "", "nested too deeply to be an export (write it with: hpsearch export STUDY)") from None
-    if not isinstance(loaded, dict):
-        raise SpecError(file, "", "must be a mapping (write it with: hpsearch export STUDY)")
-    return loaded
-
-
-def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(training arguments, manifest) of an export; SpecError when either is missing or malformed."""
-    arguments = _read_mapping(path)
-    check_arguments(arguments, path)  # a hand-edited one is refused naming its key, not by TrainingArguments
-    corners.build_or_refuse(arguments, path, [("", arguments)], "")
-    manifest_file = export.manifest_path(path)
-    manifest = _read_mapping(manifest_file)
-    for key, kind in MANIFEST_FIELDS.items():
-        value = manifest.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-            raise SpecError(manifest_file, key, f"missing or not {expected}: export again")
-    stop, trained = manifest.get("stop_at_step"), manifest["steps_trained"]  # objective.at: best's step
-    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or not 0 < stop <= trained):
-        raise SpecError(
-            manifest_file, "stop_at_step", f"{stop!r} is not a step of the trial (1 to {trained}): export again"
-        )
-    if not isinstance(manifest.get("params") or {}, dict):
-        raise SpecError(
-            manifest_file, "params", f"{manifest['params']!r} is not a mapping of param: value: export again"
-        )
-    _check_confirmation(manifest.get("confirmation"), manifest_file)
-    return arguments, manifest
-
-
-def _check_confirmation(confirmed: Any, manifest_file: Path) -> None:
-    """`confirmation` as `hpsearch confirm` writes it (null, or low, high and n), checked before training:
-    it is read only once the model is trained."""
-    if confirmed is None or (isinstance(confirmed, dict) and confirmed.get("low") is None):
-        return
-    numbers = isinstance(confirmed, dict) and all(
-        isinstance(confirmed.get(k), (int, float)) and not isinstance(confirmed.get(k), bool)
-        for k in ("low", "high", "n")
-    )
-    if not numbers:
-        raise SpecError(
-            manifest_file,
-            "confirmation",
-            f"{confirmed!r} is not allowed; null, or numbers low, high and n: export again",
-        )
 
 
 def _stored_spec(manifest: dict[str, Any], params: dict[str, Any], source: Path) -> dict[str, Any]:
