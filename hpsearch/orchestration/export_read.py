@@ -11,7 +11,7 @@ import yaml
 from hpsearch.orchestration import corners
 from hpsearch.results import export
 from hpsearch.spec import SpecError
-from hpsearch.spec.load import malformed_yaml, read_text
+from hpsearch.spec.load import _Loader, malformed_yaml, read_text
 from hpsearch.spec.search import check_arguments
 
 # What `hpsearch train` reads from a manifest, with its type; checked before any training.
@@ -32,7 +32,9 @@ def _read_mapping(file: Path) -> dict[str, Any]:
         raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
     text = read_text(file, "an export is the UTF-8 YAML or JSON hpsearch export writes")
     try:
-        loaded = yaml.safe_load(text)  # JSON is YAML too
+        # The study file's loader (JSON is YAML too): 2e-05 is a float, as json.dumps writes it and as a
+        # hand-edited `learning_rate: 1e-4` means; a key given twice, or one that is not a name, is refused.
+        loaded = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise malformed_yaml(file, exc) from None
     except RecursionError:

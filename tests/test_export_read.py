@@ -1,0 +1,88 @@
+"""`hpsearch train` of a hand-edited export: it trains, or it is refused before any training in one line
+naming the file and the key, with nothing written."""
+
+import json
+
+import pytest
+import yaml
+
+from hpsearch import cli
+from hpsearch.orchestration.export_read import load_export
+
+LABELS = ["cancel", "password", "refund", "track"]
+
+
+@pytest.fixture
+def exported(make_study, tmp_path):
+    """An export of the tiny study as `hpsearch export` writes it (its stored spec, no sweep): (arguments
+    file, manifest) in tmp_path/x."""
+    from hpsearch.spec import load_spec
+
+    spec = load_spec(make_study()).to_dict()
+    folder = tmp_path / "x"
+    folder.mkdir()
+    best = folder / "best.yaml"
+    best.write_text(yaml.safe_dump({"learning_rate": 1e-3, "seed": 42, "use_cpu": True}))
+    manifest = {
+        "study": "tiny",
+        "trial": 0,
+        "metric": "eval_accuracy",
+        "value": 0.5,
+        "params": {"learning_rate": 1e-3},
+        "steps_trained": 4,
+        "task": spec["task"],
+        "model": spec["model"]["name_or_path"],
+        "data": {**spec["data"], "fingerprint": "0"},
+        "spec": spec,
+        "labels": LABELS,
+        "versions": {"torch": "2.13.0"},
+        "train_command": f"hpsearch train {best}",
+    }
+    (folder / "best.manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return best, manifest
+
+
+def write(best, manifest=None, text=None):
+    """The manifest beside `best`, as YAML, or the `text` given."""
+    manifest_file = best.parent / "best.manifest.yaml"
+    manifest_file.write_text(text if text is not None else yaml.safe_dump(manifest, sort_keys=False))
+    return manifest_file
+
+
+def refused(best, capsys, monkeypatch) -> str:
+    """`hpsearch train BEST` exits 2 with one line, before any training and with nothing written."""
+    from hpsearch.orchestration import retrain
+
+    monkeypatch.setattr(retrain, "make_trainer", lambda *a, **k: pytest.fail("reached training"))
+    before = sorted(best.parent.iterdir())
+    assert cli.main(["train", str(best)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and sorted(best.parent.iterdir()) == before, err
+    return err
+
+
+def test_numbers_read_as_the_study_file_reads_them(exported):
+    """json.dumps writes 2e-05 (a usual learning rate), and a hand-edit writes 1e-4: YAML 1.1 read both as
+    text, and train refused them (`learning_rate: must be float, got '2e-05'`)."""
+    best, manifest = exported
+    as_json = best.with_suffix(".json")
+    as_json.write_text(json.dumps({"learning_rate": 2e-5, "seed": 42}))
+    as_json.with_name("best.manifest.json").write_text(json.dumps(manifest))
+    assert load_export(as_json)[0]["learning_rate"] == 2e-5
+    best.write_text("learning_rate: 1e-4\nseed: 42\n")
+    assert load_export(best)[0]["learning_rate"] == 1e-4
+
+
+def test_a_key_twice_or_not_a_name_is_refused(exported, capsys, monkeypatch):
+    """PyYAML kept the last of two keys silently; a `versions` key that is not a name ended in a TypeError."""
+    best, manifest = exported
+    best.write_text("seed: 1\nlearning_rate: 0.1\nseed: 2\n")
+    err = refused(best, capsys, monkeypatch)
+    assert err.startswith(f"error: {best}: malformed YAML: 'seed' is given twice in one mapping: line 1 and line 3")
+    best.write_text("seed: 1\n")
+    manifest_file = write(best, {**manifest, "versions": {1: "2.13.0"}})
+    line = manifest_file.read_text().splitlines().index("  1: 2.13.0") + 1
+    err = refused(best, capsys, monkeypatch)
+    assert (
+        err == f"error: {manifest_file}: malformed YAML: line {line}: the key '1' (read as 1) is not a name; quote it"
+    )
