@@ -86,3 +86,26 @@ def test_a_key_twice_or_not_a_name_is_refused(exported, capsys, monkeypatch):
     assert (
         err == f"error: {manifest_file}: malformed YAML: line {line}: the key '1' (read as 1) is not a name; quote it"
     )
+
+
+@pytest.mark.parametrize(
+    ("versions", "key", "message"),
+    [
+        ({"torch": 2.1}, "versions.torch", "2.1 is not allowed; a version as text (quoted in YAML: '2.10' is not 2.1)"),
+        ({"torch": ["2.13.0"]}, "versions.torch", "['2.13.0'] is not allowed; a version as text"),
+        ("torch 2.13.0", "versions", "'torch 2.13.0' is not allowed; a mapping of package to version"),
+    ],
+    ids=["a-number", "a-list", "text"],
+)
+def test_versions_that_are_not_text_are_refused(exported, capsys, monkeypatch, versions, key, message):
+    """A version YAML reads as a number (2.10 as 2.1) was compared as `2.1 recorded`, after the training."""
+    best, manifest = exported
+    manifest_file = write(best, {**manifest, "versions": versions})
+    assert refused(best, capsys, monkeypatch).startswith(f"error: {manifest_file}: {key}: {message}")
+
+
+def test_a_schema_version_that_is_not_a_number_is_refused(exported, capsys, monkeypatch):
+    """It ended in `ValueError: invalid literal for int()`: the old schedule's migration read it first."""
+    best, manifest = exported
+    manifest_file = write(best, {**manifest, "spec": {**manifest["spec"], "schema_version": "x"}})
+    assert refused(best, capsys, monkeypatch) == f"error: {manifest_file}: schema_version: must be int, got 'x'"

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from hpsearch.errors import shown
 from hpsearch.orchestration import corners
 from hpsearch.results import export
 from hpsearch.spec import SpecError
@@ -66,6 +67,7 @@ def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             manifest_file, "params", f"{manifest['params']!r} is not a mapping of param: value: export again"
         )
     _check_confirmation(manifest.get("confirmation"), manifest_file)
+    _check_versions(manifest.get("versions") or {}, manifest_file)
     return arguments, manifest
 
 
@@ -84,3 +86,17 @@ def _check_confirmation(confirmed: Any, manifest_file: Path) -> None:
             "confirmation",
             f"{confirmed!r} is not allowed; null, or numbers low, high and n: export again",
         )
+
+
+def _check_versions(recorded: Any, manifest_file: Path) -> None:
+    """`versions` as export writes it, package name -> version text (null: not installed, in an older export),
+    checked before training: it is compared only once the model is trained."""
+    if not isinstance(recorded, dict):
+        raise SpecError(manifest_file, "versions", f"{shown(recorded)} is not allowed; a mapping of package to version")
+    for name, version in recorded.items():
+        if not isinstance(name, str) or not (version is None or isinstance(version, str)):
+            raise SpecError(
+                manifest_file,
+                f"versions.{name}",
+                f"{shown(version)} is not allowed; a version as text (quoted in YAML: '2.10' is not 2.1): export again",
+            )

@@ -48,8 +48,8 @@ def _evaluation_on_samples(stored: dict[str, Any], arguments: dict[str, Any]) ->
     """An export of a study stored before schema version 3, when Trainer scheduled evaluations by step:
     its `train.eval_steps` becomes `evaluation.every` (a fraction as it was; steps times the trial's
     effective batch), and the arguments lose the step schedule hpsearch now sets itself."""
-    if stored_version(stored) >= SAMPLES_AXIS_SINCE:
-        return arguments
+    if not isinstance(stored.get("schema_version", 1), int) or stored_version(stored) >= SAMPLES_AXIS_SINCE:
+        return arguments  # a schema_version that is not a number is refused by parse_spec, next
     train = dict(stored.get("train") or {})
     every = train.pop("eval_steps", arguments.get("eval_steps", 0.1))
     for key in SCHEDULED_BY_HPSEARCH:
@@ -59,15 +59,6 @@ def _evaluation_on_samples(stored: dict[str, Any], arguments: dict[str, Any]) ->
     stored.update(train=train, evaluation={**(stored.get("evaluation") or {}), "every": every})
     dropped = {*SCHEDULED_BY_HPSEARCH, *({"logging_strategy", "logging_steps"} - set(train))}
     return {k: v for k, v in arguments.items() if k not in dropped}
-
-
-def _versions_differing(manifest: dict[str, Any], manifest_file: Path) -> dict[str, Any]:
-    """The packages whose version here differs from the manifest's `versions` (the trial's, or the export's
-    for a trial that recorded none): a warning, not an error; nothing to compare in an older manifest."""
-    recorded = manifest.get("versions") or {}
-    if not isinstance(recorded, dict):
-        raise SpecError(manifest_file, "versions", f"{recorded!r} is not allowed; a mapping of package to version")
-    return versions.differing(recorded)
 
 
 def retrain(
@@ -88,7 +79,9 @@ def retrain(
         raise SpecError("hpsearch train", "--out", f"{out}: {problem}; give a folder that can be created or written")
     manifest_file = export.manifest_path(path)
     params = dict(manifest.get("params") or {})
-    versions_differ = _versions_differing(manifest, manifest_file)
+    # The manifest's `versions` (the trial's, or the export's for a trial that recorded none): a warning, not an
+    # error; nothing to compare in an older manifest.
+    versions_differ = versions.differing(manifest.get("versions") or {})
     stored = _stored_spec(manifest, params, manifest_file)
     arguments = _evaluation_on_samples(stored, arguments)
     spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
