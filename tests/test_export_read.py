@@ -109,3 +109,42 @@ def test_a_schema_version_that_is_not_a_number_is_refused(exported, capsys, monk
     best, manifest = exported
     manifest_file = write(best, {**manifest, "spec": {**manifest["spec"], "schema_version": "x"}})
     assert refused(best, capsys, monkeypatch) == f"error: {manifest_file}: schema_version: must be int, got 'x'"
+
+
+@pytest.mark.parametrize(
+    ("metric", "given"), [("nonexistent", "'nonexistent'"), ("eval_nonexistent", "'eval_nonexistent'")]
+)
+def test_a_metric_the_task_does_not_report_is_refused_before_training(exported, capsys, monkeypatch, metric, given):
+    """It trained fully, then ended in `KeyError: 'nonexistent'` with the model not saved. The same rule as
+    a study file's objective.metric, and its list of what the task reports."""
+    best, manifest = exported
+    manifest_file = write(best, {**manifest, "metric": metric})
+    err = refused(best, capsys, monkeypatch)
+    assert err == f"error: {manifest_file}: metric: {given} is not allowed; allowed: accuracy, f1_macro, loss"
+
+
+def test_a_metric_is_named_with_or_without_eval_as_a_study_file_names_it(exported):
+    from hpsearch.orchestration.export_read import parse_stored
+
+    best, manifest = exported
+    stored = {k: v for k, v in manifest["spec"].items() if k != "source"}  # as train parses it
+    for metric in ("eval_f1_macro", "f1_macro"):
+        assert parse_stored(stored, metric, best).objective.key == "eval_f1_macro"
+
+
+@pytest.mark.slow
+def test_a_metric_missing_after_evaluation_keeps_the_trained_model(exported, capsys, monkeypatch):
+    """Should evaluation still not report the metric, that is known only once trained: the model is saved
+    first, and the error says where."""
+    from transformers import AutoModelForSequenceClassification, Trainer
+
+    best, _ = exported
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: {"eval_loss": 1.0})
+    assert cli.main(["train", str(best)]) == 2
+    model = best.parent / "model"
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {best.parent / 'best.manifest.yaml'}: metric: evaluation reported no 'eval_accuracy' "
+        f"(it reported eval_loss); the model is saved in {model}"
+    )
+    assert AutoModelForSequenceClassification.from_pretrained(model).config.id2label[0] == "cancel"

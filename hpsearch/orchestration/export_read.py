@@ -11,8 +11,9 @@ import yaml
 from hpsearch.errors import shown
 from hpsearch.orchestration import corners
 from hpsearch.results import export
-from hpsearch.spec import SpecError
+from hpsearch.spec import Spec, SpecError, parse_spec
 from hpsearch.spec.load import _Loader, malformed_yaml, read_text
+from hpsearch.spec.messages import raise_all
 from hpsearch.spec.search import check_arguments
 
 # What `hpsearch train` reads from a manifest, with its type; checked before any training.
@@ -100,3 +101,17 @@ def _check_versions(recorded: Any, manifest_file: Path) -> None:
                 f"versions.{name}",
                 f"{shown(version)} is not allowed; a version as text (quoted in YAML: '2.10' is not 2.1): export again",
             )
+
+
+def parse_stored(stored: dict[str, Any], metric: str, manifest_file: Path) -> Spec:
+    """The stored spec parsed again, its errors naming the manifest, with the manifest's `metric` as its
+    objective: the rule `validate` applies to a study's objective.metric refuses one the task's evaluation
+    does not report, now, not in a KeyError once the model is trained."""
+    if isinstance(stored.get("objective") or {}, dict):
+        stored = {**stored, "objective": {**(stored.get("objective") or {}), "metric": metric}}
+    try:
+        return parse_spec(stored, manifest_file)
+    except SpecError as exc:
+        errors = getattr(exc, "errors", [exc])
+        raise_all([SpecError(e.source, "metric", e.message) if e.field == "objective.metric" else e for e in errors])
+        raise

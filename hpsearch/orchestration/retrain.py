@@ -14,9 +14,9 @@ from typing import Any
 from hpsearch.data import augment
 from hpsearch.errors import cannot_write
 from hpsearch.orchestration import preflight
-from hpsearch.orchestration.export_read import load_export
+from hpsearch.orchestration.export_read import load_export, parse_stored
 from hpsearch.results import export, versions
-from hpsearch.spec import SpecError, parse_spec
+from hpsearch.spec import SpecError
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
 from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
 from hpsearch.tasks import TASKS
@@ -84,7 +84,7 @@ def retrain(
     versions_differ = versions.differing(manifest.get("versions") or {})
     stored = _stored_spec(manifest, params, manifest_file)
     arguments = _evaluation_on_samples(stored, arguments)
-    spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
+    spec = parse_stored(stored, manifest["metric"], manifest_file)
     prepared = preflight.check(spec, write=False)
     model = prepared.model_for(spec, params)
     dropout = models.dropout_overrides(model.dropout_attributes, spec.model.dropout_for(params))
@@ -132,20 +132,23 @@ def retrain(
             length_split=spec.data.length_split,
         )
         trainer.train()
-        value = None if all_data else trainer.evaluate(eval_dataset=task_data.evaluated)[manifest["metric"]]
-        if lora_settings is not None and merge:
-            trainer.model.merge_and_unload().save_pretrained(str(out))
-        else:
-            trainer.save_model(str(out))  # a LoRA trial: the adapter only
-        model.tokenizer.save_pretrained(str(out))
+        try:
+            metrics = None if all_data else trainer.evaluate(eval_dataset=task_data.evaluated)
+        finally:  # the trained model is kept, whatever its evaluation does
+            if lora_settings is not None and merge:
+                trainer.model.merge_and_unload().save_pretrained(str(out))
+            else:
+                trainer.save_model(str(out))  # a LoRA trial: the adapter only
+            model.tokenizer.save_pretrained(str(out))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    value = None if metrics is None else _reported(metrics, spec.objective.key, manifest_file, out)
     trial_value = manifest["value"]
     result = {
         "export": str(path),
         "study": manifest["study"],
         "trial": manifest["trial"],
-        "metric": manifest["metric"],
+        "metric": spec.objective.key,
         "trial_value": trial_value,
         "retrained_value": value,
         "difference": None if value is None else value - trial_value,
@@ -166,6 +169,19 @@ def retrain(
     }
     (out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _reported(metrics: dict[str, float], key: str, manifest_file: Path, out: Path) -> float:
+    """The metric's retrained value. The manifest's metric is one the task reports (parse_stored); one that
+    its evaluation still did not report is known only now, with the model saved: the error says where."""
+    if key not in metrics:
+        reported = ", ".join(sorted(metrics))
+        raise SpecError(
+            manifest_file,
+            "metric",
+            f"evaluation reported no {key!r} (it reported {reported}); the model is saved in {out}",
+        )
+    return metrics[key]
 
 
 def _against_confirmation(confirmed: dict[str, Any] | None, value: float | None) -> dict[str, Any]:
