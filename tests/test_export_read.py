@@ -148,3 +148,76 @@ def test_a_metric_missing_after_evaluation_keeps_the_trained_model(exported, cap
         f"(it reported eval_loss); the model is saved in {model}"
     )
     assert AutoModelForSequenceClassification.from_pretrained(model).config.id2label[0] == "cancel"
+
+
+DELETE = object()
+
+
+def edited(manifest: dict, changes: dict) -> dict:
+    """A copy of `manifest` with dotted keys set (`spec.data.path`), or removed (DELETE)."""
+    out = json.loads(json.dumps(manifest))
+    for dotted, value in changes.items():
+        *parents, last = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "message"),
+    [
+        # a copy edited alone was ignored: train read the spec's and trained on the old data, model or task
+        ({"data.path": "/nope"}, "data.path", "'/nope' differs from spec.data.path ("),
+        ({"model": "/nope"}, "model", "'/nope' differs from spec.model.name_or_path ("),
+        ({"task": "seq2seq"}, "task", "'seq2seq' differs from spec.task ('sequence-classification'), which train"),
+        # refused as they were: the study file's rules, or the manifest's own
+        ({"data.path": "/nope", "spec.data.path": "/nope"}, "data.path", "no such file or folder: /nope"),
+        ({"model": "/nope", "spec.model.name_or_path": "/nope"}, "model.name_or_path", "no such model folder: /nope"),
+        ({"labels": DELETE}, "labels", "missing or not list: export again"),
+    ],
+    ids=["data-copy", "model-copy", "task-copy", "data-missing", "model-missing", "no-labels"],
+)
+def test_a_hand_edited_manifest_is_refused_before_training(exported, capsys, monkeypatch, changes, key, message):
+    best, manifest = exported
+    manifest_file = write(best, edited(manifest, changes))
+    assert refused(best, capsys, monkeypatch).startswith(f"error: {manifest_file}: {key}: {message}")
+
+
+def test_an_edited_copy_names_both_values(exported, capsys, monkeypatch):
+    best, manifest = exported
+    manifest_file = write(best, edited(manifest, {"data.path": "/nope"}))
+    assert refused(best, capsys, monkeypatch) == (
+        f"error: {manifest_file}: data.path: '/nope' differs from spec.data.path ({manifest['data']['path']!r}), "
+        "which train reads: make the two agree"
+    )
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "key", "message"),
+    [
+        ("best.yaml", "", "", "must be a mapping (write it with: hpsearch export STUDY)"),
+        ("best.manifest.yaml", "", "", "must be a mapping (write it with: hpsearch export STUDY)"),
+        ("best.yaml", "learning_rate: 0.001\nfuture_argument: 1\n", "future_argument: ", "unknown key; search and"),
+    ],
+    ids=["empty", "empty-manifest", "a-newer-transformers-key"],
+)
+def test_an_empty_file_or_a_newer_key_is_refused_before_training(
+    exported, capsys, monkeypatch, file, text, key, message
+):
+    best, _ = exported
+    (best.parent / file).write_text(text)
+    assert refused(best, capsys, monkeypatch).startswith(f"error: {best.parent / file}: {key}{message}")
+
+
+@pytest.mark.slow
+def test_a_changed_learning_rate_and_a_removed_key_train(exported, capsys):
+    best, _ = exported
+    best.write_text("learning_rate: 1e-4\nuse_cpu: true\n")  # as a user writes it; the seed left out
+    assert cli.main(["train", str(best)]) == 0
+    assert json.loads((best.parent / "model" / "hpsearch_train.json").read_text())["steps"] == 4
+    assert "saved full model and tokenizer" in capsys.readouterr().out

@@ -69,6 +69,7 @@ def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         )
     _check_confirmation(manifest.get("confirmation"), manifest_file)
     _check_versions(manifest.get("versions") or {}, manifest_file)
+    _check_copies(manifest, manifest_file)
     return arguments, manifest
 
 
@@ -100,6 +101,25 @@ def _check_versions(recorded: Any, manifest_file: Path) -> None:
                 manifest_file,
                 f"versions.{name}",
                 f"{shown(version)} is not allowed; a version as text (quoted in YAML: '2.10' is not 2.1): export again",
+            )
+
+
+def _check_copies(manifest: dict[str, Any], manifest_file: Path) -> None:
+    """The manifest's `task`, `data` and (a model not searched) `model` copy its `spec`, from which train
+    rebuilds the data and the model: a copy edited alone (a new `data.path`) would be ignored, so it is refused."""
+    spec = manifest["spec"]
+    copies = {("data", k): (f"data.{k}", v) for k, v in manifest["data"].items() if k != "fingerprint"}
+    if "task" in manifest:
+        copies[("", "task")] = ("task", manifest["task"])
+    if "model" not in (manifest.get("params") or {}) and manifest.get("model") is not None:
+        copies[("model", "name_or_path")] = ("model", manifest["model"])
+    for (section, name), (key, copy) in copies.items():
+        holder = spec.get(section) if section else spec
+        if isinstance(holder, dict) and name in holder and holder[name] != copy:  # else the spec's rules refuse it
+            home = f"spec.{section}.{name}" if section else f"spec.{name}"
+            given, read = shown(copy, 200), shown(holder[name], 200)  # a path quoted whole, as far as it goes
+            raise SpecError(
+                manifest_file, key, f"{given} differs from {home} ({read}), which train reads: make the two agree"
             )
 
 
