@@ -176,7 +176,7 @@ def _export(args) -> int:
     written, removed = export.write(arguments, manifest, out, args.format)
     print(f"trial {trial.number} ({export.describe_values(study, trial)}): wrote {', '.join(map(str, written))}")
     for path in removed:
-        print(f"removed {path}: an earlier export's manifest, in the other format")
+        print(f"removed {path}: left by an earlier export in another format")
     if confirmed is not None:
         print(confirmation.table(confirmed, spec.objective.metric))
     print(f"retrain it with: hpsearch train {written[0]}")

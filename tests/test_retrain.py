@@ -125,24 +125,43 @@ def test_export_names_the_metric_as_status_does(make_study, capsys, tmp_path):
     assert capsys.readouterr().out.startswith("trial 0 (accuracy=0.75): wrote ")
 
 
-def test_an_export_replaces_its_earlier_manifest_of_the_other_format_and_nothing_else(make_study, capsys, tmp_path):
+def test_an_export_leaves_one_export_removing_its_earlier_files_of_another_format(make_study, capsys, tmp_path):
+    """YAML then JSON and back: the earlier export's manifest and arguments file go (`hpsearch train` of a
+    stale best.yaml exited 2, its manifest gone); a file export did not write stays, though named like one."""
     path = make_study()
     hand_study(path)
     folder = tmp_path / "x"
     folder.mkdir()
-    (folder / "notes.manifest.yaml").write_text("train_command: hpsearch train notes.yaml\n")  # another stem
-    (folder / "best.manifest.yml").write_text("mine: true\n")  # export's name, not export's content
-    assert cli.main(["export", str(path), "--out", str(folder / "best.yaml")]) == 0
-    assert "removed" not in capsys.readouterr().out
-    assert cli.main(["export", str(path), "--format", "json", "--out", str(folder / "best.json")]) == 0
-    assert f"removed {folder / 'best.manifest.yaml'}: an earlier export's manifest" in capsys.readouterr().out
-    kept = ["best.json", "best.manifest.json", "best.manifest.yml", "best.yaml", "notes.manifest.yaml"]
-    assert sorted(p.name for p in folder.iterdir()) == kept
-    assert cli.main(["export", str(path), "--out", str(folder / "best.yaml")]) == 0  # and back
-    assert f"removed {folder / 'best.manifest.json'}: an earlier export's manifest" in capsys.readouterr().out
-    kept = ["best.json", "best.manifest.yaml", "best.manifest.yml", "best.yaml", "notes.manifest.yaml"]
-    assert sorted(p.name for p in folder.iterdir()) == kept
-    assert (folder / "best.manifest.yml").read_text() == "mine: true\n"
+    mine = {
+        "notes.manifest.yaml": "train_command: hpsearch train notes.yaml\n",  # another stem
+        "notes.yaml": "mine: true\n",
+        "best.manifest.yml": "mine: true\n",  # export's name, not export's content
+        "best.yml": "mine: true\n",  # the arguments file of that name: no manifest of export's is for it
+    }
+    for name, text in mine.items():
+        (folder / name).write_text(text)
+
+    def export_as(fmt: str) -> str:
+        assert cli.main(["export", str(path), "--format", fmt, "--out", str(folder / f"best.{fmt}")]) == 0
+        return capsys.readouterr().out
+
+    def one_export(arguments: str) -> None:  # its manifest is for its arguments; the user's files untouched
+        manifest = folder / f"best.manifest{Path(arguments).suffix}"
+        assert yaml.safe_load(manifest.read_text())["train_command"] == f"hpsearch train {folder / arguments}"
+        assert {p.name: p.read_text() for p in folder.iterdir() if p.name in mine} == mine
+
+    assert "removed" not in export_as("yaml")
+    one_export("best.yaml")
+    out = export_as("json")
+    assert out.count("removed") == 2
+    for name in ("best.manifest.yaml", "best.yaml"):
+        assert f"removed {folder / name}: left by an earlier export in another format" in out
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["best.json", "best.manifest.json", *mine])
+    one_export("best.json")
+    out = export_as("yaml")  # best.json is the YAML export's TrainingArguments JSON now: rewritten, not removed
+    assert out.count("removed") == 1 and f"removed {folder / 'best.manifest.json'}: left by an earlier" in out
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["best.json", "best.manifest.yaml", "best.yaml", *mine])
+    one_export("best.yaml")
 
 
 def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule():

@@ -11,16 +11,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hpsearch.data import augment
 from hpsearch.errors import cannot_write
-from hpsearch.orchestration import corners, preflight
+from hpsearch.orchestration import preflight
+from hpsearch.orchestration.export_read import load_export, parse_stored
 from hpsearch.results import export, versions
-from hpsearch.spec import SpecError, parse_spec
-from hpsearch.spec.load import malformed_yaml, read_text
+from hpsearch.spec import SpecError
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
-from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH, check_arguments
+from hpsearch.spec.search import SCHEDULED_BY_HPSEARCH
 from hpsearch.tasks import TASKS
 from hpsearch.training import models
 from hpsearch.training.callbacks import StopAtStep
@@ -28,76 +26,6 @@ from hpsearch.training.scratch import folder as scratch_folder
 from hpsearch.training.trainer import DEFAULT_TRAINING_ARGUMENTS, make_trainer
 
 RESULT_FILE = "hpsearch_train.json"
-
-
-# What `hpsearch train` reads from a manifest, with its type; checked before any training.
-MANIFEST_FIELDS = {
-    "spec": dict,
-    "study": str,
-    "trial": int,
-    "metric": str,
-    "value": (int, float),
-    "labels": list,
-    "data": dict,
-    "steps_trained": int,
-}
-
-
-def _read_mapping(file: Path) -> dict[str, Any]:
-    if not file.is_file():
-        raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
-    text = read_text(file, "an export is the UTF-8 YAML or JSON hpsearch export writes")
-    try:
-        loaded = yaml.safe_load(text)  # JSON is YAML too
-    except yaml.YAMLError as exc:
-        raise malformed_yaml(file, exc) from None
-    except RecursionError:
-        raise SpecError(file, "", "nested too deeply to be an export (write it with: hpsearch export STUDY)") from None
-    if not isinstance(loaded, dict):
-        raise SpecError(file, "", "must be a mapping (write it with: hpsearch export STUDY)")
-    return loaded
-
-
-def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(training arguments, manifest) of an export; SpecError when either is missing or malformed."""
-    arguments = _read_mapping(path)
-    check_arguments(arguments, path)  # a hand-edited one is refused naming its key, not by TrainingArguments
-    corners.build_or_refuse(arguments, path, [("", arguments)], "")
-    manifest_file = export.manifest_path(path)
-    manifest = _read_mapping(manifest_file)
-    for key, kind in MANIFEST_FIELDS.items():
-        value = manifest.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-            raise SpecError(manifest_file, key, f"missing or not {expected}: export again")
-    stop, trained = manifest.get("stop_at_step"), manifest["steps_trained"]  # objective.at: best's step
-    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or not 0 < stop <= trained):
-        raise SpecError(
-            manifest_file, "stop_at_step", f"{stop!r} is not a step of the trial (1 to {trained}): export again"
-        )
-    if not isinstance(manifest.get("params") or {}, dict):
-        raise SpecError(
-            manifest_file, "params", f"{manifest['params']!r} is not a mapping of param: value: export again"
-        )
-    _check_confirmation(manifest.get("confirmation"), manifest_file)
-    return arguments, manifest
-
-
-def _check_confirmation(confirmed: Any, manifest_file: Path) -> None:
-    """`confirmation` as `hpsearch confirm` writes it (null, or low, high and n), checked before training:
-    it is read only once the model is trained."""
-    if confirmed is None or (isinstance(confirmed, dict) and confirmed.get("low") is None):
-        return
-    numbers = isinstance(confirmed, dict) and all(
-        isinstance(confirmed.get(k), (int, float)) and not isinstance(confirmed.get(k), bool)
-        for k in ("low", "high", "n")
-    )
-    if not numbers:
-        raise SpecError(
-            manifest_file,
-            "confirmation",
-            f"{confirmed!r} is not allowed; null, or numbers low, high and n: export again",
-        )
 
 
 def _stored_spec(manifest: dict[str, Any], params: dict[str, Any], source: Path) -> dict[str, Any]:
@@ -120,8 +48,8 @@ def _evaluation_on_samples(stored: dict[str, Any], arguments: dict[str, Any]) ->
     """An export of a study stored before schema version 3, when Trainer scheduled evaluations by step:
     its `train.eval_steps` becomes `evaluation.every` (a fraction as it was; steps times the trial's
     effective batch), and the arguments lose the step schedule hpsearch now sets itself."""
-    if stored_version(stored) >= SAMPLES_AXIS_SINCE:
-        return arguments
+    if not isinstance(stored.get("schema_version", 1), int) or stored_version(stored) >= SAMPLES_AXIS_SINCE:
+        return arguments  # a schema_version that is not a number is refused by parse_spec, next
     train = dict(stored.get("train") or {})
     every = train.pop("eval_steps", arguments.get("eval_steps", 0.1))
     for key in SCHEDULED_BY_HPSEARCH:
@@ -131,15 +59,6 @@ def _evaluation_on_samples(stored: dict[str, Any], arguments: dict[str, Any]) ->
     stored.update(train=train, evaluation={**(stored.get("evaluation") or {}), "every": every})
     dropped = {*SCHEDULED_BY_HPSEARCH, *({"logging_strategy", "logging_steps"} - set(train))}
     return {k: v for k, v in arguments.items() if k not in dropped}
-
-
-def _versions_differing(manifest: dict[str, Any], manifest_file: Path) -> dict[str, Any]:
-    """The packages whose version here differs from the manifest's `versions` (the trial's, or the export's
-    for a trial that recorded none): a warning, not an error; nothing to compare in an older manifest."""
-    recorded = manifest.get("versions") or {}
-    if not isinstance(recorded, dict):
-        raise SpecError(manifest_file, "versions", f"{recorded!r} is not allowed; a mapping of package to version")
-    return versions.differing(recorded)
 
 
 def retrain(
@@ -160,10 +79,12 @@ def retrain(
         raise SpecError("hpsearch train", "--out", f"{out}: {problem}; give a folder that can be created or written")
     manifest_file = export.manifest_path(path)
     params = dict(manifest.get("params") or {})
-    versions_differ = _versions_differing(manifest, manifest_file)
+    # The manifest's `versions` (the trial's, or the export's for a trial that recorded none): a warning, not an
+    # error; nothing to compare in an older manifest.
+    versions_differ = versions.differing(manifest.get("versions") or {})
     stored = _stored_spec(manifest, params, manifest_file)
     arguments = _evaluation_on_samples(stored, arguments)
-    spec = parse_spec(stored, manifest_file)  # errors name the manifest, where the spec lives
+    spec = parse_stored(stored, manifest["metric"], manifest_file)
     prepared = preflight.check(spec, write=False)
     model = prepared.model_for(spec, params)
     dropout = models.dropout_overrides(model.dropout_attributes, spec.model.dropout_for(params))
@@ -211,20 +132,23 @@ def retrain(
             length_split=spec.data.length_split,
         )
         trainer.train()
-        value = None if all_data else trainer.evaluate(eval_dataset=task_data.evaluated)[manifest["metric"]]
-        if lora_settings is not None and merge:
-            trainer.model.merge_and_unload().save_pretrained(str(out))
-        else:
-            trainer.save_model(str(out))  # a LoRA trial: the adapter only
-        model.tokenizer.save_pretrained(str(out))
+        try:
+            metrics = None if all_data else trainer.evaluate(eval_dataset=task_data.evaluated)
+        finally:  # the trained model is kept, whatever its evaluation does
+            if lora_settings is not None and merge:
+                trainer.model.merge_and_unload().save_pretrained(str(out))
+            else:
+                trainer.save_model(str(out))  # a LoRA trial: the adapter only
+            model.tokenizer.save_pretrained(str(out))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    value = None if metrics is None else _reported(metrics, spec.objective.key, manifest_file, out)
     trial_value = manifest["value"]
     result = {
         "export": str(path),
         "study": manifest["study"],
         "trial": manifest["trial"],
-        "metric": manifest["metric"],
+        "metric": spec.objective.key,
         "trial_value": trial_value,
         "retrained_value": value,
         "difference": None if value is None else value - trial_value,
@@ -245,6 +169,19 @@ def retrain(
     }
     (out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _reported(metrics: dict[str, float], key: str, manifest_file: Path, out: Path) -> float:
+    """The metric's retrained value. The manifest's metric is one the task reports (parse_stored); one that
+    its evaluation still did not report is known only now, with the model saved: the error says where."""
+    if key not in metrics:
+        reported = ", ".join(sorted(metrics))
+        raise SpecError(
+            manifest_file,
+            "metric",
+            f"evaluation reported no {key!r} (it reported {reported}); the model is saved in {out}",
+        )
+    return metrics[key]
 
 
 def _against_confirmation(confirmed: dict[str, Any] | None, value: float | None) -> dict[str, Any]:

@@ -179,30 +179,43 @@ def targets(out: Path) -> list[Path]:
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def earlier_manifests(out: Path) -> list[Path]:
-    """The manifests of the other format that an earlier export to `out`'s name left beside it
-    (BEST.manifest.yaml when this export writes BEST.manifest.json, and the reverse): `hpsearch train`
-    of that export's arguments file would read the old manifest. Only a file export wrote, by its name and
-    its content (a mapping with export's `train_command`); a user's own file is never listed."""
-    ours = manifest_path(out)
-    named = (out.with_name(f"{out.stem}.manifest{suffix}") for suffix in MANIFEST_SUFFIXES)
-    return [path for path in named if path != ours and _written_by_export(path)]
+def earlier_files(out: Path) -> list[Path]:
+    """The files an earlier export to `out`'s name left in another format: its manifest (BEST.manifest.yaml
+    when this export writes BEST.manifest.json, and the reverse) and the arguments file that manifest is for
+    (BEST.yaml), so that the folder holds one export, not a stale one `hpsearch train` would read. Only files
+    export wrote: a manifest by its name and its content (a mapping with export's `train_command`), an
+    arguments file by its name and that command; never a user's own file, nor one this export writes."""
+    ours = targets(out)
+    found = []
+    for suffix in MANIFEST_SUFFIXES:
+        manifest, arguments = out.with_name(f"{out.stem}.manifest{suffix}"), out.with_name(f"{out.stem}{suffix}")
+        command = _train_command(manifest)
+        if manifest in ours or command is None:
+            continue
+        found.append(manifest)
+        if arguments not in ours and arguments.is_file() and Path(command).name == arguments.name:
+            found.append(arguments)
+    return found
 
 
-def _written_by_export(path: Path) -> bool:
-    if not path.is_file():
-        return False
+def _train_command(manifest: Path) -> str | None:
+    """The file a manifest export wrote retrains (its `train_command`); None for any other file."""
+    if not manifest.is_file():
+        return None
     try:
-        loaded = yaml.safe_load(path.read_text())  # JSON is YAML too
+        loaded = yaml.safe_load(manifest.read_text())  # JSON is YAML too
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False
-    return isinstance(loaded, dict) and str(loaded.get("train_command", "")).startswith("hpsearch train ")
+        return None
+    command = loaded.get("train_command") if isinstance(loaded, dict) else None
+    if not isinstance(command, str) or not command.startswith("hpsearch train "):
+        return None
+    return command.removeprefix("hpsearch train ")
 
 
 def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> tuple[list[Path], list[Path]]:
     """Write the arguments (BEST.yaml or .json), the manifest beside them, and always a
-    TrainingArguments JSON (BEST.json), and remove an earlier export's manifest of the other format
-    (`earlier_manifests`); returns (the paths written, those removed). Every file is checked first: one
+    TrainingArguments JSON (BEST.json), and remove an earlier export's files of another format
+    (`earlier_files`); returns (the paths written, those removed). Every file is checked first: one
     that cannot be written is SpecError (exit 2) with nothing written or removed, not a partial export."""
     out = out.resolve()
     for target in targets(out):
@@ -217,7 +230,7 @@ def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> tuple[list[Pa
     written[1].write_text(dump(manifest, fmt))
     if len(written) > 2:
         written[2].write_text(dump(arguments, "json"))
-    removed = earlier_manifests(out)
+    removed = earlier_files(out)
     for path in removed:
         path.unlink(missing_ok=True)
     return written, removed

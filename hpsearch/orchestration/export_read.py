@@ -1,0 +1,137 @@
+"""An export as `hpsearch train` reads it: the training arguments and the manifest beside them, every key
+train reads checked before anything is trained, so that a hand-edited export is refused naming its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpsearch.errors import shown
+from hpsearch.orchestration import corners
+from hpsearch.results import export
+from hpsearch.spec import Spec, SpecError, parse_spec
+from hpsearch.spec.load import _Loader, malformed_yaml, read_text
+from hpsearch.spec.messages import raise_all
+from hpsearch.spec.search import check_arguments
+
+# What `hpsearch train` reads from a manifest, with its type; checked before any training.
+MANIFEST_FIELDS = {
+    "spec": dict,
+    "study": str,
+    "trial": int,
+    "metric": str,
+    "value": (int, float),
+    "labels": list,
+    "data": dict,
+    "steps_trained": int,
+}
+
+
+def _read_mapping(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
+    text = read_text(file, "an export is the UTF-8 YAML or JSON hpsearch export writes")
+    try:
+        # The study file's loader (JSON is YAML too): 2e-05 is a float, as json.dumps writes it and as a
+        # hand-edited `learning_rate: 1e-4` means; a key given twice, or one that is not a name, is refused.
+        loaded = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise malformed_yaml(file, exc) from None
+    except RecursionError:
+        raise SpecError(file, "", "nested too deeply to be an export (write it with: hpsearch export STUDY)") from None
+    if not isinstance(loaded, dict):
+        raise SpecError(file, "", "must be a mapping (write it with: hpsearch export STUDY)")
+    return loaded
+
+
+def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(training arguments, manifest) of an export; SpecError when either is missing or malformed."""
+    arguments = _read_mapping(path)
+    check_arguments(arguments, path)  # a hand-edited one is refused naming its key, not by TrainingArguments
+    corners.build_or_refuse(arguments, path, [("", arguments)], "")
+    manifest_file = export.manifest_path(path)
+    manifest = _read_mapping(manifest_file)
+    for key, kind in MANIFEST_FIELDS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise SpecError(manifest_file, key, f"missing or not {expected}: export again")
+    stop, trained = manifest.get("stop_at_step"), manifest["steps_trained"]  # objective.at: best's step
+    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or not 0 < stop <= trained):
+        raise SpecError(
+            manifest_file, "stop_at_step", f"{stop!r} is not a step of the trial (1 to {trained}): export again"
+        )
+    if not isinstance(manifest.get("params") or {}, dict):
+        raise SpecError(
+            manifest_file, "params", f"{manifest['params']!r} is not a mapping of param: value: export again"
+        )
+    _check_confirmation(manifest.get("confirmation"), manifest_file)
+    _check_versions(manifest.get("versions") or {}, manifest_file)
+    _check_copies(manifest, manifest_file)
+    return arguments, manifest
+
+
+def _check_confirmation(confirmed: Any, manifest_file: Path) -> None:
+    """`confirmation` as `hpsearch confirm` writes it (null, or low, high and n), checked before training:
+    it is read only once the model is trained."""
+    if confirmed is None or (isinstance(confirmed, dict) and confirmed.get("low") is None):
+        return
+    numbers = isinstance(confirmed, dict) and all(
+        isinstance(confirmed.get(k), (int, float)) and not isinstance(confirmed.get(k), bool)
+        for k in ("low", "high", "n")
+    )
+    if not numbers:
+        raise SpecError(
+            manifest_file,
+            "confirmation",
+            f"{confirmed!r} is not allowed; null, or numbers low, high and n: export again",
+        )
+
+
+def _check_versions(recorded: Any, manifest_file: Path) -> None:
+    """`versions` as export writes it, package name -> version text (null: not installed, in an older export),
+    checked before training: it is compared only once the model is trained."""
+    if not isinstance(recorded, dict):
+        raise SpecError(manifest_file, "versions", f"{shown(recorded)} is not allowed; a mapping of package to version")
+    for name, version in recorded.items():
+        if not isinstance(name, str) or not (version is None or isinstance(version, str)):
+            raise SpecError(
+                manifest_file,
+                f"versions.{name}",
+                f"{shown(version)} is not allowed; a version as text (quoted in YAML: '2.10' is not 2.1): export again",
+            )
+
+
+def _check_copies(manifest: dict[str, Any], manifest_file: Path) -> None:
+    """The manifest's `task`, `data` and (a model not searched) `model` copy its `spec`, from which train
+    rebuilds the data and the model: a copy edited alone (a new `data.path`) would be ignored, so it is refused."""
+    spec = manifest["spec"]
+    copies = {("data", k): (f"data.{k}", v) for k, v in manifest["data"].items() if k != "fingerprint"}
+    if "task" in manifest:
+        copies[("", "task")] = ("task", manifest["task"])
+    if "model" not in (manifest.get("params") or {}) and manifest.get("model") is not None:
+        copies[("model", "name_or_path")] = ("model", manifest["model"])
+    for (section, name), (key, copy) in copies.items():
+        holder = spec.get(section) if section else spec
+        if isinstance(holder, dict) and name in holder and holder[name] != copy:  # else the spec's rules refuse it
+            home = f"spec.{section}.{name}" if section else f"spec.{name}"
+            given, read = shown(copy, 200), shown(holder[name], 200)  # a path quoted whole, as far as it goes
+            raise SpecError(
+                manifest_file, key, f"{given} differs from {home} ({read}), which train reads: make the two agree"
+            )
+
+
+def parse_stored(stored: dict[str, Any], metric: str, manifest_file: Path) -> Spec:
+    """The stored spec parsed again, its errors naming the manifest, with the manifest's `metric` as its
+    objective: the rule `validate` applies to a study's objective.metric refuses one the task's evaluation
+    does not report, now, not in a KeyError once the model is trained."""
+    if isinstance(stored.get("objective") or {}, dict):
+        stored = {**stored, "objective": {**(stored.get("objective") or {}), "metric": metric}}
+    try:
+        return parse_spec(stored, manifest_file)
+    except SpecError as exc:
+        errors = getattr(exc, "errors", [exc])
+        raise_all([SpecError(e.source, "metric", e.message) if e.field == "objective.metric" else e for e in errors])
+        raise
