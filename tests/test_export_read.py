@@ -128,8 +128,18 @@ def test_a_metric_is_named_with_or_without_eval_as_a_study_file_names_it(exporte
 
     best, manifest = exported
     stored = {k: v for k, v in manifest["spec"].items() if k != "source"}  # as train parses it
-    for metric in ("eval_f1_macro", "f1_macro"):
-        assert parse_stored(stored, metric, best).objective.key == "eval_f1_macro"
+    for metric in ("eval_accuracy", "accuracy"):
+        assert parse_stored(stored, metric, best).objective.key == "eval_accuracy"
+
+
+def test_another_metric_the_task_reports_is_refused_as_an_edited_copy(exported, capsys, monkeypatch):
+    """The manifest's value is the trial's accuracy: train compared a retrained F1 with it ("does NOT match")."""
+    best, manifest = exported
+    manifest_file = write(best, {**manifest, "metric": "eval_f1_macro"})
+    assert refused(best, capsys, monkeypatch) == (
+        f"error: {manifest_file}: metric: 'eval_f1_macro' differs from spec.objective.metric ('accuracy'), "
+        "the metric of the trial's value: make the two agree"
+    )
 
 
 @pytest.mark.slow

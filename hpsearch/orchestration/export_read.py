@@ -126,12 +126,24 @@ def _check_copies(manifest: dict[str, Any], manifest_file: Path) -> None:
 def parse_stored(stored: dict[str, Any], metric: str, manifest_file: Path) -> Spec:
     """The stored spec parsed again, its errors naming the manifest, with the manifest's `metric` as its
     objective: the rule `validate` applies to a study's objective.metric refuses one the task's evaluation
-    does not report, now, not in a KeyError once the model is trained."""
-    if isinstance(stored.get("objective") or {}, dict):
-        stored = {**stored, "objective": {**(stored.get("objective") or {}), "metric": metric}}
+    does not report, now, not in a KeyError once the model is trained. The manifest's `metric` is a copy of
+    the study's objective, the metric its `value` is of: another one the task reports is refused too, or
+    train would compare, say, an F1 with the trial's accuracy."""
+    objective = stored.get("objective") or {}
+    if isinstance(objective, dict):
+        stored = {**stored, "objective": {**objective, "metric": metric}}
     try:
-        return parse_spec(stored, manifest_file)
+        spec = parse_spec(stored, manifest_file)
     except SpecError as exc:
         errors = getattr(exc, "errors", [exc])
         raise_all([SpecError(e.source, "metric", e.message) if e.field == "objective.metric" else e for e in errors])
         raise
+    study_metric = objective.get("metric") if isinstance(objective, dict) else None
+    if isinstance(study_metric, str) and spec.objective.metric != study_metric.removeprefix("eval_"):
+        raise SpecError(
+            manifest_file,
+            "metric",
+            f"{shown(metric)} differs from spec.objective.metric ({shown(study_metric)}), the metric of the "
+            f"trial's value: make the two agree",
+        )
+    return spec
