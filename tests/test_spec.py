@@ -427,3 +427,29 @@ def test_a_value_transformers_refuses_is_blamed_on_the_key_its_message_names(mak
         preflight.check(load_spec(make_study(**changes)))
     assert caught.value.field == field
     assert "TrainingArguments rejects it: " in caught.value.message and "warmup_steps" in caught.value.message
+
+
+LONG = "x" * 5000
+CUT = [
+    # (changes, the field; each a check that formats the value itself, in the module named)
+    ({"pruner": {"type": "hyperband", "min_resource": LONG}}, "pruner.min_resource"),  # choosers
+    ({"search__finetune": [LONG]}, "search.finetune"),  # search: one of hpsearch's settings
+    ({"search__weight_decay": [LONG, LONG]}, "search.weight_decay.choices"),  # search: a choice twice
+    ({"train__label_names": [LONG, float("nan")]}, "train.label_names"),  # search: not finite
+    ({"train__use_cpu": LONG}, "train.use_cpu"),  # training_args: a type
+    ({"train__optim": LONG}, "train.optim"),  # training_args: an Enum's values
+    ({"objective__metric": LONG}, "objective.metric"),  # rules
+    ({"evaluation__every": LONG}, "evaluation.every"),  # fields: int or float
+    ({"data__max_length": -(10**4000)}, "data.max_length"),  # fields: a rule's {v}, a number as written
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), CUT, ids=[c[1] for c in CUT])
+def test_a_long_value_is_quoted_cut_to_60_characters_by_every_check(make_study, changes, field):
+    """A 5,000-character value was quoted whole by the checks that format it themselves: one error line of 5,000."""
+    path = make_study(**changes)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.field == field
+    message = caught.value.message
+    assert "..." in message and "x" * 60 not in message and "0" * 60 not in message

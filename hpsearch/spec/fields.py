@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from hpsearch.errors import shown
+from hpsearch.errors import cut, shown
 
 # The error type the message translator passes through as written (see messages.py).
 SPEC_ERROR = "spec"
@@ -34,7 +34,7 @@ class Section(BaseModel):
 
 
 class _Given:
-    """A value as a rule's message quotes it: `{v!r}` cut to 60 characters (errors.shown), `{v}` as is."""
+    """A value as a rule's message quotes it: `{v!r}` its repr, `{v}` as it is written, cut to 60 characters."""
 
     def __init__(self, value: Any) -> None:
         self.value = value
@@ -43,7 +43,7 @@ class _Given:
         return shown(self.value)
 
     def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
+        return cut(format(self.value, spec))
 
 
 def rule(ok: Callable[[Any], bool], message: str) -> AfterValidator:
@@ -103,7 +103,7 @@ def finite(value: Any) -> bool:
 
 def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise fail(f"must be int or float, got {value!r}")
+        raise fail(f"must be int or float, got {shown(value)}")
     return float(value)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, shown
 from hpsearch.spec.catalog import AUGMENT_OPS, GENERATED_METRICS, describe_installed_metrics, known_metrics
 from hpsearch.spec.paths import resolve_path
 from hpsearch.spec.schema import StudyFile
@@ -92,11 +92,11 @@ def generation(study: StudyFile, raw: dict, problems: Problems) -> GenerationSpe
     known = known_metrics()
     for name in section.metrics:
         if name in task.metrics:
-            problems.add("generation.metrics", f"{name!r} is measured by {task.name} already, not generated")
+            problems.add("generation.metrics", f"{shown(name)} is measured by {task.name} already, not generated")
         elif name not in known:
             problems.add(
                 "generation.metrics",
-                f"{name!r} is not a metric; built in: {', '.join(GENERATED_METRICS)}; "
+                f"{shown(name)} is not a metric; built in: {', '.join(GENERATED_METRICS)}; "
                 f"installed: {describe_installed_metrics()}",
             )
     if len(set(section.metrics)) != len(section.metrics):
@@ -123,11 +123,11 @@ def objective(study: StudyFile, generation: GenerationSpec, problems: Problems) 
                 f"allowed: {', '.join(measured)}",
             )
     elif metric not in measured:
-        problems.add("objective.metric", f"{section.metric!r} is not allowed; allowed: {', '.join(measured)}")
+        problems.add("objective.metric", f"{shown(section.metric)} is not allowed; allowed: {', '.join(measured)}")
     direction = section.direction or METRICS.get(metric)
     if direction is None:
         if metric in measured:  # a metric refused above needs no direction yet
-            problems.add("objective.direction", f"is required for {metric!r}, a user metric: maximize or minimize")
+            problems.add("objective.direction", f"is required for {shown(metric)}, a user metric: maximize or minimize")
         direction = "maximize"
     if section.at == "best" and study.evaluation.subsample is not None:
         why = "the best of noisy subsample scores overstates the trial, and is not a whole-split score"

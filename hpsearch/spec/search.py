@@ -7,7 +7,7 @@ import difflib
 import math
 from typing import Any
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, shown
 from hpsearch.spec.fields import SEEDS, finite, is_seed
 from hpsearch.spec.messages import raise_all
 from hpsearch.spec.rules import Problems
@@ -80,13 +80,13 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
     """One value of a searched or fixed parameter; a problem found is appended."""
     source = problems.source
     if not finite(value):
-        problems.add(where, f"{value!r} is not allowed; a finite number")
+        problems.add(where, f"{shown(value)} is not allowed; a finite number")
         return
     try:
         if name in SETTING_PARAMS:
             kinds, ok, allowed = SETTING_PARAMS[name]
             if isinstance(value, bool) or not isinstance(value, kinds) or not ok(value):
-                raise SpecError(source, where, f"{value!r} is not allowed; {allowed}")
+                raise SpecError(source, where, f"{shown(value)} is not allowed; {allowed}")
             return
         check_training_argument(name, value, source, section)
     except SpecError as exc:
@@ -94,9 +94,9 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
         return
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if name in POSITIVE_ARGUMENTS and number and value <= 0 and not (name == "max_steps" and value == -1):
-        problems.add(where, f"{value!r} is not allowed; {name} must be > 0")
+        problems.add(where, f"{shown(value)} is not allowed; {name} must be > 0")
     if name in SEED_ARGUMENTS and number and not is_seed(value):
-        problems.add(where, f"{value!r} is not allowed; {SEEDS}")
+        problems.add(where, f"{shown(value)} is not allowed; {SEEDS}")
 
 
 def check_arguments(arguments: dict[str, Any], source) -> None:
@@ -127,9 +127,8 @@ def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
         return None
     if param.kind == "float" and _whole_numbers_only(name):
         fix = "type: int and int bounds" if value.type == "float" else "int bounds"
-        problems.add(
-            where, f"a float range ({value.low!r} to {value.high!r}) is not allowed; {name} takes int: give {fix}"
-        )
+        given = f"{shown(value.low)} to {shown(value.high)}"
+        problems.add(where, f"a float range ({given}) is not allowed; {name} takes int: give {fix}")
         return None
     values = param.choices if param.kind == "categorical" else (param.low, param.high)
     for v in values:
@@ -155,7 +154,7 @@ def _twice(choices: list) -> str | None:
         key = ("number", float(choice)) if number else (type(choice).__name__, repr(choice))
         if key in seen:
             first = seen[key]
-            return repr(choice) if repr(first) == repr(choice) else f"{first!r} and {choice!r}"
+            return shown(choice) if repr(first) == repr(choice) else f"{shown(first)} and {shown(choice)}"
         seen[key] = choice
     return None
 
@@ -193,27 +192,27 @@ def _range(name: str, value: SearchRange, where: str, problems) -> ParamSpec | N
         for key in ("low", "high", "step"):
             given = getattr(value, key)
             if given is not None and type(given) is not int:
-                problems.add(f"{where}.{key}", f"must be int, got {given!r}")
+                problems.add(f"{where}.{key}", f"must be int, got {shown(given)}")
                 return None
     else:
         low, high = float(low), float(high)
         step = None if step is None else float(step)
     if low >= high:
-        problems.add(f"{where}.low", f"low ({low}) must be below high ({high})")
+        problems.add(f"{where}.low", f"low ({shown(low)}) must be below high ({shown(high)})")
     elif value.log and low <= 0:
-        problems.add(f"{where}.low", f"a log scale needs low > 0, got {low}")
+        problems.add(f"{where}.low", f"a log scale needs low > 0, got {shown(low)}")
     elif value.log and step is not None:
         problems.add(f"{where}.step", "log and step cannot be combined")
     elif step is not None and step <= 0:
-        problems.add(f"{where}.step", f"must be > 0, got {step}")
+        problems.add(f"{where}.step", f"must be > 0, got {shown(step)}")
     elif step is not None and not math.isfinite((high - low) / step):
         problems.add(
             f"{where}.step",
-            f"{step!r} is too small: (high - low) / step overflows; allowed: a step that divides high - low",
+            f"{shown(step)} is too small: (high - low) / step overflows; allowed: a step that divides high - low",
         )
     elif step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
         top = low + math.floor((high - low) / step + 1e-9) * step
-        problems.add(f"{where}.high", f"high - low must be a multiple of step {step}; e.g. high: {top:g}")
+        problems.add(f"{where}.high", f"high - low must be a multiple of step {shown(step)}; e.g. high: {top:g}")
     else:
         return ParamSpec(name=name, kind=kind, low=low, high=high, log=value.log, step=step)
     return None

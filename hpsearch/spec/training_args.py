@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, shown
 from hpsearch.spec.paths import cache_dir
 
 # Keys hpsearch sets itself for every trial; a study file may not set them.
@@ -171,7 +171,7 @@ def check_training_argument(name: str, value: Any, source, section: str) -> None
         raise SpecError(source, where, problem)
     if not _fits(value, fields[name]):
         expected = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in fields[name]}))
-        raise SpecError(source, where, f"must be {expected}, got {value!r}")
+        raise SpecError(source, where, f"must be {expected}, got {shown(value)}")
     allowed = training_choices().get(name)
     if allowed is not None and value is not None and value not in allowed:
-        raise SpecError(source, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+        raise SpecError(source, where, f"{shown(value)} is not allowed; allowed: {', '.join(allowed)}")
