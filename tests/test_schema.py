@@ -148,6 +148,7 @@ def test_train_values_carry_the_json_type_of_their_annotation(schema):
         "tf32": ["boolean", "null"],
         "run_name": ["string", "null"],
     }
+    assert train["report_to"]["items"] == train["label_names"]["items"] == {"type": "string"}  # list[str]
     assert train["optim"]["enum"] == [o.value for o in OptimizerNames]
     assert train["save_strategy"]["enum"] == [s.value for s in SaveStrategy]
     for name, prop in train.items():  # every value listed is one validate takes

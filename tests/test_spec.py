@@ -162,6 +162,9 @@ BAD = [
     ({"data__eval_fraction": 0.2, "data__eval_split": "validation"}, "data.eval_fraction", "not both"),
     ({"train__num_train_epochs": "three"}, "train.num_train_epochs", "must be float, got 'three'"),
     ({"train__use_cpu": "yes"}, "train.use_cpu", "must be bool"),
+    # A list's items where text is expected: taken whole before (transformers would meet them as [{'a': 1}])
+    ({"train__report_to": [{"a": 1}]}, "train.report_to", "must be list of str or null or str, got [{'a': 1}]"),
+    ({"train__label_names": [["x"]]}, "train.label_names", "must be list of str or null, got [['x']]"),
     (
         {"search__per_device_train_batch_size": {"type": "float", "low": 8.0, "high": 32.0}},
         "search.per_device_train_batch_size",

@@ -8,7 +8,7 @@ from typing import Any
 
 from hpsearch.spec.schema import StudyFile
 from hpsearch.spec.search import keys
-from hpsearch.spec.training_args import training_choices, training_fields, training_help
+from hpsearch.spec.training_args import training_choices, training_fields, training_help, training_items
 from hpsearch.spec.types import SETTING_PARAMS
 
 # Python types a study value can have (YAML's), as JSON Schema names them; in this order in a type list.
@@ -33,6 +33,9 @@ def _argument(name: str) -> dict[str, Any]:
         value: dict[str, Any] = {"enum": [*choices, *([None] if _NULL in accepted else [])]}
     else:
         value = _json_type(accepted)
+        items = training_items().get(name)
+        if value.get("type") and items:  # a list's items, as validate checks them
+            value["items"] = _json_type(items)
     text = " ".join(training_help()[name].split())
     return {**value, "description": text} if text else value
 
