@@ -396,6 +396,17 @@ EMPTY = {"text": "x", "intent": "a"}
             "data.label_column: a label of split 'train' is a list \\(\\['a'\\]\\); one label per row: multi-label",
         ),
         ([{"text": "x"}], {"text": "text", "label": "text"}, "data.label_column: 'text' is also data.text_column"),
+        # A list or a mapping where text is expected was trained on as its repr
+        (
+            [{"text": {"a": 1}, "intent": "a"}],
+            None,
+            "data.text_column: a 'text' of split 'train' is a dict \\({'a': 1}\\), not text",
+        ),
+        (
+            [{"p": ["x", "y"], "c": "z"}],
+            {"prompt": "p", "completion": "c"},
+            "data.prompt_column: a 'p' of split 'train' is a list \\(\\['x', 'y'\\]\\), not text",
+        ),
         (
             [{"text ": "x", "my label": "a"}],
             None,
