@@ -409,7 +409,6 @@ EMPTY = {"text": "x", "intent": "a"}
             None,
             "data.label_column: a label of split 'train' is a list \\(\\['a'\\]\\); one label per row: multi-label",
         ),
-        ([{"text": "x"}], {"text": "text", "label": "text"}, "data.label_column: 'text' is also data.text_column"),
         # A list or a mapping where text is expected was trained on as its repr
         (
             [{"text": {"a": 1}, "intent": "a"}],

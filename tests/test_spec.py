@@ -432,6 +432,42 @@ def test_a_value_transformers_refuses_is_blamed_on_the_key_its_message_names(mak
     assert "TrainingArguments rejects it: " in caught.value.message and "warmup_steps" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("task", "data", "field", "message"),
+    [
+        (
+            "sequence-classification",
+            {"text_column": "intent", "label_column": "intent"},
+            "data.label_column",
+            "'intent' is also data.text_column; each needs a column of its own",
+        ),
+        (
+            "causal-lm",
+            {"prompt_column": "q", "completion_column": "q"},
+            "data.completion_column",
+            "'q' is also data.prompt_column; each needs a column of its own",
+        ),
+        (
+            "seq2seq",
+            {"source_column": "doc", "target_column": "doc"},
+            "data.target_column",
+            "'doc' is also data.source_column; each needs a column of its own",
+        ),
+    ],
+)
+def test_two_column_keys_of_the_task_naming_one_column_are_refused_naming_both(make_study, task, data, field, message):
+    """A model that reads its answer in its prompt (or its label in its text) learns nothing: refused by validate,
+    before the data is read."""
+    with pytest.raises(SpecError) as caught:
+        load_spec(make_study(task=task, data={"path": "data", **data}, objective={"metric": "loss"}))
+    assert (caught.value.field, caught.value.message) == (field, message)
+
+
+def test_a_chat_column_may_bear_the_name_of_the_pair_columns_it_replaces(make_study):
+    spec = load_spec(make_study(task="causal-lm", data={"path": "data", "messages_column": "prompt"}, objective={}))
+    assert spec.data.messages_column == "prompt"
+
+
 LONG = "x" * 5000
 CUT = [
     # (changes, the field; each a check that formats the value itself, in the module named)

@@ -148,11 +148,6 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
     """
     columns = columns or {"text": spec.text_column, "label": spec.label_column}
     label_column = columns.get("label")
-    for name, column in columns.items():
-        if name != "label" and column == label_column:
-            raise SpecError(
-                source, "data.label_column", f"{column!r} is also data.{name}_column; the label needs its own column"
-            )
     local = Path(spec.path)
     if local.exists():
         found = formats.local_splits(local, source)

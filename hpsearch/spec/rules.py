@@ -44,11 +44,22 @@ def data(study: StudyFile, raw: dict, source: Path, from_cli: set[str], problems
         if "eval_split" in given:
             problems.add("data.eval_fraction", "set eval_split or eval_fraction, not both")
         update["eval_split"] = None
+    pairs = ("prompt_column", "completion_column")
     if data.messages_column is not None:
-        for key in ("prompt_column", "completion_column"):
+        for key in pairs:
             # Only a column named other than its default: a stored spec (an export's manifest) writes them all.
             if key in given and getattr(data, key) != type(data).model_fields[key].default:
                 problems.add(f"data.{key}", "set messages_column or prompt/completion columns, not both")
+    # Each column the task reads is a column of its own (chats are read instead of prompt/completion pairs).
+    read: dict[str, str] = {}
+    for key in own:
+        column = getattr(data, key)
+        if key.endswith("_column") and column is not None and not (data.messages_column and key in pairs):
+            if column in read:
+                problems.add(
+                    f"data.{key}", f"{shown(column)} is also data.{read[column]}; each needs a column of its own"
+                )
+            read.setdefault(column, key)
     return data.model_copy(update=update)
 
 
