@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -52,11 +53,18 @@ def test_the_json_schema_carries_the_bounds_the_rules_refuse():
         number = next(p for p in prop.get("anyOf", [prop]) if p.get("type") in ("integer", "number"))
         return {k: v for k, v in number.items() if "imum" in k}
 
-    assert bounds("BudgetSpec", "n_trials") == {"minimum": 1}
+    assert bounds("BudgetSpec", "n_trials") == bounds("ConfirmSpec", "seeds") == {"minimum": 1, "maximum": 2**31 - 1}
+    assert bounds("HeartbeatSpec", "grace_period") == {"minimum": 1, "maximum": int(threading.TIMEOUT_MAX)}
     assert bounds("BudgetSpec", "timeout") == {"exclusiveMinimum": 0}
     assert bounds("DataSpec", "seed") == {"minimum": 0, "maximum": 2**32 - 1}
     assert bounds("HeartbeatSpec", "max_retries") == {"minimum": 0}
     assert bounds("AugmentSpec", "probability") == {"minimum": 0, "maximum": 1}
+    train = json_schema()["properties"]["train"]["properties"]  # the TrainingArguments bounds of search.py
+    assert {k: v for k, v in train["num_train_epochs"].items() if "imum" in k} == {
+        "exclusiveMinimum": 0,
+        "maximum": 2**63 - 1,
+    }
+    assert {k: v for k, v in train["seed"].items() if "imum" in k} == {"minimum": 0, "maximum": 2**32 - 1}
 
 
 @pytest.fixture(scope="module")

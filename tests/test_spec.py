@@ -209,6 +209,26 @@ BAD = [
     # A name longer than the file system takes (ENAMETOOLONG) was an OSError from the path lookup.
     ({"data__path": "d" * 300}, "data.path", "cannot be looked up (File name too long); give a local path or a hub"),
     ({"model__name_or_path": "m" * 300}, "model.name_or_path", "cannot be looked up (File name too long)"),
+    # Counts and seconds beyond what later code holds (Optuna's trial numbers, a C int, a thread's wait): refused
+    # here, not when a trial meets them
+    ({"budget__n_trials": 2**63}, "budget.n_trials", "9223372036854775808 is not allowed; at most 2147483647"),
+    ({"confirm": {"top_k": 2**31}}, "confirm.top_k", "2147483648 is not allowed; at most 2147483647"),
+    ({"confirm": {"seeds": 2**63}}, "confirm.seeds", "9223372036854775808 is not allowed; at most 2147483647"),
+    ({"resources": {"devices_per_trial": 2**63}}, "resources.devices_per_trial", "is not allowed; at most 2147483647"),
+    ({"heartbeat": {"grace_period": 2**63}}, "heartbeat.grace_period", "is not allowed; at most 9223372036"),
+    ({"heartbeat": {"interval": 2**40, "grace_period": 2**41}}, "heartbeat.interval", "at most 9223372036"),
+    # 1e308 epochs times the train rows is no number of samples: an OverflowError in every trial
+    (
+        {"train__num_train_epochs": 1e308},
+        "train.num_train_epochs",
+        "1e+308 is not allowed; num_train_epochs must be at most 9223372036854775807",
+    ),
+    ({"search__num_train_epochs": [1, 1e300]}, "search.num_train_epochs", "must be at most 9223372036854775807"),
+    # An integer no float holds, where a float is read: float() raised OverflowError, a traceback
+    ({"search__learning_rate__high": 10**400}, "search.learning_rate.high", "is not allowed; a finite number"),
+    ({"train__num_train_epochs": 10**400}, "train.num_train_epochs", "is not allowed; a finite number"),
+    ({"evaluation__every": 10**400}, "evaluation.every", "is not allowed; a finite number"),
+    ({"search__weight_decay": [0, 10**400]}, "search.weight_decay", "is not allowed; a finite number"),
 ]
 
 

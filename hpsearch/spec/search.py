@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from hpsearch.errors import SpecError, shown
-from hpsearch.spec.fields import SEEDS, finite, is_seed
+from hpsearch.spec.fields import SEED_LIMIT, SEEDS, finite, is_seed
 from hpsearch.spec.messages import raise_all
 from hpsearch.spec.rules import Problems
 from hpsearch.spec.schema import SearchRange
@@ -36,6 +36,9 @@ POSITIVE_ARGUMENTS = {
     "save_steps",
     "learning_rate",
 }
+# TrainingArguments with an upper bound: a trial counts the samples it trains on (its epochs times the train rows)
+# in a 64-bit integer, the step Optuna stores its evaluations under (1e308 epochs: an OverflowError in the trial).
+MOST_ARGUMENTS = {"num_train_epochs": 2**63 - 1}
 # TrainingArguments that seed random, numpy and torch (set_seed refuses what numpy refuses).
 SEED_ARGUMENTS = ("seed", "data_seed")
 
@@ -95,8 +98,21 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if name in POSITIVE_ARGUMENTS and number and value <= 0 and not (name == "max_steps" and value == -1):
         problems.add(where, f"{shown(value)} is not allowed; {name} must be > 0")
+    if name in MOST_ARGUMENTS and number and value > MOST_ARGUMENTS[name]:
+        problems.add(where, f"{shown(value)} is not allowed; {name} must be at most {MOST_ARGUMENTS[name]}")
     if name in SEED_ARGUMENTS and number and not is_seed(value):
         problems.add(where, f"{shown(value)} is not allowed; {SEEDS}")
+
+
+def argument_bounds(name: str) -> dict[str, int]:
+    """The bounds check_value puts on a TrainingArguments value, as a JSON Schema says them (but max_steps', -1 or
+    above 0)."""
+    bounds = {"exclusiveMinimum": 0} if name in POSITIVE_ARGUMENTS and name != "max_steps" else {}
+    if name in SEED_ARGUMENTS:
+        bounds.update(minimum=0, maximum=SEED_LIMIT - 1)
+    if name in MOST_ARGUMENTS:
+        bounds["maximum"] = MOST_ARGUMENTS[name]
+    return bounds
 
 
 def check_arguments(arguments: dict[str, Any], source) -> None:
@@ -151,7 +167,7 @@ def _twice(choices: list) -> str | None:
     seen: dict[Any, Any] = {}
     for choice in choices:
         number = isinstance(choice, (int, float)) and not isinstance(choice, bool)
-        key = ("number", float(choice)) if number else (type(choice).__name__, repr(choice))
+        key = ("number", choice) if number else (type(choice).__name__, repr(choice))  # 0 == 0.0, as keys too
         if key in seen:
             first = seen[key]
             return shown(choice) if repr(first) == repr(choice) else f"{shown(first)} and {shown(choice)}"
@@ -188,6 +204,10 @@ def _range(name: str, value: SearchRange, where: str, problems) -> ParamSpec | N
         problems.add(f"{where}.{missing[0]}", "is required")
         return None
     low, high, step = value.low, value.high, value.step
+    huge = next((k for k in ("low", "high", "step") if not finite(getattr(value, k))), None)
+    if huge is not None:  # an integer no float holds (10**400): float() would raise
+        problems.add(f"{where}.{huge}", f"{shown(getattr(value, huge))} is not allowed; a finite number")
+        return None
     if kind == "int":
         for key in ("low", "high", "step"):
             given = getattr(value, key)

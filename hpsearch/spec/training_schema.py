@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpsearch.spec.schema import StudyFile
-from hpsearch.spec.search import keys
+from hpsearch.spec.search import argument_bounds, keys
 from hpsearch.spec.training_args import training_choices, training_fields, training_help, training_items
 from hpsearch.spec.types import SETTING_PARAMS
 
@@ -32,7 +32,7 @@ def _argument(name: str) -> dict[str, Any]:
     if choices is not None:
         value: dict[str, Any] = {"enum": [*choices, *([None] if _NULL in accepted else [])]}
     else:
-        value = _json_type(accepted)
+        value = {**_json_type(accepted), **argument_bounds(name)}
         items = training_items().get(name)
         if value.get("type") and items:  # a list's items, as validate checks them
             value["items"] = _json_type(items)
