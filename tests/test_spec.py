@@ -224,6 +224,8 @@ BAD = [
         "1e+308 is not allowed; num_train_epochs must be at most 9223372036854775807",
     ),
     ({"search__num_train_epochs": [1, 1e300]}, "search.num_train_epochs", "must be at most 9223372036854775807"),
+    # torch's DataLoader refused it, after the model and the data had loaded
+    ({"train__dataloader_num_workers": -1}, "train.dataloader_num_workers", "-1 is not allowed; dataloader_num_wo"),
     # An integer no float holds, where a float is read: float() raised OverflowError, a traceback
     ({"search__learning_rate__high": 10**400}, "search.learning_rate.high", "is not allowed; a finite number"),
     ({"train__num_train_epochs": 10**400}, "train.num_train_epochs", "is not allowed; a finite number"),
@@ -486,6 +488,26 @@ def test_two_column_keys_of_the_task_naming_one_column_are_refused_naming_both(m
 def test_a_chat_column_may_bear_the_name_of_the_pair_columns_it_replaces(make_study):
     spec = load_spec(make_study(task="causal-lm", data={"path": "data", "messages_column": "prompt"}, objective={}))
     assert spec.data.messages_column == "prompt"
+
+
+@pytest.mark.parametrize("where", ["train", "search", "unknown"])
+def test_a_reporting_integration_the_trainer_would_refuse_is_refused_by_validate(make_study, where):
+    """Trainer refused it after the model and the data had loaded (wandb not installed: a RuntimeError)."""
+    from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    from hpsearch.orchestration import preflight
+
+    missing = [name for name in INTEGRATION_TO_CALLBACK if name not in get_available_reporting_integrations()]
+    if not missing:
+        pytest.skip("every reporting integration transformers knows is installed")
+    changes, field, text = {
+        "train": ({"train__report_to": missing[0]}, "train.report_to", f"{missing[0]!r} is not installed here"),
+        "search": ({"search__report_to": ["none", missing[0]]}, "search.report_to", f"{missing[0]!r} is not installed"),
+        "unknown": ({"train__report_to": ["nowhere"]}, "train.report_to", "'nowhere' is not allowed; allowed: none"),
+    }[where]
+    with pytest.raises(SpecError) as caught:
+        preflight.check(load_spec(make_study(**changes)))
+    assert caught.value.field == field and caught.value.message.startswith(text)
 
 
 LONG = "x" * 5000

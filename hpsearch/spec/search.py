@@ -36,6 +36,8 @@ POSITIVE_ARGUMENTS = {
     "save_steps",
     "learning_rate",
 }
+# TrainingArguments that count what may be none: torch's DataLoader refuses -1 workers (after model and data loaded).
+NON_NEGATIVE_ARGUMENTS = {"dataloader_num_workers"}
 # TrainingArguments with an upper bound: a trial counts the samples it trains on (its epochs times the train rows)
 # in a 64-bit integer, the step Optuna stores its evaluations under (1e308 epochs: an OverflowError in the trial).
 MOST_ARGUMENTS = {"num_train_epochs": 2**63 - 1}
@@ -98,6 +100,8 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if name in POSITIVE_ARGUMENTS and number and value <= 0 and not (name == "max_steps" and value == -1):
         problems.add(where, f"{shown(value)} is not allowed; {name} must be > 0")
+    if name in NON_NEGATIVE_ARGUMENTS and number and value < 0:
+        problems.add(where, f"{shown(value)} is not allowed; {name} must be >= 0")
     if name in MOST_ARGUMENTS and number and value > MOST_ARGUMENTS[name]:
         problems.add(where, f"{shown(value)} is not allowed; {name} must be at most {MOST_ARGUMENTS[name]}")
     if name in SEED_ARGUMENTS and number and not is_seed(value):
@@ -108,6 +112,8 @@ def argument_bounds(name: str) -> dict[str, int]:
     """The bounds check_value puts on a TrainingArguments value, as a JSON Schema says them (but max_steps', -1 or
     above 0)."""
     bounds = {"exclusiveMinimum": 0} if name in POSITIVE_ARGUMENTS and name != "max_steps" else {}
+    if name in NON_NEGATIVE_ARGUMENTS:
+        bounds["minimum"] = 0
     if name in SEED_ARGUMENTS:
         bounds.update(minimum=0, maximum=SEED_LIMIT - 1)
     if name in MOST_ARGUMENTS:
