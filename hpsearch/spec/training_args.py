@@ -36,6 +36,11 @@ OLD_NAMES = {
 }
 
 
+# Values of an Enum field that no trial can run: hpsearch schedules evaluations itself (every trial's eval_strategy is
+# "no"), and these schedulers step on Trainer's evaluations. Validate refuses them; the JSON Schema leaves them out.
+NEED_EVAL_STRATEGY = {"lr_scheduler_type": ("reduce_lr_on_plateau", "greedy")}
+
+
 # What transformers warns of an old name (a FutureWarning on every TrainingArguments built): hpsearch says it
 # once instead (`old_names_note`).
 OLD_NAME_WARNING = rf"`({'|'.join(OLD_NAMES)})` is deprecated"
@@ -137,9 +142,13 @@ def training_items() -> dict[str, tuple[type, ...]]:
 
 @functools.cache
 def training_choices() -> dict[str, tuple[str, ...]]:
-    """The values of each field annotated with an Enum: `optim` takes OptimizerNames', `save_strategy`
-    SaveStrategy's. Validate refuses any other; the JSON Schema lists them."""
-    return {name: tuple(values) for name, values in _table()["choices"].items()}
+    """The values of each field annotated with an Enum that a trial can run: `optim` takes OptimizerNames',
+    `save_strategy` SaveStrategy's (less NEED_EVAL_STRATEGY's). Validate refuses any other; the JSON Schema lists
+    them."""
+    table = _table()["choices"]
+    return {
+        name: tuple(v for v in values if v not in NEED_EVAL_STRATEGY.get(name, ())) for name, values in table.items()
+    }
 
 
 def training_help() -> dict[str, str]:
@@ -196,4 +205,6 @@ def check_training_argument(name: str, value: Any, source, section: str) -> None
         raise SpecError(source, where, f"must be {_expected(fields[name], items)}, got {shown(value)}")
     allowed = training_choices().get(name)
     if allowed is not None and value is not None and value not in allowed:
-        raise SpecError(source, where, f"{shown(value)} is not allowed; allowed: {', '.join(allowed)}")
+        never = value in NEED_EVAL_STRATEGY.get(name, ())
+        why = " (it steps on evaluations, which hpsearch schedules itself)" if never else ""
+        raise SpecError(source, where, f"{shown(value)} is not allowed{why}; allowed: {', '.join(allowed)}")
