@@ -31,7 +31,11 @@ class SpecError(Exception):
 
 def shown(value, width: int = 60) -> str:
     """A value the input held, as a message quotes it: its repr, cut to `width` characters."""
-    text = repr(value)
+    return cut(repr(value), width)
+
+
+def cut(text: str, width: int = 60) -> str:
+    """Text a message shows of the input (a value as it is written), cut to `width` characters."""
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

@@ -45,6 +45,8 @@ def errors(schema: dict, value: Any, root: dict | None = None, where: str = "") 
         elif keyword == "const":
             if not _same(value, arg):
                 out.append(f"{at}: const")
+        elif keyword == "allOf":
+            out += [e for sub in arg for e in errors(sub, value, root, where)]
         elif keyword in ("anyOf", "oneOf"):
             matching = sum(not errors(sub, value, root, where) for sub in arg)
             if matching == 0 or (keyword == "oneOf" and matching > 1):

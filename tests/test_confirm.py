@@ -237,10 +237,13 @@ def test_the_configs_are_the_best_distinct_ones_and_with_a_cost_the_pareto_front
 
 
 @pytest.mark.parametrize("flag", ["--top-k", "--seeds"])
-def test_a_count_below_one_is_refused_before_anything_is_written(make_study, tmp_path, capsys, flag):
+@pytest.mark.parametrize("value", [0, 2**31])
+def test_a_count_below_one_or_above_the_trials_a_study_holds_is_refused_before_anything_is_written(
+    make_study, tmp_path, capsys, flag, value
+):
     path = make_study()
-    assert cli.main(["confirm", str(path), flag, "0"]) == 2
-    assert f"{flag}: must be a whole number >= 1, got 0" in capsys.readouterr().err
+    assert cli.main(["confirm", str(path), flag, str(value)]) == 2
+    assert f"{flag}: must be a whole number in [1, 2147483647], got {value}" in capsys.readouterr().err
     assert not (tmp_path / "tiny.db").exists()
 
 

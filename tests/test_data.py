@@ -222,6 +222,20 @@ def test_csv_cells_are_read_as_text(tmp_path):
     assert raw.train["label"] == ["007", "10", "007"]
 
 
+def test_a_csv_header_that_names_a_column_twice_is_refused_naming_the_file_and_the_column(tmp_path):
+    """pandas reads the second `text` as `text.1`: the study trained on the first without a word."""
+    folder = tmp_path / "twice"
+    folder.mkdir()
+    for split in ("train", "validation"):
+        (folder / f"{split}.csv").write_text("text,intent,text\na,x,b\nc,y,d\n")
+    with pytest.raises(SpecError) as caught:
+        data.load_raw(spec_for(folder), "s.yaml")
+    assert str(caught.value) == (
+        "s.yaml: data.path: cannot read train.csv as csv: column 'text' is named twice in its header; name each"
+        " column once"
+    )
+
+
 def test_classification_evaluates_shortest_rows_first_with_the_same_metrics(make_study, tiny_model, tmp_path):
     """Rows sorted by length pad least; a row's logits are its own, so the metrics are the split order's."""
     from transformers import AutoTokenizer, Trainer, TrainingArguments
@@ -395,7 +409,17 @@ EMPTY = {"text": "x", "intent": "a"}
             None,
             "data.label_column: a label of split 'train' is a list \\(\\['a'\\]\\); one label per row: multi-label",
         ),
-        ([{"text": "x"}], {"text": "text", "label": "text"}, "data.label_column: 'text' is also data.text_column"),
+        # A list or a mapping where text is expected was trained on as its repr
+        (
+            [{"text": {"a": 1}, "intent": "a"}],
+            None,
+            "data.text_column: a 'text' of split 'train' is a dict \\({'a': 1}\\), not text",
+        ),
+        (
+            [{"p": ["x", "y"], "c": "z"}],
+            {"prompt": "p", "completion": "c"},
+            "data.prompt_column: a 'p' of split 'train' is a list \\(\\['x', 'y'\\]\\), not text",
+        ),
         (
             [{"text ": "x", "my label": "a"}],
             None,

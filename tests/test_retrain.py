@@ -219,6 +219,9 @@ def hand_export(folder, **arguments):
         ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps", "0 is not allowed; gradient_accumul"),
         ({"seed": 10**20}, "seed", "100000000000000000000 is not allowed; a whole number in [0, 4294967295]"),
         ({"warmup_steps": -1}, "warmup_steps", "TrainingArguments rejects it: "),
+        # What only the DataLoader and the Trainer refused, after the model and the data had loaded
+        ({"dataloader_num_workers": -1}, "dataloader_num_workers", "-1 is not allowed; dataloader_num_workers must"),
+        ({"report_to": "nowhere"}, "report_to", "'nowhere' is not allowed; allowed: none, all, azure_ml"),
     ],
 )
 def test_a_hand_edited_export_is_refused_naming_its_key(tmp_path, capsys, arguments, key, message):

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -52,11 +53,18 @@ def test_the_json_schema_carries_the_bounds_the_rules_refuse():
         number = next(p for p in prop.get("anyOf", [prop]) if p.get("type") in ("integer", "number"))
         return {k: v for k, v in number.items() if "imum" in k}
 
-    assert bounds("BudgetSpec", "n_trials") == {"minimum": 1}
+    assert bounds("BudgetSpec", "n_trials") == bounds("ConfirmSpec", "seeds") == {"minimum": 1, "maximum": 2**31 - 1}
+    assert bounds("HeartbeatSpec", "grace_period") == {"minimum": 1, "maximum": int(threading.TIMEOUT_MAX)}
     assert bounds("BudgetSpec", "timeout") == {"exclusiveMinimum": 0}
     assert bounds("DataSpec", "seed") == {"minimum": 0, "maximum": 2**32 - 1}
     assert bounds("HeartbeatSpec", "max_retries") == {"minimum": 0}
     assert bounds("AugmentSpec", "probability") == {"minimum": 0, "maximum": 1}
+    train = json_schema()["properties"]["train"]["properties"]  # the TrainingArguments bounds of search.py
+    assert {k: v for k, v in train["num_train_epochs"].items() if "imum" in k} == {
+        "exclusiveMinimum": 0,
+        "maximum": 2**63 - 1,
+    }
+    assert {k: v for k, v in train["seed"].items() if "imum" in k} == {"minimum": 0, "maximum": 2**32 - 1}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +109,13 @@ FLAGGED = [
     ({"train__save_strategy": "sometimes"}, "train.save_strategy"),
     ({"train__num_train_epochs": "three"}, "train.num_train_epochs"),
     ({"train__use_cpu": "yes"}, "train.use_cpu"),
+    # Schedulers that step on Trainer's evaluations, which hpsearch schedules itself: listed, and refused only once
+    # TrainingArguments was built
+    ({"train__lr_scheduler_type": "greedy"}, "train.lr_scheduler_type"),
+    ({"search__lr_scheduler_type": ["linear", "reduce_lr_on_plateau"]}, "search.lr_scheduler_type"),
+    # A searched Enum's choices, as a list or as a mapping's (validate refused them, the schema did not)
+    ({"search__optim": ["adamw_torch", "adamw_turbo"]}, "search.optim"),
+    ({"search__save_strategy": {"type": "categorical", "choices": ["no", "often"]}}, "search.save_strategy"),
 ]
 
 
@@ -134,10 +149,12 @@ def test_train_and_search_keys_are_the_installed_training_arguments_validate_tak
 
 
 def test_train_values_carry_the_json_type_of_their_annotation(schema):
-    from transformers.trainer_utils import SaveStrategy
+    from transformers.trainer_utils import SaveStrategy, SchedulerType
     from transformers.training_args import OptimizerNames
 
     from hpsearch.spec.training_args import check_training_argument
+
+    stepping_on_evaluations = ("reduce_lr_on_plateau", "greedy")
 
     train = schema["properties"]["train"]["properties"]
     types = {name: train[name].get("type") for name in ("learning_rate", "max_steps", "use_cpu", "tf32", "run_name")}
@@ -148,7 +165,11 @@ def test_train_values_carry_the_json_type_of_their_annotation(schema):
         "tf32": ["boolean", "null"],
         "run_name": ["string", "null"],
     }
+    assert train["report_to"]["items"] == train["label_names"]["items"] == {"type": "string"}  # list[str]
     assert train["optim"]["enum"] == [o.value for o in OptimizerNames]
+    assert train["lr_scheduler_type"]["enum"] == [
+        s.value for s in SchedulerType if s.value not in stepping_on_evaluations
+    ]
     assert train["save_strategy"]["enum"] == [s.value for s in SaveStrategy]
     for name, prop in train.items():  # every value listed is one validate takes
         for value in prop.get("enum", []):

@@ -162,6 +162,9 @@ BAD = [
     ({"data__eval_fraction": 0.2, "data__eval_split": "validation"}, "data.eval_fraction", "not both"),
     ({"train__num_train_epochs": "three"}, "train.num_train_epochs", "must be float, got 'three'"),
     ({"train__use_cpu": "yes"}, "train.use_cpu", "must be bool"),
+    # A list's items where text is expected: taken whole before (transformers would meet them as [{'a': 1}])
+    ({"train__report_to": [{"a": 1}]}, "train.report_to", "must be list of str or null or str, got [{'a': 1}]"),
+    ({"train__label_names": [["x"]]}, "train.label_names", "must be list of str or null, got [['x']]"),
     (
         {"search__per_device_train_batch_size": {"type": "float", "low": 8.0, "high": 32.0}},
         "search.per_device_train_batch_size",
@@ -206,6 +209,28 @@ BAD = [
     # A name longer than the file system takes (ENAMETOOLONG) was an OSError from the path lookup.
     ({"data__path": "d" * 300}, "data.path", "cannot be looked up (File name too long); give a local path or a hub"),
     ({"model__name_or_path": "m" * 300}, "model.name_or_path", "cannot be looked up (File name too long)"),
+    # Counts and seconds beyond what later code holds (Optuna's trial numbers, a C int, a thread's wait): refused
+    # here, not when a trial meets them
+    ({"budget__n_trials": 2**63}, "budget.n_trials", "9223372036854775808 is not allowed; at most 2147483647"),
+    ({"confirm": {"top_k": 2**31}}, "confirm.top_k", "2147483648 is not allowed; at most 2147483647"),
+    ({"confirm": {"seeds": 2**63}}, "confirm.seeds", "9223372036854775808 is not allowed; at most 2147483647"),
+    ({"resources": {"devices_per_trial": 2**63}}, "resources.devices_per_trial", "is not allowed; at most 2147483647"),
+    ({"heartbeat": {"grace_period": 2**63}}, "heartbeat.grace_period", "is not allowed; at most 9223372036"),
+    ({"heartbeat": {"interval": 2**40, "grace_period": 2**41}}, "heartbeat.interval", "at most 9223372036"),
+    # 1e308 epochs times the train rows is no number of samples: an OverflowError in every trial
+    (
+        {"train__num_train_epochs": 1e308},
+        "train.num_train_epochs",
+        "1e+308 is not allowed; num_train_epochs must be at most 9223372036854775807",
+    ),
+    ({"search__num_train_epochs": [1, 1e300]}, "search.num_train_epochs", "must be at most 9223372036854775807"),
+    # torch's DataLoader refused it, after the model and the data had loaded
+    ({"train__dataloader_num_workers": -1}, "train.dataloader_num_workers", "-1 is not allowed; dataloader_num_wo"),
+    # An integer no float holds, where a float is read: float() raised OverflowError, a traceback
+    ({"search__learning_rate__high": 10**400}, "search.learning_rate.high", "is not allowed; a finite number"),
+    ({"train__num_train_epochs": 10**400}, "train.num_train_epochs", "is not allowed; a finite number"),
+    ({"evaluation__every": 10**400}, "evaluation.every", "is not allowed; a finite number"),
+    ({"search__weight_decay": [0, 10**400]}, "search.weight_decay", "is not allowed; a finite number"),
 ]
 
 
@@ -427,3 +452,85 @@ def test_a_value_transformers_refuses_is_blamed_on_the_key_its_message_names(mak
         preflight.check(load_spec(make_study(**changes)))
     assert caught.value.field == field
     assert "TrainingArguments rejects it: " in caught.value.message and "warmup_steps" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("task", "data", "field", "message"),
+    [
+        (
+            "sequence-classification",
+            {"text_column": "intent", "label_column": "intent"},
+            "data.label_column",
+            "'intent' is also data.text_column; each needs a column of its own",
+        ),
+        (
+            "causal-lm",
+            {"prompt_column": "q", "completion_column": "q"},
+            "data.completion_column",
+            "'q' is also data.prompt_column; each needs a column of its own",
+        ),
+        (
+            "seq2seq",
+            {"source_column": "doc", "target_column": "doc"},
+            "data.target_column",
+            "'doc' is also data.source_column; each needs a column of its own",
+        ),
+    ],
+)
+def test_two_column_keys_of_the_task_naming_one_column_are_refused_naming_both(make_study, task, data, field, message):
+    """A model that reads its answer in its prompt (or its label in its text) learns nothing: refused by validate,
+    before the data is read."""
+    with pytest.raises(SpecError) as caught:
+        load_spec(make_study(task=task, data={"path": "data", **data}, objective={"metric": "loss"}))
+    assert (caught.value.field, caught.value.message) == (field, message)
+
+
+def test_a_chat_column_may_bear_the_name_of_the_pair_columns_it_replaces(make_study):
+    spec = load_spec(make_study(task="causal-lm", data={"path": "data", "messages_column": "prompt"}, objective={}))
+    assert spec.data.messages_column == "prompt"
+
+
+@pytest.mark.parametrize("where", ["train", "search", "unknown"])
+def test_a_reporting_integration_the_trainer_would_refuse_is_refused_by_validate(make_study, where):
+    """Trainer refused it after the model and the data had loaded (wandb not installed: a RuntimeError)."""
+    from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    from hpsearch.orchestration import preflight
+
+    missing = [name for name in INTEGRATION_TO_CALLBACK if name not in get_available_reporting_integrations()]
+    if not missing:
+        pytest.skip("every reporting integration transformers knows is installed")
+    changes, field, text = {
+        "train": ({"train__report_to": missing[0]}, "train.report_to", f"{missing[0]!r} is not installed here"),
+        "search": ({"search__report_to": ["none", missing[0]]}, "search.report_to", f"{missing[0]!r} is not installed"),
+        "unknown": ({"train__report_to": ["nowhere"]}, "train.report_to", "'nowhere' is not allowed; allowed: none"),
+    }[where]
+    with pytest.raises(SpecError) as caught:
+        preflight.check(load_spec(make_study(**changes)))
+    assert caught.value.field == field and caught.value.message.startswith(text)
+
+
+LONG = "x" * 5000
+CUT = [
+    # (changes, the field; each a check that formats the value itself, in the module named)
+    ({"pruner": {"type": "hyperband", "min_resource": LONG}}, "pruner.min_resource"),  # choosers
+    ({"search__finetune": [LONG]}, "search.finetune"),  # search: one of hpsearch's settings
+    ({"search__weight_decay": [LONG, LONG]}, "search.weight_decay.choices"),  # search: a choice twice
+    ({"train__label_names": [LONG, float("nan")]}, "train.label_names"),  # search: not finite
+    ({"train__use_cpu": LONG}, "train.use_cpu"),  # training_args: a type
+    ({"train__optim": LONG}, "train.optim"),  # training_args: an Enum's values
+    ({"objective__metric": LONG}, "objective.metric"),  # rules
+    ({"evaluation__every": LONG}, "evaluation.every"),  # fields: int or float
+    ({"data__max_length": -(10**4000)}, "data.max_length"),  # fields: a rule's {v}, a number as written
+]
+
+
+@pytest.mark.parametrize(("changes", "field"), CUT, ids=[c[1] for c in CUT])
+def test_a_long_value_is_quoted_cut_to_60_characters_by_every_check(make_study, changes, field):
+    """A 5,000-character value was quoted whole by the checks that format it themselves: one error line of 5,000."""
+    path = make_study(**changes)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.field == field
+    message = caught.value.message
+    assert "..." in message and "x" * 60 not in message and "0" * 60 not in message

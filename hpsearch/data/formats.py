@@ -8,6 +8,7 @@ from pathlib import Path
 
 import datasets
 
+from hpsearch.errors import shown
 from hpsearch.spec import SpecError
 
 READERS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -23,6 +24,7 @@ def read_file(path: Path, source) -> datasets.Dataset:
     try:
         if kind == "csv":  # as text: "007" stays "007" and an empty cell is "", not NaN
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            _one_name_per_column(path)
         elif kind == "parquet":  # as Arrow: a parquet `datasets` wrote keeps its ClassLabel names
             import pyarrow.parquet as pq
 
@@ -37,6 +39,16 @@ def read_file(path: Path, source) -> datasets.Dataset:
         return datasets.Dataset.from_pandas(_one_type_per_column(frame), preserve_index=False)
     except Exception as exc:  # a malformed file is bad input, not a crash
         raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {_reason(exc)}") from None
+
+
+def _one_name_per_column(path: Path) -> None:
+    """A CSV header names each column once: pandas reads a second `text` as `text.1`, silently."""
+    import pandas as pd
+
+    header = pd.read_csv(path, dtype=str, keep_default_na=False, header=None, nrows=1).iloc[0].tolist()
+    twice = next((name for i, name in enumerate(header) if name and name in header[:i]), None)
+    if twice is not None:
+        raise ValueError(f"column {shown(twice)} is named twice in its header; name each column once")
 
 
 def _reason(exc: Exception) -> str:

@@ -108,6 +108,17 @@ def _check_labels(ds: datasets.Dataset, column: str, split: str, source) -> None
         raise SpecError(source, "data.label_column", f"{missing} row(s) of split {split!r} have no {column!r}")
 
 
+def _check_texts(ds: datasets.Dataset, columns: dict[str, str], split: str, source) -> None:
+    """A text column holds text (a number counts as its digits): a list or a mapping was trained on as its repr."""
+    for name, column in columns.items():
+        if name in ("label", "messages"):  # checked by _check_labels and chats.checked
+            continue
+        found = next((v for v in ds[column] if isinstance(v, (list, dict))), None)
+        if found is not None:
+            kind = f"a {type(found).__name__} ({shown(found)})"
+            raise SpecError(source, f"data.{name}_column", f"a {shown(column)} of split {split!r} is {kind}, not text")
+
+
 def _nothing_to_learn(ds: datasets.Dataset, name: str) -> bool:
     """No row of the split has a token to learn (and evaluate the loss on): a generation task's target."""
     if name == "messages":
@@ -137,11 +148,6 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
     """
     columns = columns or {"text": spec.text_column, "label": spec.label_column}
     label_column = columns.get("label")
-    for name, column in columns.items():
-        if name != "label" and column == label_column:
-            raise SpecError(
-                source, "data.label_column", f"{column!r} is also data.{name}_column; the label needs its own column"
-            )
     local = Path(spec.path)
     if local.exists():
         found = formats.local_splits(local, source)
@@ -183,9 +189,10 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
     train = _subsample(train, spec.max_train_samples, spec.seed, label_column)
     evaluation = _subsample(evaluation, spec.max_eval_samples, spec.seed, label_column)
     splits = ((spec.train_split, train), (eval_name, evaluation))
-    if label_column is not None:
-        for split_name, ds in splits:
+    for split_name, ds in splits:
+        if label_column is not None:
             _check_labels(ds, label_column, split_name, source)
+        _check_texts(ds, columns, split_name, source)
     train, evaluation = _plain(train, columns), _plain(evaluation, columns)
     if len(train) == 0 or len(evaluation) == 0:
         raise SpecError(source, "data", f"empty split: {len(train)} train and {len(evaluation)} eval rows")

@@ -16,6 +16,7 @@ from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.results.storage import load_study, open_storage, storage_url
 from hpsearch.spec import Spec, SpecError
 from hpsearch.spec.choosers import NoPruner, RandomSampler
+from hpsearch.spec.fields import INT32_MOST
 from hpsearch.spec.sections import BudgetSpec
 
 COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState[s] for s in ("COMPLETE", "RUNNING", "WAITING"))
@@ -102,8 +103,8 @@ def plan(
     top_k = spec.confirm.top_k if top_k is None else top_k
     seeds = spec.confirm.seeds if seeds is None else seeds
     for flag, value in (("--top-k", top_k), ("--seeds", seeds)):
-        if value < 1:
-            raise SpecError("hpsearch confirm", flag, f"must be a whole number >= 1, got {value}")
+        if not 1 <= value <= INT32_MOST:  # confirm.top_k's and confirm.seeds' bounds
+            raise SpecError("hpsearch confirm", flag, f"must be a whole number in [1, {INT32_MOST}], got {value}")
     url = storage_url(spec, storage_override, write=True)
     search = load_study(spec, url)
     controller.check_resume(spec, search)  # a confirmation trains exactly what the search trained

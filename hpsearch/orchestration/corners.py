@@ -7,6 +7,7 @@ import re
 import warnings
 from collections.abc import Iterable
 
+from hpsearch.errors import shown
 from hpsearch.spec import Spec, SpecError
 from hpsearch.spec.training_args import OLD_NAME_WARNING
 from hpsearch.training.trainer import training_arguments
@@ -34,15 +35,37 @@ def check_training_arguments(spec: Spec) -> None:
 
 def build_or_refuse(arguments: dict, source, sections: list[tuple[str, Iterable[str]]], field: str) -> None:
     """TrainingArguments(**arguments), or a SpecError keyed by the key its message names (`Got warmup_steps =
-    -0.1`): the first of `sections`' keys (`section.key`, or the key alone for the section ""), else `field`."""
+    -0.1`): the first of `sections`' keys (`section.key`, or the key alone for the section ""), else `field`.
+    Its `report_to` must name integrations installed here: a trial's Trainer would refuse the others."""
     from transformers import TrainingArguments
 
     try:
         with warnings.catch_warnings():  # an old name is said once, as a note (training.trainer.notes)
             warnings.filterwarnings("ignore", message=OLD_NAME_WARNING, category=FutureWarning)
-            TrainingArguments(output_dir="unused", **arguments)
+            built = TrainingArguments(output_dir="unused", **arguments)
     except (ValueError, TypeError, ImportError) as exc:
         reason = str(exc).splitlines()[0][:300]
-        named = set(re.findall(r"\w+", reason))
-        key = next((f"{s}.{k}" if s else k for s, keys in sections for k in keys if k in named), field)
+        key = _key(set(re.findall(r"\w+", reason)), sections, field)
         raise SpecError(source, key, f"TrainingArguments rejects it: {reason}") from None
+    problem = _reporting_problem(built.report_to)
+    if problem is not None:
+        raise SpecError(source, _key({"report_to"}, sections, field), problem)
+
+
+def _key(named: set[str], sections: list[tuple[str, Iterable[str]]], field: str) -> str:
+    """The first of `sections`' keys among `named`, as the file writes it; else `field`."""
+    return next((f"{s}.{k}" if s else k for s, keys in sections for k in keys if k in named), field)
+
+
+def _reporting_problem(report_to: list[str]) -> str | None:
+    """Why Trainer would refuse `report_to` (as TrainingArguments resolved it: `all` is the installed integrations),
+    in transformers' own terms: an integration it has no callback for, or one not installed here."""
+    from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    installed = get_available_reporting_integrations()
+    for name in report_to:
+        if name not in INTEGRATION_TO_CALLBACK:
+            return f"{shown(name)} is not allowed; allowed: none, all, {', '.join(INTEGRATION_TO_CALLBACK)}"
+        if name not in installed:
+            return f"{shown(name)} is not installed here; allowed: {', '.join(['none', 'all', *installed])}"
+    return None

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from hpsearch.errors import shown
 from hpsearch.spec.fields import NonNegative, Positive, Section, Seed, fail, rule
 
 
@@ -145,7 +146,7 @@ def _resource(auto: bool) -> BeforeValidator:
             return value
         if isinstance(value, float) and 0 < value <= 1:
             return value
-        raise fail(f"{value!r} is not allowed; {allowed}")
+        raise fail(f"{shown(value)} is not allowed; {allowed}")
 
     return BeforeValidator(check)
 
@@ -190,7 +191,7 @@ class HyperbandPruner(_Judging):
     def _min_below_max(self) -> HyperbandPruner:
         low, high = self.min_resource, self.max_resource
         if high != "auto" and type(low) is type(high) and low > high:  # both samples, or both fractions
-            raise fail(f"{low!r} is not allowed; at most max_resource ({high!r})", key="min_resource")
+            raise fail(f"{shown(low)} is not allowed; at most max_resource ({shown(high)})", key="min_resource")
         return self
 
 

@@ -4,13 +4,15 @@ number types whose errors read as hpsearch's own messages ("must be > 0, got 0")
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from hpsearch.errors import shown
+from hpsearch.errors import cut, shown
 
 # The error type the message translator passes through as written (see messages.py).
 SPEC_ERROR = "spec"
@@ -34,7 +36,7 @@ class Section(BaseModel):
 
 
 class _Given:
-    """A value as a rule's message quotes it: `{v!r}` cut to 60 characters (errors.shown), `{v}` as is."""
+    """A value as a rule's message quotes it: `{v!r}` its repr, `{v}` as it is written, cut to 60 characters."""
 
     def __init__(self, value: Any) -> None:
         self.value = value
@@ -43,7 +45,7 @@ class _Given:
         return shown(self.value)
 
     def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
+        return cut(format(self.value, spec))
 
 
 def rule(ok: Callable[[Any], bool], message: str) -> AfterValidator:
@@ -72,6 +74,21 @@ Positive = Annotated[int, rule(lambda v: v > 0, "must be > 0, got {v}"), bounds(
 PositiveFloat = Annotated[float, rule(lambda v: v > 0, "must be > 0, got {v}"), bounds(exclusiveMinimum=0)]
 NonNegative = Annotated[int, rule(lambda v: v >= 0, "must be >= 0, got {v}"), bounds(minimum=0)]
 AtLeastOne = Annotated[int, allowed(lambda v: v >= 1, "a whole number >= 1"), bounds(minimum=1)]
+
+
+def at_most(kind: Any, limit: int) -> Any:
+    """`kind` no larger than `limit`, in validate and in the JSON Schema: a count or seconds that later code holds
+    in a fixed-size number, which a larger one breaks when a trial meets it (or that no study would live to end)."""
+    return Annotated[kind, allowed(lambda v: v <= limit, f"at most {limit}"), bounds(maximum=limit)]
+
+
+# The largest 32-bit signed integer: Optuna numbers trials in SQL INTEGER columns (32-bit in PostgreSQL and MySQL),
+# and torch.distributed counts a trial's processes in a C int.
+INT32_MOST = 2**31 - 1
+Count = at_most(Positive, INT32_MOST)
+# What a thread can wait, 292 years on Linux: Optuna's heartbeat thread waits heartbeat.interval seconds at a time
+# (longer is an OverflowError), and a grace period need only be longer (beyond 3e6 years, its timedelta fails).
+Seconds = at_most(Positive, int(threading.TIMEOUT_MAX))
 # What random.seed, numpy and torch all take (numpy refuses a negative seed or one of 2**32 and above).
 SEED_LIMIT = 2**32
 SEEDS = f"a whole number in [0, {SEED_LIMIT - 1}]"  # what a seed may be, as the messages say it
@@ -93,9 +110,12 @@ ClosedProbability = Annotated[float, allowed(lambda v: 0 <= v <= 1, "a number in
 
 
 def finite(value: Any) -> bool:
-    """True for every value but a float that is nan or infinite (in any nesting of lists)."""
+    """True for every value but a number no float holds: nan, infinite, or an integer beyond float's range (10**400,
+    which float() refuses), in any nesting of lists."""
     if isinstance(value, float):
         return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) <= sys.float_info.max
     if isinstance(value, (list, tuple)):
         return all(finite(v) for v in value)
     return True
@@ -103,7 +123,9 @@ def finite(value: Any) -> bool:
 
 def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise fail(f"must be int or float, got {value!r}")
+        raise fail(f"must be int or float, got {shown(value)}")
+    if not finite(value):
+        raise fail(f"{shown(value)} is not allowed; a finite number")
     return float(value)
 
 

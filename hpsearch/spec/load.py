@@ -141,11 +141,11 @@ def apply_overrides(raw: dict, overrides, source) -> set[str]:
     keys = set()
     for item in overrides:
         if "=" not in item:
-            raise SpecError(source, "--set", f"{item!r} is not KEY=VALUE (e.g. sampler.type=random)")
+            raise SpecError(source, "--set", f"{shown(item)} is not KEY=VALUE (e.g. sampler.type=random)")
         dotted, _, text = item.partition("=")
         parts = dotted.strip().split(".")
         if not all(parts):
-            raise SpecError(source, "--set", f"{dotted!r} is not a dotted key")
+            raise SpecError(source, "--set", f"{shown(dotted)} is not a dotted key")
         node = raw
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)

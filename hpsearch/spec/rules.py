@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, shown
 from hpsearch.spec.catalog import AUGMENT_OPS, GENERATED_METRICS, describe_installed_metrics, known_metrics
 from hpsearch.spec.paths import resolve_path
 from hpsearch.spec.schema import StudyFile
@@ -44,11 +44,22 @@ def data(study: StudyFile, raw: dict, source: Path, from_cli: set[str], problems
         if "eval_split" in given:
             problems.add("data.eval_fraction", "set eval_split or eval_fraction, not both")
         update["eval_split"] = None
+    pairs = ("prompt_column", "completion_column")
     if data.messages_column is not None:
-        for key in ("prompt_column", "completion_column"):
+        for key in pairs:
             # Only a column named other than its default: a stored spec (an export's manifest) writes them all.
             if key in given and getattr(data, key) != type(data).model_fields[key].default:
                 problems.add(f"data.{key}", "set messages_column or prompt/completion columns, not both")
+    # Each column the task reads is a column of its own (chats are read instead of prompt/completion pairs).
+    read: dict[str, str] = {}
+    for key in own:
+        column = getattr(data, key)
+        if key.endswith("_column") and column is not None and not (data.messages_column and key in pairs):
+            if column in read:
+                problems.add(
+                    f"data.{key}", f"{shown(column)} is also data.{read[column]}; each needs a column of its own"
+                )
+            read.setdefault(column, key)
     return data.model_copy(update=update)
 
 
@@ -92,11 +103,11 @@ def generation(study: StudyFile, raw: dict, problems: Problems) -> GenerationSpe
     known = known_metrics()
     for name in section.metrics:
         if name in task.metrics:
-            problems.add("generation.metrics", f"{name!r} is measured by {task.name} already, not generated")
+            problems.add("generation.metrics", f"{shown(name)} is measured by {task.name} already, not generated")
         elif name not in known:
             problems.add(
                 "generation.metrics",
-                f"{name!r} is not a metric; built in: {', '.join(GENERATED_METRICS)}; "
+                f"{shown(name)} is not a metric; built in: {', '.join(GENERATED_METRICS)}; "
                 f"installed: {describe_installed_metrics()}",
             )
     if len(set(section.metrics)) != len(section.metrics):
@@ -123,11 +134,11 @@ def objective(study: StudyFile, generation: GenerationSpec, problems: Problems) 
                 f"allowed: {', '.join(measured)}",
             )
     elif metric not in measured:
-        problems.add("objective.metric", f"{section.metric!r} is not allowed; allowed: {', '.join(measured)}")
+        problems.add("objective.metric", f"{shown(section.metric)} is not allowed; allowed: {', '.join(measured)}")
     direction = section.direction or METRICS.get(metric)
     if direction is None:
         if metric in measured:  # a metric refused above needs no direction yet
-            problems.add("objective.direction", f"is required for {metric!r}, a user metric: maximize or minimize")
+            problems.add("objective.direction", f"is required for {shown(metric)}, a user metric: maximize or minimize")
         direction = "maximize"
     if section.at == "best" and study.evaluation.subsample is not None:
         why = "the best of noisy subsample scores overstates the trial, and is not a whole-split score"

@@ -7,8 +7,8 @@ import difflib
 import math
 from typing import Any
 
-from hpsearch.errors import SpecError
-from hpsearch.spec.fields import SEEDS, finite, is_seed
+from hpsearch.errors import SpecError, shown
+from hpsearch.spec.fields import SEED_LIMIT, SEEDS, finite, is_seed
 from hpsearch.spec.messages import raise_all
 from hpsearch.spec.rules import Problems
 from hpsearch.spec.schema import SearchRange
@@ -36,6 +36,11 @@ POSITIVE_ARGUMENTS = {
     "save_steps",
     "learning_rate",
 }
+# TrainingArguments that count what may be none: torch's DataLoader refuses -1 workers (after model and data loaded).
+NON_NEGATIVE_ARGUMENTS = {"dataloader_num_workers"}
+# TrainingArguments with an upper bound: a trial counts the samples it trains on (its epochs times the train rows)
+# in a 64-bit integer, the step Optuna stores its evaluations under (1e308 epochs: an OverflowError in the trial).
+MOST_ARGUMENTS = {"num_train_epochs": 2**63 - 1}
 # TrainingArguments that seed random, numpy and torch (set_seed refuses what numpy refuses).
 SEED_ARGUMENTS = ("seed", "data_seed")
 
@@ -80,13 +85,13 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
     """One value of a searched or fixed parameter; a problem found is appended."""
     source = problems.source
     if not finite(value):
-        problems.add(where, f"{value!r} is not allowed; a finite number")
+        problems.add(where, f"{shown(value)} is not allowed; a finite number")
         return
     try:
         if name in SETTING_PARAMS:
             kinds, ok, allowed = SETTING_PARAMS[name]
             if isinstance(value, bool) or not isinstance(value, kinds) or not ok(value):
-                raise SpecError(source, where, f"{value!r} is not allowed; {allowed}")
+                raise SpecError(source, where, f"{shown(value)} is not allowed; {allowed}")
             return
         check_training_argument(name, value, source, section)
     except SpecError as exc:
@@ -94,9 +99,26 @@ def check_value(name: str, value: Any, where: str, section: str, problems: list)
         return
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if name in POSITIVE_ARGUMENTS and number and value <= 0 and not (name == "max_steps" and value == -1):
-        problems.add(where, f"{value!r} is not allowed; {name} must be > 0")
+        problems.add(where, f"{shown(value)} is not allowed; {name} must be > 0")
+    if name in NON_NEGATIVE_ARGUMENTS and number and value < 0:
+        problems.add(where, f"{shown(value)} is not allowed; {name} must be >= 0")
+    if name in MOST_ARGUMENTS and number and value > MOST_ARGUMENTS[name]:
+        problems.add(where, f"{shown(value)} is not allowed; {name} must be at most {MOST_ARGUMENTS[name]}")
     if name in SEED_ARGUMENTS and number and not is_seed(value):
-        problems.add(where, f"{value!r} is not allowed; {SEEDS}")
+        problems.add(where, f"{shown(value)} is not allowed; {SEEDS}")
+
+
+def argument_bounds(name: str) -> dict[str, int]:
+    """The bounds check_value puts on a TrainingArguments value, as a JSON Schema says them (but max_steps', -1 or
+    above 0)."""
+    bounds = {"exclusiveMinimum": 0} if name in POSITIVE_ARGUMENTS and name != "max_steps" else {}
+    if name in NON_NEGATIVE_ARGUMENTS:
+        bounds["minimum"] = 0
+    if name in SEED_ARGUMENTS:
+        bounds.update(minimum=0, maximum=SEED_LIMIT - 1)
+    if name in MOST_ARGUMENTS:
+        bounds["maximum"] = MOST_ARGUMENTS[name]
+    return bounds
 
 
 def check_arguments(arguments: dict[str, Any], source) -> None:
@@ -127,9 +149,8 @@ def parse_param(name: str, value: SearchRange, problems) -> ParamSpec | None:
         return None
     if param.kind == "float" and _whole_numbers_only(name):
         fix = "type: int and int bounds" if value.type == "float" else "int bounds"
-        problems.add(
-            where, f"a float range ({value.low!r} to {value.high!r}) is not allowed; {name} takes int: give {fix}"
-        )
+        given = f"{shown(value.low)} to {shown(value.high)}"
+        problems.add(where, f"a float range ({given}) is not allowed; {name} takes int: give {fix}")
         return None
     values = param.choices if param.kind == "categorical" else (param.low, param.high)
     for v in values:
@@ -152,10 +173,10 @@ def _twice(choices: list) -> str | None:
     seen: dict[Any, Any] = {}
     for choice in choices:
         number = isinstance(choice, (int, float)) and not isinstance(choice, bool)
-        key = ("number", float(choice)) if number else (type(choice).__name__, repr(choice))
+        key = ("number", choice) if number else (type(choice).__name__, repr(choice))  # 0 == 0.0, as keys too
         if key in seen:
             first = seen[key]
-            return repr(choice) if repr(first) == repr(choice) else f"{first!r} and {choice!r}"
+            return shown(choice) if repr(first) == repr(choice) else f"{shown(first)} and {shown(choice)}"
         seen[key] = choice
     return None
 
@@ -189,31 +210,35 @@ def _range(name: str, value: SearchRange, where: str, problems) -> ParamSpec | N
         problems.add(f"{where}.{missing[0]}", "is required")
         return None
     low, high, step = value.low, value.high, value.step
+    huge = next((k for k in ("low", "high", "step") if not finite(getattr(value, k))), None)
+    if huge is not None:  # an integer no float holds (10**400): float() would raise
+        problems.add(f"{where}.{huge}", f"{shown(getattr(value, huge))} is not allowed; a finite number")
+        return None
     if kind == "int":
         for key in ("low", "high", "step"):
             given = getattr(value, key)
             if given is not None and type(given) is not int:
-                problems.add(f"{where}.{key}", f"must be int, got {given!r}")
+                problems.add(f"{where}.{key}", f"must be int, got {shown(given)}")
                 return None
     else:
         low, high = float(low), float(high)
         step = None if step is None else float(step)
     if low >= high:
-        problems.add(f"{where}.low", f"low ({low}) must be below high ({high})")
+        problems.add(f"{where}.low", f"low ({shown(low)}) must be below high ({shown(high)})")
     elif value.log and low <= 0:
-        problems.add(f"{where}.low", f"a log scale needs low > 0, got {low}")
+        problems.add(f"{where}.low", f"a log scale needs low > 0, got {shown(low)}")
     elif value.log and step is not None:
         problems.add(f"{where}.step", "log and step cannot be combined")
     elif step is not None and step <= 0:
-        problems.add(f"{where}.step", f"must be > 0, got {step}")
+        problems.add(f"{where}.step", f"must be > 0, got {shown(step)}")
     elif step is not None and not math.isfinite((high - low) / step):
         problems.add(
             f"{where}.step",
-            f"{step!r} is too small: (high - low) / step overflows; allowed: a step that divides high - low",
+            f"{shown(step)} is too small: (high - low) / step overflows; allowed: a step that divides high - low",
         )
     elif step is not None and abs((high - low) / step - round((high - low) / step)) > 1e-9:
         top = low + math.floor((high - low) / step + 1e-9) * step
-        problems.add(f"{where}.high", f"high - low must be a multiple of step {step}; e.g. high: {top:g}")
+        problems.add(f"{where}.high", f"high - low must be a multiple of step {shown(step)}; e.g. high: {top:g}")
     else:
         return ParamSpec(name=name, kind=kind, low=low, high=high, log=value.log, step=step)
     return None

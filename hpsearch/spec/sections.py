@@ -12,11 +12,12 @@ from hpsearch.spec.catalog import AUGMENT_OPS
 from hpsearch.spec.fields import (
     AtLeastOne,
     ClosedProbability,
+    Count,
     NonNegative,
     Number,
     Positive,
     PositiveFloat,
-    Probability,
+    Seconds,
     Section,
     Seed,
     allowed,
@@ -167,17 +168,17 @@ class ConfirmSpec(Section):
     """`hpsearch confirm`: the search's best configs trained again with new seeds (the head's initialisation,
     the data order), so that the winner is the best mean over seeds, not one lucky run."""
 
-    top_k: Positive = 3
+    top_k: Count = 3
     """How many of the search's best configs (distinct params) to confirm; with objective.cost, trials
     of the Pareto front."""
-    seeds: Positive = 3
+    seeds: Count = 3
     """New seeds per config (train.seed + 1, + 2, ...), each one trial; the search's own trial counts too."""
 
 
 class BudgetSpec(Section):
     """When the study ends (any that is set; grid also ends when its grid is done)."""
 
-    n_trials: Positive | None = None
+    n_trials: Count | None = None
     """Total trials of the study, counted across resumes; grid defaults to the grid size."""
     timeout: PositiveFloat | None = None
     """Seconds for this invocation; no new trial starts after it."""
@@ -188,9 +189,9 @@ class BudgetSpec(Section):
 class HeartbeatSpec(Section):
     """How a trial whose worker died is found and re-run."""
 
-    interval: Positive = 30
+    interval: Seconds = 30
     """Seconds between a running trial's heartbeats."""
-    grace_period: Positive = 120
+    grace_period: Seconds = 120
     """Seconds without a heartbeat after which a trial counts as dead (its worker was killed)."""
     max_retries: NonNegative = 2
     """How many times a dead trial is re-run with the same params."""
@@ -205,7 +206,7 @@ class HeartbeatSpec(Section):
 class ResourcesSpec(Section):
     """What one trial holds while it trains."""
 
-    devices_per_trial: AtLeastOne = 1
+    devices_per_trial: Count = 1
     """Processes (one per GPU, or per CPU slot with gloo) one trial trains on with DDP; 1 trains in the
     worker itself. Above 1 each rank trains on per_device_train_batch_size rows: the effective batch is
     that many times larger. Not with model.save_best or generation."""
@@ -295,6 +296,5 @@ __all__ = [
     "ModelSpec",
     "ObjectiveSection",
     "ObjectiveSpec",
-    "Probability",
     "ResourcesSpec",
 ]

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, shown
 from hpsearch.spec.paths import cache_dir
 
 # Keys hpsearch sets itself for every trial; a study file may not set them.
@@ -34,6 +34,11 @@ OLD_NAMES = {
     "gradient_checkpointing": "activation_checkpointing",
     "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
 }
+
+
+# Values of an Enum field that no trial can run: hpsearch schedules evaluations itself (every trial's eval_strategy is
+# "no"), and these schedulers step on Trainer's evaluations. Validate refuses them; the JSON Schema leaves them out.
+NEED_EVAL_STRATEGY = {"lr_scheduler_type": ("reduce_lr_on_plateau", "greedy")}
 
 
 # What transformers warns of an old name (a FutureWarning on every TrainingArguments built): hpsearch says it
@@ -56,27 +61,37 @@ def twice_message(new: str, where_new: str) -> str:
 
 # Bump when what the table holds, or how it is read off TrainingArguments, changes: the cached one is then read
 # off again.
-TABLE_FORMAT = 1
+TABLE_FORMAT = 2  # 2: the types of a list's items (`items`)
 _PLAIN = {t.__name__: t for t in (bool, int, float, str, list, dict, object, type(None))}
+
+
+def _type_names(members: Iterable[Any]) -> list[str]:
+    """The names of the plain types among an annotation's members, once each (an Enum's values are str)."""
+    names = [(str if issubclass(m, enum.Enum) else m).__name__ for m in members if isinstance(m, type)]
+    return list(dict.fromkeys(names))
 
 
 def _read_off_transformers() -> dict[str, dict[str, Any]]:
     """What validate and the JSON Schema need of the installed TrainingArguments, as JSON: each field it takes
     with the names of the plain types its annotation admits (an Enum's field takes its values' names, str),
-    the values of each field annotated with an Enum (or its value as a string, or None), and each field's help."""
+    those a list's items may be (list[str]: str), the values of each field annotated with an Enum (or its value
+    as a string, or None), and each field's help."""
     from transformers import TrainingArguments
 
     hints = typing.get_type_hints(TrainingArguments)
-    table: dict[str, dict[str, Any]] = {"fields": {}, "choices": {}, "help": {}}
+    table: dict[str, dict[str, Any]] = {"fields": {}, "items": {}, "choices": {}, "help": {}}
     for f in dataclasses.fields(TrainingArguments):
         if not f.init:
             continue
         hint = hints[f.name]
         union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-        members = [typing.get_origin(m) or m for m in (typing.get_args(hint) if union else (hint,))]  # list[str]: list
+        args = typing.get_args(hint) if union else (hint,)
+        members = [typing.get_origin(m) or m for m in args]  # list[str]: list
         enums = [m for m in members if isinstance(m, type) and issubclass(m, enum.Enum)]
-        accepted = [(str if m in enums else m).__name__ for m in members if isinstance(m, type)]
-        table["fields"][f.name] = list(dict.fromkeys(accepted))
+        table["fields"][f.name] = _type_names(members)
+        items = [item for m in args if typing.get_origin(m) is list for item in typing.get_args(m)]
+        if items:
+            table["items"][f.name] = _type_names(items)
         if enums and all(m in (str, type(None)) for m in members if m not in enums):
             table["choices"][f.name] = [str(e.value) for member in enums for e in member]
         table["help"][f.name] = f.metadata.get("help", "")
@@ -95,7 +110,7 @@ def _table() -> dict[str, dict[str, Any]]:
     path = cache_dir() / f"training-arguments-{TABLE_FORMAT}-transformers-{installed}.json"
     try:
         table = json.loads(path.read_text())
-        if isinstance(table, dict) and set(table) == {"fields", "choices", "help"}:
+        if isinstance(table, dict) and set(table) == {"fields", "items", "choices", "help"}:
             return table
     except (OSError, ValueError):
         pass
@@ -120,10 +135,20 @@ def training_fields() -> dict[str, tuple[type, ...]]:
 
 
 @functools.cache
+def training_items() -> dict[str, tuple[type, ...]]:
+    """The plain types the items of each field's list may be (`report_to`, `label_names`: str)."""
+    return {name: tuple(_PLAIN[t] for t in accepted) for name, accepted in _table()["items"].items()}
+
+
+@functools.cache
 def training_choices() -> dict[str, tuple[str, ...]]:
-    """The values of each field annotated with an Enum: `optim` takes OptimizerNames', `save_strategy`
-    SaveStrategy's. Validate refuses any other; the JSON Schema lists them."""
-    return {name: tuple(values) for name, values in _table()["choices"].items()}
+    """The values of each field annotated with an Enum that a trial can run: `optim` takes OptimizerNames',
+    `save_strategy` SaveStrategy's (less NEED_EVAL_STRATEGY's). Validate refuses any other; the JSON Schema lists
+    them."""
+    table = _table()["choices"]
+    return {
+        name: tuple(v for v in values if v not in NEED_EVAL_STRATEGY.get(name, ())) for name, values in table.items()
+    }
 
 
 def training_help() -> dict[str, str]:
@@ -143,6 +168,12 @@ def _fits(value: Any, accepted: tuple[type, ...]) -> bool:
     if value is None:
         return type(None) in accepted
     return isinstance(value, accepted)
+
+
+def _expected(accepted: tuple[type, ...], items: tuple[type, ...]) -> str:
+    """The types a field takes, as a message says them: `list of str or null or str`."""
+    listed = f"list of {' or '.join(sorted(t.__name__ for t in items))}" if items else "list"
+    return " or ".join(sorted({"null" if t is type(None) else listed if t is list else t.__name__ for t in accepted}))
 
 
 def name_problem(name: str) -> str | None:
@@ -169,9 +200,11 @@ def check_training_argument(name: str, value: Any, source, section: str) -> None
     problem = name_problem(name)
     if problem is not None:
         raise SpecError(source, where, problem)
-    if not _fits(value, fields[name]):
-        expected = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in fields[name]}))
-        raise SpecError(source, where, f"must be {expected}, got {value!r}")
+    items = training_items().get(name, ())
+    if not _fits(value, fields[name]) or (isinstance(value, list) and not all(_fits(v, items) for v in value)):
+        raise SpecError(source, where, f"must be {_expected(fields[name], items)}, got {shown(value)}")
     allowed = training_choices().get(name)
     if allowed is not None and value is not None and value not in allowed:
-        raise SpecError(source, where, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+        never = value in NEED_EVAL_STRATEGY.get(name, ())
+        why = " (it steps on evaluations, which hpsearch schedules itself)" if never else ""
+        raise SpecError(source, where, f"{shown(value)} is not allowed{why}; allowed: {', '.join(allowed)}")

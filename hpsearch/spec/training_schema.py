@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from hpsearch.spec.schema import StudyFile
-from hpsearch.spec.search import keys
-from hpsearch.spec.training_args import training_choices, training_fields, training_help
+from hpsearch.spec.search import argument_bounds, keys
+from hpsearch.spec.training_args import training_choices, training_fields, training_help, training_items
 from hpsearch.spec.types import SETTING_PARAMS
 
 # Python types a study value can have (YAML's), as JSON Schema names them; in this order in a type list.
@@ -26,24 +26,38 @@ def _json_type(accepted: tuple[type, ...]) -> dict[str, Any]:
     return {"type": names[0] if len(names) == 1 else names}
 
 
+def _enum(name: str) -> dict[str, Any] | None:
+    """The values validate takes of a TrainingArguments field annotated with an Enum (None for another field)."""
+    choices = training_choices().get(name)
+    return None if choices is None else {"enum": [*choices, *([None] if _NULL in training_fields()[name] else [])]}
+
+
 def _argument(name: str) -> dict[str, Any]:
     """One TrainingArguments field: the values of its Enum, or its JSON type; its help."""
-    accepted, choices = training_fields()[name], training_choices().get(name)
-    if choices is not None:
-        value: dict[str, Any] = {"enum": [*choices, *([None] if _NULL in accepted else [])]}
-    else:
-        value = _json_type(accepted)
+    accepted, value = training_fields()[name], _enum(name)
+    if value is None:
+        value = {**_json_type(accepted), **argument_bounds(name)}
+        items = training_items().get(name)
+        if value.get("type") and items:  # a list's items, as validate checks them
+            value["items"] = _json_type(items)
     text = " ".join(training_help()[name].split())
     return {**value, "description": text} if text else value
 
 
 def _searched(name: str) -> dict[str, Any]:
-    """One searched parameter: a SearchParam, described as its TrainingArguments field or hpsearch's setting."""
+    """One searched parameter: a SearchParam, described as its TrainingArguments field or hpsearch's setting; a
+    field's Enum values are its only choices (as a list, or as a mapping's `choices`)."""
+    param: dict[str, Any] = {"$ref": "#/$defs/SearchParam"}
     if name in SETTING_PARAMS:
         text = f"hpsearch's own setting (not a TrainingArguments field): {SETTING_PARAMS[name][2]}."
     else:
         text = " ".join(training_help()[name].split())
-    return {"$ref": "#/$defs/SearchParam", **({"description": text} if text else {})}
+        values = _enum(name)
+        if values is not None:
+            listed = {"items": values}  # a list of choices, or a mapping's `choices`
+            either = {"anyOf": [{"type": "array", **listed}, {"type": "object", "properties": {"choices": listed}}]}
+            param = {"allOf": [param, either]}
+    return {**param, **({"description": text} if text else {})}
 
 
 def add_training_arguments(schema: dict[str, Any]) -> None:
