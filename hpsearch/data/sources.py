@@ -113,6 +113,8 @@ def _check_texts(ds: datasets.Dataset, columns: dict[str, str], split: str, sour
     for name, column in columns.items():
         if name in ("label", "messages"):  # checked by _check_labels and chats.checked
             continue
+        if isinstance(ds.features.get(column), datasets.Value | datasets.ClassLabel | None):
+            continue  # an Arrow column holds one type: text, or a number read as its digits; no row to scan
         found = next((v for v in ds[column] if isinstance(v, (list, dict))), None)
         if found is not None:
             kind = f"a {type(found).__name__} ({shown(found)})"
