@@ -230,10 +230,17 @@ def test_a_csv_header_that_names_a_column_twice_is_refused_naming_the_file_and_t
         (folder / f"{split}.csv").write_text("text,intent,text\na,x,b\nc,y,d\n")
     with pytest.raises(SpecError) as caught:
         data.load_raw(spec_for(folder), "s.yaml")
-    assert str(caught.value) == (
-        "s.yaml: data.path: cannot read train.csv as csv: column 'text' is named twice in its header; name each"
-        " column once"
-    )
+    assert str(caught.value) == "s.yaml: data.path: train.csv: column 'text' is named twice in its header; name it once"
+
+
+def test_a_column_the_task_does_not_read_may_be_named_twice(tmp_path):
+    """Only a column the study reads is ambiguous: a repeated `note` beside it was read before, and still is."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for split in ("train", "validation"):
+        (folder / f"{split}.csv").write_text("text,intent,note,note\na,x,1,2\nc,y,3,4\n")
+    raw = data.load_raw(spec_for(folder), "s.yaml")
+    assert raw.train["text"] == ["a", "c"] and raw.train["label"] == ["x", "y"]
 
 
 def test_classification_evaluates_shortest_rows_first_with_the_same_metrics(make_study, tiny_model, tmp_path):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import datasets
 
-from hpsearch.errors import shown
 from hpsearch.spec import SpecError
 
 READERS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -24,7 +23,6 @@ def read_file(path: Path, source) -> datasets.Dataset:
     try:
         if kind == "csv":  # as text: "007" stays "007" and an empty cell is "", not NaN
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-            _one_name_per_column(path)
         elif kind == "parquet":  # as Arrow: a parquet `datasets` wrote keeps its ClassLabel names
             import pyarrow.parquet as pq
 
@@ -41,14 +39,15 @@ def read_file(path: Path, source) -> datasets.Dataset:
         raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {_reason(exc)}") from None
 
 
-def _one_name_per_column(path: Path) -> None:
-    """A CSV header names each column once: pandas reads a second `text` as `text.1`, silently."""
+def named_twice(path: Path, columns) -> str | None:
+    """The first of `columns` (the ones the task reads) that a CSV's header names twice: pandas reads the second
+    `text` as `text.1`, silently, and the study would train on the first. A name the task does not read may repeat."""
+    if READERS.get(path.suffix.lower()) != "csv":
+        return None
     import pandas as pd
 
     header = pd.read_csv(path, dtype=str, keep_default_na=False, header=None, nrows=1).iloc[0].tolist()
-    twice = next((name for i, name in enumerate(header) if name and name in header[:i]), None)
-    if twice is not None:
-        raise ValueError(f"column {shown(twice)} is named twice in its header; name each column once")
+    return next((name for i, name in enumerate(header) if name in columns and name in header[:i]), None)
 
 
 def _reason(exc: Exception) -> str:

@@ -157,24 +157,31 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
         found = formats.hub_splits(spec.path, source)
     names = ", ".join(found) or "none"
     if spec.train_split not in found:
-        raise SpecError(source, "data.train_split", f"no split {spec.train_split!r} in {spec.path}; splits: {names}")
+        raise SpecError(
+            source, "data.train_split", f"no split {shown(spec.train_split)} in {spec.path}; splits: {names}"
+        )
     if spec.eval_split is not None and spec.eval_split not in found:
         raise SpecError(
             source,
             "data.eval_split",
-            f"no split {spec.eval_split!r} in {spec.path}; splits: {names}; name one with data.eval_split, "
+            f"no split {shown(spec.eval_split)} in {spec.path}; splits: {names}; name one with data.eval_split, "
             "or hold part of train out for evaluation with data.eval_fraction",
         )
 
     def read(split: str) -> datasets.Dataset:
         file = found[split]
         ds = formats.without_pandas_index(formats.read_file(file, source) if isinstance(file, Path) else file)
+        twice = formats.named_twice(file, set(columns.values())) if isinstance(file, Path) else None
+        if twice is not None:
+            raise SpecError(
+                source, "data.path", f"{file.name}: column {shown(twice)} is named twice in its header; name it once"
+            )
         for name, column in columns.items():
             if column not in ds.column_names:
                 raise SpecError(
                     source,
                     f"data.{name}_column",
-                    f"no column {column!r} in split {split!r}; columns: {', '.join(map(repr, ds.column_names))}",
+                    f"no column {shown(column)} in split {split!r}; columns: {', '.join(map(repr, ds.column_names))}",
                 )
         if "messages" in columns:
             named = file.name if isinstance(file, Path) else None
