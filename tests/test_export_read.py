@@ -88,6 +88,37 @@ def test_a_key_twice_or_not_a_name_is_refused(exported, capsys, monkeypatch):
     )
 
 
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_what_export_writes_reads_back_as_written(tmp_path, fmt):
+    """Text that reads as a number (a label '1e3', a fingerprint of digits and one e) was written unquoted and read
+    back as a float; an emoji json.dumps writes as a surrogate pair was read by the YAML loader as two halves."""
+    from hpsearch.orchestration.export_read import _read_mapping
+    from hpsearch.results import export
+
+    written = {
+        "labels": ["1e3", "2e-05", "1_0", ".5", "2024-01-01", "talk_to_human \U0001f600", "yes"],
+        "data": {"fingerprint": "1234567e89012345"},
+        "study": "2e5",
+        "learning_rate": 2e-05,
+        "seed": 42,
+    }
+    path = tmp_path / f"best.{fmt}"
+    path.write_text(export.dump(written, fmt), encoding="utf-8")
+    assert _read_mapping(path) == written
+    if fmt == "yaml":  # and as a user's yaml.safe_load reads it (the export guide loads it that way)
+        assert yaml.safe_load(path.read_text(encoding="utf-8")) == written
+
+
+def test_a_json_key_given_twice_is_refused(exported, capsys, monkeypatch):
+    """json.loads kept the last of two keys silently."""
+    best, manifest = exported
+    as_json = best.with_suffix(".json")
+    as_json.write_text('{"seed": 1, "learning_rate": 0.1, "seed": 2}')
+    as_json.with_name("best.manifest.json").write_text(json.dumps(manifest))
+    err = refused(as_json, capsys, monkeypatch)
+    assert err == f"error: {as_json}: seed: given twice in one object; give it once"
+
 @pytest.mark.parametrize(
     ("versions", "key", "message"),
     [

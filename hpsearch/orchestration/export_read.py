@@ -3,6 +3,7 @@ train reads checked before anything is trained, so that a hand-edited export is 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,27 @@ def _read_mapping(file: Path) -> dict[str, Any]:
         raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
     text = read_text(file, "an export is the UTF-8 YAML or JSON hpsearch export writes")
     try:
-        # The study file's loader (JSON is YAML too): 2e-05 is a float, as json.dumps writes it and as a
-        # hand-edited `learning_rate: 1e-4` means; a key given twice, or one that is not a name, is refused.
-        loaded = yaml.load(text, Loader=_Loader)
+        if file.suffix.lower() == ".json":  # as JSON: json.dumps writes an emoji as a surrogate pair, YAML reads two
+            loaded = json.loads(text, object_pairs_hook=lambda pairs: _once(pairs, file))
+        else:  # the study file's loader: a hand-edited `learning_rate: 1e-4` is a float; a key twice is refused
+            loaded = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise malformed_yaml(file, exc) from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise SpecError(file, "", f"malformed JSON: {str(exc).split(';')[0]}") from None
     except RecursionError:
         raise SpecError(file, "", "nested too deeply to be an export (write it with: hpsearch export STUDY)") from None
     if not isinstance(loaded, dict):
         raise SpecError(file, "", "must be a mapping (write it with: hpsearch export STUDY)")
+    return loaded
+
+
+def _once(pairs: list[tuple[str, Any]], file: Path) -> dict[str, Any]:
+    """A JSON object whose keys are each given once (json.loads would keep the last silently)."""
+    loaded = dict(pairs)
+    if len(loaded) < len(pairs):
+        twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise SpecError(file, str(twice), "given twice in one object; give it once")
     return loaded
 
 

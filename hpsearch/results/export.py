@@ -17,6 +17,7 @@ from hpsearch.results.format import format_value
 from hpsearch.results.pareto import pareto_front
 from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.spec import SpecError
+from hpsearch.spec.load import Dumper
 
 
 def objective_names(study: optuna.Study, given: dict | None = None) -> list[str]:
@@ -162,7 +163,7 @@ def chosen_model(spec: dict, trial: optuna.trial.FrozenTrial) -> str | None:
 def dump(data: dict, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
-    return yaml.safe_dump(data, sort_keys=False)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False)  # text that reads as a number is quoted
 
 
 def manifest_path(out: Path) -> Path:

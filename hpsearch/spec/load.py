@@ -83,6 +83,21 @@ _Loader.add_implicit_resolver(
 )
 
 
+class Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes every text that _Loader, or PyYAML's SafeLoader, would read as another type: `1e3`,
+    `2e-05` (a float to _Loader, unquoted by SafeDumper) or `2024-01-01` (a date to SafeLoader). What hpsearch
+    writes (an export, its manifest) reads back as written, by hpsearch and by a user's `yaml.safe_load`."""
+
+
+Dumper.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeDumper.yaml_implicit_resolvers.items()
+}
+for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
+    Dumper.yaml_implicit_resolvers.setdefault(_first, []).extend(
+        r for r in _resolvers if r not in Dumper.yaml_implicit_resolvers.get(_first, [])
+    )
+
+
 def parse_value(text: str) -> Any:
     """A `--set` value: YAML scalar or flow list, so `3`, `1e-4`, `true`, `[8, 16]` all work."""
     try:
@@ -159,4 +174,4 @@ def apply_overrides(raw: dict, overrides, source) -> set[str]:
     return keys
 
 
-__all__ = ["_Loader", "apply_overrides", "load_spec", "parse_spec", "parse_value", "resolve_path"]
+__all__ = ["Dumper", "_Loader", "apply_overrides", "load_spec", "parse_spec", "parse_value", "resolve_path"]
