@@ -88,7 +88,6 @@ def test_a_key_twice_or_not_a_name_is_refused(exported, capsys, monkeypatch):
     )
 
 
-
 @pytest.mark.parametrize("fmt", ["yaml", "json"])
 def test_what_export_writes_reads_back_as_written(tmp_path, fmt):
     """Text that reads as a number (a label '1e3', a fingerprint of digits and one e) was written unquoted and read
@@ -119,14 +118,16 @@ def test_a_json_key_given_twice_is_refused(exported, capsys, monkeypatch):
     err = refused(as_json, capsys, monkeypatch)
     assert err == f"error: {as_json}: seed: given twice in one object; give it once"
 
+
 @pytest.mark.parametrize(
     ("versions", "key", "message"),
     [
         ({"torch": 2.1}, "versions.torch", "2.1 is not allowed; a version as text (quoted in YAML: '2.10' is not 2.1)"),
         ({"torch": ["2.13.0"]}, "versions.torch", "['2.13.0'] is not allowed; a version as text"),
         ("torch 2.13.0", "versions", "'torch 2.13.0' is not allowed; a mapping of package to version"),
+        ([], "versions", "[] is not allowed; a mapping of package to version"),  # empty, so it was read as {}
     ],
-    ids=["a-number", "a-list", "text"],
+    ids=["a-number", "a-list", "text", "an-empty-list"],
 )
 def test_versions_that_are_not_text_are_refused(exported, capsys, monkeypatch, versions, key, message):
     """A version YAML reads as a number (2.10 as 2.1) was compared as `2.1 recorded`, after the training."""
@@ -262,3 +263,12 @@ def test_a_changed_learning_rate_and_a_removed_key_train(exported, capsys):
     assert cli.main(["train", str(best)]) == 0
     assert json.loads((best.parent / "model" / "hpsearch_train.json").read_text())["steps"] == 4
     assert "saved full model and tokenizer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key", ["params", "confirmation", "stop_at_step"])
+def test_a_long_manifest_value_is_quoted_cut_to_60_characters(exported, capsys, monkeypatch, key):
+    """A 3,000-character value was quoted whole: an error line of 3,100 characters."""
+    best, manifest = exported
+    manifest_file = write(best, {**manifest, key: ["x" * 3000] if key == "params" else "x" * 3000})
+    err = refused(best, capsys, monkeypatch)
+    assert err.startswith(f"error: {manifest_file}: {key}: ") and "..." in err and len(err) < 300, err[:300]

@@ -510,6 +510,22 @@ def test_a_reporting_integration_the_trainer_would_refuse_is_refused_by_validate
     assert caught.value.field == field and caught.value.message.startswith(text)
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (["none", "all"], "'none' stands alone, not in a list with other integrations; allowed: none, all, or a list"),
+        (None, "null is not allowed; write none for no integration, all for every one installed here"),
+    ],
+)
+def test_report_to_none_and_all_stand_alone(make_study, value, message):
+    """Trainer refuses None or 'none' in a list; the message listed the value it refused ('none' ... allowed: none)."""
+    from hpsearch.orchestration import preflight
+
+    with pytest.raises(SpecError) as caught:
+        preflight.check(load_spec(make_study(train__report_to=value)))
+    assert caught.value.field == "train.report_to" and caught.value.message.startswith(message)
+
+
 LONG = "x" * 5000
 CUT = [
     # (changes, the field; each a check that formats the value itself, in the module named)

@@ -64,6 +64,11 @@ def _reporting_problem(report_to: list[str]) -> str | None:
 
     installed = get_available_reporting_integrations()
     for name in report_to:
+        if name is None:
+            return "null is not allowed; write none for no integration, all for every one installed here"
+        if name in ("none", "all"):  # TrainingArguments reads them alone; in a list Trainer refuses them
+            alone = "stands alone, not in a list with other integrations"
+            return f"{shown(name)} {alone}; allowed: none, all, or a list of names"
         if name not in INTEGRATION_TO_CALLBACK:
             return f"{shown(name)} is not allowed; allowed: none, all, {', '.join(INTEGRATION_TO_CALLBACK)}"
         if name not in installed:

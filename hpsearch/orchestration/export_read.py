@@ -74,14 +74,14 @@ def load_export(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     stop, trained = manifest.get("stop_at_step"), manifest["steps_trained"]  # objective.at: best's step
     if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or not 0 < stop <= trained):
         raise SpecError(
-            manifest_file, "stop_at_step", f"{stop!r} is not a step of the trial (1 to {trained}): export again"
+            manifest_file, "stop_at_step", f"{shown(stop)} is not a step of the trial (1 to {trained}): export again"
         )
     if not isinstance(manifest.get("params") or {}, dict):
         raise SpecError(
-            manifest_file, "params", f"{manifest['params']!r} is not a mapping of param: value: export again"
+            manifest_file, "params", f"{shown(manifest['params'])} is not a mapping of param: value: export again"
         )
     _check_confirmation(manifest.get("confirmation"), manifest_file)
-    _check_versions(manifest.get("versions") or {}, manifest_file)
+    _check_versions({} if manifest.get("versions") is None else manifest["versions"], manifest_file)
     _check_copies(manifest, manifest_file)
     return arguments, manifest
 
@@ -99,7 +99,7 @@ def _check_confirmation(confirmed: Any, manifest_file: Path) -> None:
         raise SpecError(
             manifest_file,
             "confirmation",
-            f"{confirmed!r} is not allowed; null, or numbers low, high and n: export again",
+            f"{shown(confirmed)} is not allowed; null, or numbers low, high and n: export again",
         )
 
 
@@ -152,7 +152,7 @@ def parse_stored(stored: dict[str, Any], metric: str, manifest_file: Path) -> Sp
         raise_all([SpecError(e.source, "metric", e.message) if e.field == "objective.metric" else e for e in errors])
         raise
     study_metric = objective.get("metric") if isinstance(objective, dict) else None
-    if isinstance(study_metric, str) and spec.objective.metric != study_metric.removeprefix("eval_"):
+    if isinstance(study_metric, str) and spec.objective.metric != study_metric:
         raise SpecError(
             manifest_file,
             "metric",
