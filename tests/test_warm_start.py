@@ -183,6 +183,13 @@ BAD_CONFIGS = [
     ),
     ("malformed-json", "c.json", '[{"learning_rate": }]', "malformed JSON: line 1, column 20: Expecting value"),
     ("deep-json", "c.json", "[" * 100_000 + "]" * 100_000, "nested too deeply to be a list of configs"),
+    # json.loads kept the last of two keys silently; a YAML configs file refused it already
+    (
+        "key-twice-json",
+        "c.json",
+        '[{"learning_rate": 1e-3, "learning_rate": 2e-3}]',
+        "learning_rate: given twice in one object; give it once",
+    ),
     ("deep-yaml", "c.yaml", "[" * 5_000 + "]" * 5_000, "nested too deeply to be a list of configs"),
     (
         "huge-int-json",

@@ -13,7 +13,6 @@ command run twice queues nothing twice.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
 from hpsearch.orchestration import worker
 from hpsearch.spec import ParamSpec, Spec, SpecError
-from hpsearch.spec.load import _Loader, malformed_yaml, read_text
+from hpsearch.spec.load import read_document
 from hpsearch.spec.messages import raise_all
 
 RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
@@ -113,24 +111,7 @@ def clip(value: Any, param: ParamSpec) -> Any:
 
 
 def _read(path: Path) -> Any:
-    try:  # as a study file is read: UTF-8 text without NUL bytes, a byte order mark skipped
-        text = read_text(path, "a configs file is UTF-8 YAML or JSON").removeprefix("\ufeff")
-    except OSError as exc:
-        raise SpecError(path, "", f"cannot read it: {exc.strerror}") from None
-    try:
-        if path.suffix.lower() == ".json":
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise SpecError(path, "", f"malformed JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-            except ValueError as exc:  # an integer of more digits than Python converts
-                raise SpecError(path, "", f"malformed JSON: {str(exc).split(';')[0]}") from None
-        try:
-            return yaml.load(text, Loader=_Loader)  # the study file's loader: 5e-5 is a float
-        except yaml.YAMLError as exc:
-            raise malformed_yaml(path, exc) from None
-    except RecursionError:
-        raise SpecError(path, "", "nested too deeply to be a list of configs") from None
+    return read_document(path, "a configs file is UTF-8 YAML or JSON", "to be a list of configs")
 
 
 def load_configs(path: str | Path, spec: Spec) -> list[dict[str, Any]]:

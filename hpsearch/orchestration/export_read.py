@@ -3,17 +3,14 @@ train reads checked before anything is trained, so that a hand-edited export is 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from hpsearch.errors import shown
 from hpsearch.orchestration import corners
 from hpsearch.results import export
 from hpsearch.spec import Spec, SpecError, parse_spec
-from hpsearch.spec.load import _Loader, malformed_yaml, read_text
+from hpsearch.spec.load import read_document
 from hpsearch.spec.messages import raise_all
 from hpsearch.spec.search import check_arguments
 
@@ -33,29 +30,10 @@ MANIFEST_FIELDS = {
 def _read_mapping(file: Path) -> dict[str, Any]:
     if not file.is_file():
         raise SpecError(file, "", "no such file (write it with: hpsearch export STUDY)")
-    text = read_text(file, "an export is the UTF-8 YAML or JSON hpsearch export writes")
-    try:
-        if file.suffix.lower() == ".json":  # as JSON: json.dumps writes an emoji as a surrogate pair, YAML reads two
-            loaded = json.loads(text, object_pairs_hook=lambda pairs: _once(pairs, file))
-        else:  # the study file's loader: a hand-edited `learning_rate: 1e-4` is a float; a key twice is refused
-            loaded = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise malformed_yaml(file, exc) from None
-    except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
-        raise SpecError(file, "", f"malformed JSON: {str(exc).split(';')[0]}") from None
-    except RecursionError:
-        raise SpecError(file, "", "nested too deeply to be an export (write it with: hpsearch export STUDY)") from None
+    expected = "an export is the UTF-8 YAML or JSON hpsearch export writes"
+    loaded = read_document(file, expected, "to be an export (write it with: hpsearch export STUDY)")
     if not isinstance(loaded, dict):
         raise SpecError(file, "", "must be a mapping (write it with: hpsearch export STUDY)")
-    return loaded
-
-
-def _once(pairs: list[tuple[str, Any]], file: Path) -> dict[str, Any]:
-    """A JSON object whose keys are each given once (json.loads would keep the last silently)."""
-    loaded = dict(pairs)
-    if len(loaded) < len(pairs):
-        twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
-        raise SpecError(file, str(twice), "given twice in one object; give it once")
     return loaded
 
 

@@ -6,6 +6,7 @@ Every error names the file, the field, what was given and what is allowed, and i
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,9 @@ class Dumper(yaml.SafeDumper):
 
 
 Dumper.yaml_implicit_resolvers = {
-    first: list(resolvers) for first, resolvers in yaml.SafeDumper.yaml_implicit_resolvers.items()
+    first: [*yaml.SafeDumper.yaml_implicit_resolvers.get(first, []), *_Loader.yaml_implicit_resolvers.get(first, [])]
+    for first in {*yaml.SafeDumper.yaml_implicit_resolvers, *_Loader.yaml_implicit_resolvers}
 }
-for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
-    Dumper.yaml_implicit_resolvers.setdefault(_first, []).extend(
-        r for r in _resolvers if r not in Dumper.yaml_implicit_resolvers.get(_first, [])
-    )
 
 
 def parse_value(text: str) -> Any:
@@ -119,6 +117,39 @@ def read_text(path: Path, expected: str = "a study file is UTF-8 YAML") -> str:
         raise SpecError(
             path, "", f"is not UTF-8 text (byte {data[exc.start]:#x} on line {line}); save it as UTF-8"
         ) from None
+
+
+def read_document(path: Path, expected: str, nested: str) -> Any:
+    """A YAML or JSON file hpsearch reads beside a study file (a configs file, an export), read as a study file is:
+    UTF-8 text without NUL bytes (`expected` says what the file should be), a byte order mark skipped, a key given
+    twice refused. A .json as JSON (json.dumps writes an emoji as a surrogate pair, which YAML reads as two halves),
+    any other with the study file's loader (`1e-4` is a float). `nested` ends the message of one nested too deeply."""
+    try:
+        text = read_text(path, expected).removeprefix("\ufeff")
+    except OSError as exc:
+        raise SpecError(path, "", f"cannot read it: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text, object_pairs_hook=lambda pairs: _once(pairs, path))
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise malformed_yaml(path, exc) from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(path, "", f"malformed JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise SpecError(path, "", f"malformed JSON: {str(exc).split(';')[0]}") from None
+    except RecursionError:
+        raise SpecError(path, "", f"nested too deeply {nested}") from None
+
+
+def _once(pairs: list[tuple[str, Any]], path: Path) -> dict[str, Any]:
+    """A JSON object whose keys are each given once (json.loads would keep the last silently)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise SpecError(path, key, "given twice in one object; give it once")
+        seen.add(key)
+    return dict(pairs)
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Spec:
@@ -174,4 +205,12 @@ def apply_overrides(raw: dict, overrides, source) -> set[str]:
     return keys
 
 
-__all__ = ["Dumper", "_Loader", "apply_overrides", "load_spec", "parse_spec", "parse_value", "resolve_path"]
+__all__ = [
+    "Dumper",
+    "apply_overrides",
+    "load_spec",
+    "parse_spec",
+    "parse_value",
+    "read_document",
+    "resolve_path",
+]
