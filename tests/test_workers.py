@@ -193,7 +193,8 @@ def test_workers_share_a_grid_each_point_once_and_each_shows_progress(make_study
     assert len(points) == 6 and set(points.values()) == {1}
     assert len({t.user_attrs["worker"] for t in done}) >= 2
     assert all(t.user_attrs["memory_after_mb"] > 0 and t.user_attrs["memory_baseline_mb"] > 0 for t in done)
-    assert re.search(r"^study tiny: 6 complete \(\d+s this run\); best ", run.lines[-1]), run.text
+    skipped = f", {len(late)} pruned" if late else ""  # a skipped duplicate counts as pruned in the summary
+    assert re.search(rf"^study tiny: 6 complete{skipped} \(\d+s this run\); best ", run.lines[-1]), run.text
 
 
 @pytest.mark.slow
@@ -229,7 +230,9 @@ def test_a_killed_worker_is_restarted_its_trial_re_run_and_no_grid_point_runs_tw
 def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(make_study, how):
     """SIGTERM (a scheduler's stop; Ctrl-C works the same way) and SIGKILL of `hpsearch run` itself:
     the workers record their running trials as interrupted, queue their re-runs and exit."""
-    path = make_study(budget={"n_trials": 2}, train=SLOW, evaluation=EVERY)  # the two the signal interrupts
+    # 4, not the 2 the signal interrupts: under load a trial can end between the check and the signal, and its
+    # worker must then be in another trial, not done (with 2 the test failed so, 1 interrupted of 2)
+    path = make_study(budget={"n_trials": 4}, train=SLOW, evaluation=EVERY)
     run = Live([HPSEARCH, "run", str(path), "--workers", "2"], path.parent)
     pids = worker_pids(run, 2)
     both_mid_trial(run)
@@ -248,7 +251,7 @@ def test_stopping_run_stops_its_workers_cleanly_and_the_same_command_resumes(mak
     again = Live([HPSEARCH, "run", str(path), "--workers", "2", "--quiet"], path.parent)
     assert again.finish() == 0, again.text
     resumed = trials(path)
-    assert len(accounted(resumed)) == 2 and {t.state.name for t in resumed} <= {"COMPLETE", "FAIL"}
+    assert len(accounted(resumed)) == 4 and {t.state.name for t in resumed} <= {"COMPLETE", "FAIL"}
     for t in interrupted:  # each interrupted config ran again, once
         reruns = [r for r in resumed if r.user_attrs.get("retry_of") == t.number]
         assert len(reruns) == 1 and reruns[0].params == t.params and reruns[0].state == States.COMPLETE
