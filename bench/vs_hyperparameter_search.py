@@ -31,7 +31,9 @@ data loading and tokenization): hpsearch is the real CLI, `hpsearch run STUDY --
 study; HF is this script invoked with --hf-child, using an in-memory study as hyperparameter_search does
 by default (the study is captured, not changed, to count pruned trials). The order alternates over
 --repeats. Reported: wall time of each and their ratio (medians over repeats), best eval_accuracy,
-trials complete / pruned / failed, and whether both sides drew the same startup (random) trials.
+trials complete / pruned / failed, and whether both sides drew the same startup (random) trials. Also
+each side's trial time until its best first reached the lower of the two final bests, and their ratio
+(`--summarize RESULT...` prints that reading of stored results without training).
 
 Run from the repository root (results: bench/results/vs_hyperparameter_search.json):
 
@@ -143,6 +145,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="save_strategy of the HF side ('steps' is TrainingArguments' default; hpsearch keeps no checkpoints)",
     )
     common.add_run_args(p, first="hpsearch", kept="study file, database, logs", out="vs_hyperparameter_search.json")
+    p.add_argument(
+        "--summarize",
+        type=Path,
+        nargs="+",
+        metavar="RESULT",
+        help="print the time-to-a-common-best reading of stored results (JSON files this script wrote) and exit",
+    )
     p.add_argument(
         "--hf-child", type=Path, metavar="JOB", help="internal: run the HF side described by JOB (a JSON file) and exit"
     )
@@ -363,6 +372,48 @@ def same_params(a: dict, b: dict) -> bool:
     return all(math.isclose(a[k], b[k], rel_tol=1e-9) if isinstance(a[k], float) else a[k] == b[k] for k in a)
 
 
+def time_to(trials: list[dict], target: float) -> float | None:
+    """Seconds of trial time (durations summed in trial order) until a completed trial first reached
+    `target` (eval_accuracy, maximized); None when none did."""
+    spent = 0.0
+    for t in trials:
+        spent += t["duration_s"]
+        if t["state"] == "COMPLETE" and t["value"] is not None and t["value"] >= target:
+            return spent
+    return None
+
+
+def to_common_best(run: dict) -> dict:
+    """Each side's trial time until its best first reached the lower of the two final bests (a target both
+    reached, so neither side is judged on a value only the other found), and their ratio, hpsearch / HF."""
+    h, f = run["hpsearch"], run["hf"]
+    if h["best_value"] is None or f["best_value"] is None:
+        return {"target": None, "hpsearch_s": None, "hf_s": None, "ratio": None}
+    target = min(h["best_value"], f["best_value"])
+    h_s, f_s = time_to(h["trials"], target), time_to(f["trials"], target)
+    return {"target": target, "hpsearch_s": h_s, "hf_s": f_s, "ratio": h_s / f_s if h_s and f_s else None}
+
+
+def summarize(paths: list[Path]) -> str:
+    """The time-to-a-common-best reading of stored results, one row per run, and the median ratio."""
+    lines = [
+        "| result | common best | hpsearch trial s to it | HF trial s to it | ratio | whole-command ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    ratios = []
+    for path in paths:
+        for run in json.loads(path.read_text())["runs"]:
+            c = to_common_best(run)
+            ratios.append(c["ratio"])
+            whole = run["hpsearch"]["total_s"] / run["hf"]["total_s"]
+            lines.append(
+                f"| {path.name} | {c['target']:.4f} | {c['hpsearch_s']:.1f} | {c['hf_s']:.1f} | {c['ratio']:.3f} "
+                f"| {whole:.3f} |"
+            )
+    lines.append(f"\nmedian ratio to the common best: {statistics.median(ratios):.3f}")
+    return "\n".join(lines)
+
+
 def report(runs: list[dict], opts, n_warmup: int) -> tuple[str, dict]:
     def med(side, k):
         values = [r[side][k] for r in runs if r[side][k] is not None]
@@ -370,12 +421,14 @@ def report(runs: list[dict], opts, n_warmup: int) -> tuple[str, dict]:
 
     h_total, f_total = med("hpsearch", "total_s"), med("hf", "total_s")
     h_trial, f_trial = med("hpsearch", "median_complete_trial_s"), med("hf", "median_complete_trial_s")
+    common_ratios = [c for r in runs if (c := to_common_best(r)["ratio"]) is not None]
     summary = {
         "hpsearch_total_s": h_total,
         "hf_total_s": f_total,
         "total_ratio": statistics.median(r["hpsearch"]["total_s"] / r["hf"]["total_s"] for r in runs),
         "hpsearch_median_complete_trial_s": h_trial,
         "hf_median_complete_trial_s": f_trial,
+        "to_common_best_ratio": statistics.median(common_ratios) if common_ratios else None,
     }
     last = runs[-1]
     h, f = last["hpsearch"], last["hf"]
@@ -424,6 +477,9 @@ def report(runs: list[dict], opts, n_warmup: int) -> tuple[str, dict]:
 
 def main(argv=None) -> None:
     opts = parse_args(argv)
+    if opts.summarize:
+        print(summarize(opts.summarize))
+        return
     if opts.hf_child:
         hf_child(opts.hf_child)
         return

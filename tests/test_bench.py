@@ -16,6 +16,7 @@ sys.path.insert(0, str(BENCH))
 
 import compare_grids  # noqa: E402
 import search_efficiency  # noqa: E402
+import vs_hyperparameter_search  # noqa: E402
 
 RECORDED = BENCH / "data" / "curves-classification.json"
 
@@ -128,3 +129,31 @@ def test_search_efficiency_writes_its_tables_and_refuses_an_unknown_preset(recor
     assert exit_.value.code == 2
     assert "--pruners" in capsys.readouterr().err
     assert not (tmp_path / "no.json").exists()
+
+
+def side(total: float, best: float, trials: list[tuple[str, float | None, float]]) -> dict:
+    """One side of a vs_hyperparameter_search run: (state, value, duration_s) per trial, in trial order."""
+    rows = [{"state": state, "value": value, "duration_s": d} for state, value, d in trials]
+    return {"total_s": total, "best_value": best, "trials": rows}
+
+
+def test_time_to_a_common_best_sums_trial_time_until_the_lower_final_best(tmp_path, capsys):
+    # hpsearch: a pruned trial reported 0.5 but does not count; its best, 0.3, comes at trial 3 (60 s).
+    # HF: its best, 0.25, is the common best, reached at trial 2 (90 s); hpsearch reached 0.25 at 60 s.
+    hp = side(
+        70.0, 0.3, [("COMPLETE", 0.1, 40.0), ("PRUNED", 0.5, 10.0), ("COMPLETE", 0.3, 10.0), ("COMPLETE", 0.2, 9)]
+    )
+    hf = side(140.0, 0.25, [("COMPLETE", 0.2, 45.0), ("COMPLETE", 0.25, 45.0), ("COMPLETE", 0.1, 45.0)])
+    run = {"hpsearch": hp, "hf": hf}
+    assert vs_hyperparameter_search.to_common_best(run) == {
+        "target": 0.25,
+        "hpsearch_s": 60.0,
+        "hf_s": 90.0,
+        "ratio": 60.0 / 90.0,
+    }
+    stored = tmp_path / "vs_hf-seed0.json"
+    stored.write_text(json.dumps({"runs": [run]}))
+    vs_hyperparameter_search.main(["--summarize", str(stored)])
+    out = capsys.readouterr().out
+    assert "| vs_hf-seed0.json | 0.2500 | 60.0 | 90.0 | 0.667 | 0.500 |" in out
+    assert "median ratio to the common best: 0.667" in out
