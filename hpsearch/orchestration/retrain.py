@@ -14,7 +14,7 @@ from typing import Any
 from hpsearch.data import augment
 from hpsearch.errors import cannot_write
 from hpsearch.orchestration import preflight
-from hpsearch.orchestration.export_read import load_export, parse_stored
+from hpsearch.orchestration.export_read import load_export, parse_stored, stored_spec_keys
 from hpsearch.results import export, versions
 from hpsearch.spec import SpecError
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
@@ -85,8 +85,10 @@ def retrain(
     stored = _stored_spec(manifest, params, manifest_file)
     arguments = _evaluation_on_samples(stored, arguments)
     spec = parse_stored(stored, manifest["metric"], manifest_file)
-    prepared = preflight.check(spec, write=False)
-    model = prepared.model_for(spec, params)
+    # The data and the model as they are now, at the stored spec's keys; no `export again`: it writes the same spec.
+    with stored_spec_keys(manifest_file):
+        prepared = preflight.check(spec, write=False)
+        model = prepared.model_for(spec, params)
     dropout = models.dropout_overrides(model.dropout_attributes, spec.model.dropout_for(params))
     if list(prepared.labels) != manifest["labels"]:
         raise SpecError(
@@ -96,12 +98,13 @@ def retrain(
         )
     task = TASKS[spec.task]
     lora_settings = spec.finetune.settings(params)
-    task_data = task.prepare(spec, prepared.raw, model.tokenizer)
-    # The trial's augmented train split: the same probability (searched or fixed) and seed, the same rows.
     seed = arguments.get("seed", DEFAULT_TRAINING_ARGUMENTS["seed"])
-    augmented, augmentation = augment.for_trial(
-        spec, task, prepared.raw, model.tokenizer, task_data.labels, params, seed
-    )
+    with stored_spec_keys(manifest_file):
+        task_data = task.prepare(spec, prepared.raw, model.tokenizer)
+        # The trial's augmented train split: the same probability (searched or fixed) and seed, the same rows.
+        augmented, augmentation = augment.for_trial(
+            spec, task, prepared.raw, model.tokenizer, task_data.labels, params, seed
+        )
     train_split = task_data.train if augmented is None else augmented
     scratch = str(scratch_folder(f"train-{spec.name}"))
     try:
