@@ -155,8 +155,14 @@ def test_a_schema_version_that_is_not_a_number_is_refused(exported, capsys, monk
         ),
         ({"spec.heartbeat.interval": 0}, "spec.heartbeat.interval", "must be > 0, got 0: export again"),
         ({"spec.future_key": 1}, "spec.future_key", "unknown key; allowed: augmentation, budget, "),
+        # an export of a study stored before schema version 3: its step schedule is migrated first (a TypeError)
+        (
+            {"spec.schema_version": 2, "spec.train.eval_steps": "x"},
+            "spec.train.eval_steps",
+            "'x' is not allowed; a number of steps, or a fraction of training, > 0: export again",
+        ),
     ],
-    ids=["newer-schema", "searched-and-fixed", "a-bound", "an-unknown-key"],
+    ids=["newer-schema", "searched-and-fixed", "a-bound", "an-unknown-key", "old-schedule"],
 )
 def test_an_edited_stored_spec_is_refused_at_its_key_in_the_manifest(
     exported, capsys, monkeypatch, changes, key, message

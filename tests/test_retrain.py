@@ -9,6 +9,7 @@ import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
 from hpsearch import cli
+from hpsearch.spec import SpecError
 
 
 def sweep_and_export(make_study, capsys, **changes):
@@ -164,6 +165,9 @@ def test_an_export_leaves_one_export_removing_its_earlier_files_of_another_forma
     one_export("best.yaml")
 
 
+BEST = Path("best.yaml")
+
+
 def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule():
     """A manifest of a study stored before schema version 3 carries Trainer's step schedule; hpsearch train
     turns its eval_steps into evaluation.every (a fraction as it was, steps times the trial's batch)."""
@@ -172,13 +176,17 @@ def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule(
     old = {"eval_strategy": "steps", "eval_steps": 0.25, "logging_strategy": "steps", "logging_steps": 0.25}
     arguments = {**old, "learning_rate": 1e-3, "per_device_train_batch_size": 8}
     stored = {"schema_version": 2, "train": {"num_train_epochs": 2, "eval_steps": 0.25}}
-    assert _evaluation_on_samples(stored, arguments) == {"learning_rate": 1e-3, "per_device_train_batch_size": 8}
+    assert _evaluation_on_samples(stored, arguments, BEST) == {"learning_rate": 1e-3, "per_device_train_batch_size": 8}
     assert stored["train"] == {"num_train_epochs": 2} and stored["evaluation"] == {"every": 0.25}
     in_steps = {"train": {"eval_steps": 3, "eval_strategy": "steps"}}  # no version: 1
-    migrated = _evaluation_on_samples(in_steps, {"eval_steps": 3, "per_device_train_batch_size": 8})
+    migrated = _evaluation_on_samples(in_steps, {"eval_steps": 3, "per_device_train_batch_size": 8}, BEST)
     assert migrated == {"per_device_train_batch_size": 8} and in_steps["evaluation"] == {"every": 24}
     current = {"schema_version": 3, "train": {}}
-    assert _evaluation_on_samples(current, {"eval_strategy": "no"}) == {"eval_strategy": "no"}
+    assert _evaluation_on_samples(current, {"eval_strategy": "no"}, BEST) == {"eval_strategy": "no"}
+    with pytest.raises(SpecError, match=r"^best.yaml: eval_steps: None is not allowed; a number of steps"):
+        _evaluation_on_samples(
+            {"schema_version": 2, "train": {}}, {"eval_steps": None}, BEST
+        )  # not stored: the export's
 
 
 # --- bad input found before anything is written or trained (no sweep needed) ------------------------
