@@ -175,8 +175,8 @@ def _export(args) -> int:
     out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{args.format}"
     written, removed = export.write(arguments, manifest, out, args.format)
     print(f"trial {trial.number} ({export.describe_values(study, trial)}): wrote {', '.join(map(str, written))}")
-    for path in removed:
-        print(f"removed {path}: left by an earlier export in another format")
+    for path in removed:  # best.yaml's when this export wrote best.json or best.yml: of the same name, not format
+        print(f"removed {path}: an earlier export's, replaced by {path.with_suffix(written[0].suffix).name}")
     if confirmed is not None:
         print(confirmation.table(confirmed, spec.objective.metric))
     print(f"retrain it with: hpsearch train {written[0]}")

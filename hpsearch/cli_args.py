@@ -83,10 +83,13 @@ def parser() -> argparse.ArgumentParser:
         "--confirm", action="store_true", help="run the trials `hpsearch confirm` queued, not the search's"
     )
     confirm = study_verb("confirm", "train the search's best configs again with new seeds; the winner is the best mean")
+    # The defaults and bounds are the study file's confirm section's (spec.sections.ConfirmSpec), not restated here.
     confirm.add_argument(
-        "--top-k", type=int, metavar="K", help="how many of the best configs (default: confirm.top_k, 3)"
+        "--top-k", type=int, metavar="K", help="how many of the best configs (default: the study file's confirm.top_k)"
     )
-    confirm.add_argument("--seeds", type=int, metavar="S", help="new seeds per config (default: confirm.seeds, 3)")
+    confirm.add_argument(
+        "--seeds", type=int, metavar="S", help="new seeds per config (default: the study file's confirm.seeds)"
+    )
     confirm.add_argument("--trials", type=int, nargs="+", metavar="N", help="confirm these completed trials instead")
     confirm.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     confirm.add_argument(

@@ -237,14 +237,34 @@ def test_the_configs_are_the_best_distinct_ones_and_with_a_cost_the_pareto_front
 
 
 @pytest.mark.parametrize("flag", ["--top-k", "--seeds"])
-@pytest.mark.parametrize("value", [0, 2**31])
+@pytest.mark.parametrize(
+    ("value", "message"), [(0, "must be > 0, got 0"), (2**31, "2147483648 is not allowed; at most 2147483647")]
+)
 def test_a_count_below_one_or_above_the_trials_a_study_holds_is_refused_before_anything_is_written(
-    make_study, tmp_path, capsys, flag, value
+    make_study, tmp_path, capsys, flag, value, message
 ):
+    """The flags are checked by confirm.top_k's and confirm.seeds' own type, in its words: the bound had a
+    second home in confirm.plan, with its own message ('must be a whole number in [1, 2147483647], got 0')."""
     path = make_study()
     assert cli.main(["confirm", str(path), flag, str(value)]) == 2
-    assert f"{flag}: must be a whole number in [1, 2147483647], got {value}" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"error: hpsearch confirm: {flag}: {message}\n"
     assert not (tmp_path / "tiny.db").exists()
+
+
+def test_the_flags_override_the_study_files_settings_and_every_wrong_one_is_named():
+    from hpsearch.orchestration import confirm
+    from hpsearch.spec import SpecError
+    from hpsearch.spec.sections import ConfirmSpec
+
+    in_file = ConfirmSpec(top_k=4, seeds=5)
+    assert confirm.flags_over(in_file, top_k=2, seeds=None) == ConfirmSpec(top_k=2, seeds=5)
+    assert confirm.flags_over(in_file, top_k=None, seeds=None) == in_file
+    with pytest.raises(SpecError) as refused:
+        confirm.flags_over(in_file, top_k=0, seeds=-1)
+    assert str(refused.value).splitlines() == [
+        "hpsearch confirm: --top-k: must be > 0, got 0",
+        "hpsearch confirm: --seeds: must be > 0, got -1",
+    ]
 
 
 def test_confirming_a_study_that_never_ran_or_joining_a_confirmation_never_queued_exits_2(make_study, capsys):

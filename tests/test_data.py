@@ -416,16 +416,46 @@ EMPTY = {"text": "x", "intent": "a"}
             None,
             "data.label_column: a label of split 'train' is a list \\(\\['a'\\]\\); one label per row: multi-label",
         ),
-        # A list or a mapping where text is expected was trained on as its repr
+        # A list or a mapping where text is expected was trained on as its repr; the message read
+        # "a 'text' of split 'train' is a dict (...)"
         (
             [{"text": {"a": 1}, "intent": "a"}],
             None,
-            "data.text_column: a 'text' of split 'train' is a dict \\({'a': 1}\\), not text",
+            "data.text_column: row 1 of split 'train' \\(train.jsonl\\) has a dict in column 'text' "
+            "\\({'a': 1}\\), not text$",
         ),
         (
-            [{"p": ["x", "y"], "c": "z"}],
+            [{"p": ["x"], "c": "z"}, {"p": ["x", "y"], "c": "z"}],
             {"prompt": "p", "completion": "c"},
-            "data.prompt_column: a 'p' of split 'train' is a list \\(\\['x', 'y'\\]\\), not text",
+            "data.prompt_column: row 1 of split 'train' \\(train.jsonl\\) has a list in column 'p' "
+            "\\(\\['x'\\]\\), not text$",
+        ),
+        # A list in some rows only: Arrow refused the file, and the message was under data.path
+        # ("cannot read train.jsonl as jsonl: ('Expected bytes, got a 'list' object', 'Conversion failed for
+        # column text with type object')")
+        (
+            [{"text": "x", "intent": "a"}, {"text": ["x", "y"], "intent": "b"}],
+            None,
+            "data.text_column: row 2 of split 'train' \\(train.jsonl\\) has a list in column 'text' "
+            "\\(\\['x', 'y'\\]\\), not text$",
+        ),
+        (
+            [{"text": "x", "intent": "a"}, {"text": "y", "intent": None}, {"text": "z", "intent": ["b"]}],
+            None,
+            "data.label_column: row 3 of split 'train' \\(train.jsonl\\) has a list in column 'intent' "
+            "\\(\\['b'\\]\\); one label per row: multi-label classification is not supported$",
+        ),
+        (
+            [{"m": '[{"role": "user", "content": "hi"}]'}, {"m": [{"role": "user", "content": "hi"}]}],
+            {"messages": "m"},
+            "data.messages_column: row 2 of split 'train' \\(train.jsonl\\) has a list in column 'm' "
+            "\\(.*\\) and other rows do not: give every row in one form; each row must be",
+        ),
+        (  # a column the task does not read: no key of its own, and the file is read whole
+            [{"text": "x", "intent": "a", "n": 1}, {"text": "y", "intent": "b", "n": [1]}],
+            None,
+            "data.path: row 2 of split 'train' \\(train.jsonl\\) has a list in column 'n' \\(\\[1\\]\\) and other rows "
+            "do not; a column holds one type, used or not$",
         ),
         (
             [{"text ": "x", "my label": "a"}],

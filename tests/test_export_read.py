@@ -140,7 +140,52 @@ def test_a_schema_version_that_is_not_a_number_is_refused(exported, capsys, monk
     """It ended in `ValueError: invalid literal for int()`: the old schedule's migration read it first."""
     best, manifest = exported
     manifest_file = write(best, {**manifest, "spec": {**manifest["spec"], "schema_version": "x"}})
-    assert refused(best, capsys, monkeypatch) == f"error: {manifest_file}: schema_version: must be int, got 'x'"
+    err = refused(best, capsys, monkeypatch)
+    assert err == f"error: {manifest_file}: spec.schema_version: must be int, got 'x': export again"
+
+
+@pytest.mark.parametrize(
+    ("changes", "key", "message"),
+    [
+        ({"spec.schema_version": 99}, "spec.schema_version", "must be 1 to 3, got 99: export again"),
+        (
+            {"spec.train.learning_rate": 0.1},
+            "spec.train.learning_rate",
+            "is also in search; a parameter is either searched or fixed: export again",
+        ),
+        ({"spec.heartbeat.interval": 0}, "spec.heartbeat.interval", "must be > 0, got 0: export again"),
+        ({"spec.future_key": 1}, "spec.future_key", "unknown key; allowed: augmentation, budget, "),
+        # an export of a study stored before schema version 3: its step schedule is migrated first (a TypeError)
+        (
+            {"spec.schema_version": 2, "spec.train.eval_steps": "x"},
+            "spec.train.eval_steps",
+            "'x' is not allowed; a number of steps, or a fraction of training, > 0: export again",
+        ),
+    ],
+    ids=["newer-schema", "searched-and-fixed", "a-bound", "an-unknown-key", "old-schedule"],
+)
+def test_an_edited_stored_spec_is_refused_at_its_key_in_the_manifest(
+    exported, capsys, monkeypatch, changes, key, message
+):
+    """The stored spec's errors named the study file's key (`schema_version: must be 1 to 3, got 99`), which the
+    manifest holds under `spec`, and did not say what to do: export writes the stored spec valid."""
+    best, manifest = exported
+    manifest_file = write(best, edited(manifest, changes))
+    err = refused(best, capsys, monkeypatch)
+    assert err.startswith(f"error: {manifest_file}: {key}: {message}") and err.endswith(": export again"), err
+
+
+def test_every_error_of_an_edited_stored_spec_is_at_its_key(exported, capsys, monkeypatch):
+    from hpsearch.orchestration import retrain
+
+    best, manifest = exported
+    manifest_file = write(best, edited(manifest, {"spec.confirm.top_k": 0, "spec.confirm.seeds": 0}))
+    monkeypatch.setattr(retrain, "make_trainer", lambda *a, **k: pytest.fail("reached training"))
+    assert cli.main(["train", str(best)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {manifest_file}: spec.confirm.top_k: must be > 0, got 0: export again",
+        f"{manifest_file}: spec.confirm.seeds: must be > 0, got 0: export again",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -218,11 +263,18 @@ def edited(manifest: dict, changes: dict) -> dict:
         ({"model": "/nope"}, "model", "'/nope' differs from spec.model.name_or_path ("),
         ({"task": "seq2seq"}, "task", "'seq2seq' differs from spec.task ('sequence-classification'), which train"),
         # refused as they were: the study file's rules, or the manifest's own
-        ({"data.path": "/nope", "spec.data.path": "/nope"}, "data.path", "no such file or folder: /nope"),
-        ({"model": "/nope", "spec.model.name_or_path": "/nope"}, "model.name_or_path", "no such model folder: /nope"),
+        # the data or model as it is now (moved since the study), at the stored spec's key; exporting again
+        # writes the same spec, so it is not the hint
+        ({"data.path": "/nope", "spec.data.path": "/nope"}, "spec.data.path", "no such file or folder: /nope"),
+        (
+            {"model": "/nope", "spec.model.name_or_path": "/nope"},
+            "spec.model.name_or_path",
+            "no such model folder: /nope",
+        ),
+        ({"data.text_column": "x", "spec.data.text_column": "x"}, "spec.data.text_column", "no column 'x' in split"),
         ({"labels": DELETE}, "labels", "missing or not list: export again"),
     ],
-    ids=["data-copy", "model-copy", "task-copy", "data-missing", "model-missing", "no-labels"],
+    ids=["data-copy", "model-copy", "task-copy", "data-missing", "model-missing", "no-column", "no-labels"],
 )
 def test_a_hand_edited_manifest_is_refused_before_training(exported, capsys, monkeypatch, changes, key, message):
     best, manifest = exported

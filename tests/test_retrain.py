@@ -9,6 +9,7 @@ import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
 from hpsearch import cli
+from hpsearch.spec import SpecError
 
 
 def sweep_and_export(make_study, capsys, **changes):
@@ -125,7 +126,7 @@ def test_export_names_the_metric_as_status_does(make_study, capsys, tmp_path):
     assert capsys.readouterr().out.startswith("trial 0 (accuracy=0.75): wrote ")
 
 
-def test_an_export_leaves_one_export_removing_its_earlier_files_of_another_format(make_study, capsys, tmp_path):
+def test_an_export_leaves_one_export_removing_its_earlier_files_of_another_name(make_study, capsys, tmp_path):
     """YAML then JSON and back: the earlier export's manifest and arguments file go (`hpsearch train` of a
     stale best.yaml exited 2, its manifest gone); a file export did not write stays, though named like one."""
     path = make_study()
@@ -154,14 +155,34 @@ def test_an_export_leaves_one_export_removing_its_earlier_files_of_another_forma
     one_export("best.yaml")
     out = export_as("json")
     assert out.count("removed") == 2
-    for name in ("best.manifest.yaml", "best.yaml"):
-        assert f"removed {folder / name}: left by an earlier export in another format" in out
+    for name, by in (("best.manifest.yaml", "best.manifest.json"), ("best.yaml", "best.json")):
+        assert f"removed {folder / name}: an earlier export's, replaced by {by}\n" in out
     assert sorted(p.name for p in folder.iterdir()) == sorted(["best.json", "best.manifest.json", *mine])
     one_export("best.json")
     out = export_as("yaml")  # best.json is the YAML export's TrainingArguments JSON now: rewritten, not removed
-    assert out.count("removed") == 1 and f"removed {folder / 'best.manifest.json'}: left by an earlier" in out
+    assert out.count("removed") == 1 and f"removed {folder / 'best.manifest.json'}: an earlier export's" in out
     assert sorted(p.name for p in folder.iterdir()) == sorted(["best.json", "best.manifest.yaml", "best.yaml", *mine])
     one_export("best.yaml")
+
+
+def test_an_export_to_best_yml_replaces_one_to_best_yaml_and_says_so_without_another_format(
+    make_study, capsys, tmp_path
+):
+    """Both are YAML: the earlier export was removed (as it should: `hpsearch train best.yaml` would retrain a
+    stale one) but reported 'left by an earlier export in another format'."""
+    path = make_study()
+    hand_study(path)
+    folder = tmp_path / "x"
+    for name in ("best.yaml", "best.yml"):
+        assert cli.main(["export", str(path), "--out", str(folder / name)]) == 0
+    out = capsys.readouterr().out
+    assert "format" not in out and out.count("removed") == 2
+    assert f"removed {folder / 'best.manifest.yaml'}: an earlier export's, replaced by best.manifest.yml\n" in out
+    assert f"removed {folder / 'best.yaml'}: an earlier export's, replaced by best.yml\n" in out
+    assert sorted(p.name for p in folder.iterdir()) == ["best.json", "best.manifest.yml", "best.yml"]
+
+
+BEST = Path("best.yaml")
 
 
 def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule():
@@ -172,13 +193,17 @@ def test_an_export_of_a_study_keyed_by_step_is_migrated_to_the_samples_schedule(
     old = {"eval_strategy": "steps", "eval_steps": 0.25, "logging_strategy": "steps", "logging_steps": 0.25}
     arguments = {**old, "learning_rate": 1e-3, "per_device_train_batch_size": 8}
     stored = {"schema_version": 2, "train": {"num_train_epochs": 2, "eval_steps": 0.25}}
-    assert _evaluation_on_samples(stored, arguments) == {"learning_rate": 1e-3, "per_device_train_batch_size": 8}
+    assert _evaluation_on_samples(stored, arguments, BEST) == {"learning_rate": 1e-3, "per_device_train_batch_size": 8}
     assert stored["train"] == {"num_train_epochs": 2} and stored["evaluation"] == {"every": 0.25}
     in_steps = {"train": {"eval_steps": 3, "eval_strategy": "steps"}}  # no version: 1
-    migrated = _evaluation_on_samples(in_steps, {"eval_steps": 3, "per_device_train_batch_size": 8})
+    migrated = _evaluation_on_samples(in_steps, {"eval_steps": 3, "per_device_train_batch_size": 8}, BEST)
     assert migrated == {"per_device_train_batch_size": 8} and in_steps["evaluation"] == {"every": 24}
     current = {"schema_version": 3, "train": {}}
-    assert _evaluation_on_samples(current, {"eval_strategy": "no"}) == {"eval_strategy": "no"}
+    assert _evaluation_on_samples(current, {"eval_strategy": "no"}, BEST) == {"eval_strategy": "no"}
+    with pytest.raises(SpecError, match=r"^best.yaml: eval_steps: None is not allowed; a number of steps"):
+        _evaluation_on_samples(
+            {"schema_version": 2, "train": {}}, {"eval_steps": None}, BEST
+        )  # not stored: the export's
 
 
 # --- bad input found before anything is written or trained (no sweep needed) ------------------------

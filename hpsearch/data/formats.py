@@ -34,9 +34,40 @@ def read_file(path: Path, source) -> datasets.Dataset:
                 if kind == "jsonl":
                     raise
                 frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
-        return datasets.Dataset.from_pandas(_one_type_per_column(frame), preserve_index=False)
+        frame = _one_type_per_column(frame)
+        try:
+            return datasets.Dataset.from_pandas(frame, preserve_index=False)
+        except Exception:
+            mixed = _nested_among_others(frame)  # Arrow's own error names the column only in its text
+            if mixed is None:
+                raise
+            raise mixed from None
+    except MixedColumn:
+        raise
     except Exception as exc:  # a malformed file is bad input, not a crash
         raise SpecError(source, "data.path", f"cannot read {path.name} as {kind}: {_reason(exc)}") from None
+
+
+class MixedColumn(Exception):
+    """A column that holds a list or a mapping in some rows and something else in others, which Arrow (one type
+    per column) cannot read: the caller names the column's key, which it knows (sources.load_raw)."""
+
+    def __init__(self, column: str, row: int, value: object) -> None:
+        super().__init__(column, row, value)
+        self.column, self.row, self.value = column, row, value
+
+
+def _nested_among_others(frame) -> MixedColumn | None:
+    """The first list or mapping (its column and row, from 1) in a column whose other rows hold another kind of value
+    (text, a number; a missing value is none), or None."""
+    for column in frame.columns:
+        values = list(frame[column])
+        nested = [isinstance(v, (list, dict)) for v in values]
+        missing = [v is None or (isinstance(v, float) and v != v) for v in values]  # NaN: a JSON row without it
+        if any(nested) and not all(n or m for n, m in zip(nested, missing, strict=True)):
+            row = nested.index(True)
+            return MixedColumn(str(column), row + 1, values[row])
+    return None
 
 
 def named_twice(path: Path, columns) -> str | None:

@@ -91,6 +91,9 @@ def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
     return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
 
 
+ONE_LABEL = "one label per row: multi-label classification is not supported"
+
+
 def _check_labels(ds: datasets.Dataset, column: str, split: str, source) -> None:
     values = ds[column]
     listed = next((v for v in values if isinstance(v, (list, dict))), None)
@@ -98,8 +101,7 @@ def _check_labels(ds: datasets.Dataset, column: str, split: str, source) -> None
         raise SpecError(
             source,
             "data.label_column",
-            f"a label of split {split!r} is a {type(listed).__name__} ({shown(listed)}); one label per row: "
-            "multi-label classification is not supported",
+            f"a label of split {split!r} is a {type(listed).__name__} ({shown(listed)}); {ONE_LABEL}",
         )
     missing = sum(
         v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()) for v in values
@@ -108,17 +110,39 @@ def _check_labels(ds: datasets.Dataset, column: str, split: str, source) -> None
         raise SpecError(source, "data.label_column", f"{missing} row(s) of split {split!r} have no {column!r}")
 
 
-def _check_texts(ds: datasets.Dataset, columns: dict[str, str], split: str, source) -> None:
-    """A text column holds text (a number counts as its digits): a list or a mapping was trained on as its repr."""
+def _in_row(row: int, split: str, file: str | None, column: str, value) -> str:
+    """`row 2 of split 'train' (train.jsonl) has a list in column 'text' (['x'])`: where a value is, as the errors
+    about one row of the data say it."""
+    where = f"split {split!r}" + (f" ({file})" if file else "")
+    return f"row {row} of {where} has a {type(value).__name__} in column {shown(column)} ({shown(value)})"
+
+
+def _check_texts(ds: datasets.Dataset, columns: dict[str, str], split: str, source, file: str | None) -> None:
+    """A text column holds text (a number counts as its digits): a list or a mapping was trained on as its repr.
+    Checked on the split as read (a column of lists is lists in every row), so that the row is the file's."""
     for name, column in columns.items():
         if name in ("label", "messages"):  # checked by _check_labels and chats.checked
             continue
         if isinstance(ds.features.get(column), datasets.Value | datasets.ClassLabel | None):
             continue  # an Arrow column holds one type: text, or a number read as its digits; no row to scan
-        found = next((v for v in ds[column] if isinstance(v, (list, dict))), None)
-        if found is not None:
-            kind = f"a {type(found).__name__} ({shown(found)})"
-            raise SpecError(source, f"data.{name}_column", f"a {shown(column)} of split {split!r} is {kind}, not text")
+        row = next((i for i, v in enumerate(ds[column], start=1) if isinstance(v, (list, dict))), None)
+        if row is not None:
+            said = _in_row(row, split, file, column, ds[row - 1][column])
+            raise SpecError(source, f"data.{name}_column", f"{said}, not text")
+
+
+def _mixed(mixed: formats.MixedColumn, columns: dict[str, str], split: str, file: Path, source) -> SpecError:
+    """A file Arrow cannot read, as one of its columns holds lists in only some rows: refused at that column's key
+    (data.text_column) as its own check says it, or at data.path for a column the task does not read."""
+    name = next((n for n, c in columns.items() if c == mixed.column), None)
+    said = _in_row(mixed.row, split, file.name, mixed.column, mixed.value)
+    if name is None:  # the file is read whole
+        return SpecError(source, "data.path", f"{said} and other rows do not; a column holds one type, used or not")
+    rule = {
+        "label": f"; {ONE_LABEL}",
+        "messages": f" and other rows do not: give every row in one form; {chats.RULE}",
+    }.get(name, ", not text")
+    return SpecError(source, f"data.{name}_column", said + rule)
 
 
 def _nothing_to_learn(ds: datasets.Dataset, name: str) -> bool:
@@ -170,7 +194,10 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
 
     def read(split: str) -> datasets.Dataset:
         file = found[split]
-        ds = formats.without_pandas_index(formats.read_file(file, source) if isinstance(file, Path) else file)
+        try:
+            ds = formats.without_pandas_index(formats.read_file(file, source) if isinstance(file, Path) else file)
+        except formats.MixedColumn as mixed:
+            raise _mixed(mixed, columns, split, file, source) from None
         twice = formats.named_twice(file, set(columns.values())) if isinstance(file, Path) else None
         if twice is not None:
             raise SpecError(
@@ -183,9 +210,10 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
                     f"data.{name}_column",
                     f"no column {shown(column)} in split {split!r}; columns: {', '.join(map(repr, ds.column_names))}",
                 )
+        named = file.name if isinstance(file, Path) else None
         if "messages" in columns:
-            named = file.name if isinstance(file, Path) else None
             ds = chats.checked(ds, columns["messages"], split, source, named)
+        _check_texts(ds, columns, split, source, named)
         return ds
 
     train = read(spec.train_split)
@@ -201,7 +229,6 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
     for split_name, ds in splits:
         if label_column is not None:
             _check_labels(ds, label_column, split_name, source)
-        _check_texts(ds, columns, split_name, source)
     train, evaluation = _plain(train, columns), _plain(evaluation, columns)
     if len(train) == 0 or len(evaluation) == 0:
         raise SpecError(source, "data", f"empty split: {len(train)} train and {len(evaluation)} eval rows")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import optuna
+from pydantic import ValidationError
 
 from hpsearch.errors import NotFound
 from hpsearch.orchestration import controller, worker
@@ -16,8 +17,8 @@ from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.results.storage import load_study, open_storage, storage_url
 from hpsearch.spec import Spec, SpecError
 from hpsearch.spec.choosers import NoPruner, RandomSampler
-from hpsearch.spec.fields import INT32_MOST
-from hpsearch.spec.sections import BudgetSpec
+from hpsearch.spec.messages import raise_all, spec_errors
+from hpsearch.spec.sections import BudgetSpec, ConfirmSpec
 
 COMPLETE, RUNNING, WAITING = (optuna.trial.TrialState[s] for s in ("COMPLETE", "RUNNING", "WAITING"))
 
@@ -95,16 +96,25 @@ def named(search: optuna.Study, numbers: list[int]) -> list[optuna.trial.FrozenT
     return [complete[n] for n in dict.fromkeys(numbers)]
 
 
+def flags_over(settings: ConfirmSpec, **flags: int | None) -> ConfirmSpec:
+    """The study file's confirm settings with the flags given (`top_k=` for --top-k) over them, checked by
+    ConfirmSpec's own fields, the one home of their bounds: SpecError naming each flag that breaks one."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        return ConfirmSpec.model_validate({**settings.model_dump(), **given})
+    except ValidationError as exc:
+        errors = spec_errors(exc, ConfirmSpec, "hpsearch confirm")
+        raise_all([SpecError(e.source, "--" + e.field.replace("_", "-"), e.message) for e in errors])
+        raise
+
+
 def plan(
     spec: Spec, storage_override: str | None, top_k: int | None, seeds: int | None, trials: list[int] | None, say
 ) -> Spec:
     """Queue what the confirmation lacks (each chosen config x its new seeds, once; a failed one again)
     and return the spec its workers run. Refused when the study file no longer matches the search."""
-    top_k = spec.confirm.top_k if top_k is None else top_k
-    seeds = spec.confirm.seeds if seeds is None else seeds
-    for flag, value in (("--top-k", top_k), ("--seeds", seeds)):
-        if not 1 <= value <= INT32_MOST:  # confirm.top_k's and confirm.seeds' bounds
-            raise SpecError("hpsearch confirm", flag, f"must be a whole number in [1, {INT32_MOST}], got {value}")
+    settings = flags_over(spec.confirm, top_k=top_k, seeds=seeds)
+    top_k, seeds = settings.top_k, settings.seeds
     url = storage_url(spec, storage_override, write=True)
     search = load_study(spec, url)
     controller.check_resume(spec, search)  # a confirmation trains exactly what the search trained

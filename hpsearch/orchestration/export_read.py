@@ -3,6 +3,8 @@ train reads checked before anything is trained, so that a hand-edited export is 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,9 @@ from hpsearch.spec import Spec, SpecError, parse_spec
 from hpsearch.spec.load import read_document
 from hpsearch.spec.messages import raise_all
 from hpsearch.spec.search import check_arguments
+
+# What the user does about a manifest that export wrote valid and an edit broke: export writes it valid again.
+AGAIN = ": export again"
 
 # What `hpsearch train` reads from a manifest, with its type; checked before any training.
 MANIFEST_FIELDS = {
@@ -114,20 +119,44 @@ def _check_copies(manifest: dict[str, Any], manifest_file: Path) -> None:
             )
 
 
+def at_spec_key(error: SpecError, manifest_file: Path, hint: str = "") -> SpecError:
+    """An error of the manifest's stored spec at its key in the manifest (`spec.data.path`, not the study file's
+    `data.path`), `hint` after it; an error of another file (a data file's own) as it is."""
+    if error.source != str(manifest_file):
+        return error
+    return SpecError(manifest_file, f"spec.{error.field}" if error.field else "spec", error.message + hint)
+
+
+@contextlib.contextmanager
+def stored_spec_keys(manifest_file: Path, hint: str = "") -> Iterator[None]:
+    """The errors raised within, of the stored spec, at their keys in the manifest (`at_spec_key`)."""
+    try:
+        yield
+    except SpecError as exc:
+        raise_all([at_spec_key(e, manifest_file, hint) for e in getattr(exc, "errors", [exc])])
+        raise
+
+
 def parse_stored(stored: dict[str, Any], metric: str, manifest_file: Path) -> Spec:
     """The stored spec parsed again, its errors naming the manifest, with the manifest's `metric` as its
     objective: the rule `validate` applies to a study's objective.metric refuses one the task's evaluation
     does not report, now, not in a KeyError once the model is trained. The manifest's `metric` is a copy of
     the study's objective, the metric its `value` is of: another one the task reports is refused too, or
-    train would compare, say, an F1 with the trial's accuracy."""
+    train would compare, say, an F1 with the trial's accuracy. The stored spec passed these rules when export
+    wrote it, so one that fails them was edited since: its errors end with `export again`."""
     objective = stored.get("objective") or {}
     if isinstance(objective, dict):
         stored = {**stored, "objective": {**objective, "metric": metric}}
     try:
         spec = parse_spec(stored, manifest_file)
     except SpecError as exc:
-        errors = getattr(exc, "errors", [exc])
-        raise_all([SpecError(e.source, "metric", e.message) if e.field == "objective.metric" else e for e in errors])
+        placed = []  # the manifest's own `metric`, or a key of its `spec`
+        for e in getattr(exc, "errors", [exc]):
+            metric_error = e.field == "objective.metric"
+            placed.append(
+                SpecError(e.source, "metric", e.message) if metric_error else at_spec_key(e, manifest_file, AGAIN)
+            )
+        raise_all(placed)
         raise
     study_metric = objective.get("metric") if isinstance(objective, dict) else None
     if isinstance(study_metric, str) and spec.objective.metric != study_metric:

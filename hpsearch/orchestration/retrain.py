@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.data import augment
-from hpsearch.errors import cannot_write
+from hpsearch.errors import cannot_write, shown
 from hpsearch.orchestration import preflight
-from hpsearch.orchestration.export_read import load_export, parse_stored
+from hpsearch.orchestration.export_read import AGAIN, load_export, parse_stored, stored_spec_keys
 from hpsearch.results import export, versions
 from hpsearch.spec import SpecError
 from hpsearch.spec.schema import SAMPLES_AXIS_SINCE, stored_version
@@ -44,14 +44,22 @@ def _stored_spec(manifest: dict[str, Any], params: dict[str, Any], source: Path)
     return stored
 
 
-def _evaluation_on_samples(stored: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+def _evaluation_on_samples(stored: dict[str, Any], arguments: dict[str, Any], path: Path) -> dict[str, Any]:
     """An export of a study stored before schema version 3, when Trainer scheduled evaluations by step:
     its `train.eval_steps` becomes `evaluation.every` (a fraction as it was; steps times the trial's
-    effective batch), and the arguments lose the step schedule hpsearch now sets itself."""
+    effective batch), and the arguments (of the export at `path`) lose the step schedule hpsearch now sets itself."""
     if not isinstance(stored.get("schema_version", 1), int) or stored_version(stored) >= SAMPLES_AXIS_SINCE:
         return arguments  # a schema_version that is not a number is refused by parse_spec, next
+    if not all(isinstance(stored.get(k) or {}, dict) for k in ("train", "evaluation")):
+        return arguments  # refused by parse_spec, next, at its key
     train = dict(stored.get("train") or {})
+    stored_here = "eval_steps" in train
     every = train.pop("eval_steps", arguments.get("eval_steps", 0.1))
+    if not isinstance(every, (int, float)) or isinstance(every, bool) or not every > 0:
+        # else compared with 1 (a TypeError), or refused as evaluation.every, a key the manifest does not hold
+        where = (export.manifest_path(path), "spec.train.eval_steps") if stored_here else (path, "eval_steps")
+        why = "is not allowed; a number of steps, or a fraction of training, > 0"
+        raise SpecError(*where, f"{shown(every)} {why}" + (AGAIN if stored_here else ""))
     for key in SCHEDULED_BY_HPSEARCH:
         train.pop(key, None)
     if every > 1:  # steps
@@ -83,10 +91,12 @@ def retrain(
     # error; nothing to compare in an older manifest.
     versions_differ = versions.differing(manifest.get("versions") or {})
     stored = _stored_spec(manifest, params, manifest_file)
-    arguments = _evaluation_on_samples(stored, arguments)
+    arguments = _evaluation_on_samples(stored, arguments, path)
     spec = parse_stored(stored, manifest["metric"], manifest_file)
-    prepared = preflight.check(spec, write=False)
-    model = prepared.model_for(spec, params)
+    # The data and the model as they are now, at the stored spec's keys; no `export again`: it writes the same spec.
+    with stored_spec_keys(manifest_file):
+        prepared = preflight.check(spec, write=False)
+        model = prepared.model_for(spec, params)
     dropout = models.dropout_overrides(model.dropout_attributes, spec.model.dropout_for(params))
     if list(prepared.labels) != manifest["labels"]:
         raise SpecError(
@@ -96,12 +106,13 @@ def retrain(
         )
     task = TASKS[spec.task]
     lora_settings = spec.finetune.settings(params)
-    task_data = task.prepare(spec, prepared.raw, model.tokenizer)
-    # The trial's augmented train split: the same probability (searched or fixed) and seed, the same rows.
     seed = arguments.get("seed", DEFAULT_TRAINING_ARGUMENTS["seed"])
-    augmented, augmentation = augment.for_trial(
-        spec, task, prepared.raw, model.tokenizer, task_data.labels, params, seed
-    )
+    with stored_spec_keys(manifest_file):
+        task_data = task.prepare(spec, prepared.raw, model.tokenizer)
+        # The trial's augmented train split: the same probability (searched or fixed) and seed, the same rows.
+        augmented, augmentation = augment.for_trial(
+            spec, task, prepared.raw, model.tokenizer, task_data.labels, params, seed
+        )
     train_split = task_data.train if augmented is None else augmented
     scratch = str(scratch_folder(f"train-{spec.name}"))
     try:

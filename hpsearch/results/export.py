@@ -181,9 +181,10 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def earlier_files(out: Path) -> list[Path]:
-    """The files an earlier export to `out`'s name left in another format: its manifest (BEST.manifest.yaml
-    when this export writes BEST.manifest.json, and the reverse) and the arguments file that manifest is for
-    (BEST.yaml), so that the folder holds one export, not a stale one `hpsearch train` would read. Only files
+    """The files an earlier export to `out`'s name left under another suffix: its manifest (BEST.manifest.yaml
+    when this export writes BEST.manifest.json or BEST.manifest.yml, and the reverse) and the arguments file that
+    manifest is for (BEST.yaml), so that the folder holds one export, not a stale one `hpsearch train` would read
+    (.yml and .yaml are one format, but two files). Only files
     export wrote: a manifest by its name and its content (a mapping with export's `train_command`), an
     arguments file by its name and that command; never a user's own file, nor one this export writes."""
     ours = targets(out)
@@ -215,7 +216,7 @@ def _train_command(manifest: Path) -> str | None:
 
 def write(arguments: dict, manifest: dict, out: Path, fmt: str) -> tuple[list[Path], list[Path]]:
     """Write the arguments (BEST.yaml or .json), the manifest beside them, and always a
-    TrainingArguments JSON (BEST.json), and remove an earlier export's files of another format
+    TrainingArguments JSON (BEST.json), and remove an earlier export's files under another suffix
     (`earlier_files`); returns (the paths written, those removed). Every file is checked first: one
     that cannot be written is SpecError (exit 2) with nothing written or removed, not a partial export."""
     out = out.resolve()
