@@ -70,7 +70,7 @@ def _stratified_order(ds: datasets.Dataset, seed: int, label_column: str | None)
 def _subsample(ds: datasets.Dataset, n: int | None, seed: int, label_column: str | None) -> datasets.Dataset:
     if n is None or n >= len(ds):
         return ds
-    return ds.select(sorted(_stratified_order(ds, seed, label_column)[:n].tolist()))
+    return ds.select(np.sort(_stratified_order(ds, seed, label_column)[:n]))
 
 
 def _hold_out(ds: datasets.Dataset, fraction: float, seed: int, label_column: str | None):
@@ -78,7 +78,8 @@ def _hold_out(ds: datasets.Dataset, fraction: float, seed: int, label_column: st
     order = _stratified_order(ds, seed, label_column)
     n_eval = max(1, round(len(ds) * fraction))
     # The order's tail: every label's first rows stay in train, so no label exists only in eval.
-    return ds.select(sorted(order[:-n_eval].tolist())), ds.select(sorted(order[-n_eval:].tolist()))
+    # Indices as an array, not a list: `datasets` pickles a list for its fingerprint, 1 to 2 s per 100,000 rows.
+    return ds.select(np.sort(order[:-n_eval])), ds.select(np.sort(order[-n_eval:]))
 
 
 def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
