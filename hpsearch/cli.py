@@ -168,12 +168,13 @@ def _simulate(args) -> int:
 def _export(args) -> int:
     from hpsearch.results import confirmation, export
 
+    fmt = export.file_format(args.out, args.format)
     spec, url, study = _study(args)
     confirmed = confirmation.summarize(study)
     trial = export.pick_trial(study, args.trial, confirmed)
     arguments, manifest = export.build(study, trial, url, confirmed)
-    out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{args.format}"
-    written, removed = export.write(arguments, manifest, out, args.format)
+    out = args.out or Path(spec.source).resolve().parent / f"{spec.name}.best" / f"best.{fmt}"
+    written, removed = export.write(arguments, manifest, out, fmt)
     print(f"trial {trial.number} ({export.describe_values(study, trial)}): wrote {', '.join(map(str, written))}")
     for path in removed:  # best.yaml's when this export wrote best.json or best.yml: of the same name, not format
         print(f"removed {path}: an earlier export's, replaced by {path.with_suffix(written[0].suffix).name}")

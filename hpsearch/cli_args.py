@@ -98,7 +98,9 @@ def parser() -> argparse.ArgumentParser:
     status = study_verb("status", "show a table of the study's trials")
     status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     export = study_verb("export", "write the best trial's training arguments and a manifest")
-    export.add_argument("--format", choices=("yaml", "json"), default="yaml", help="file format")
+    export.add_argument(
+        "--format", choices=("yaml", "json"), help="file format (default: --out's, json for a .json, else yaml)"
+    )
     export.add_argument(
         "--out",
         type=Path,

@@ -126,6 +126,48 @@ def test_export_names_the_metric_as_status_does(make_study, capsys, tmp_path):
     assert capsys.readouterr().out.startswith("trial 0 (accuracy=0.75): wrote ")
 
 
+@pytest.mark.parametrize(
+    ("name", "read_as"), [("best.json", json.loads), ("BEST.JSON", json.loads), ("b.txt", yaml.safe_load)]
+)
+def test_an_export_without_format_writes_what_its_out_suffix_is_read_as(make_study, capsys, tmp_path, name, read_as):
+    """YAML written into best.json failed the `hpsearch train best.json` export itself prints."""
+    path = make_study()
+    hand_study(path)
+    out = tmp_path / "x" / name
+    assert cli.main(["export", str(path), "--out", str(out)]) == 0
+    assert read_as(out.read_text()) == {"seed": 1}
+    manifest = next((tmp_path / "x").glob("*.manifest.*"))
+    assert manifest.suffix == out.suffix and read_as(manifest.read_text())["trial"] == 0
+    assert len(list((tmp_path / "x").iterdir())) == (2 if read_as is json.loads else 3)  # and BEST.json beside YAML
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "message"),
+    [
+        (
+            "best.json",
+            "yaml",
+            "--format: yaml into 'best.json', which hpsearch train reads as JSON by its suffix; "
+            "give --out a .yaml file, or leave --format out",
+        ),
+        (
+            "best.yml",
+            "json",
+            "--format: json into 'best.yml', which hpsearch train reads as YAML by its suffix; "
+            "give --out a .json file, or leave --format out",
+        ),
+    ],
+)
+def test_an_export_format_its_out_would_not_be_read_in_exits_2_writing_nothing(
+    make_study, capsys, tmp_path, name, fmt, message
+):
+    path = make_study()
+    hand_study(path)
+    assert cli.main(["export", str(path), "--out", str(tmp_path / "x" / name), "--format", fmt]) == 2
+    assert capsys.readouterr().err.strip() == f"error: hpsearch export: {message}"
+    assert not (tmp_path / "x").exists()
+
+
 def test_an_export_leaves_one_export_removing_its_earlier_files_of_another_name(make_study, capsys, tmp_path):
     """YAML then JSON and back: the earlier export's manifest and arguments file go (`hpsearch train` of a
     stale best.yaml exited 2, its manifest gone); a file export did not write stays, though named like one."""

@@ -10,14 +10,14 @@ from typing import Any
 import optuna
 import yaml
 
-from hpsearch.errors import NotFound, cannot_write, redact
+from hpsearch.errors import NotFound, cannot_write, redact, shown
 from hpsearch.results import versions
 from hpsearch.results.confirmation import Confirmation
 from hpsearch.results.format import format_value
 from hpsearch.results.pareto import pareto_front
 from hpsearch.results.record import StudyAttr, TrialAttr
 from hpsearch.spec import SpecError
-from hpsearch.spec.load import Dumper
+from hpsearch.spec.load import Dumper, document_format
 
 
 def objective_names(study: optuna.Study, given: dict | None = None) -> list[str]:
@@ -173,7 +173,24 @@ def manifest_path(out: Path) -> Path:
 
 def targets(out: Path) -> list[Path]:
     """The files an export to `out` writes: the arguments, the manifest beside them, and BEST.json."""
-    return [out, manifest_path(out), *([out.with_suffix(".json")] if out.suffix != ".json" else [])]
+    return [out, manifest_path(out), *([out.with_suffix(".json")] if document_format(out) != "json" else [])]
+
+
+def file_format(out: Path | None, given: str | None) -> str:
+    """The format an export writes: --format's, else the one `hpsearch train` reads --out in by its suffix (a .json
+    as JSON, any other as YAML), else YAML. A --format train would not read --out in is refused: YAML written
+    into best.json failed `hpsearch train best.json`, the command export prints, as malformed JSON."""
+    if out is None:
+        return given or "yaml"
+    read_as = document_format(out)
+    if given is not None and given != read_as:
+        raise SpecError(
+            "hpsearch export",
+            "--format",
+            f"{given} into {shown(out.name)}, which hpsearch train reads as {read_as.upper()} by its suffix; "
+            f"give --out a {'.json' if given == 'json' else '.yaml'} file, or leave --format out",
+        )
+    return read_as
 
 
 # The suffixes a manifest may have: BEST.manifest.yaml (or .yml, as --out names it) or BEST.manifest.json.

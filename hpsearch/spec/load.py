@@ -119,6 +119,11 @@ def read_text(path: Path, expected: str = "a study file is UTF-8 YAML") -> str:
         ) from None
 
 
+def document_format(path: Path) -> str:
+    """How `read_document` reads a file, by its suffix: "json" for a .json (any case), else "yaml"."""
+    return "json" if path.suffix.lower() == ".json" else "yaml"
+
+
 def read_document(path: Path, expected: str, nested: str) -> Any:
     """A YAML or JSON file hpsearch reads beside a study file (a configs file, an export), read as a study file is:
     UTF-8 text without NUL bytes (`expected` says what the file should be), a byte order mark skipped, a key given
@@ -129,7 +134,7 @@ def read_document(path: Path, expected: str, nested: str) -> Any:
     except OSError as exc:
         raise SpecError(path, "", f"cannot read it: {exc.strerror}") from None
     try:
-        if path.suffix.lower() == ".json":
+        if document_format(path) == "json":
             return json.loads(text, object_pairs_hook=lambda pairs: _once(pairs, path))
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
