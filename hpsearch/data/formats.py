@@ -3,6 +3,7 @@ a folder `datasets`' save_to_disk wrote, or a hub dataset. Errors are the study'
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -16,7 +17,8 @@ READERS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parqu
 PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
-def read_file(path: Path, source) -> datasets.Dataset:
+def read_file(path: Path, source, used: frozenset[str] = frozenset()) -> datasets.Dataset:
+    """The file's rows; `used` names the columns the task reads (see `_one_type_per_column`)."""
     import pandas as pd
 
     kind = READERS[path.suffix.lower()]
@@ -34,7 +36,7 @@ def read_file(path: Path, source) -> datasets.Dataset:
                 if kind == "jsonl":
                     raise
                 frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
-        frame = _one_type_per_column(frame)
+        frame = _one_type_per_column(frame, used)
         try:
             return datasets.Dataset.from_pandas(frame, preserve_index=False)
         except Exception:
@@ -63,7 +65,7 @@ def _nested_among_others(frame) -> MixedColumn | None:
     for column in frame.columns:
         values = list(frame[column])
         nested = [isinstance(v, (list, dict)) for v in values]
-        missing = [v is None or (isinstance(v, float) and v != v) for v in values]  # NaN: a JSON row without it
+        missing = [_missing(v) for v in values]
         if any(nested) and not all(n or m for n, m in zip(nested, missing, strict=True)):
             row = nested.index(True)
             return MixedColumn(str(column), row + 1, values[row])
@@ -93,16 +95,28 @@ def without_pandas_index(ds: datasets.Dataset) -> datasets.Dataset:
     return ds.remove_columns(index) if index else ds
 
 
-def _one_type_per_column(frame):
+def _one_type_per_column(frame, used: frozenset[str]):
     """A JSON column whose values mix scalar types (an id that is 1 in one row, "id-2" in the next) as text,
-    as a CSV's cells are read: Arrow holds one type per column."""
+    as a CSV's cells are read: Arrow holds one type per column. So is one the task does not read (not in `used`)
+    that holds a list or a mapping in some rows only (JSON text of those): a metadata column cannot make the file
+    unreadable. One the task reads is left to fail Arrow's conversion, and is named (`MixedColumn`)."""
     for column in frame.columns:
         if frame[column].dtype != object:
             continue
         types = {type(v) for v in frame[column] if v is not None}
-        if len(types) > 1 and not types & {list, dict}:
+        nested = types & {list, dict}
+        if len(types) > 1 and not nested:
             frame[column] = [v if v is None else str(v) for v in frame[column]]
+        elif nested and {type(v) for v in frame[column] if not _missing(v)} - nested and column not in used:
+            frame[column] = [
+                None if _missing(v) else json.dumps(v) if type(v) in nested else str(v) for v in frame[column]
+            ]
     return frame
+
+
+def _missing(value) -> bool:
+    """A JSON row's missing value as pandas gives it: None, or NaN where the row lacks the key."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _saved(path: Path) -> bool:

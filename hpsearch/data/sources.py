@@ -133,12 +133,10 @@ def _check_texts(ds: datasets.Dataset, columns: dict[str, str], split: str, sour
 
 
 def _mixed(mixed: formats.MixedColumn, columns: dict[str, str], split: str, file: Path, source) -> SpecError:
-    """A file Arrow cannot read, as one of its columns holds lists in only some rows: refused at that column's key
-    (data.text_column) as its own check says it, or at data.path for a column the task does not read."""
-    name = next((n for n, c in columns.items() if c == mixed.column), None)
+    """A file Arrow cannot read, as a column the task reads holds lists in only some rows (one it does not read is
+    read as text): refused at that column's key (data.text_column) as its own check says it."""
+    name = next(n for n, c in columns.items() if c == mixed.column)
     said = _in_row(mixed.row, split, file.name, mixed.column, mixed.value)
-    if name is None:  # the file is read whole
-        return SpecError(source, "data.path", f"{said} and other rows do not; a column holds one type, used or not")
     rule = {
         "label": f"; {ONE_LABEL}",
         "messages": f" and other rows do not: give every row in one form; {chats.RULE}",
@@ -196,7 +194,8 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
     def read(split: str) -> datasets.Dataset:
         file = found[split]
         try:
-            ds = formats.without_pandas_index(formats.read_file(file, source) if isinstance(file, Path) else file)
+            used = frozenset(columns.values())
+            ds = formats.without_pandas_index(formats.read_file(file, source, used) if isinstance(file, Path) else file)
         except formats.MixedColumn as mixed:
             raise _mixed(mixed, columns, split, file, source) from None
         twice = formats.named_twice(file, set(columns.values())) if isinstance(file, Path) else None
