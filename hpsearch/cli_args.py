@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
         type=_workers,
         default="1",
         metavar="N|auto",
-        help="worker processes on this machine (auto: one per GPU, else one per 4 CPU cores); default 1",
+        help="worker processes on this machine (auto: one per GPU, else one per 4 CPU cores); default %(default)s",
     )
     run.add_argument(
         "--enqueue",
@@ -93,7 +93,11 @@ def parser() -> argparse.ArgumentParser:
     confirm.add_argument("--trials", type=int, nargs="+", metavar="N", help="confirm these completed trials instead")
     confirm.add_argument("--quiet", "-q", action="store_true", help="print only the final summary")
     confirm.add_argument(
-        "--workers", type=_workers, default="1", metavar="N|auto", help="worker processes on this machine; default 1"
+        "--workers",
+        type=_workers,
+        default="1",
+        metavar="N|auto",
+        help="worker processes on this machine; default %(default)s",
     )
     status = study_verb("status", "show a table of the study's trials")
     status.add_argument("--format", choices=("table", "json"), default="table", help="output format")
@@ -110,7 +114,9 @@ def parser() -> argparse.ArgumentParser:
         "--trial", type=int, help="export this completed trial instead of the best one (needed with objective.cost)"
     )
     sim = study_verb("simulate", "replay the study's stored curves under the pruner of the file and --set")
-    sim.add_argument("--top-k", type=int, default=3, help="how many of the best trials must survive (default 3)")
+    sim.add_argument(
+        "--top-k", type=int, default=3, help="how many of the best trials must survive (default %(default)s)"
+    )
     sim.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     report = study_verb("report", "write a self-contained HTML report of the study")
     report.add_argument("--out", type=Path, help="HTML file (default: dashboards/NAME.html)")
