@@ -124,6 +124,7 @@ FLAGGED = [
     ({"train__report_to": "nowhere"}, "train.report_to"),
     ({"search__report_to": [None, "none"]}, "search.report_to"),
     ({"search__report_to": ["none", "nowhere"]}, "search.report_to"),
+    ({"train__report_to": "flyte"}, "train.report_to"),  # no trial runs in a Flyte task
 ]
 
 

@@ -526,6 +526,36 @@ def test_report_to_none_and_all_stand_alone(make_study, value, message):
     assert caught.value.field == "train.report_to" and caught.value.message.startswith(message)
 
 
+@pytest.mark.parametrize("changes", [{"train__report_to": "flyte"}, {"search__report_to": ["none", "flyte"]}])
+def test_flyte_is_refused_as_no_trial_can_report_to_it(make_study, changes):
+    """transformers' FlyteCallback reads the checkpoint of the Flyte task it runs in, and a trial runs in none:
+    refused whether flytekit is installed or not (the message said 'not installed here', false with flytekit)."""
+    where = next(iter(changes)).replace("__", ".")
+    with pytest.raises(SpecError) as caught:
+        load_spec(make_study(**changes))
+    assert caught.value.field == where
+    assert caught.value.message.startswith("'flyte' reports only from inside a Flyte task")
+    assert "flyte" not in caught.value.message.partition("allowed: ")[2]
+
+
+def test_azure_ml_is_taken_when_azureml_is_installed_beside_mlflow(make_study, monkeypatch):
+    """transformers' list of the installed integrations (what `all` reads) leaves azure_ml out when mlflow is
+    installed too, and validate refused it as not installed; Trainer builds AzureMLCallback from azureml alone."""
+    from transformers.integrations import INTEGRATION_TO_CALLBACK, integration_utils
+
+    from hpsearch.orchestration import corners
+
+    monkeypatch.setattr(integration_utils, "is_azureml_available", lambda: True)
+    monkeypatch.setattr(integration_utils, "is_mlflow_available", lambda: True)
+    assert "azure_ml" not in integration_utils.get_available_reporting_integrations()
+    INTEGRATION_TO_CALLBACK["azure_ml"]()  # what a trial's Trainer builds for it: no error
+    spec = load_spec(make_study(train__report_to=["azure_ml"]))
+    corners.check_training_arguments(spec)
+    monkeypatch.setattr(integration_utils, "is_azureml_available", lambda: False)
+    with pytest.raises(SpecError, match="'azure_ml' is not installed here; allowed: none, all, mlflow"):
+        corners.check_training_arguments(spec)
+
+
 LONG = "x" * 5000
 CUT = [
     # (changes, the field; each a check that formats the value itself, in the module named)

@@ -47,6 +47,16 @@ NEED_EVAL_STRATEGY = {"lr_scheduler_type": ("reduce_lr_on_plateau", "greedy")}
 # other names, on to Trainer as an integration it has no callback for: a ValueError in every trial. Validate
 # (`report_to_problem`) and the JSON Schema (training_schema) refuse what Trainer would.
 REPORT_TO_ALONE = ("none", "all")
+# Integrations transformers has a callback for that no trial can report to, and why. transformers' FlyteCallback reads
+# the checkpoint of the Flyte task it runs in (flytekit.current_context().checkpoint), and hpsearch's trials, run from
+# its command line, run in none: outside one flytekit's context has no checkpoint, and Trainer raises
+# NotImplementedError building the callback in every trial (ImportError without flytekit). transformers leaves flyte
+# out of `all` (get_available_reporting_integrations) for the same reason. Validate refuses them saying why; the JSON
+# Schema leaves them out.
+NO_TRIAL_INTEGRATIONS = {
+    "flyte": "reports only from inside a Flyte task (transformers' FlyteCallback reads the task's checkpoint), "
+    "and a trial runs in none"
+}
 
 
 # What transformers warns of an old name (a FutureWarning on every TrainingArguments built): hpsearch says it
@@ -168,20 +178,24 @@ def training_help() -> dict[str, str]:
 
 
 def reporting_integrations() -> tuple[str, ...]:
-    """The integrations `report_to` may name: those transformers has a callback for (INTEGRATION_TO_CALLBACK)."""
-    return tuple(_table()["integrations"])
+    """The integrations `report_to` may name: those transformers has a callback for (INTEGRATION_TO_CALLBACK) but
+    NO_TRIAL_INTEGRATIONS."""
+    return tuple(name for name in _table()["integrations"] if name not in NO_TRIAL_INTEGRATIONS)
 
 
 def report_to_problem(value: Any) -> str | None:
     """Why Trainer would refuse `report_to` written as `value` (a train value, a searched choice, an export's
-    argument), whatever is installed here: null, a name it has no callback for, or none or all in a list with other
-    names; None when it takes it. Whether an integration is installed is preflight's to say."""
+    argument), whatever is installed here: null, a name it has no callback for or no trial can report to, or none or
+    all in a list with other names; None when it takes it. Whether an integration is installed is preflight's to say."""
     if value is None:
         return "null is not allowed; write none for no integration, all for every one installed here"
     names = value if isinstance(value, list) else [value]
+    allowed = f"allowed: {', '.join([*REPORT_TO_ALONE, *reporting_integrations()])}"
     for name in names:
+        if name in NO_TRIAL_INTEGRATIONS:
+            return f"{shown(name)} {NO_TRIAL_INTEGRATIONS[name]}; {allowed}"
         if name not in REPORT_TO_ALONE and name not in reporting_integrations():
-            return f"{shown(name)} is not allowed; allowed: {', '.join([*REPORT_TO_ALONE, *reporting_integrations()])}"
+            return f"{shown(name)} is not allowed; {allowed}"
         if name in REPORT_TO_ALONE and len(names) > 1:
             alone = "stands alone, not in a list with other integrations"
             return f"{shown(name)} {alone}; allowed: none, all, or a list of names"
