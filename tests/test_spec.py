@@ -493,11 +493,10 @@ def test_a_chat_column_may_bear_the_name_of_the_pair_columns_it_replaces(make_st
 @pytest.mark.parametrize("where", ["train", "search", "unknown"])
 def test_a_reporting_integration_the_trainer_would_refuse_is_refused_by_validate(make_study, where):
     """Trainer refused it after the model and the data had loaded (wandb not installed: a RuntimeError)."""
-    from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+    from hpsearch.orchestration import corners, preflight
+    from hpsearch.spec.training_args import reporting_integrations
 
-    from hpsearch.orchestration import preflight
-
-    missing = [name for name in INTEGRATION_TO_CALLBACK if name not in get_available_reporting_integrations()]
+    missing = [name for name in reporting_integrations() if name not in corners._installed()]
     if not missing:
         pytest.skip("every reporting integration transformers knows is installed")
     changes, field, text = {
