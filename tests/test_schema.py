@@ -65,6 +65,14 @@ def test_the_json_schema_carries_the_bounds_the_rules_refuse():
         "maximum": 2**63 - 1,
     }
     assert {k: v for k, v in train["seed"].items() if "imum" in k} == {"minimum": 0, "maximum": 2**32 - 1}
+    assert (
+        bounds("DataSpec", "max_length")
+        == bounds("DataSpec", "max_target_length")
+        == {"minimum": 1, "maximum": 2**63 - 1}
+    )
+    assert {k: v for k, v in train["max_steps"].items() if "imum" in k} == {"maximum": 2**63 - 1}  # or -1
+    for batch in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+        assert {k: v for k, v in train[batch].items() if "imum" in k} == {"exclusiveMinimum": 0, "maximum": 2**63 - 1}
 
 
 @pytest.fixture(scope="module")

@@ -224,6 +224,23 @@ BAD = [
         "1e+308 is not allowed; num_train_epochs must be at most 9223372036854775807",
     ),
     ({"search__num_train_epochs": [1, 1e300]}, "search.num_train_epochs", "must be at most 9223372036854775807"),
+    # Steps, batches and lengths held in 64-bit integers. Each failed later: 10**30 steps hung a trial evaluated every
+    # so many samples before its first step; a batch above sys.maxsize was a ValueError from islice in every trial;
+    # a length above 2**64-1 an OverflowError (a traceback) from validate, for a model without position embeddings
+    (
+        {"train__max_steps": 10**30},
+        "train.max_steps",
+        "10" + "0" * 29 + " is not allowed; max_steps must be at most 92",
+    ),
+    (
+        {"search__max_steps": {"low": 1, "high": 2**63}},
+        "search.max_steps",
+        "max_steps must be at most 9223372036854775807",
+    ),
+    ({"train__per_device_train_batch_size": 2**63}, "train.per_device_train_batch_size", "must be at most 92233720"),
+    ({"search__per_device_eval_batch_size": [8, 10**30]}, "search.per_device_eval_batch_size", "must be at most 922"),
+    ({"data__max_length": 10**30}, "data.max_length", "10" + "0" * 29 + " is not allowed; at most 9223372036854775807"),
+    ({"data__max_target_length": 2**64}, "data.max_target_length", "is not allowed; at most 9223372036854775807"),
     # torch's DataLoader refused it, after the model and the data had loaded
     ({"train__dataloader_num_workers": -1}, "train.dataloader_num_workers", "-1 is not allowed; dataloader_num_wo"),
     # An integer no float holds, where a float is read: float() raised OverflowError, a traceback
@@ -232,6 +249,16 @@ BAD = [
     ({"evaluation__every": 10**400}, "evaluation.every", "is not allowed; a finite number"),
     ({"search__weight_decay": [0, 10**400]}, "search.weight_decay", "is not allowed; a finite number"),
 ]
+
+
+def test_steps_batches_and_lengths_up_to_the_64_bit_bound_are_taken(make_study):
+    """The bound is no lower than what later code holds: 2**63-1 steps, train rows per batch (a batch of the whole
+    split) or tokens are taken (each trained, by hand, on the tiny model and a T5 without position embeddings)."""
+    most = 2**63 - 1
+    changes = {"max_steps": most, "per_device_train_batch_size": most}
+    spec = load_spec(make_study(train={"use_cpu": True, **changes}, search__per_device_train_batch_size=DELETE))
+    assert {k: spec.train[k] for k in changes} == changes
+    assert load_spec(make_study(data__max_length=most)).data.max_length == most
 
 
 @pytest.mark.parametrize(("changes", "field", "allowed"), BAD, ids=[b[1] for b in BAD])
