@@ -582,6 +582,20 @@ def test_azure_ml_is_taken_when_azureml_is_installed_beside_mlflow(make_study, m
         corners.check_training_arguments(spec)
 
 
+def test_a_model_without_a_position_limit_takes_any_max_length(make_study, tmp_path, tiny_model):
+    """XLNet's config says -1 positions (it has no position embeddings): every max_length 'exceeded' them."""
+    from transformers import AutoTokenizer, XLNetConfig, XLNetModel
+
+    from hpsearch.orchestration import preflight
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    config = XLNetConfig(vocab_size=tokenizer.vocab_size, d_model=32, n_layer=1, n_head=2, d_inner=64, pad_token_id=0)
+    assert config.max_position_embeddings == -1
+    XLNetModel(config).save_pretrained(tmp_path / "xlnet")
+    tokenizer.save_pretrained(tmp_path / "xlnet")
+    preflight.check(load_spec(make_study(model={"name_or_path": str(tmp_path / "xlnet")})))
+
+
 LONG = "x" * 5000
 CUT = [
     # (changes, the field; each a check that formats the value itself, in the module named)

@@ -128,6 +128,8 @@ def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> Loaded
     _check_architecture(spec, config, where, label)
     _check_lora_targets(spec, config, label)
     limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:  # no position embeddings: none (T5), or -1 (XLNet)
+        limit = None
     if limit is not None and spec.data.max_length > limit:
         raise SpecError(spec.source, "data.max_length", f"{spec.data.max_length} exceeds the model's {limit} positions")
     if limit is not None and spec.task == "seq2seq" and spec.data.max_target_length > limit:
