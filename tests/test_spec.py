@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from hpsearch.errors import shown
 from hpsearch.spec import SpecError, load_spec, parse_value, resolve_path
 
 from .conftest import DELETE
@@ -594,6 +595,29 @@ def test_a_model_without_a_position_limit_takes_any_max_length(make_study, tmp_p
     XLNetModel(config).save_pretrained(tmp_path / "xlnet")
     tokenizer.save_pretrained(tmp_path / "xlnet")
     preflight.check(load_spec(make_study(model={"name_or_path": str(tmp_path / "xlnet")})))
+
+
+@pytest.mark.parametrize("tokens", [128, 129, 10**4000], ids=["128", "129", "10**4000"])
+def test_seq2seq_generation_beyond_the_decoder_s_positions_is_refused(make_study, intents_data, tiny_seq2seq, tokens):
+    """Each generated token takes a decoder position: the tiny BART's 128 generate, 129 failed every trial (an
+    IndexError from its position embeddings at the first evaluation). A long value is cut, as everywhere."""
+    from hpsearch.orchestration import preflight
+
+    path = make_study(
+        task="seq2seq",
+        model={"name_or_path": str(tiny_seq2seq)},
+        data={"path": str(intents_data), "source_column": "text", "target_column": "intent"},
+        objective={"metric": "loss"},
+        generation={"max_new_tokens": tokens},
+    )
+    if tokens == 128:
+        preflight.check(load_spec(path))
+        return
+    with pytest.raises(SpecError) as caught:
+        preflight.check(load_spec(path))
+    assert caught.value.field == "generation.max_new_tokens"
+    message = caught.value.message
+    assert message == f"{shown(tokens)} exceeds the model's 128 positions" and len(message) < 99
 
 
 LONG = "x" * 5000
