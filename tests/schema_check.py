@@ -60,6 +60,9 @@ def errors(schema: dict, value: Any, root: dict | None = None, where: str = "") 
         elif keyword == "required":
             if isinstance(value, dict):
                 out += [f"{at}: required {key}" for key in arg if key not in value]
+        elif keyword == "maxItems":
+            if isinstance(value, list) and len(value) > arg:
+                out.append(f"{at}: maxItems {arg}")
         elif keyword == "items":
             if isinstance(value, list):
                 for i, item in enumerate(value):

@@ -65,6 +65,14 @@ def test_the_json_schema_carries_the_bounds_the_rules_refuse():
         "maximum": 2**63 - 1,
     }
     assert {k: v for k, v in train["seed"].items() if "imum" in k} == {"minimum": 0, "maximum": 2**32 - 1}
+    assert (
+        bounds("DataSpec", "max_length")
+        == bounds("DataSpec", "max_target_length")
+        == {"minimum": 1, "maximum": 2**63 - 1}
+    )
+    assert {k: v for k, v in train["max_steps"].items() if "imum" in k} == {"maximum": 2**63 - 1}  # or -1
+    for batch in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+        assert {k: v for k, v in train[batch].items() if "imum" in k} == {"exclusiveMinimum": 0, "maximum": 2**63 - 1}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +124,15 @@ FLAGGED = [
     # A searched Enum's choices, as a list or as a mapping's (validate refused them, the schema did not)
     ({"search__optim": ["adamw_torch", "adamw_turbo"]}, "search.optim"),
     ({"search__save_strategy": {"type": "categorical", "choices": ["no", "often"]}}, "search.save_strategy"),
+    # report_to as Trainer takes it: the schema took null, none in a list and any name (validate refused them once
+    # TrainingArguments was built)
+    ({"train__report_to": None}, "train.report_to"),
+    ({"train__report_to": ["none", "tensorboard"]}, "train.report_to"),
+    ({"train__report_to": ["tensorboard", "all"]}, "train.report_to"),
+    ({"train__report_to": "nowhere"}, "train.report_to"),
+    ({"search__report_to": [None, "none"]}, "search.report_to"),
+    ({"search__report_to": ["none", "nowhere"]}, "search.report_to"),
+    ({"train__report_to": "flyte"}, "train.report_to"),  # no trial runs in a Flyte task
 ]
 
 
@@ -165,7 +182,7 @@ def test_train_values_carry_the_json_type_of_their_annotation(schema):
         "tf32": ["boolean", "null"],
         "run_name": ["string", "null"],
     }
-    assert train["report_to"]["items"] == train["label_names"]["items"] == {"type": "string"}  # list[str]
+    assert train["label_names"]["items"] == {"type": "string"}  # list[str]
     assert train["optim"]["enum"] == [o.value for o in OptimizerNames]
     assert train["lr_scheduler_type"]["enum"] == [
         s.value for s in SchedulerType if s.value not in stepping_on_evaluations
@@ -174,6 +191,22 @@ def test_train_values_carry_the_json_type_of_their_annotation(schema):
     for name, prop in train.items():  # every value listed is one validate takes
         for value in prop.get("enum", []):
             check_training_argument(name, value, "study.yaml", "train")
+
+
+REPORT_TO = [None, "none", "all", [], ["none"], ["all"], ["none", "all"], ["none", "wandb"], ["wandb", "all"]]
+REPORT_TO += ["nowhere", ["wandb", "nowhere"], "wandb", ["wandb", "tensorboard"], "azure_ml", "flyte", ["flyte"]]
+
+
+@pytest.mark.parametrize("value", REPORT_TO, ids=map(repr, REPORT_TO))
+def test_the_json_schema_takes_the_report_to_values_validate_takes(schema, value):
+    """One rule (training_args.report_to_problem) said twice: a value the schema takes is one validate takes."""
+    from hpsearch.spec.training_args import report_to_problem
+
+    prop = schema["properties"]["train"]["properties"]["report_to"]
+    assert (errors(prop, value, schema) == []) is (report_to_problem(value) is None)
+    choice = schema["properties"]["search"]["properties"]["report_to"]
+    if not isinstance(value, list):  # a searched choice is one value
+        assert (errors(choice, [value], schema) == []) is (report_to_problem(value) is None)
 
 
 def test_a_type_with_no_json_form_leaves_the_value_unchecked():

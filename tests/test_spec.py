@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from hpsearch.errors import shown
 from hpsearch.spec import SpecError, load_spec, parse_value, resolve_path
 
 from .conftest import DELETE
@@ -224,6 +225,23 @@ BAD = [
         "1e+308 is not allowed; num_train_epochs must be at most 9223372036854775807",
     ),
     ({"search__num_train_epochs": [1, 1e300]}, "search.num_train_epochs", "must be at most 9223372036854775807"),
+    # Steps, batches and lengths held in 64-bit integers. Each failed later: 10**30 steps hung a trial evaluated every
+    # so many samples before its first step; a batch above sys.maxsize was a ValueError from islice in every trial;
+    # a length above 2**64-1 an OverflowError (a traceback) from validate, for a model without position embeddings
+    (
+        {"train__max_steps": 10**30},
+        "train.max_steps",
+        "10" + "0" * 29 + " is not allowed; max_steps must be at most 92",
+    ),
+    (
+        {"search__max_steps": {"low": 1, "high": 2**63}},
+        "search.max_steps",
+        "max_steps must be at most 9223372036854775807",
+    ),
+    ({"train__per_device_train_batch_size": 2**63}, "train.per_device_train_batch_size", "must be at most 92233720"),
+    ({"search__per_device_eval_batch_size": [8, 10**30]}, "search.per_device_eval_batch_size", "must be at most 922"),
+    ({"data__max_length": 10**30}, "data.max_length", "10" + "0" * 29 + " is not allowed; at most 9223372036854775807"),
+    ({"data__max_target_length": 2**64}, "data.max_target_length", "is not allowed; at most 9223372036854775807"),
     # torch's DataLoader refused it, after the model and the data had loaded
     ({"train__dataloader_num_workers": -1}, "train.dataloader_num_workers", "-1 is not allowed; dataloader_num_wo"),
     # An integer no float holds, where a float is read: float() raised OverflowError, a traceback
@@ -232,6 +250,16 @@ BAD = [
     ({"evaluation__every": 10**400}, "evaluation.every", "is not allowed; a finite number"),
     ({"search__weight_decay": [0, 10**400]}, "search.weight_decay", "is not allowed; a finite number"),
 ]
+
+
+def test_steps_batches_and_lengths_up_to_the_64_bit_bound_are_taken(make_study):
+    """The bound is no lower than what later code holds: 2**63-1 steps, train rows per batch (a batch of the whole
+    split) or tokens are taken (each trained, by hand, on the tiny model and a T5 without position embeddings)."""
+    most = 2**63 - 1
+    changes = {"max_steps": most, "per_device_train_batch_size": most}
+    spec = load_spec(make_study(train={"use_cpu": True, **changes}, search__per_device_train_batch_size=DELETE))
+    assert {k: spec.train[k] for k in changes} == changes
+    assert load_spec(make_study(data__max_length=most)).data.max_length == most
 
 
 @pytest.mark.parametrize(("changes", "field", "allowed"), BAD, ids=[b[1] for b in BAD])
@@ -493,11 +521,10 @@ def test_a_chat_column_may_bear_the_name_of_the_pair_columns_it_replaces(make_st
 @pytest.mark.parametrize("where", ["train", "search", "unknown"])
 def test_a_reporting_integration_the_trainer_would_refuse_is_refused_by_validate(make_study, where):
     """Trainer refused it after the model and the data had loaded (wandb not installed: a RuntimeError)."""
-    from transformers.integrations import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+    from hpsearch.orchestration import corners, preflight
+    from hpsearch.spec.training_args import reporting_integrations
 
-    from hpsearch.orchestration import preflight
-
-    missing = [name for name in INTEGRATION_TO_CALLBACK if name not in get_available_reporting_integrations()]
+    missing = [name for name in reporting_integrations() if name not in corners._installed()]
     if not missing:
         pytest.skip("every reporting integration transformers knows is installed")
     changes, field, text = {
@@ -524,6 +551,73 @@ def test_report_to_none_and_all_stand_alone(make_study, value, message):
     with pytest.raises(SpecError) as caught:
         preflight.check(load_spec(make_study(train__report_to=value)))
     assert caught.value.field == "train.report_to" and caught.value.message.startswith(message)
+
+
+@pytest.mark.parametrize("changes", [{"train__report_to": "flyte"}, {"search__report_to": ["none", "flyte"]}])
+def test_flyte_is_refused_as_no_trial_can_report_to_it(make_study, changes):
+    """transformers' FlyteCallback reads the checkpoint of the Flyte task it runs in, and a trial runs in none:
+    refused whether flytekit is installed or not (the message said 'not installed here', false with flytekit)."""
+    where = next(iter(changes)).replace("__", ".")
+    with pytest.raises(SpecError) as caught:
+        load_spec(make_study(**changes))
+    assert caught.value.field == where
+    assert caught.value.message.startswith("'flyte' reports only from inside a Flyte task")
+    assert "flyte" not in caught.value.message.partition("allowed: ")[2]
+
+
+def test_azure_ml_is_taken_when_azureml_is_installed_beside_mlflow(make_study, monkeypatch):
+    """transformers' list of the installed integrations (what `all` reads) leaves azure_ml out when mlflow is
+    installed too, and validate refused it as not installed; Trainer builds AzureMLCallback from azureml alone."""
+    from transformers.integrations import INTEGRATION_TO_CALLBACK, integration_utils
+
+    from hpsearch.orchestration import corners
+
+    monkeypatch.setattr(integration_utils, "is_azureml_available", lambda: True)
+    monkeypatch.setattr(integration_utils, "is_mlflow_available", lambda: True)
+    assert "azure_ml" not in integration_utils.get_available_reporting_integrations()
+    INTEGRATION_TO_CALLBACK["azure_ml"]()  # what a trial's Trainer builds for it: no error
+    spec = load_spec(make_study(train__report_to=["azure_ml"]))
+    corners.check_training_arguments(spec)
+    monkeypatch.setattr(integration_utils, "is_azureml_available", lambda: False)
+    with pytest.raises(SpecError, match="'azure_ml' is not installed here; allowed: none, all, mlflow"):
+        corners.check_training_arguments(spec)
+
+
+def test_a_model_without_a_position_limit_takes_any_max_length(make_study, tmp_path, tiny_model):
+    """XLNet's config says -1 positions (it has no position embeddings): every max_length 'exceeded' them."""
+    from transformers import AutoTokenizer, XLNetConfig, XLNetModel
+
+    from hpsearch.orchestration import preflight
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    config = XLNetConfig(vocab_size=tokenizer.vocab_size, d_model=32, n_layer=1, n_head=2, d_inner=64, pad_token_id=0)
+    assert config.max_position_embeddings == -1
+    XLNetModel(config).save_pretrained(tmp_path / "xlnet")
+    tokenizer.save_pretrained(tmp_path / "xlnet")
+    preflight.check(load_spec(make_study(model={"name_or_path": str(tmp_path / "xlnet")})))
+
+
+@pytest.mark.parametrize("tokens", [128, 129, 10**4000], ids=["128", "129", "10**4000"])
+def test_seq2seq_generation_beyond_the_decoder_s_positions_is_refused(make_study, intents_data, tiny_seq2seq, tokens):
+    """Each generated token takes a decoder position: the tiny BART's 128 generate, 129 failed every trial (an
+    IndexError from its position embeddings at the first evaluation). A long value is cut, as everywhere."""
+    from hpsearch.orchestration import preflight
+
+    path = make_study(
+        task="seq2seq",
+        model={"name_or_path": str(tiny_seq2seq)},
+        data={"path": str(intents_data), "source_column": "text", "target_column": "intent"},
+        objective={"metric": "loss"},
+        generation={"max_new_tokens": tokens},
+    )
+    if tokens == 128:
+        preflight.check(load_spec(path))
+        return
+    with pytest.raises(SpecError) as caught:
+        preflight.check(load_spec(path))
+    assert caught.value.field == "generation.max_new_tokens"
+    message = caught.value.message
+    assert message == f"{shown(tokens)} exceeds the model's 128 positions" and len(message) < 99
 
 
 LONG = "x" * 5000

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpsearch.data import sources as data
-from hpsearch.errors import redact
+from hpsearch.errors import redact, shown
 from hpsearch.orchestration import corners
 from hpsearch.results.storage import storage_url
 from hpsearch.search import pruners, samplers, space
@@ -128,6 +128,8 @@ def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> Loaded
     _check_architecture(spec, config, where, label)
     _check_lora_targets(spec, config, label)
     limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:  # no position embeddings: none (T5), or -1 (XLNet)
+        limit = None
     if limit is not None and spec.data.max_length > limit:
         raise SpecError(spec.source, "data.max_length", f"{spec.data.max_length} exceeds the model's {limit} positions")
     if limit is not None and spec.task == "seq2seq" and spec.data.max_target_length > limit:
@@ -136,6 +138,11 @@ def _load_model(spec: Spec, name_or_path: str, where: str, label: str) -> Loaded
             "data.max_target_length",
             f"{spec.data.max_target_length} exceeds the model's {limit} positions",
         )
+    # The decoder takes a position for each token it generates (a causal-lm's share data.max_length with the prompt).
+    tokens = spec.generation.max_new_tokens
+    if limit is not None and spec.task == "seq2seq" and spec.generation.enabled and tokens > limit:
+        exceeds = f"{shown(tokens)} exceeds the model's {limit} positions"
+        raise SpecError(spec.source, "generation.max_new_tokens", exceeds)
     attributes = models.dropout_attributes(config)
     dropout = "search.dropout" if "dropout" in spec.search else "model.dropout"
     if (dropout == "search.dropout" or spec.model.dropout is not None) and not attributes:

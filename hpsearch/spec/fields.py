@@ -86,6 +86,11 @@ def at_most(kind: Any, limit: int) -> Any:
 # and torch.distributed counts a trial's processes in a C int.
 INT32_MOST = 2**31 - 1
 Count = at_most(Positive, INT32_MOST)
+# The largest 64-bit signed integer, where later code holds a count in one: SQLite stores a trial's reported step
+# (training samples seen) in a 64-bit INTEGER, Python's islice, which batches a split's rows, takes at most
+# sys.maxsize, and tokenizers hold a truncation length in a 64-bit integer (10**30: an OverflowError from validate).
+INT64_MOST = 2**63 - 1
+Length = at_most(Positive, INT64_MOST)  # a number of tokens
 # What a thread can wait, 292 years on Linux: Optuna's heartbeat thread waits heartbeat.interval seconds at a time
 # (longer is an OverflowError), and a grace period need only be longer (beyond 3e6 years, its timedelta fails).
 Seconds = at_most(Positive, int(threading.TIMEOUT_MAX))

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from hpsearch.errors import SpecError, shown
-from hpsearch.spec.fields import SEED_LIMIT, SEEDS, finite, is_seed
+from hpsearch.spec.fields import INT64_MOST, SEED_LIMIT, SEEDS, finite, is_seed
 from hpsearch.spec.messages import raise_all
 from hpsearch.spec.rules import Problems
 from hpsearch.spec.schema import SearchRange
@@ -38,9 +38,14 @@ POSITIVE_ARGUMENTS = {
 }
 # TrainingArguments that count what may be none: torch's DataLoader refuses -1 workers (after model and data loaded).
 NON_NEGATIVE_ARGUMENTS = {"dataloader_num_workers"}
-# TrainingArguments with an upper bound: a trial counts the samples it trains on (its epochs times the train rows)
-# in a 64-bit integer, the step Optuna stores its evaluations under (1e308 epochs: an OverflowError in the trial).
-MOST_ARGUMENTS = {"num_train_epochs": 2**63 - 1}
+# TrainingArguments with an upper bound (fields.INT64_MOST). A trial counts the samples it trains on, its epochs times
+# the train rows or at least one a step, in a 64-bit integer, the step Optuna stores its evaluations under in SQLite
+# (1e308 epochs: an OverflowError in every trial; 10**30 steps: a trial evaluated every so many samples hung before
+# its first step, counting its schedule back from that budget in floats). A batch is cut from the rows by islice,
+# which takes at most sys.maxsize (a larger one: a ValueError in every trial).
+MOST_ARGUMENTS = dict.fromkeys(
+    ("num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size"), INT64_MOST
+)
 # TrainingArguments that seed random, numpy and torch (set_seed refuses what numpy refuses).
 SEED_ARGUMENTS = ("seed", "data_seed")
 

@@ -13,6 +13,7 @@ from hpsearch.spec.fields import (
     AtLeastOne,
     ClosedProbability,
     Count,
+    Length,
     NonNegative,
     Number,
     Positive,
@@ -71,7 +72,7 @@ class DataSpec(Section):
     """The eval split's name; unset (null) when eval_fraction carves the eval split out of train."""
     eval_fraction: Annotated[float, rule(lambda v: 0 < v < 1, "must be in (0, 1), got {v}")] | None = None
     """Hold out this fraction of the train split (seeded) as the eval split."""
-    max_length: Positive = 128
+    max_length: Length = 128
     """Inputs are truncated to this many tokens."""
     max_train_samples: Positive | None = None
     """Seeded subsample of the train split."""
@@ -94,7 +95,7 @@ class DataSpec(Section):
     """seq2seq: the encoder's input (the document to summarise); truncated to max_length tokens."""
     target_column: str = "target"
     """seq2seq: what the decoder learns to write (the summary)."""
-    max_target_length: Positive = 128
+    max_target_length: Length = 128
     """seq2seq: targets are truncated to this many tokens (summaries are much shorter than sources)."""
 
 
@@ -131,8 +132,7 @@ class ObjectiveSpec(ObjectiveSection):
 
 
 class GenerationSpec(Section):
-    """causal-lm and seq2seq: at every evaluation, generate (greedily) for a fixed eval sample and
-    score the outputs."""
+    """causal-lm and seq2seq: at every evaluation, generate (greedily) for a fixed eval sample and score the outputs."""
 
     metrics: tuple[str, ...] = Field((), strict=False)
     """Scored on the outputs and recorded as eval_<name>: built-in (exact_match, rouge1, rouge2,

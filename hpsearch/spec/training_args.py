@@ -41,6 +41,24 @@ OLD_NAMES = {
 NEED_EVAL_STRATEGY = {"lr_scheduler_type": ("reduce_lr_on_plateau", "greedy")}
 
 
+# report_to as Trainer takes it, of what TrainingArguments' annotation admits (None | str | list[str]): the name of an
+# integration transformers has a callback for, or one of these words alone (the string, or a list of that one), which
+# TrainingArguments reads as no integration or every one installed. It hands null, or a word of these in a list with
+# other names, on to Trainer as an integration it has no callback for: a ValueError in every trial. Validate
+# (`report_to_problem`) and the JSON Schema (training_schema) refuse what Trainer would.
+REPORT_TO_ALONE = ("none", "all")
+# Integrations transformers has a callback for that no trial can report to, and why. transformers' FlyteCallback reads
+# the checkpoint of the Flyte task it runs in (flytekit.current_context().checkpoint), and hpsearch's trials, run from
+# its command line, run in none: outside one flytekit's context has no checkpoint, and Trainer raises
+# NotImplementedError building the callback in every trial (ImportError without flytekit). transformers leaves flyte
+# out of `all` (get_available_reporting_integrations) for the same reason. Validate refuses them saying why; the JSON
+# Schema leaves them out.
+NO_TRIAL_INTEGRATIONS = {
+    "flyte": "reports only from inside a Flyte task (transformers' FlyteCallback reads the task's checkpoint), "
+    "and a trial runs in none"
+}
+
+
 # What transformers warns of an old name (a FutureWarning on every TrainingArguments built): hpsearch says it
 # once instead (`old_names_note`).
 OLD_NAME_WARNING = rf"`({'|'.join(OLD_NAMES)})` is deprecated"
@@ -61,7 +79,7 @@ def twice_message(new: str, where_new: str) -> str:
 
 # Bump when what the table holds, or how it is read off TrainingArguments, changes: the cached one is then read
 # off again.
-TABLE_FORMAT = 2  # 2: the types of a list's items (`items`)
+TABLE_FORMAT = 3  # 2: the types of a list's items (`items`); 3: the reporting integrations (`integrations`)
 _PLAIN = {t.__name__: t for t in (bool, int, float, str, list, dict, object, type(None))}
 
 
@@ -71,15 +89,17 @@ def _type_names(members: Iterable[Any]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _read_off_transformers() -> dict[str, dict[str, Any]]:
+def _read_off_transformers() -> dict[str, Any]:
     """What validate and the JSON Schema need of the installed TrainingArguments, as JSON: each field it takes
     with the names of the plain types its annotation admits (an Enum's field takes its values' names, str),
     those a list's items may be (list[str]: str), the values of each field annotated with an Enum (or its value
-    as a string, or None), and each field's help."""
+    as a string, or None), each field's help, and the integrations `report_to` may name (those Trainer has a
+    callback for)."""
     from transformers import TrainingArguments
+    from transformers.integrations import INTEGRATION_TO_CALLBACK
 
     hints = typing.get_type_hints(TrainingArguments)
-    table: dict[str, dict[str, Any]] = {"fields": {}, "items": {}, "choices": {}, "help": {}}
+    table: dict[str, Any] = {"fields": {}, "items": {}, "choices": {}, "help": {}, "integrations": []}
     for f in dataclasses.fields(TrainingArguments):
         if not f.init:
             continue
@@ -95,11 +115,12 @@ def _read_off_transformers() -> dict[str, dict[str, Any]]:
         if enums and all(m in (str, type(None)) for m in members if m not in enums):
             table["choices"][f.name] = [str(e.value) for member in enums for e in member]
         table["help"][f.name] = f.metadata.get("help", "")
+    table["integrations"] = list(INTEGRATION_TO_CALLBACK)
     return table
 
 
 @functools.cache  # read once a process: every search and train key is checked against it
-def _table() -> dict[str, dict[str, Any]]:
+def _table() -> dict[str, Any]:
     """The table (`_read_off_transformers`), kept in hpsearch's cache for each transformers version: importing
     TrainingArguments imports torch, seconds that the verbs which only read a study (status, export, report,
     simulate) and `hpsearch schema` need not wait for again."""
@@ -110,7 +131,7 @@ def _table() -> dict[str, dict[str, Any]]:
     path = cache_dir() / f"training-arguments-{TABLE_FORMAT}-transformers-{installed}.json"
     try:
         table = json.loads(path.read_text())
-        if isinstance(table, dict) and set(table) == {"fields", "items", "choices", "help"}:
+        if isinstance(table, dict) and set(table) == {"fields", "items", "choices", "help", "integrations"}:
             return table
     except (OSError, ValueError):
         pass
@@ -154,6 +175,31 @@ def training_choices() -> dict[str, tuple[str, ...]]:
 def training_help() -> dict[str, str]:
     """Each field's help, as transformers words it (its `metadata["help"]`)."""
     return _table()["help"]
+
+
+def reporting_integrations() -> tuple[str, ...]:
+    """The integrations `report_to` may name: those transformers has a callback for (INTEGRATION_TO_CALLBACK) but
+    NO_TRIAL_INTEGRATIONS."""
+    return tuple(name for name in _table()["integrations"] if name not in NO_TRIAL_INTEGRATIONS)
+
+
+def report_to_problem(value: Any) -> str | None:
+    """Why Trainer would refuse `report_to` written as `value` (a train value, a searched choice, an export's
+    argument), whatever is installed here: null, a name it has no callback for or no trial can report to, or none or
+    all in a list with other names; None when it takes it. Whether an integration is installed is preflight's to say."""
+    if value is None:
+        return "null is not allowed; write none for no integration, all for every one installed here"
+    names = value if isinstance(value, list) else [value]
+    allowed = f"allowed: {', '.join([*REPORT_TO_ALONE, *reporting_integrations()])}"
+    for name in names:
+        if name in NO_TRIAL_INTEGRATIONS:
+            return f"{shown(name)} {NO_TRIAL_INTEGRATIONS[name]}; {allowed}"
+        if name not in REPORT_TO_ALONE and name not in reporting_integrations():
+            return f"{shown(name)} is not allowed; {allowed}"
+        if name in REPORT_TO_ALONE and len(names) > 1:
+            alone = "stands alone, not in a list with other integrations"
+            return f"{shown(name)} {alone}; allowed: none, all, or a list of names"
+    return None
 
 
 def _fits(value: Any, accepted: tuple[type, ...]) -> bool:
@@ -208,3 +254,7 @@ def check_training_argument(name: str, value: Any, source, section: str) -> None
         never = value in NEED_EVAL_STRATEGY.get(name, ())
         why = " (it steps on evaluations, which hpsearch schedules itself)" if never else ""
         raise SpecError(source, where, f"{shown(value)} is not allowed{why}; allowed: {', '.join(allowed)}")
+    if name == "report_to":
+        problem = report_to_problem(value)
+        if problem is not None:
+            raise SpecError(source, where, problem)

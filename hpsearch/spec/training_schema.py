@@ -8,7 +8,14 @@ from typing import Any
 
 from hpsearch.spec.schema import StudyFile
 from hpsearch.spec.search import argument_bounds, keys
-from hpsearch.spec.training_args import training_choices, training_fields, training_help, training_items
+from hpsearch.spec.training_args import (
+    REPORT_TO_ALONE,
+    reporting_integrations,
+    training_choices,
+    training_fields,
+    training_help,
+    training_items,
+)
 from hpsearch.spec.types import SETTING_PARAMS
 
 # Python types a study value can have (YAML's), as JSON Schema names them; in this order in a type list.
@@ -27,14 +34,25 @@ def _json_type(accepted: tuple[type, ...]) -> dict[str, Any]:
 
 
 def _enum(name: str) -> dict[str, Any] | None:
-    """The values validate takes of a TrainingArguments field annotated with an Enum (None for another field)."""
+    """The values validate takes of a TrainingArguments field annotated with an Enum, or of one integration of
+    report_to (None for another field)."""
+    if name == "report_to":
+        return {"enum": [*REPORT_TO_ALONE, *reporting_integrations()]}
     choices = training_choices().get(name)
     return None if choices is None else {"enum": [*choices, *([None] if _NULL in training_fields()[name] else [])]}
 
 
+def _report_to() -> dict[str, Any]:
+    """report_to as validate takes it (training_args.report_to_problem): a name or a list of them, none and all alone
+    (the string, or a list of that one); never null."""
+    one = _enum("report_to")
+    listed = {"type": "array", "items": {"enum": list(reporting_integrations())}}
+    return {"anyOf": [one, {"type": "array", "items": one, "maxItems": 1}, listed]}
+
+
 def _argument(name: str) -> dict[str, Any]:
     """One TrainingArguments field: the values of its Enum, or its JSON type; its help."""
-    accepted, value = training_fields()[name], _enum(name)
+    accepted, value = training_fields()[name], _report_to() if name == "report_to" else _enum(name)
     if value is None:
         value = {**_json_type(accepted), **argument_bounds(name)}
         items = training_items().get(name)
