@@ -306,8 +306,8 @@ def test_a_json_file_in_json_lines_form_a_bom_and_mixed_types_are_read(tmp_path)
 
 
 def test_a_column_the_task_does_not_read_may_hold_lists_in_some_rows_only(tmp_path):
-    """Arrow holds one type per column: such a metadata column made the whole file unreadable (at data.path). It is
-    read as text; the rows, and the data's fingerprint (of the task's columns only), are those of the file without it."""
+    """Arrow holds one type per column: such a metadata column made the whole file unreadable (at data.path). It
+    is read as text; the rows, and the data's fingerprint (of the task's columns only), are the file's without it."""
     tags = [["x"], "y", None, {"k": 1}, 2, ["x", "z"], "y", None]
     meta = [{**row, "tags": tag} for row, tag in zip(INTENT_ROWS, tags, strict=True)]
     raw = data.load_raw(spec_for(write_rows(tmp_path / "meta", {"train": meta, "validation": meta})), "s.yaml")
