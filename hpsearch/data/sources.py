@@ -191,14 +191,15 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
             "or hold part of train out for evaluation with data.eval_fraction",
         )
 
+    used = frozenset(columns.values())
+
     def read(split: str) -> datasets.Dataset:
         file = found[split]
         try:
-            used = frozenset(columns.values())
             ds = formats.without_pandas_index(formats.read_file(file, source, used) if isinstance(file, Path) else file)
         except formats.MixedColumn as mixed:
             raise _mixed(mixed, columns, split, file, source) from None
-        twice = formats.named_twice(file, set(columns.values())) if isinstance(file, Path) else None
+        twice = formats.named_twice(file, used) if isinstance(file, Path) else None
         if twice is not None:
             raise SpecError(
                 source, "data.path", f"{file.name}: column {shown(twice)} is named twice in its header; name it once"
