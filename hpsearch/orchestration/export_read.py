@@ -128,12 +128,13 @@ def at_spec_key(error: SpecError, manifest_file: Path, hint: str = "") -> SpecEr
 
 
 @contextlib.contextmanager
-def stored_spec_keys(manifest_file: Path, hint: str = "") -> Iterator[None]:
-    """The errors raised within, of the stored spec, at their keys in the manifest (`at_spec_key`)."""
+def stored_spec_keys(manifest_file: Path) -> Iterator[None]:
+    """The errors raised within, of the stored spec, at their keys in the manifest (`at_spec_key`), with no hint:
+    they are of the data or the model as they are now, which exporting again would not change."""
     try:
         yield
     except SpecError as exc:
-        raise_all([at_spec_key(e, manifest_file, hint) for e in getattr(exc, "errors", [exc])])
+        raise_all([at_spec_key(e, manifest_file) for e in getattr(exc, "errors", [exc])])
         raise
 
 
