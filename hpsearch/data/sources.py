@@ -92,18 +92,17 @@ def _labels_as_text(ds: datasets.Dataset, column: str) -> list[str]:
     return [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
 
 
-ONE_LABEL = "one label per row: multi-label classification is not supported"
+# What follows `_in_row` in the refusal of a list or a mapping, by the task's name of the column (else a text
+# column's, ", not text"); a chat column's is for a file that holds chats in two forms (`_mixed`).
+_RULES = {
+    "label": "; one label per row: multi-label classification is not supported",
+    "messages": f" and other rows do not: give every row in one form; {chats.RULE}",
+}
 
 
 def _check_labels(ds: datasets.Dataset, column: str, split: str, source) -> None:
+    """Every row of the split (as subsampled) has a label; one label a row is `_check_plain`'s."""
     values = ds[column]
-    listed = next((v for v in values if isinstance(v, (list, dict))), None)
-    if listed is not None:
-        raise SpecError(
-            source,
-            "data.label_column",
-            f"a label of split {split!r} is a {type(listed).__name__} ({shown(listed)}); {ONE_LABEL}",
-        )
     missing = sum(
         v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()) for v in values
     )
@@ -118,18 +117,19 @@ def _in_row(row: int, split: str, file: str | None, column: str, value) -> str:
     return f"row {row} of {where} has a {type(value).__name__} in column {shown(column)} ({shown(value)})"
 
 
-def _check_texts(ds: datasets.Dataset, columns: dict[str, str], split: str, source, file: str | None) -> None:
-    """A text column holds text (a number counts as its digits): a list or a mapping was trained on as its repr.
-    Checked on the split as read (a column of lists is lists in every row), so that the row is the file's."""
+def _check_plain(ds: datasets.Dataset, columns: dict[str, str], split: str, source, file: str | None) -> None:
+    """A text column holds text (a number counts as its digits): a list or a mapping was trained on as its repr; a
+    label column one label a row. Checked on the split as read (a column of lists is lists in every row), so that
+    the row is the file's."""
     for name, column in columns.items():
-        if name in ("label", "messages"):  # checked by _check_labels and chats.checked
+        if name == "messages":  # chats.checked's
             continue
         if isinstance(ds.features.get(column), datasets.Value | datasets.ClassLabel | None):
             continue  # an Arrow column holds one type: text, or a number read as its digits; no row to scan
         row = next((i for i, v in enumerate(ds[column], start=1) if isinstance(v, (list, dict))), None)
         if row is not None:
             said = _in_row(row, split, file, column, ds[row - 1][column])
-            raise SpecError(source, f"data.{name}_column", f"{said}, not text")
+            raise SpecError(source, f"data.{name}_column", said + _RULES.get(name, ", not text"))
 
 
 def _mixed(mixed: formats.MixedColumn, columns: dict[str, str], split: str, file: Path, source) -> SpecError:
@@ -137,11 +137,7 @@ def _mixed(mixed: formats.MixedColumn, columns: dict[str, str], split: str, file
     read as text): refused at that column's key (data.text_column) as its own check says it."""
     name = next(n for n, c in columns.items() if c == mixed.column)
     said = _in_row(mixed.row, split, file.name, mixed.column, mixed.value)
-    rule = {
-        "label": f"; {ONE_LABEL}",
-        "messages": f" and other rows do not: give every row in one form; {chats.RULE}",
-    }.get(name, ", not text")
-    return SpecError(source, f"data.{name}_column", said + rule)
+    return SpecError(source, f"data.{name}_column", said + _RULES.get(name, ", not text"))
 
 
 def _nothing_to_learn(ds: datasets.Dataset, name: str) -> bool:
@@ -214,7 +210,7 @@ def load_raw(spec: DataSpec, source, columns: dict[str, str] | None = None) -> R
         named = file.name if isinstance(file, Path) else None
         if "messages" in columns:
             ds = chats.checked(ds, columns["messages"], split, source, named)
-        _check_texts(ds, columns, split, source, named)
+        _check_plain(ds, columns, split, source, named)
         return ds
 
     train = read(spec.train_split)
