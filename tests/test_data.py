@@ -427,8 +427,8 @@ EMPTY = {"text": "x", "intent": "a"}
         (  # the row is the file's (the check used to run on the subsampled split, and named no row)
             [{"text": "x", "intent": None}, {"text": "y", "intent": ["a"]}],
             None,
-            "data.label_column: row 2 of split 'train' \\(train.jsonl\\) has a list in column 'intent' \\(\\['a'\\]\\); "
-            "one label per row: multi-label classification is not supported$",
+            "data.label_column: row 2 of split 'train' \\(train.jsonl\\) has a list in column 'intent' "
+            "\\(\\['a'\\]\\); one label per row: multi-label classification is not supported$",
         ),
         # A list or a mapping where text is expected was trained on as its repr; the message read
         # "a 'text' of split 'train' is a dict (...)"
