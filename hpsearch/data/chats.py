@@ -38,29 +38,32 @@ def _decoded(cell: str) -> tuple[object, str | None]:
 def checked(ds: datasets.Dataset, column: str, split: str, source, file: str | None = None) -> datasets.Dataset:
     """The split with every row of COLUMN a list of messages: a row of JSON text is decoded (the column
     then holds `message`s); a row that is no such list is refused, naming the row (and FILE, the split's)."""
+    where = f"split {split!r}" + (f" ({file})" if file else "")
+
+    def refuse(i: int, problem: str) -> None:
+        raise SpecError(source, "data.messages_column", f"row {i} of {where} {problem}; {RULE}")
+
     if _typed_as_messages(ds, column):  # Arrow typed every row alike: find a bad one without reading rows
-        first_bad = _first_bad_typed(ds.with_format("arrow")[column])
-        rows = [] if first_bad is None else [ds[first_bad][column]]
-        start = 1 if first_bad is None else first_bad + 1
-    else:
-        rows, start = ds[column], 1
-    checked_rows, decoded = [], False
-    for i, row in enumerate(rows, start=start):
+        bad = _first_bad_typed(ds.with_format("arrow")[column])
+        if bad is not None:
+            refuse(bad + 1, _problem(ds[bad][column]))
+        return ds
+    rows, decoded = [], False
+    for i, row in enumerate(ds[column], start=1):
         problem = None
         if isinstance(row, str):
             row, problem = _decoded(row)
             decoded = True
         problem = problem or _problem(row)
         if problem:
-            where = f"split {split!r}" + (f" ({file})" if file else "")
-            raise SpecError(source, "data.messages_column", f"row {i} of {where} {problem}; {RULE}")
-        checked_rows.append(row)
+            refuse(i, problem)
+        rows.append(row)
     if not decoded:
         return ds
     # Built anew, not `remove_columns(column).add_column(...)`: a split whose one column is the chat (a CSV
     # of chats alone) would have no rows left to add the decoded column to.
     kept = {name: ds[name] for name in ds.column_names if name != column}
-    return datasets.Dataset.from_dict({**kept, column: [[message(m) for m in row] for row in checked_rows]})
+    return datasets.Dataset.from_dict({**kept, column: [[message(m) for m in row] for row in rows]})
 
 
 def _typed_as_messages(ds: datasets.Dataset, column: str) -> bool:
