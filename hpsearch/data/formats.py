@@ -64,11 +64,18 @@ def _nested_among_others(frame) -> MixedColumn | None:
     (text, a number; a missing value is none), or None."""
     for column in frame.columns:
         values = list(frame[column])
-        nested = [isinstance(v, (list, dict)) for v in values]
-        missing = [_missing(v) for v in values]
-        if any(nested) and not all(n or m for n, m in zip(nested, missing, strict=True)):
-            row = nested.index(True)
+        row = _first_nested_among_others(values)
+        if row is not None:
             return MixedColumn(str(column), row + 1, values[row])
+    return None
+
+
+def _first_nested_among_others(values: list) -> int | None:
+    """The index of the first list or mapping among values that also hold another kind of value (text, a number; a
+    missing value is none), or None."""
+    nested = [isinstance(v, (list, dict)) for v in values]
+    if any(nested) and not all(n or _missing(v) for n, v in zip(nested, values, strict=True)):
+        return nested.index(True)
     return None
 
 
@@ -107,7 +114,7 @@ def _one_type_per_column(frame, used: frozenset[str]):
         nested = types & {list, dict}
         if len(types) > 1 and not nested:
             frame[column] = [v if v is None else str(v) for v in frame[column]]
-        elif nested and {type(v) for v in frame[column] if not _missing(v)} - nested and column not in used:
+        elif nested and column not in used and _first_nested_among_others(list(frame[column])) is not None:
             frame[column] = [
                 None if _missing(v) else json.dumps(v) if type(v) in nested else str(v) for v in frame[column]
             ]
